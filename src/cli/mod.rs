@@ -1,0 +1,23 @@
+//! Command-line definitions (clap) and their dispatch. Logic lives in the library modules.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Give containers AMD GPUs through the Container Device Interface.
+#[derive(Debug, Parser)]
+#[command(name = "amdgpu-cdi", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {}
+}

@@ -1,0 +1,9 @@
+//! amdgpu-cdi: AMD GPU discovery, CDI spec generation, engine configuration and diagnostics.
+//!
+//! The binaries (`amdgpu-cdi`, `amdgpu-container-runtime`) are thin: they parse arguments in
+//! [`cli`] and call into the modules here. The vendor-neutral CDI work lives in the `cdi` crate,
+//! the container-side mechanics in `amdgpu-cdi-hooks`.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod discover;

@@ -1,0 +1,16 @@
+//! The `amdgpu-cdi` command: argument parsing and error reporting only.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = amdgpu_cdi::cli::Cli::parse();
+    match amdgpu_cdi::cli::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("amdgpu-cdi: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests against real container engines (podman, runc, Docker, containerd) on a busybox
+//! rootfs with fake GPU nodes. They need root and the engines: under `CI=true` a missing
+//! prerequisite fails the test; elsewhere the test is skipped with a printed reason.
+
+mod support;
