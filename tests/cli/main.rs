@@ -1,0 +1,3 @@
+//! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
+
+mod support;
