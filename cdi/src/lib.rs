@@ -6,4 +6,5 @@
 //! [`write`]r, and applying CDI [`edits`] to an OCI runtime config held as JSON.
 #![forbid(unsafe_code)]
 
+pub mod edits;
 pub mod spec;
