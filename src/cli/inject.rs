@@ -53,8 +53,7 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
         let broken = registry.errors().len();
         if matches!(err, InjectError::Unresolvable { .. }) && broken > 0 {
             anyhow::bail!(
-                "{err}; {broken} problem{} while loading the spec directories (run amdgpu-cdi \
-                 validate)",
+                "{err}; {broken} load error{} in the spec directories (run amdgpu-cdi validate)",
                 if broken == 1 { "" } else { "s" }
             );
         }

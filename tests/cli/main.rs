@@ -1,3 +1,6 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
+mod inject;
+mod list;
 mod support;
+mod validate;
