@@ -193,6 +193,9 @@ fn reword(message: &str) -> String {
             .unwrap_or(rest);
         return format!("duplicate key `{key}`");
     }
+    if message == "unexpected end of input" {
+        return "unexpected end of input (is the file empty or cut short?)".to_owned();
+    }
     if message.starts_with("multiple YAML documents detected") {
         return "more than one YAML document (a spec file holds exactly one)".to_owned();
     }
@@ -376,12 +379,20 @@ mod yaml11 {
                     if let Some(reading) = go_reading(&value)
                         && reading != value.as_ref()
                     {
+                        let what = match reading.as_str() {
+                            "true" | "false" => format!("the boolean {reading}"),
+                            number if number.parse::<i128>().is_ok() => {
+                                format!("the number {number}")
+                            }
+                            other => other.to_owned(),
+                        };
                         return Some(Ambiguous {
                             line: span.start.line() as u64,
                             column: span.start.col() as u64 + 1,
                             field: slot.path,
                             message: format!(
-                                "{value} must be quoted: Go's YAML 1.1 reader takes it as {reading}"
+                                "quote {value:?}: Go's YAML 1.1 reader takes a plain {value} as \
+                                 {what}"
                             ),
                         });
                     }

@@ -120,6 +120,7 @@ fn check_version(spec: &Spec, report: &mut Report<'_>) {
         return;
     };
     let required = version::minimum_required_version(spec);
+    let needed_for = version::required_by(spec).unwrap_or("this content");
     if !parsed.is_known() {
         if parsed < version::V0_3_0 {
             report.push(
@@ -140,7 +141,7 @@ fn check_version(spec: &Spec, report: &mut Report<'_>) {
     if parsed < required {
         report.push(
             "cdiVersion",
-            format!("{parsed} is too old: this spec's content needs at least {required}"),
+            format!("{parsed} is too old: the spec uses {needed_for}, which needs {required}"),
         );
     }
 }

@@ -109,49 +109,70 @@ impl FromStr for Version {
 /// 0.5.0 for a device name starting with a digit or a device node `hostPath`; 0.4.0 for a mount
 /// `type`; 0.3.0 otherwise. 0.8.0 and 1.0.0 are never required.
 pub fn minimum_required_version(spec: &Spec) -> Version {
+    requirement(spec).0
+}
+
+/// The content that makes [`minimum_required_version`] what it is, e.g. `a device node hostPath`;
+/// `None` when the spec needs nothing beyond 0.3.0.
+pub fn required_by(spec: &Spec) -> Option<&'static str> {
+    requirement(spec).1
+}
+
+fn requirement(spec: &Spec) -> (Version, Option<&'static str>) {
     let all_edits = || {
         std::iter::once(&spec.container_edits)
             .chain(spec.devices.iter().map(|device| &device.container_edits))
     };
-    if all_edits().any(needs_1_1_0) {
-        return V1_1_0;
+    if all_edits().any(|edits| !edits.net_devices.is_empty()) {
+        return (V1_1_0, Some("netDevices"));
     }
-    if all_edits().any(|edits| edits.intel_rdt.is_some() || !edits.additional_gids.is_empty()) {
-        return V0_7_0;
+    if all_edits().any(needs_1_1_0) {
+        return (
+            V1_1_0,
+            Some("intelRdt.schemata or intelRdt.enableMonitoring"),
+        );
+    }
+    if all_edits().any(|edits| edits.intel_rdt.is_some()) {
+        return (V0_7_0, Some("intelRdt"));
+    }
+    if all_edits().any(|edits| !edits.additional_gids.is_empty()) {
+        return (V0_7_0, Some("additionalGids"));
+    }
+    if !spec.annotations.is_empty() || spec.devices.iter().any(|d| !d.annotations.is_empty()) {
+        return (V0_6_0, Some("annotations"));
     }
     let class_has_dot = spec
         .kind
         .split_once('/')
         .is_some_and(|(_, class)| class.contains('.'));
-    if !spec.annotations.is_empty()
-        || spec.devices.iter().any(|d| !d.annotations.is_empty())
-        || class_has_dot
-    {
-        return V0_6_0;
+    if class_has_dot {
+        return (V0_6_0, Some("a . in the class of the kind"));
     }
-    let digit_name = spec
+    if spec
         .devices
         .iter()
-        .any(|d| d.name.starts_with(|c: char| c.is_ascii_digit()));
-    let host_path = all_edits()
+        .any(|d| d.name.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        return (V0_5_0, Some("a device name starting with a digit"));
+    }
+    if all_edits()
         .flat_map(|edits| &edits.device_nodes)
-        .any(|node| node.host_path.as_deref().is_some_and(|p| !p.is_empty()));
-    if digit_name || host_path {
-        return V0_5_0;
+        .any(|node| node.host_path.as_deref().is_some_and(|p| !p.is_empty()))
+    {
+        return (V0_5_0, Some("a device node hostPath"));
     }
     if all_edits()
         .flat_map(|edits| &edits.mounts)
         .any(|mount| mount.kind.as_deref().is_some_and(|t| !t.is_empty()))
     {
-        return V0_4_0;
+        return (V0_4_0, Some("a mount type"));
     }
-    V0_3_0
+    (V0_3_0, None)
 }
 
 fn needs_1_1_0(edits: &ContainerEdits) -> bool {
-    !edits.net_devices.is_empty()
-        || edits
-            .intel_rdt
-            .as_ref()
-            .is_some_and(|rdt| !rdt.schemata.is_empty() || rdt.enable_monitoring)
+    edits
+        .intel_rdt
+        .as_ref()
+        .is_some_and(|rdt| !rdt.schemata.is_empty() || rdt.enable_monitoring)
 }

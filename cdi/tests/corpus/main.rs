@@ -87,7 +87,7 @@ fn keyword_matches(keyword: &str, verdict: &Verdict) -> bool {
         "unknown-field" => parse("unknown field"),
         "duplicate-key" => parse("duplicate"),
         "wrong-type" => parse("invalid type") || parse("invalid value"),
-        "yaml11-ambiguous" => parse("must be quoted"),
+        "yaml11-ambiguous" => parse("YAML 1.1 reader takes"),
         "syntax" => parse("unclosed") || parse("EOF while parsing"),
         "missing-field" => parse("missing field"),
         "empty-file" => parse("unexpected end of input"),
