@@ -576,3 +576,169 @@ mod yaml11 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "cdiVersion: \"0.3.0\"\nkind: vendor.com/device\ndevices:\n- name: dev0\n  containerEdits:\n    env: [A=1]\n";
+
+    #[test]
+    fn format_follows_the_extension() {
+        assert_eq!(
+            Format::from_path(Path::new("/etc/cdi/a.json")),
+            Format::Json
+        );
+        assert_eq!(
+            Format::from_path(Path::new("/etc/cdi/a.yaml")),
+            Format::Yaml
+        );
+        assert_eq!(Format::from_path(Path::new("/etc/cdi/a.yml")), Format::Yaml);
+        assert_eq!(Format::from_path(Path::new("/etc/cdi/a")), Format::Yaml);
+        assert_eq!(Format::from_path(Path::new("a.JSON")), Format::Yaml);
+    }
+
+    #[test]
+    fn yaml_and_json_give_the_same_spec() {
+        let yaml = parse(MINIMAL.as_bytes(), Format::Yaml).expect("yaml parses");
+        let json = r#"{"cdiVersion":"0.3.0","kind":"vendor.com/device","devices":[{"name":"dev0","containerEdits":{"env":["A=1"]}}]}"#;
+        assert_eq!(
+            parse(json.as_bytes(), Format::Json).expect("json parses"),
+            yaml
+        );
+        // JSON is YAML too, as Go reads it.
+        assert_eq!(
+            parse(json.as_bytes(), Format::Yaml).expect("json as yaml"),
+            yaml
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field_and_position() {
+        let text = MINIMAL.replace("env: [A=1]", "env: [A=1]\n    devicenodes: []");
+        let error = parse(text.as_bytes(), Format::Yaml).expect_err("unknown field");
+        assert_eq!((error.line, error.column), (Some(7), Some(5)));
+        assert!(
+            error
+                .to_string()
+                .starts_with("line 7 column 5: devices[0].containerEdits.devicenodes: unknown field `devicenodes`"),
+            "{error}"
+        );
+        let json = r#"{"cdiVersion":"0.3.0","kind":"k/k","devices":[{"name":"d","containerEdits":{"deviceNodes":[{"path":"/x","uid":-1}]}}]}"#;
+        let error = parse(json.as_bytes(), Format::Json).expect_err("negative uid");
+        assert!(
+            error
+                .message
+                .starts_with("devices[0].containerEdits.deviceNodes[0].uid: invalid value"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn json_rejects_duplicate_annotation_keys_and_trailing_data() {
+        let dup =
+            r#"{"cdiVersion":"0.6.0","kind":"k/k","annotations":{"a":"1","a":"2"},"devices":[]}"#;
+        let error = parse(dup.as_bytes(), Format::Json).expect_err("duplicate key");
+        assert!(
+            error.message.contains("duplicate annotation key \"a\""),
+            "{error}"
+        );
+        let trailing = r#"{"cdiVersion":"0.3.0","kind":"k/k","devices":[]} {}"#;
+        assert!(parse(trailing.as_bytes(), Format::Json).is_err());
+    }
+
+    #[test]
+    fn yaml_rejects_a_second_document() {
+        let text = format!("{MINIMAL}---\n{MINIMAL}");
+        let error = parse(text.as_bytes(), Format::Yaml).expect_err("two documents");
+        assert!(
+            error.message.contains("more than one YAML document"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn integers_and_booleans_must_not_be_quoted() {
+        for (field, value) in [("major", "\"1\""), ("fileMode", "'438'"), ("uid", "\"0\"")] {
+            let text = MINIMAL.replace(
+                "env: [A=1]",
+                &format!("deviceNodes:\n    - path: /dev/x\n      {field}: {value}"),
+            );
+            let error = parse(text.as_bytes(), Format::Yaml).expect_err("quoted integer");
+            assert!(error.message.contains("invalid type: string"), "{error}");
+        }
+        let text = MINIMAL.replace("env: [A=1]", "intelRdt:\n      enableMonitoring: \"true\"");
+        assert!(parse(text.as_bytes(), Format::Yaml).is_err());
+        let text = MINIMAL.replace("env: [A=1]", "intelRdt:\n      enableMonitoring: yes");
+        let spec = parse(text.as_bytes(), Format::Yaml).expect("YAML 1.1 boolean");
+        assert_eq!(
+            spec.devices[0]
+                .container_edits
+                .intel_rdt
+                .as_ref()
+                .map(|r| r.enable_monitoring),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn yaml_reads_octal_file_modes_like_go() {
+        let text = MINIMAL.replace(
+            "env: [A=1]",
+            "deviceNodes:\n    - path: /dev/x\n      fileMode: 0666",
+        );
+        let spec = parse(text.as_bytes(), Format::Yaml).expect("octal parses");
+        assert_eq!(
+            spec.devices[0].container_edits.device_nodes[0].file_mode,
+            Some(0o666)
+        );
+    }
+
+    #[test]
+    fn load_names_the_file_in_every_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("missing.yaml");
+        let error = load(&missing).expect_err("no such file");
+        assert!(matches!(error, LoadError::Read { .. }));
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("cannot read {}: ", missing.display()))
+        );
+        assert_eq!(error.path(), missing);
+        let broken = dir.path().join("broken.json");
+        std::fs::write(&broken, "{").expect("write");
+        let error = load(&broken).expect_err("broken");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("cannot parse {}: ", broken.display()))
+        );
+        let good = dir.path().join("good.yaml");
+        std::fs::write(&good, MINIMAL).expect("write");
+        assert_eq!(load(&good).expect("loads").devices[0].name, "dev0");
+    }
+
+    #[test]
+    fn written_yaml_quotes_every_string() {
+        let mut spec = parse(MINIMAL.as_bytes(), Format::Yaml).expect("parses");
+        spec.devices[0].container_edits.env = vec!["yes".to_owned(), "0755".to_owned()];
+        let text = to_string(&spec, Format::Yaml);
+        for line in text
+            .lines()
+            .filter(|l| l.contains(": ") || l.trim_start().starts_with("- "))
+        {
+            let value = line.rsplit_once(": ").map_or(line, |(_, v)| v);
+            let value = value.trim_start().trim_start_matches("- ");
+            assert!(
+                value.starts_with(['\'', '"']),
+                "unquoted scalar in {line:?}"
+            );
+        }
+        assert!(text.ends_with('\n'));
+        assert_eq!(
+            parse(text.as_bytes(), Format::Yaml).expect("re-parses"),
+            spec
+        );
+    }
+}
