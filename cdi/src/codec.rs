@@ -99,18 +99,7 @@ pub fn parse(bytes: &[u8], format: Format) -> Result<Spec, CodecError> {
 }
 
 fn parse_yaml(bytes: &[u8]) -> Result<Spec, CodecError> {
-    // Go's YAML 1.1 reader would change some plain scalars in string fields (`yes`, `0755`):
-    // those are refused first. Legacy octal reads `fileMode: 0666` as 438, as Go does.
-    if let Ok(text) = std::str::from_utf8(bytes)
-        && let Some(found) = yaml11::find_ambiguous(text)
-    {
-        return Err(CodecError {
-            format: Format::Yaml,
-            line: Some(found.line),
-            column: Some(found.column),
-            message: format!("{}: {}", found.field, found.message),
-        });
-    }
+    // Legacy octal reads `fileMode: 0666` as 438, as Go's YAML 1.1 reader does.
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
         legacy_octal_numbers: true,
@@ -123,7 +112,7 @@ fn parse_yaml(bytes: &[u8]) -> Result<Spec, CodecError> {
             error.into_inner()
         })
     });
-    result.map_err(|error| {
+    let spec = result.map_err(|error| {
         let location = error.location();
         let message = strip_position(&error.to_string(), " at line ");
         CodecError {
@@ -132,7 +121,20 @@ fn parse_yaml(bytes: &[u8]) -> Result<Spec, CodecError> {
             column: location.map(|l| l.column()),
             message: with_field(field.as_deref(), &message),
         }
-    })
+    })?;
+    // A well-formed spec can still hold plain scalars that Go's YAML 1.1 reader would change
+    // (`yes`, `0755`) in string fields: refuse those rather than disagree with Go.
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && let Some(found) = yaml11::find_ambiguous(text)
+    {
+        return Err(CodecError {
+            format: Format::Yaml,
+            line: Some(found.line),
+            column: Some(found.column),
+            message: format!("{}: {}", found.field, found.message),
+        });
+    }
+    Ok(spec)
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Spec, CodecError> {
