@@ -198,6 +198,9 @@ fn reword(message: &str) -> String {
     if message == "unexpected end of input" {
         return "unexpected end of input (is the file empty or cut short?)".to_owned();
     }
+    if message == "input is not valid UTF-8" {
+        return "not valid UTF-8 (spec files must be UTF-8 text)".to_owned();
+    }
     if message.starts_with("multiple YAML documents detected") {
         return "more than one YAML document (a spec file holds exactly one)".to_owned();
     }
@@ -647,6 +650,18 @@ mod tests {
         );
         let trailing = r#"{"cdiVersion":"0.3.0","kind":"k/k","devices":[]} {}"#;
         assert!(parse(trailing.as_bytes(), Format::Json).is_err());
+    }
+
+    #[test]
+    fn yaml_accepts_a_utf8_bom_and_refuses_other_encodings() {
+        let with_bom = format!("\u{feff}{MINIMAL}");
+        assert!(parse(with_bom.as_bytes(), Format::Yaml).is_ok());
+        let utf16 = [0xff, 0xfe, b'a', 0];
+        let error = parse(&utf16, Format::Yaml).expect_err("UTF-16");
+        assert_eq!(
+            error.to_string(),
+            "not valid UTF-8 (spec files must be UTF-8 text)"
+        );
     }
 
     #[test]
