@@ -1,9 +1,10 @@
 //! Reading and writing CDI spec files as YAML or JSON.
 //!
 //! Parsing is strict, like the reference library: unknown fields, duplicate keys, missing required
-//! fields and wrong types are errors that name the field and the line. Writing quotes every YAML
-//! string scalar so that YAML 1.1 readers (Go's `sigs.k8s.io/yaml`) cannot reinterpret `on`,
-//! `0755` or `1_000` as something other than a string.
+//! fields and wrong types are errors that name the field and the line. YAML is read the way Go's
+//! YAML 1.1 reader (`sigs.k8s.io/yaml`) reads it, and a plain scalar that reader would turn into
+//! different text (`yes` into `true`, `0755` into `493`) is refused rather than read differently.
+//! Writing quotes every YAML string scalar, so no reader can reinterpret `on`, `0755` or `1_000`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -180,14 +181,6 @@ fn with_field(field: Option<&str>, message: &str) -> String {
 
 /// Turns the YAML parser's wording into this crate's: lower-case, no API advice.
 fn reword(message: &str) -> String {
-    if let Some(rest) = message.strip_prefix("The string value [")
-        && let Some(value) = rest.strip_suffix("] must be quoted")
-    {
-        return format!(
-            "{value} must be quoted to be a string (YAML 1.1 readers such as Go's take it as a \
-             number, boolean or null)"
-        );
-    }
     if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
         let key = rest
             .split(", set DuplicateKeyPolicy")
@@ -734,6 +727,23 @@ mod tests {
         let good = dir.path().join("good.yaml");
         std::fs::write(&good, MINIMAL).expect("write");
         assert_eq!(load(&good).expect("loads").devices[0].name, "dev0");
+    }
+
+    #[test]
+    fn long_and_multi_line_strings_survive_a_yaml_round_trip() {
+        let mut spec = parse(MINIMAL.as_bytes(), Format::Yaml).expect("parses");
+        let long = "word ".repeat(100);
+        spec.annotations.insert("long".to_owned(), long.clone());
+        spec.annotations
+            .insert("lines".to_owned(), "a \n  b\n\n c  \n".to_owned());
+        spec.devices[0].container_edits.env =
+            vec![format!("LONG={long}"), "X=\t y \r\n".to_owned()];
+        let text = to_string(&spec, Format::Yaml);
+        assert_eq!(
+            parse(text.as_bytes(), Format::Yaml).expect("re-parses"),
+            spec,
+            "{text}"
+        );
     }
 
     #[test]
