@@ -397,6 +397,24 @@ mod tests {
     }
 
     #[test]
+    fn symlinked_spec_files_are_followed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let elsewhere = write(
+            &tmp.path().join("store"),
+            "real.json",
+            &spec_text("example.com/dev", &["a"]),
+        );
+        let dir = tmp.path().join("cdi");
+        fs::create_dir_all(&dir).expect("mkdir");
+        std::os::unix::fs::symlink(&elsewhere, dir.join("link.json")).expect("symlink");
+        let registry = Registry::load(std::slice::from_ref(&dir));
+        assert_eq!(
+            registry.device("example.com/dev=a").expect("a").file.path,
+            dir.join("link.json")
+        );
+    }
+
+    #[test]
     fn missing_dirs_are_fine_and_defaults_are_static_then_dynamic() {
         let registry = Registry::load(&[PathBuf::from("/nonexistent/cdi")]);
         assert_eq!(registry.devices().count(), 0);
