@@ -24,9 +24,11 @@ go=("$out/cdi-inject" -spec-dir "$specs" -config "$config" "$device")
 "${ours[@]}" > "$out/ours.json"
 "${go[@]}" > "$out/go.json"
 
+# The third command is the floor: starting our binary and printing the version.
 hyperfine --shell=none --warmup 20 --runs "${RUNS:-300}" --export-json "$out/results.json" \
     -n amdgpu-cdi "${ours[*]}" \
-    -n go-cdi-0.5.2 "${go[*]}"
+    -n go-cdi-0.5.2 "${go[*]}" \
+    -n floor "target/release/amdgpu-cdi --version"
 
 python3 - "$out/results.json" <<'PY'
 import json, statistics, sys
@@ -35,12 +37,18 @@ def row(name):
     t = [x * 1000 for x in results[name]["times"]]
     q = statistics.quantiles(t, n=20)
     return statistics.median(t), q[0], q[-1], statistics.stdev(t)
-ours, go = row("amdgpu-cdi"), row("go-cdi-0.5.2")
+ours, go, floor = row("amdgpu-cdi"), row("go-cdi-0.5.2"), row("floor")
 print()
 print("| injector | median | p5 - p95 | stddev |")
 print("|---|---|---|---|")
-for name, (med, p5, p95, sd) in (("amdgpu-cdi inject", ours), ("Go CDI 0.5.2 (cdi-inject)", go)):
+rows = (
+    ("amdgpu-cdi inject", ours),
+    ("Go CDI 0.5.2 (tests/go/cdi-inject)", go),
+    ("floor: amdgpu-cdi --version", floor),
+)
+for name, (med, p5, p95, sd) in rows:
     print(f"| {name} | {med:.2f} ms | {p5:.2f} - {p95:.2f} ms | {sd:.2f} ms |")
 print()
 print(f"Ratio (Go median / ours median): {go[0] / ours[0]:.1f}x (target >= 5x)")
+print(f"Load average while measuring: {open('/proc/loadavg').read().split()[0]}")
 PY
