@@ -314,7 +314,8 @@ pub fn is_spec_file_name(name: &str) -> bool {
     matches!(name.rsplit_once('.'), Some((_, "json" | "yaml")))
 }
 
-/// The spec files directly inside `dir`, sorted by name; subdirectories are skipped.
+/// The spec files directly inside `dir`, sorted by name; subdirectories and names that are not
+/// UTF-8 are skipped.
 fn spec_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
