@@ -69,7 +69,10 @@ fn build_go_tools() -> Result<GoTools, String> {
     }
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("go-differential");
     let build = |name: &str| -> Result<PathBuf, String> {
+        // Built under a per-process name, then renamed into place: test processes running in
+        // parallel (nextest) never write a binary another one is executing.
         let binary = out_dir.join(name);
+        let partial = out_dir.join(format!("{name}.{}", std::process::id()));
         let output = Command::new(&go)
             .current_dir(repo_root().join("tests/go").join(name))
             .env("GO111MODULE", "off")
@@ -78,7 +81,7 @@ fn build_go_tools() -> Result<GoTools, String> {
             .env("GOFLAGS", "")
             .arg("build")
             .arg("-o")
-            .arg(&binary)
+            .arg(&partial)
             .arg(".")
             .output()
             .map_err(|e| format!("cannot run {}: {e}", go.display()))?;
@@ -87,6 +90,8 @@ fn build_go_tools() -> Result<GoTools, String> {
             "go build of tests/go/{name} failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
+        std::fs::rename(&partial, &binary)
+            .map_err(|e| format!("cannot rename {} into place: {e}", partial.display()))?;
         Ok(binary)
     };
     Ok(GoTools {
