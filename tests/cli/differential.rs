@@ -457,3 +457,106 @@ fn env_override_is_a_documented_difference() {
         ["EXAMPLE_MODE=base", "EXAMPLE_MODE=zero"]
     );
 }
+
+/// Strings a YAML 1.1 reader (Go's) turns into something else unless they are quoted.
+const TRICKY: &[&str] = &[
+    "on",
+    "off",
+    "yes",
+    "No",
+    "y",
+    "~",
+    "null",
+    "0755",
+    "1_000",
+    "0x1F",
+    "1e3",
+    ".inf",
+    "2001-01-01",
+    "a: b",
+    "#x",
+    "- x",
+    "'",
+    "\"",
+];
+
+#[test]
+fn specs_we_write_read_back_identically_in_go() {
+    use cdi::spec::{ContainerEdits, Device, DeviceNode, Hook, Mount, Spec};
+
+    let Some(tools) = go_tools("specs_we_write_read_back_identically_in_go") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut written = Vec::new();
+    for format in ["yaml", "json"] {
+        let tricky: Vec<String> = TRICKY.iter().map(ToString::to_string).collect();
+        let mut spec = Spec {
+            kind: format!("test.com/{format}"),
+            devices: vec![Device {
+                name: "on".into(),
+                container_edits: ContainerEdits {
+                    env: TRICKY
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| format!("TRICKY_{i}={v}"))
+                        .collect(),
+                    device_nodes: vec![DeviceNode {
+                        path: "/dev/tricky".into(),
+                        host_path: Some("/dev/null".into()),
+                        permissions: Some("rw".into()),
+                        ..DeviceNode::default()
+                    }],
+                    mounts: vec![Mount {
+                        host_path: "/srv/on".into(),
+                        container_path: "/srv/0755".into(),
+                        options: tricky.clone(),
+                        kind: None,
+                    }],
+                    hooks: vec![Hook {
+                        hook_name: "createContainer".into(),
+                        path: "/usr/bin/yes".into(),
+                        args: tricky,
+                        env: vec!["ON=on".into()],
+                        timeout: Some(7),
+                    }],
+                    ..ContainerEdits::default()
+                },
+                ..Device::default()
+            }],
+            ..Spec::default()
+        };
+        spec.cdi_version = cdi::version::minimum_required_version(&spec).to_string();
+        let path = tmp
+            .path()
+            .join(format)
+            .join(format!("test.com-{format}.{format}"));
+        cdi::write::write_spec(&path, &spec).expect("write spec");
+        written.push(path);
+    }
+
+    let output = Command::new(&tools.validate)
+        .args(&written)
+        .output()
+        .expect("run cdi-validate");
+    let verdicts = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        verdicts.lines().filter(|l| l.ends_with("\tvalid")).count(),
+        2,
+        "{verdicts}"
+    );
+
+    for (format, path) in ["yaml", "json"].iter().zip(&written) {
+        let dir = path.parent().expect("dir").display().to_string();
+        let device = format!("test.com/{format}=on");
+        let (ours, go) = inject_both(&[&dir], "tests/fixtures/oci/config.json", &[&device]);
+        let (ours, go) = (ours.expect("ours"), go.expect("go"));
+        assert_same_injection(format, &ours, &go);
+        let args = &go["hooks"]["createContainer"][0]["args"];
+        assert_eq!(
+            args,
+            &serde_json::json!(TRICKY),
+            "{format}: Go read the hook args back unchanged"
+        );
+    }
+}
