@@ -478,8 +478,7 @@ mod yaml11 {
         if !value.is_finite() {
             return None;
         }
-        #[allow(clippy::cast_possible_truncation)] // Go formats with 32-bit precision too.
-        let single = value as f32;
+        let single = value as f32; // Go formats with 32-bit precision too.
         if single.is_infinite() {
             return Some(if single > 0.0 { "+Inf" } else { "-Inf" }.to_owned());
         }
