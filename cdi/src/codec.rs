@@ -92,6 +92,21 @@ impl LoadError {
 }
 
 /// Parses a spec strictly from YAML or JSON bytes.
+///
+/// ```
+/// use cdi::codec::{parse, to_string, Format};
+///
+/// let yaml = b"cdiVersion: '0.5.0'\nkind: amd.com/gpu\ndevices:\n- name: 0\n  containerEdits:\n    deviceNodes: [{path: /dev/kfd}]\n";
+/// let spec = parse(yaml, Format::Yaml)?;
+/// assert_eq!(spec.devices[0].name, "0");
+/// assert!(to_string(&spec, Format::Yaml).contains("- name: '0'"));
+///
+/// let error = parse(b"cdiVersion: '0.5.0'\nkind: amd.com/gpu\ndevices: []\nextra: 1\n", Format::Yaml)
+///     .unwrap_err();
+/// assert_eq!(error.to_string(), "line 4 column 1: extra: unknown field `extra`, expected one of \
+///     cdiVersion, kind, annotations, devices, containerEdits");
+/// # Ok::<(), cdi::codec::CodecError>(())
+/// ```
 pub fn parse(bytes: &[u8], format: Format) -> Result<Spec, CodecError> {
     match format {
         Format::Yaml => parse_yaml(bytes),
