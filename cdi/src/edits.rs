@@ -6,13 +6,18 @@
 //! The semantics mirror the reference Go library (`pkg/cdi/container-edits.go`): the edits of
 //! every requested device are concatenated (a spec's own edits once, before its first device),
 //! then applied kind by kind: environment, device nodes, network devices, mounts, hooks, Intel RDT,
-//! additional GIDs. Deliberate differences from the Go library 0.5.2:
+//! additional GIDs. A device node's host node is stat'ed (never followed through a symlink) unless
+//! the spec gives a type and a non-zero major, or is a FIFO; a node without `uid`/`gid` is owned
+//! by the container user when that user is not root. Deliberate differences from the Go library
+//! 0.5.2:
 //! - a device node whose host node was stat'ed also gets the host node's permission bits as
 //!   `fileMode` when the spec leaves it unset (REFERENCE.md 1.5);
 //! - an identical `linux.resources.devices` allow rule is not added twice;
 //! - mounts are sorted stably by the depth of their destination (the newer Go releases do this;
 //!   0.5.2 additionally orders equal depths by destination);
-//! - mounts are never given ID mappings for user namespaces (newer Go releases add them).
+//! - mounts are never given ID mappings for user namespaces (newer Go releases add them);
+//! - an environment entry replaces an entry of the config with the same key (0.5.2, through
+//!   runtime-tools, only replaces entries added by CDI itself and appends a second `KEY=` entry).
 //!
 //! Every entry point is all-or-nothing: the edits are applied to a copy that replaces the config
 //! only when everything succeeded.
