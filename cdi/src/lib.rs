@@ -3,7 +3,7 @@
 //! The crate covers what a CDI producer and consumer need: the [`spec`] model through CDI 1.1.0,
 //! strict YAML/JSON [`codec`], [`validate`] with the reference library's rules, the minimum
 //! [`version`] a spec needs, qualified device [`name`]s, the spec-dir [`registry`], the atomic
-//! [`write`]r, and applying CDI [`edits`] to an OCI runtime config held as JSON.
+//! [`write`](mod@write)r, and applying CDI [`edits`] to an OCI runtime config held as JSON.
 #![forbid(unsafe_code)]
 
 pub mod codec;
