@@ -82,6 +82,10 @@ class Tree:
                     f.write(value)
             else:
                 target = os.path.relpath(os.path.join(sysdir, value), os.path.dirname(full))
+                if target.split("/")[-1] == "..":
+                    # The kernel spells a link to an ancestor through the ancestor's parent:
+                    # `device -> ../../../0000:03:00.0`, not `../..`.
+                    target = f"{target}/../{os.path.basename(value)}"
                 os.symlink(target, full)
 
 

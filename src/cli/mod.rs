@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod generate;
+pub mod gpus;
 pub mod inject;
 pub mod list;
 pub mod validate;
@@ -26,6 +28,10 @@ pub enum Command {
     List(list::ListArgs),
     /// Print an OCI runtime config with CDI devices injected, as an engine would.
     Inject(inject::InjectArgs),
+    /// Discover the host's AMD GPUs and write their CDI spec.
+    Generate(generate::GenerateArgs),
+    /// Show the host's AMD GPUs and partitions with their CDI names.
+    Gpus(gpus::GpusArgs),
 }
 
 /// Runs a parsed command line.
@@ -34,5 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(args),
         Command::List(args) => list::run(args),
         Command::Inject(args) => inject::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Gpus(args) => gpus::run(args),
     }
 }
