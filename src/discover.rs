@@ -363,13 +363,8 @@ pub enum DiscoverError {
 /// Lower-case description of an I/O error, with a hint for the errors users can act on.
 fn describe_io(error: &io::Error) -> String {
     let text = match error.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_lowercase(),
         None => error.to_string(),
-    };
-    let mut chars = text.chars();
-    let text = match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text,
     };
     match error.kind() {
         io::ErrorKind::PermissionDenied => {

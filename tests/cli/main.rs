@@ -1,6 +1,8 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
 mod differential;
+mod generate;
+mod gpus;
 mod inject;
 mod list;
 mod support;
