@@ -3,4 +3,5 @@
 //! prerequisite fails the test; elsewhere the test is skipped with a printed reason.
 
 mod podman_cdi;
+mod podman_generate;
 mod support;
