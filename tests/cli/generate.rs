@@ -323,3 +323,59 @@ fn unreadable_topology_is_an_error_naming_the_node() {
          denied (is this running inside a restricted container?)\n"
     );
 }
+
+/// Every file and symlink under `root`, with its content or target, relative to `root`.
+fn tree(root: &Path) -> Vec<(PathBuf, String)> {
+    let mut entries = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            let relative = path.strip_prefix(root).expect("under root").to_path_buf();
+            let meta = std::fs::symlink_metadata(&path).expect("lstat");
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).expect("readlink");
+                entries.push((relative, format!("-> {}", target.display())));
+            } else if meta.is_dir() {
+                stack.push(path);
+            } else {
+                entries.push((relative, std::fs::read_to_string(&path).expect("read")));
+            }
+        }
+    }
+    entries.sort();
+    entries
+}
+
+#[test]
+fn example_trees_match_their_generator() {
+    let Some(python) = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: python3 is needed to check examples/hosts"
+        );
+        eprintln!("SKIPPED example_trees_match_their_generator: needs python3");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new(python)
+        .arg(repo_root().join("examples/hosts/make-hosts.py"))
+        .arg("--out")
+        .arg(dir.path())
+        .status()
+        .expect("run make-hosts.py");
+    assert!(status.success());
+    for sub in ["examples/hosts", "tests/fixtures/hosts"] {
+        let generated = tree(&dir.path().join(sub));
+        let mut committed = tree(&repo_root().join(sub));
+        committed.retain(|(path, _)| path.components().count() > 1);
+        assert!(
+            generated == committed,
+            "{sub} differs from what examples/hosts/make-hosts.py writes; rerun it and commit"
+        );
+    }
+}
