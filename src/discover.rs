@@ -417,6 +417,15 @@ struct PciInfo {
     product_name: Option<String>,
 }
 
+/// Physical GPUs of `amdgpu_xcp` partitions, found once per KFD location.
+#[derive(Default)]
+struct Parents {
+    /// The PCI device directory listing, read on first need.
+    listing: Option<Vec<PciAddress>>,
+    /// (domain, bus, device) -> the GPU's address.
+    resolved: HashMap<(Option<u32>, u8, u8), PciAddress>,
+}
+
 /// One discovery pass.
 struct Scan<'a> {
     options: &'a DiscoverOptions,
@@ -474,10 +483,10 @@ impl Scan<'_> {
         }
 
         let mut pci_cache: HashMap<PciAddress, PciInfo> = HashMap::new();
-        let mut pci_listing: Option<Vec<PciAddress>> = None;
+        let mut parents = Parents::default();
         let mut gpus = Vec::with_capacity(kfd_gpus.len());
         for kfd_gpu in &kfd_gpus {
-            gpus.push(self.gpu(kfd_gpu, &mut pci_cache, &mut pci_listing, &mut warnings)?);
+            gpus.push(self.gpu(kfd_gpu, &mut pci_cache, &mut parents, &mut warnings)?);
         }
 
         gpus.sort_by_key(|gpu| (gpu.pci_address, gpu.partition.as_ref().map(|p| p.index)));
@@ -551,7 +560,7 @@ impl Scan<'_> {
         &self,
         kfd_gpu: &KfdGpu,
         pci_cache: &mut HashMap<PciAddress, PciInfo>,
-        pci_listing: &mut Option<Vec<PciAddress>>,
+        parents: &mut Parents,
         warnings: &mut Vec<String>,
     ) -> Result<Gpu, DiscoverError> {
         let props = &kfd_gpu.properties;
@@ -574,33 +583,24 @@ impl Scan<'_> {
         // The render node and what it hangs off.
         let drm_dir = self.options.sysfs_root.join("class/drm");
         let render_dir = drm_dir.join(format!("renderD{render_minor}"));
-        if !self.reader.is_dir(&render_dir) {
-            return Err(DiscoverError::MissingRenderNode {
-                node: kfd_gpu.node,
-                minor: render_minor,
-                path: render_dir,
-            });
-        }
-        let (r_major, r_minor) = self.read_dev_numbers(&render_dir.join("dev"))?;
+        let dev_path = render_dir.join("dev");
+        let (r_major, r_minor) = match self.read_dev_numbers(&dev_path) {
+            Err(DiscoverError::Read { error, .. }) if error.kind() == io::ErrorKind::NotFound => {
+                return Err(DiscoverError::MissingRenderNode {
+                    node: kfd_gpu.node,
+                    minor: render_minor,
+                    path: render_dir,
+                });
+            }
+            other => other?,
+        };
         let render = self.device_node(
             PathBuf::from(format!("/dev/dri/renderD{render_minor}")),
             r_major,
             r_minor,
             warnings,
         );
-        let device_link = render_dir.join("device");
-        let target =
-            self.reader
-                .canonicalize(&device_link)
-                .map_err(|error| DiscoverError::Read {
-                    path: device_link.clone(),
-                    error,
-                })?;
-        let parent_name = target
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
+        let parent_name = self.link_name(&render_dir.join("device"))?;
         let pci_address = if let Ok(address) = parent_name.parse::<PciAddress>() {
             if address.bus != bus
                 || address.device != slot
@@ -615,7 +615,20 @@ impl Scan<'_> {
             }
             address
         } else if is_xcp_device(&parent_name) {
-            self.partition_parent(kfd_gpu.node, domain, bus, slot, pci_listing)?
+            match parents.resolved.get(&(domain, bus, slot)) {
+                Some(address) => *address,
+                None => {
+                    let address = self.partition_parent(
+                        kfd_gpu.node,
+                        domain,
+                        bus,
+                        slot,
+                        &mut parents.listing,
+                    )?;
+                    parents.resolved.insert((domain, bus, slot), address);
+                    address
+                }
+            }
         } else {
             return Err(DiscoverError::UnknownRenderParent {
                 node: kfd_gpu.node,
@@ -763,6 +776,25 @@ impl Scan<'_> {
             minor,
             warnings,
         )))
+    }
+
+    /// The last component of the directory a sysfs link points to. The kernel writes links as
+    /// `../../../0000:03:00.0`, so the link text names it; anything else is resolved fully.
+    fn link_name(&self, link: &Path) -> Result<String, DiscoverError> {
+        let read_error = |error| DiscoverError::Read {
+            path: link.to_path_buf(),
+            error,
+        };
+        let target = self.reader.read_link(link).map_err(read_error)?;
+        let named = |path: &Path| match path.components().next_back() {
+            Some(std::path::Component::Normal(name)) => name.to_str().map(str::to_string),
+            _ => None,
+        };
+        if let Some(name) = named(&target) {
+            return Ok(name);
+        }
+        let resolved = self.reader.canonicalize(link).map_err(read_error)?;
+        Ok(named(&resolved).unwrap_or_default())
     }
 
     fn pci_info(&self, address: &PciAddress) -> Result<PciInfo, DiscoverError> {

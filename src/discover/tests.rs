@@ -200,6 +200,9 @@ impl SysfsReader for Faulty {
     fn read_dir_names(&self, path: &Path) -> io::Result<Vec<String>> {
         RealSysfs.read_dir_names(path)
     }
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        RealSysfs.read_link(path)
+    }
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
         RealSysfs.canonicalize(path)
     }
