@@ -4,6 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod inject;
+pub mod list;
+pub mod validate;
+
 /// Give containers AMD GPUs through the Container Device Interface.
 #[derive(Debug, Parser)]
 #[command(name = "amdgpu-cdi", version, about, long_about = None)]
@@ -15,9 +19,20 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Check CDI spec files; print every problem and exit 1 if there is any.
+    Validate(validate::ValidateArgs),
+    /// List every CDI device the spec directories provide, with its file.
+    List(list::ListArgs),
+    /// Print an OCI runtime config with CDI devices injected, as an engine would.
+    Inject(inject::InjectArgs),
+}
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::List(args) => list::run(args),
+        Command::Inject(args) => inject::run(args),
+    }
 }
