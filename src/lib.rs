@@ -7,3 +7,5 @@
 
 pub mod cli;
 pub mod discover;
+pub mod generate;
+pub mod naming;
