@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod configure;
+
 /// Give containers AMD GPUs through the Container Device Interface.
 #[derive(Debug, Parser)]
 #[command(name = "amdgpu-cdi", version, about, long_about = None)]
@@ -15,9 +17,14 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Set up docker, containerd, crio or podman for AMD GPUs (non-destructive, undoable).
+    Configure(configure::ConfigureArgs),
+}
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Configure(args) => configure::run(&args),
+    }
 }
