@@ -191,12 +191,12 @@ pub enum ConfigureError {
         path: PathBuf,
     },
     /// A config file could not be edited (does not parse, unexpected types, unsupported version).
-    #[error("cannot configure {path}: {source} (the file was left untouched)")]
+    #[error("cannot configure {path}: {error} (the file was left untouched)")]
     Edit {
         /// The config file.
         path: PathBuf,
         /// What is wrong in it.
-        source: EditError,
+        error: EditError,
     },
     /// A drop-in path holds a file amdgpu-cdi did not write.
     #[error(
@@ -304,9 +304,9 @@ pub fn plan(options: &Options) -> Result<Plan, ConfigureError> {
                 Engine::Crio => crio::dropin(&options.settings, main_text.as_deref()),
                 _ => podman::dropin(&options.settings, main_text.as_deref()),
             }
-            .map_err(|source| ConfigureError::Edit {
+            .map_err(|error| ConfigureError::Edit {
                 path: main.clone().unwrap_or_default(),
-                source,
+                error,
             })?;
             plan.files.push(dropin_write(&options.config, text)?);
         }
@@ -345,9 +345,9 @@ pub fn plan(options: &Options) -> Result<Plan, ConfigureError> {
 fn plan_containerd(options: &Options, plan: &mut Plan) -> Result<(), ConfigureError> {
     let path = &options.config;
     let original = persist::read_optional(path)?;
-    let edit_err = |source| ConfigureError::Edit {
+    let edit_err = |error| ConfigureError::Edit {
         path: path.clone(),
-        source,
+        error,
     };
     let layout = containerd::layout(original.as_deref().unwrap_or("")).map_err(edit_err)?;
     if layout.version == Some(containerd::Version::V3) && !layout.imports.is_empty() {
@@ -356,11 +356,10 @@ fn plan_containerd(options: &Options, plan: &mut Plan) -> Result<(), ConfigureEr
         plan.files.push(in_place(path, |text| {
             containerd::ensure_imported(text, &dropin, &dir)
         })?);
-        let text =
-            containerd::dropin(&options.settings).map_err(|source| ConfigureError::Edit {
-                path: dropin.clone(),
-                source,
-            })?;
+        let text = containerd::dropin(&options.settings).map_err(|error| ConfigureError::Edit {
+            path: dropin.clone(),
+            error,
+        })?;
         plan.files.push(dropin_write(&dropin, text)?);
     } else {
         plan.files.push(in_place(path, |text| {
@@ -394,9 +393,9 @@ fn in_place(
     edit: impl FnOnce(&str) -> Result<Edited, EditError>,
 ) -> Result<FileEdit, ConfigureError> {
     let before = persist::read_optional(path)?;
-    let edited = edit(before.as_deref().unwrap_or("")).map_err(|source| ConfigureError::Edit {
+    let edited = edit(before.as_deref().unwrap_or("")).map_err(|error| ConfigureError::Edit {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let ledger = if edited.changes.is_empty() {
         LedgerAction::Keep
@@ -449,9 +448,9 @@ fn remove_in_place(
         None => None,
         Some(text) => {
             let reverted =
-                (engine.revert)(text, &ledger.changes).map_err(|source| ConfigureError::Edit {
+                (engine.revert)(text, &ledger.changes).map_err(|error| ConfigureError::Edit {
                     path: path.to_path_buf(),
-                    source,
+                    error,
                 })?;
             kept.extend(
                 reverted

@@ -17,36 +17,38 @@ use super::change::Change;
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
     /// Reading a file failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: io::Error,
+        error: io::Error,
     },
     /// Writing (or renaming into place) a file failed.
-    #[error("cannot write {path}: {source} (is the directory writable? run as root)")]
+    #[error("cannot write {path}: {error} (is the directory writable? run as root)")]
     Write {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: io::Error,
+        error: io::Error,
     },
     /// Removing a file failed.
-    #[error("cannot remove {path}: {source}")]
+    #[error("cannot remove {path}: {error}")]
     Remove {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The ledger exists but is not ours or is damaged.
-    #[error("cannot parse {path}: {source} (restore it from {path}.amdgpu-cdi.bak or delete it)")]
+    #[error(
+        "cannot parse {path}: {error} (fix or delete it: it records what amdgpu-cdi changed; the original config is in the .amdgpu-cdi.bak file beside it)"
+    )]
     Ledger {
         /// The ledger file.
         path: PathBuf,
         /// The JSON error.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
@@ -55,9 +57,9 @@ pub fn read_optional(path: &Path) -> Result<Option<String>, PersistError> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PersistError::Read {
+        Err(error) => Err(PersistError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         }),
     }
 }
@@ -106,9 +108,9 @@ pub fn write_keeping_mode(
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PersistError> {
-    let err = |source| PersistError::Write {
+    let err = |error| PersistError::Write {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
@@ -143,9 +145,9 @@ pub fn remove_file(path: &Path) -> Result<(), PersistError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(PersistError::Remove {
+        Err(error) => Err(PersistError::Remove {
             path: path.to_path_buf(),
-            source,
+            error,
         }),
     }
 }
@@ -180,7 +182,7 @@ pub fn load_ledger(config: &Path) -> Result<Ledger, PersistError> {
     match read_optional(&path)? {
         None => Ok(Ledger::default()),
         Some(text) => {
-            serde_json::from_str(&text).map_err(|source| PersistError::Ledger { path, source })
+            serde_json::from_str(&text).map_err(|error| PersistError::Ledger { path, error })
         }
     }
 }
