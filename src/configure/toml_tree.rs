@@ -31,16 +31,26 @@ pub(crate) fn string_list(text: &str, key: &[String]) -> Result<Option<Vec<Strin
     }))
 }
 
-/// Indents keys and table headers that an edit added like their neighbours: keys like an existing
-/// sibling key, tables one step deeper than their parent when the file indents nested tables (as
-/// `containerd config default` does), else flush left.
+/// Indents keys and table headers that an edit added like their neighbours: a key like an
+/// existing sibling key (else as far from its header as the file's other keys are), a table one
+/// step deeper than its parent when the file indents nested headers (as `containerd config
+/// default` does), else flush left.
 pub(crate) fn indent_new_items(doc: &mut DocumentMut) {
-    let step = if uses_indentation(doc.as_table()) {
-        "  "
-    } else {
-        ""
+    let mut style = Style::default();
+    detect_style(doc.as_table(), &mut style);
+    let style = Style {
+        header_step: style.header_step.or(Some(String::new())),
+        key_step: style.key_step.or(Some(String::new())),
     };
-    indent_table(doc.as_table_mut(), "", step);
+    indent_table(doc.as_table_mut(), "", "", &style);
+}
+
+#[derive(Default)]
+struct Style {
+    /// Extra indentation of a nested header relative to its parent's.
+    header_step: Option<String>,
+    /// Indentation of keys relative to their table's header.
+    key_step: Option<String>,
 }
 
 fn last_line(prefix: Option<&str>) -> Option<String> {
@@ -51,37 +61,65 @@ fn header_indent(table: &Table) -> Option<String> {
     last_line(table.decor().prefix().and_then(|p| p.as_str()))
 }
 
-fn uses_indentation(table: &Table) -> bool {
-    table.iter().any(|(name, item)| match item {
-        Item::Table(t) => header_indent(t).is_some_and(|i| !i.is_empty()) || uses_indentation(t),
-        Item::Value(_) => table
-            .key(name)
-            .and_then(|k| last_line(k.leaf_decor().prefix().and_then(|p| p.as_str())))
-            .is_some_and(|i| !i.is_empty()),
-        _ => false,
-    })
+fn key_indent(table: &Table, name: &str) -> Option<String> {
+    last_line(
+        table
+            .key(name)?
+            .leaf_decor()
+            .prefix()
+            .and_then(|p| p.as_str()),
+    )
 }
 
-fn indent_table(table: &mut Table, inner: &str, step: &str) {
-    let sibling = table.iter().find_map(|(name, item)| {
-        let key = table.key(name)?;
-        if !item.is_value() {
-            return None;
+fn detect_style(table: &Table, style: &mut Style) {
+    let own = header_indent(table).unwrap_or_default();
+    for (name, item) in table.iter() {
+        match item {
+            Item::Table(sub) => {
+                if let Some(indent) = header_indent(sub).filter(|i| !i.is_empty()) {
+                    if style.header_step.is_none() && indent.len() > own.len() {
+                        style.header_step = Some(indent[own.len()..].to_string());
+                    }
+                }
+                detect_style(sub, style);
+            }
+            Item::Value(_) if style.key_step.is_none() && table.decor().prefix().is_some() => {
+                if let Some(indent) = key_indent(table, name) {
+                    if let Some(step) = indent.strip_prefix(own.as_str()) {
+                        style.key_step = Some(step.to_string());
+                    }
+                }
+            }
+            _ => {}
         }
-        last_line(key.leaf_decor().prefix().and_then(|p| p.as_str()))
-    });
-    let key_indent = sibling.unwrap_or_else(|| inner.to_string());
+    }
+}
+
+fn indent_table(table: &mut Table, own: &str, keys: &str, style: &Style) {
+    let header_step = style.header_step.as_deref().unwrap_or("");
+    let key_step = style.key_step.as_deref().unwrap_or("");
+    let sibling = table
+        .iter()
+        .filter(|(_, item)| item.is_value())
+        .find_map(|(name, _)| key_indent(table, name));
+    let key_prefix = sibling.unwrap_or_else(|| keys.to_string());
+    let child = if own.is_empty() && table.decor().prefix().is_none() {
+        own.to_string()
+    } else {
+        format!("{own}{header_step}")
+    };
     for (mut key, item) in table.iter_mut() {
         match item {
             Item::Value(_) if key.leaf_decor().prefix().is_none() => {
-                key.leaf_decor_mut().set_prefix(key_indent.clone());
+                key.leaf_decor_mut().set_prefix(key_prefix.clone());
             }
             Item::Table(sub) if !sub.is_dotted() => {
                 let indent = header_indent(sub).unwrap_or_else(|| {
-                    sub.decor_mut().set_prefix(format!("\n{inner}"));
-                    inner.to_string()
+                    sub.decor_mut().set_prefix(format!("\n{child}"));
+                    child.clone()
                 });
-                indent_table(sub, &format!("{indent}{step}"), step);
+                let sub_keys = format!("{indent}{key_step}");
+                indent_table(sub, &indent, &sub_keys, style);
             }
             _ => {}
         }
