@@ -76,18 +76,19 @@ fn detect_style(table: &Table, style: &mut Style) {
     for (name, item) in table.iter() {
         match item {
             Item::Table(sub) => {
-                if let Some(indent) = header_indent(sub).filter(|i| !i.is_empty()) {
-                    if style.header_step.is_none() && indent.len() > own.len() {
-                        style.header_step = Some(indent[own.len()..].to_string());
-                    }
+                if let Some(indent) = header_indent(sub).filter(|i| !i.is_empty())
+                    && style.header_step.is_none()
+                    && indent.len() > own.len()
+                {
+                    style.header_step = Some(indent[own.len()..].to_string());
                 }
                 detect_style(sub, style);
             }
             Item::Value(_) if style.key_step.is_none() && table.decor().prefix().is_some() => {
-                if let Some(indent) = key_indent(table, name) {
-                    if let Some(step) = indent.strip_prefix(own.as_str()) {
-                        style.key_step = Some(step.to_string());
-                    }
+                if let Some(indent) = key_indent(table, name)
+                    && let Some(step) = indent.strip_prefix(own.as_str())
+                {
+                    style.key_step = Some(step.to_string());
                 }
             }
             _ => {}
