@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn read_capped_refuses_oversized_input() {
-        let input = vec![b' '; 11];
+        let input = [b' '; 11];
         assert!(matches!(
             read_capped(&input[..], 10),
             Err(CappedReadError::TooLarge(10))
