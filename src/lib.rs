@@ -8,3 +8,4 @@
 pub mod cli;
 pub mod discover;
 pub mod request;
+pub mod settings;
