@@ -7,5 +7,6 @@
 
 pub mod cli;
 pub mod discover;
+pub mod hook;
 pub mod request;
 pub mod settings;

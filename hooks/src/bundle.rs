@@ -15,7 +15,7 @@ use crate::state::{CappedReadError, STDIN_LIMIT, read_capped};
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     /// The config could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The config path.
         path: PathBuf,
@@ -40,7 +40,7 @@ pub enum BundleError {
         reason: String,
     },
     /// Writing the new config failed; the old one is untouched.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         /// The file that failed.
         path: PathBuf,

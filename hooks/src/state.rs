@@ -14,7 +14,7 @@ pub const STDIN_LIMIT: u64 = 16 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// Reading the input failed.
-    #[error("cannot read the container state from {what}: {source}")]
+    #[error("cannot read the container state from {what}")]
     Read {
         /// Where it was read from, e.g. `stdin`.
         what: String,
@@ -33,7 +33,7 @@ pub enum StateError {
         limit: u64,
     },
     /// The input was not a valid state document.
-    #[error("cannot parse the container state from {what}: {source}")]
+    #[error("cannot parse the container state from {what}")]
     Parse {
         /// Where it was read from.
         what: String,
