@@ -89,24 +89,22 @@ pub struct Requests {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     /// A value does not follow the grammar.
-    #[error("{origin}={value}: {source} ({VALID_FORMS})")]
+    #[error("{origin}={value}: {reason} ({VALID_FORMS})")]
     Grammar {
         /// Where the value came from.
         origin: Origin,
         /// The value.
         value: String,
         /// What is wrong.
-        #[source]
-        source: GrammarError,
+        reason: GrammarError,
     },
     /// An entry names no existing device.
-    #[error("{origin}: {source}")]
+    #[error("{origin}: {reason}")]
     Unknown {
         /// Where the entry came from.
         origin: Origin,
         /// The entry and what is valid.
-        #[source]
-        source: UnknownEntry,
+        reason: UnknownEntry,
     },
 }
 
@@ -123,9 +121,9 @@ impl Requests {
             let names =
                 inventory
                     .resolve(&request.entries)
-                    .map_err(|source| RequestError::Unknown {
+                    .map_err(|reason| RequestError::Unknown {
                         origin: request.origin.clone(),
-                        source,
+                        reason,
                     })?;
             chosen.extend(names);
         }
@@ -213,11 +211,11 @@ pub fn read_requests(config: &Value, options: &RequestOptions) -> Result<Request
         match grammar::parse(value) {
             Ok(Selection::Devices(entries)) => found.requests.push(Request { origin, entries }),
             Ok(Selection::Void | Selection::None) => {}
-            Err(source) => {
+            Err(reason) => {
                 return Err(RequestError::Grammar {
                     origin,
                     value: value.to_string(),
-                    source,
+                    reason,
                 });
             }
         }
@@ -233,10 +231,10 @@ pub fn read_requests(config: &Value, options: &RequestOptions) -> Result<Request
             if !text.starts_with(grammar::KIND) || !text[grammar::KIND.len()..].starts_with('=') {
                 continue; // another vendor's device: the engine's business
             }
-            let selector = grammar::parse_entry(text).map_err(|source| RequestError::Grammar {
+            let selector = grammar::parse_entry(text).map_err(|reason| RequestError::Grammar {
                 origin: origin.clone(),
                 value: value.to_string(),
-                source,
+                reason,
             })?;
             if !entries.iter().any(|e| e.selector == selector) {
                 entries.push(Entry {

@@ -1,3 +1,5 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
+mod hook_precreate;
+mod runtime;
 mod support;
