@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod configure;
+pub mod hook;
 
 /// Give containers AMD GPUs through the Container Device Interface.
 #[derive(Debug, Parser)]
@@ -20,11 +21,14 @@ pub struct Cli {
 pub enum Command {
     /// Set up docker, containerd, crio or podman for AMD GPUs (non-destructive, undoable).
     Configure(configure::ConfigureArgs),
+    /// Run as an OCI hook: `amdgpu-cdi hook precreate`.
+    Hook(hook::HookArgs),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Configure(args) => configure::run(&args),
+        Command::Hook(args) => hook::run(args),
     }
 }

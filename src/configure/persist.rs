@@ -1,12 +1,12 @@
 //! Writing engine configs safely: a one-time backup of the original, atomic replacement that keeps
 //! the file mode, and the ledger of what amdgpu-cdi changed (`<config>.amdgpu-cdi.json`).
 //!
-//! The atomic write is local to this module (temp file in the same directory, fsync, rename, fsync
-//! of the directory) because the shared `cdi::write` helper was not on a branch yet.
+//! The atomic write is `cdi::write::write_atomic` (temp file in the same directory, fsync, rename,
+//! fsync of the directory).
 
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -24,13 +24,22 @@ pub enum PersistError {
         /// The I/O error.
         error: io::Error,
     },
-    /// Writing (or renaming into place) a file failed.
-    #[error("cannot write {path}: {error} (is the directory writable? run as root)")]
+    /// Creating the directory of a file failed.
+    #[error("cannot create directory {dir}: {error} (run as root?)")]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The I/O error.
+        error: io::Error,
+    },
+    /// Writing a file atomically failed (the file is untouched).
+    #[error("cannot update {path} (run as root?)")]
     Write {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        error: io::Error,
+        /// What failed.
+        #[source]
+        error: cdi::write::WriteError,
     },
     /// Removing a file failed.
     #[error("cannot remove {path}: {error}")]
@@ -108,36 +117,17 @@ pub fn write_keeping_mode(
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PersistError> {
-    let err = |error| PersistError::Write {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|error| PersistError::CreateDir {
+            dir: dir.to_path_buf(),
+            error,
+        })?;
+    }
+    cdi::write::write_atomic(path, bytes, mode).map_err(|error| PersistError::Write {
         path: path.to_path_buf(),
         error,
-    };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(err)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.amdgpu-cdi.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        file.set_permissions(Permissions::from_mode(mode))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    })?;
+    Ok(())
 }
 
 /// Removes a file; absent is fine.
@@ -197,6 +187,7 @@ pub fn render_ledger(ledger: &Ledger) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::Permissions;
 
     #[test]
     fn atomic_write_keeps_the_mode_of_the_replaced_file() {
