@@ -181,18 +181,23 @@ fn dockerd_runs_a_gpu_container_through_the_configured_runtime() {
     );
 
     let rootfs = busybox_rootfs(dir);
-    let tar = Command::new("tar")
+    let mut tar = Command::new("tar")
         .arg("-C")
         .arg(&rootfs)
         .args(["-c", "."])
         .stdout(Stdio::piped())
         .spawn()
         .expect("tar");
+    let pipe = tar.stdout.take().expect("tar stdout");
     let (ok, _, stderr) = output(
         daemon
             .docker()
             .args(["import", "-", "amdgpu-cdi-busybox"])
-            .stdin(tar.stdout.expect("pipe")),
+            .stdin(pipe),
+    );
+    assert!(
+        tar.wait().expect("wait for tar").success(),
+        "tar of the rootfs failed"
     );
     assert!(ok, "docker import: {stderr}");
 
