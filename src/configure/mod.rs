@@ -164,6 +164,13 @@ impl Options {
                 path: dir.clone(),
             });
         }
+        if engine == Engine::Podman && settings.set_as_default {
+            return Err(ConfigureError::NotForEngine {
+                option: "--set-as-default",
+                engine,
+                hint: "podman injects CDI devices itself: podman run --device amd.com/gpu=0",
+            });
+        }
         let config = config.unwrap_or_else(|| engine.default_config().to_path_buf());
         Ok(Options {
             engine,
@@ -189,6 +196,16 @@ pub enum ConfigureError {
         what: &'static str,
         /// The path given.
         path: PathBuf,
+    },
+    /// An option that has no meaning for the engine.
+    #[error("{option} does not apply to {engine} ({hint})")]
+    NotForEngine {
+        /// The option.
+        option: &'static str,
+        /// The engine.
+        engine: Engine,
+        /// What to do instead.
+        hint: &'static str,
     },
     /// A config file could not be edited (does not parse, unexpected types, unsupported version).
     #[error("cannot configure {path}: {error} (the file was left untouched)")]

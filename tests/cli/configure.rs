@@ -424,3 +424,81 @@ fn backup_keeps_the_first_original_and_the_mode() {
         "a backup equal to the restored file is dropped"
     );
 }
+
+#[test]
+fn help_is_stable() {
+    let out = amdgpu_cdi()
+        .args(["configure", "--help"])
+        .assert()
+        .success();
+    let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    insta::assert_snapshot!("configure_help", help);
+}
+
+#[test]
+fn dry_run_prints_a_unified_diff_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("daemon.json");
+    let input = "{\n  \"debug\": true,\n  \"features\": {\n    \"buildkit\": true\n  }\n}\n";
+    fs::write(&config, input).expect("write");
+    let out = amdgpu_cdi()
+        .args([
+            "configure",
+            "docker",
+            "--dry-run",
+            "--set-as-default",
+            "--runtime-path",
+            RUNTIME,
+        ])
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .success();
+    let stdout = placeholder(
+        &String::from_utf8_lossy(&out.get_output().stdout),
+        dir.path(),
+    );
+    insta::assert_snapshot!("configure_dry_run_docker", stdout);
+    assert_eq!(read(&config).as_deref(), Some(input));
+    assert!(
+        !dir.path().join("daemon.json.amdgpu-cdi.bak").exists(),
+        "no backup on a dry run"
+    );
+}
+
+#[test]
+fn messages_of_configure_rerun_and_remove() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    fs::write(&config, "version = 2\n").expect("write");
+    let mut transcript = String::new();
+    for extra in [&[][..], &[][..], &["--remove"][..]] {
+        let mut cmd = amdgpu_cdi();
+        cmd.args(["configure", "containerd", "--config"])
+            .arg(&config)
+            .args(extra);
+        if extra.is_empty() {
+            cmd.args(["--runtime-path", RUNTIME]);
+        }
+        let out = cmd.assert().success();
+        transcript.push_str(&format!("$ configure containerd {}\n", extra.join(" ")));
+        transcript.push_str(&String::from_utf8_lossy(&out.get_output().stdout));
+    }
+    insta::assert_snapshot!("configure_messages", placeholder(&transcript, dir.path()));
+}
+
+#[test]
+fn set_as_default_is_refused_for_podman() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dropin = dir.path().join("99-amdgpu-cdi.conf");
+    amdgpu_cdi()
+        .args(["configure", "podman", "--set-as-default", "--config"])
+        .arg(&dropin)
+        .assert()
+        .failure()
+        .stderr(
+            "amdgpu-cdi: --set-as-default does not apply to podman (podman injects CDI devices \
+             itself: podman run --device amd.com/gpu=0)\n",
+        );
+    assert!(!dropin.exists());
+}
