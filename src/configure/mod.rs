@@ -298,6 +298,11 @@ impl Plan {
 
 /// Reads the engine's files and computes the plan.
 pub fn plan(options: &Options) -> Result<Plan, ConfigureError> {
+    // Edit the file a symlinked config points to: renaming over the link would replace it.
+    let options = &Options {
+        config: persist::resolve_symlink(&options.config),
+        ..options.clone()
+    };
     let mut plan = Plan {
         engine: options.engine,
         remove: options.remove,
@@ -595,6 +600,9 @@ pub fn execute(plan: &Plan) -> Result<Vec<Outcome>, ConfigureError> {
     let mut outcomes = Vec::new();
     for edit in &plan.files {
         if !edit.changes() {
+            if edit.ledger == LedgerAction::Delete {
+                persist::remove_file(&persist::ledger_path(&edit.path))?;
+            }
             outcomes.push(Outcome::Unchanged(edit.path.clone()));
             continue;
         }

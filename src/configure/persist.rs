@@ -73,6 +73,16 @@ pub fn read_optional(path: &Path) -> Result<Option<String>, PersistError> {
     }
 }
 
+/// The target of `path` when it is a symlink (followed fully), else `path` itself.
+pub fn resolve_symlink(path: &Path) -> PathBuf {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link {
+        fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// `<file>.amdgpu-cdi.bak`: the file as it was before amdgpu-cdi first changed it.
 pub fn backup_path(path: &Path) -> PathBuf {
     suffixed(path, ".amdgpu-cdi.bak")

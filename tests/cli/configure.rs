@@ -502,3 +502,28 @@ fn set_as_default_is_refused_for_podman() {
         );
     assert!(!dropin.exists());
 }
+
+#[test]
+fn symlinked_config_is_edited_through_the_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let real = dir.path().join("real.json");
+    let link = dir.path().join("daemon.json");
+    fs::write(&real, "{}\n").expect("write");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    amdgpu_cdi()
+        .args(["configure", "docker", "--runtime-path", RUNTIME, "--config"])
+        .arg(&link)
+        .assert()
+        .success();
+    assert!(
+        fs::symlink_metadata(&link)
+            .expect("lstat")
+            .file_type()
+            .is_symlink(),
+        "link kept"
+    );
+    assert!(
+        read(&real).expect("real file").contains(RUNTIME),
+        "target edited"
+    );
+}
