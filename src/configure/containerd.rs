@@ -266,3 +266,94 @@ mod tests {
         assert!(err.is_some_and(|e| e.starts_with("config version 1")));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A config of version 2 or 3 with any mix of the tables `configure` touches.
+    fn config() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![Just(2), Just(3)],
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(proptest::collection::vec("/[a-z]{1,5}", 0..3)),
+            proptest::option::of(prop_oneof![Just("runc"), Just("amd"), Just("kata")]),
+            proptest::collection::vec(prop_oneof![Just("runc"), Just("amd"), Just("kata")], 0..3),
+            any::<bool>(),
+        )
+            .prop_map(|(version, cdi, dirs, default, runtimes, indent)| {
+                let plugin = if version == 2 {
+                    "\"io.containerd.grpc.v1.cri\""
+                } else {
+                    "'io.containerd.cri.v1.runtime'"
+                };
+                let pad = if indent { "  " } else { "" };
+                let mut text = format!("# a comment\nversion = {version}\nroot = \"/r\"\n\n");
+                if cdi.is_some() || dirs.is_some() {
+                    text.push_str(&format!("[plugins.{plugin}]\n"));
+                    if let Some(cdi) = cdi {
+                        text.push_str(&format!("{pad}enable_cdi = {cdi}  # keep\n"));
+                    }
+                    if let Some(dirs) = dirs {
+                        text.push_str(&format!("{pad}cdi_spec_dirs = {dirs:?}\n"));
+                    }
+                }
+                if let Some(default) = default {
+                    text.push_str(&format!(
+                        "\n[plugins.{plugin}.containerd]\n{pad}default_runtime_name = \"{default}\"\n"
+                    ));
+                }
+                let mut seen = Vec::new();
+                for name in runtimes {
+                    if seen.contains(&name) {
+                        continue;
+                    }
+                    seen.push(name);
+                    text.push_str(&format!(
+                        "\n[plugins.{plugin}.containerd.runtimes.{name}]\n{pad}runtime_type = \
+                         \"io.containerd.{name}.v2\"\n"
+                    ));
+                }
+                text
+            })
+    }
+
+    fn settings() -> impl Strategy<Value = Settings> {
+        (
+            prop_oneof![Just("amd".to_string()), Just("runc".to_string())],
+            any::<bool>(),
+            proptest::collection::vec("/[a-z]{1,5}", 0..3),
+        )
+            .prop_map(|(runtime_name, set_as_default, dirs)| Settings {
+                runtime_name,
+                runtime_path: PathBuf::from("/usr/bin/amdgpu-container-runtime"),
+                set_as_default,
+                cdi_spec_dirs: dirs.into_iter().map(PathBuf::from).collect(),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn remove_after_configure_gives_back_the_original(
+            original in config(),
+            settings in settings(),
+        ) {
+            let edited = configure(&original, &settings).expect("configure");
+            let again = configure(&edited.text, &settings).expect("configure again");
+            prop_assert!(again.changes.is_empty(), "second run changed {:?}", again.changes);
+            prop_assert_eq!(&again.text, &edited.text);
+            prop_assert!(edited.text.contains("enable_cdi = true"));
+            prop_assert!(edited.text.contains("# a comment\n"), "comments kept");
+            let reverted = remove(&edited.text, &edited.changes).expect("remove");
+            prop_assert!(reverted.kept.is_empty());
+            prop_assert!(
+                same_meaning(&reverted.text, &original),
+                "not the original:\n{}\n---\n{}", reverted.text, original
+            );
+        }
+    }
+}

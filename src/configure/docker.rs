@@ -219,3 +219,110 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("amd".to_string()),
+            Just("runc".to_string()),
+            "[a-z]{1,6}"
+        ]
+    }
+
+    fn runtime() -> impl Strategy<Value = Value> {
+        (
+            "/[a-z]{1,8}",
+            proptest::option::of(Just(json!(["--debug"]))),
+        )
+            .prop_map(|(path, args)| {
+                let mut entry = Map::new();
+                entry.insert("path".into(), Value::String(path));
+                if let Some(args) = args {
+                    entry.insert("runtimeArgs".into(), args);
+                }
+                Value::Object(entry)
+            })
+    }
+
+    fn dirs() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("/etc/cdi".to_string()),
+                Just("/var/run/cdi".to_string()),
+                "/[a-z]{1,5}"
+            ],
+            0..3,
+        )
+    }
+
+    /// A daemon.json with any mix of the keys `configure` touches and unrelated ones.
+    fn daemon_json() -> impl Strategy<Value = Value> {
+        (
+            proptest::option::of(proptest::collection::btree_map(
+                prop_oneof![Just("cdi".to_string()), "[a-z]{1,6}"],
+                any::<bool>(),
+                0..3,
+            )),
+            proptest::option::of(proptest::collection::btree_map(name(), runtime(), 0..3)),
+            proptest::option::of(name()),
+            proptest::option::of(dirs()),
+            proptest::option::of(any::<bool>()),
+        )
+            .prop_map(|(features, runtimes, default, spec_dirs, debug)| {
+                let mut root = Map::new();
+                if let Some(debug) = debug {
+                    root.insert("debug".into(), Value::Bool(debug));
+                }
+                if let Some(features) = features {
+                    root.insert("features".into(), json!(features));
+                }
+                if let Some(runtimes) = runtimes {
+                    root.insert("runtimes".into(), json!(runtimes));
+                }
+                if let Some(default) = default {
+                    root.insert("default-runtime".into(), Value::String(default));
+                }
+                if let Some(spec_dirs) = spec_dirs {
+                    root.insert("cdi-spec-dirs".into(), json!(spec_dirs));
+                }
+                Value::Object(root)
+            })
+    }
+
+    fn settings() -> impl Strategy<Value = Settings> {
+        (name(), any::<bool>(), dirs()).prop_map(|(runtime_name, set_as_default, dirs)| Settings {
+            runtime_name,
+            runtime_path: PathBuf::from("/usr/bin/amdgpu-container-runtime"),
+            set_as_default,
+            cdi_spec_dirs: dirs.into_iter().map(PathBuf::from).collect(),
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn remove_after_configure_gives_back_the_original(
+            original in daemon_json(),
+            settings in settings(),
+        ) {
+            let text = serde_json::to_string_pretty(&original).expect("render");
+            let edited = configure(&text, &settings).expect("configure");
+            let again = configure(&edited.text, &settings).expect("configure again");
+            prop_assert!(again.changes.is_empty(), "second run changed {:?}", again.changes);
+            prop_assert_eq!(&again.text, &edited.text);
+            let configured: Value = serde_json::from_str(&edited.text).expect("json");
+            prop_assert_eq!(&configured["features"]["cdi"], &Value::Bool(true));
+            let reverted = remove(&edited.text, &edited.changes).expect("remove");
+            prop_assert!(reverted.kept.is_empty());
+            let back: Value = serde_json::from_str(&reverted.text).expect("json");
+            prop_assert_eq!(back, original);
+        }
+    }
+}
