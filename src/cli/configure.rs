@@ -101,6 +101,16 @@ impl ConfigureArgs {
 pub fn run(args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
     let plan = configure::plan(&options)?;
+    let wrapper = &options.settings.runtime_path;
+    if !options.remove && options.engine != Engine::Podman && !wrapper.is_file() {
+        eprintln!(
+            "amdgpu-cdi: warning: {} does not exist: {} cannot use the `{}` runtime until it is \
+             installed",
+            wrapper.display(),
+            options.engine,
+            options.settings.runtime_name
+        );
+    }
     let mut out = std::io::stdout().lock();
     if args.dry_run {
         for edit in plan.files.iter().filter(|e| e.changes()) {
