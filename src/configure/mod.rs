@@ -334,19 +334,11 @@ pub fn plan(options: &Options) -> Result<Plan, ConfigureError> {
         }
         (Engine::Docker | Engine::Containerd, true) => {
             let engine = if options.engine == Engine::Docker {
-                InPlace {
-                    revert: docker::remove,
-                    is_empty: docker::is_empty,
-                    same_meaning: docker::same_meaning,
-                }
+                &DOCKER
             } else {
-                InPlace {
-                    revert: containerd::remove,
-                    is_empty: containerd::is_empty,
-                    same_meaning: containerd::same_meaning,
-                }
+                &CONTAINERD
             };
-            if let Some(edit) = remove_in_place(&options.config, &engine, &mut plan.kept)? {
+            if let Some(edit) = remove_in_place(&options.config, engine, &mut plan.kept)? {
                 plan.files.push(edit);
             }
             if options.engine == Engine::Containerd
@@ -453,6 +445,18 @@ struct InPlace {
     is_empty: fn(&str) -> bool,
     same_meaning: fn(&str, &str) -> bool,
 }
+
+const DOCKER: InPlace = InPlace {
+    revert: docker::remove,
+    is_empty: docker::is_empty,
+    same_meaning: docker::same_meaning,
+};
+
+const CONTAINERD: InPlace = InPlace {
+    revert: containerd::remove,
+    is_empty: containerd::is_empty,
+    same_meaning: containerd::same_meaning,
+};
 
 /// Plans the undo of the ledger's changes. When the result means the same as the backup taken
 /// before the first change, the backup's bytes are restored (the original formatting comes back).
