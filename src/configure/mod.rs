@@ -164,6 +164,14 @@ impl Options {
                 path: dir.clone(),
             });
         }
+        let reserved = [
+            "runc",
+            "io.containerd.runc.v2",
+            "io.containerd.runtime.v1.linux",
+        ];
+        if engine == Engine::Docker && reserved.contains(&name.as_str()) {
+            return Err(ConfigureError::ReservedName(name.clone()));
+        }
         if engine == Engine::Podman && settings.set_as_default {
             return Err(ConfigureError::NotForEngine {
                 option: "--set-as-default",
@@ -189,6 +197,11 @@ pub enum ConfigureError {
         "invalid runtime name {0:?}: use letters, digits, `-`, `_` and `.` only (for example `amd`)"
     )]
     RuntimeName(String),
+    /// The runtime name is one Docker reserves for its built-in runtimes.
+    #[error(
+        "runtime name {0:?} is reserved by Docker (dockerd would not start): use another, e.g. `amd`"
+    )]
+    ReservedName(String),
     /// A path option is relative.
     #[error("{what} {path} is not absolute (engines run it from another directory)")]
     RelativePath {

@@ -527,3 +527,19 @@ fn symlinked_config_is_edited_through_the_link() {
         "target edited"
     );
 }
+
+#[test]
+fn docker_reserved_runtime_name_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("daemon.json");
+    amdgpu_cdi()
+        .args(["configure", "docker", "--runtime-name", "runc", "--config"])
+        .arg(&config)
+        .assert()
+        .failure()
+        .stderr(
+            "amdgpu-cdi: runtime name \"runc\" is reserved by Docker (dockerd would not start): \
+             use another, e.g. `amd`\n",
+        );
+    assert!(!config.exists());
+}
