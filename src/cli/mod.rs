@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 pub mod inject;
 pub mod list;
 pub mod validate;
+pub mod configure;
+pub mod hook;
 
 /// Give containers AMD GPUs through the Container Device Interface.
 #[derive(Debug, Parser)]
@@ -26,6 +28,10 @@ pub enum Command {
     List(list::ListArgs),
     /// Print an OCI runtime config with CDI devices injected, as an engine would.
     Inject(inject::InjectArgs),
+    /// Set up docker, containerd, crio or podman for AMD GPUs (non-destructive, undoable).
+    Configure(configure::ConfigureArgs),
+    /// Run as an OCI hook: `amdgpu-cdi hook precreate`.
+    Hook(hook::HookArgs),
 }
 
 /// Runs a parsed command line.
@@ -34,5 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(args),
         Command::List(args) => list::run(args),
         Command::Inject(args) => inject::run(args),
+        Command::Configure(args) => configure::run(&args),
+        Command::Hook(args) => hook::run(args),
     }
 }

@@ -3,5 +3,8 @@
 mod differential;
 mod inject;
 mod list;
+mod configure;
+mod hook_precreate;
+mod runtime;
 mod support;
 mod validate;
