@@ -6,6 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod configure;
 pub mod discover;
 pub mod generate;
+pub mod hook;
 pub mod naming;
+pub mod request;
+pub mod runtime;
+pub mod settings;

@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod configure;
 pub mod generate;
 pub mod gpus;
+pub mod hook;
 pub mod inject;
 pub mod list;
 pub mod validate;
@@ -32,6 +34,10 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Show the host's AMD GPUs and partitions with their CDI names.
     Gpus(gpus::GpusArgs),
+    /// Set up docker, containerd, crio or podman for AMD GPUs (non-destructive, undoable).
+    Configure(configure::ConfigureArgs),
+    /// Run as an OCI hook: `amdgpu-cdi hook precreate`.
+    Hook(hook::HookArgs),
 }
 
 /// Runs a parsed command line.
@@ -42,5 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inject(args) => inject::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Gpus(args) => gpus::run(args),
+        Command::Configure(args) => configure::run(&args),
+        Command::Hook(args) => hook::run(args),
     }
 }

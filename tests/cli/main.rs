@@ -1,9 +1,12 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
+mod configure;
 mod differential;
 mod generate;
 mod gpus;
+mod hook_precreate;
 mod inject;
 mod list;
+mod runtime;
 mod support;
 mod validate;

@@ -2,6 +2,8 @@
 //! rootfs with fake GPU nodes. They need root and the engines: under `CI=true` a missing
 //! prerequisite fails the test; elsewhere the test is skipped with a printed reason.
 
+mod containerd_configure;
+mod docker_configure;
 mod podman_cdi;
 mod podman_generate;
 mod support;
