@@ -417,6 +417,43 @@ struct PciInfo {
     product_name: Option<String>,
 }
 
+/// The device a DRM minor belongs to, from its `class/drm` link.
+struct DrmParent {
+    /// The parent device's directory as the link spells it (a key, never opened).
+    dir: PathBuf,
+    /// The parent's name: a PCI address or `amdgpu_xcp_<k>` / `amdgpu_xcp.<k>`.
+    name: String,
+}
+
+impl DrmParent {
+    /// Splits `.../<parent>/drm/<minor name>`.
+    fn from_target(target: &Path) -> Option<Self> {
+        let drm_dir = target.parent()?;
+        if drm_dir.file_name()? != "drm" {
+            return None;
+        }
+        let dir = drm_dir.parent()?;
+        let name = dir.file_name()?.to_str()?.to_string();
+        Some(Self {
+            dir: dir.to_path_buf(),
+            name,
+        })
+    }
+}
+
+/// Every `class/drm` entry's parent device, and the card minors of each parent.
+#[derive(Default)]
+struct DrmIndex {
+    /// `renderD<N>` / `card<N>` -> its parent.
+    parents: HashMap<String, DrmParent>,
+    /// Parent directory -> its card minors, ascending.
+    cards: HashMap<PathBuf, Vec<u32>>,
+}
+
+fn is_number(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Physical GPUs of `amdgpu_xcp` partitions, found once per KFD location.
 #[derive(Default)]
 struct Parents {
@@ -483,10 +520,11 @@ impl Scan<'_> {
         }
 
         let mut pci_cache: HashMap<PciAddress, PciInfo> = HashMap::new();
+        let drm = self.drm_index()?;
         let mut parents = Parents::default();
         let mut gpus = Vec::with_capacity(kfd_gpus.len());
         for kfd_gpu in &kfd_gpus {
-            gpus.push(self.gpu(kfd_gpu, &mut pci_cache, &mut parents, &mut warnings)?);
+            gpus.push(self.gpu(kfd_gpu, &drm, &mut pci_cache, &mut parents, &mut warnings)?);
         }
 
         gpus.sort_by_key(|gpu| (gpu.pci_address, gpu.partition.as_ref().map(|p| p.index)));
@@ -559,6 +597,7 @@ impl Scan<'_> {
     fn gpu(
         &self,
         kfd_gpu: &KfdGpu,
+        drm: &DrmIndex,
         pci_cache: &mut HashMap<PciAddress, PciInfo>,
         parents: &mut Parents,
         warnings: &mut Vec<String>,
@@ -582,25 +621,23 @@ impl Scan<'_> {
 
         // The render node and what it hangs off.
         let drm_dir = self.options.sysfs_root.join("class/drm");
-        let render_dir = drm_dir.join(format!("renderD{render_minor}"));
-        let dev_path = render_dir.join("dev");
-        let (r_major, r_minor) = match self.read_dev_numbers(&dev_path) {
-            Err(DiscoverError::Read { error, .. }) if error.kind() == io::ErrorKind::NotFound => {
-                return Err(DiscoverError::MissingRenderNode {
-                    node: kfd_gpu.node,
-                    minor: render_minor,
-                    path: render_dir,
-                });
-            }
-            other => other?,
+        let render_name = format!("renderD{render_minor}");
+        let render_dir = drm_dir.join(&render_name);
+        let Some(parent) = drm.parents.get(&render_name) else {
+            return Err(DiscoverError::MissingRenderNode {
+                node: kfd_gpu.node,
+                minor: render_minor,
+                path: render_dir,
+            });
         };
+        let (r_major, r_minor) = self.read_dev_numbers(&render_dir.join("dev"))?;
         let render = self.device_node(
-            PathBuf::from(format!("/dev/dri/renderD{render_minor}")),
+            PathBuf::from(format!("/dev/dri/{render_name}")),
             r_major,
             r_minor,
             warnings,
         );
-        let parent_name = self.link_name(&render_dir.join("device"))?;
+        let parent_name = parent.name.clone();
         let pci_address = if let Ok(address) = parent_name.parse::<PciAddress>() {
             if address.bus != bus
                 || address.device != slot
@@ -637,7 +674,7 @@ impl Scan<'_> {
             });
         };
 
-        let card = self.card_node(&render_dir, warnings)?;
+        let card = self.card_node(drm, &parent.dir, warnings)?;
         let info = match pci_cache.get(&pci_address) {
             Some(info) => info.clone(),
             None => {
@@ -743,58 +780,83 @@ impl Scan<'_> {
         }
     }
 
-    /// The `card<N>` node beside a render node, when its device has one.
-    fn card_node(
-        &self,
-        render_dir: &Path,
-        warnings: &mut Vec<String>,
-    ) -> Result<Option<DeviceNode>, DiscoverError> {
-        let siblings_dir = render_dir.join("device/drm");
-        let names = match self.reader.read_dir_names(&siblings_dir) {
+    /// Where every DRM minor hangs: one listing of `class/drm` and one `readlink` per entry.
+    /// The kernel writes class links as `../../devices/<path>/<parent>/drm/<name>`, so the link
+    /// text names the parent device; a link of another shape is resolved fully.
+    fn drm_index(&self) -> Result<DrmIndex, DiscoverError> {
+        let drm_dir = self.options.sysfs_root.join("class/drm");
+        let names = match self.reader.read_dir_names(&drm_dir) {
             Ok(names) => names,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(error) => {
                 return Err(DiscoverError::Read {
-                    path: siblings_dir,
+                    path: drm_dir,
                     error,
                 });
             }
         };
-        let mut cards: Vec<u32> = names
-            .iter()
-            .filter_map(|n| n.strip_prefix("card").and_then(|m| m.parse().ok()))
-            .collect();
-        cards.sort_unstable();
-        let Some(card_minor) = cards.first() else {
+        let mut index = DrmIndex::default();
+        for name in names {
+            let is_render = name.strip_prefix("renderD").is_some_and(is_number);
+            let card = name
+                .strip_prefix("card")
+                .filter(|m| is_number(m))
+                .and_then(|m| m.parse().ok());
+            if !is_render && card.is_none() {
+                continue;
+            }
+            let link = drm_dir.join(&name);
+            let read_error = |error| DiscoverError::Read {
+                path: link.clone(),
+                error,
+            };
+            let target = self.reader.read_link(&link).map_err(read_error)?;
+            let parent = match DrmParent::from_target(&target) {
+                Some(parent) => parent,
+                None => {
+                    let resolved = self.reader.canonicalize(&link).map_err(read_error)?;
+                    match DrmParent::from_target(&resolved) {
+                        Some(parent) => parent,
+                        None => continue,
+                    }
+                }
+            };
+            if let Some(minor) = card {
+                index
+                    .cards
+                    .entry(parent.dir.clone())
+                    .or_default()
+                    .push(minor);
+            }
+            index.parents.insert(name, parent);
+        }
+        for cards in index.cards.values_mut() {
+            cards.sort_unstable();
+        }
+        Ok(index)
+    }
+
+    /// The `card<N>` node of the same DRM parent device as a render node, when it has one.
+    fn card_node(
+        &self,
+        drm: &DrmIndex,
+        parent_dir: &Path,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<DeviceNode>, DiscoverError> {
+        let Some(&card_minor) = drm.cards.get(parent_dir).and_then(|cards| cards.first()) else {
             return Ok(None);
         };
-        let (major, minor) =
-            self.read_dev_numbers(&siblings_dir.join(format!("card{card_minor}/dev")))?;
+        let dev = self
+            .options
+            .sysfs_root
+            .join(format!("class/drm/card{card_minor}/dev"));
+        let (major, minor) = self.read_dev_numbers(&dev)?;
         Ok(Some(self.device_node(
             PathBuf::from(format!("/dev/dri/card{card_minor}")),
             major,
             minor,
             warnings,
         )))
-    }
-
-    /// The last component of the directory a sysfs link points to. The kernel writes links as
-    /// `../../../0000:03:00.0`, so the link text names it; anything else is resolved fully.
-    fn link_name(&self, link: &Path) -> Result<String, DiscoverError> {
-        let read_error = |error| DiscoverError::Read {
-            path: link.to_path_buf(),
-            error,
-        };
-        let target = self.reader.read_link(link).map_err(read_error)?;
-        let named = |path: &Path| match path.components().next_back() {
-            Some(std::path::Component::Normal(name)) => name.to_str().map(str::to_string),
-            _ => None,
-        };
-        if let Some(name) = named(&target) {
-            return Ok(name);
-        }
-        let resolved = self.reader.canonicalize(link).map_err(read_error)?;
-        Ok(named(&resolved).unwrap_or_default())
     }
 
     fn pci_info(&self, address: &PciAddress) -> Result<PciInfo, DiscoverError> {
