@@ -561,6 +561,10 @@ impl Scan<'_> {
                     line: problem.line,
                     text: problem.text,
                 })?;
+            // CPU nodes have no SIMDs (and gpu_id 0).
+            if properties.get("simd_count").unwrap_or(0) == 0 {
+                continue;
+            }
             let gpu_id_path = node_dir.join("gpu_id");
             let gpu_id_text = self.read(&gpu_id_path)?;
             let gpu_id: u32 = gpu_id_text
@@ -571,8 +575,7 @@ impl Scan<'_> {
                     expected: "a decimal gpu id",
                     found: gpu_id_text.trim().chars().take(60).collect(),
                 })?;
-            // CPU nodes have gpu_id 0 and no SIMDs.
-            if gpu_id == 0 || properties.get("simd_count").unwrap_or(0) == 0 {
+            if gpu_id == 0 {
                 continue;
             }
             let vendor = properties
