@@ -379,3 +379,24 @@ fn example_trees_match_their_generator() {
         );
     }
 }
+
+#[test]
+fn an_extension_engines_ignore_is_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = amdgpu_cdi()
+        .current_dir(dir.path())
+        .arg("generate")
+        .arg("--sysfs-root")
+        .arg(host_sysfs("workstation"))
+        .args(["--output", "amd.com-gpu.yml"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "amdgpu-cdi: warning: engines read only *.json and *.yaml spec files; amd.com-gpu.yml \
+         will not be loaded from a spec directory\n"
+    );
+    let text = std::fs::read_to_string(dir.path().join("amd.com-gpu.yml")).expect("written");
+    assert_valid(&text, cdi::codec::Format::Yaml);
+}
