@@ -400,3 +400,16 @@ fn an_extension_engines_ignore_is_a_warning() {
     let text = std::fs::read_to_string(dir.path().join("amd.com-gpu.yml")).expect("written");
     assert_valid(&text, cdi::codec::Format::Yaml);
 }
+
+#[test]
+fn help_texts() {
+    for command in ["generate", "gpus"] {
+        let out = amdgpu_cdi()
+            .args([command, "--help"])
+            .output()
+            .expect("run");
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        insta::assert_snapshot!(format!("help-{command}"), text);
+    }
+}
