@@ -413,3 +413,52 @@ fn help_texts() {
         insta::assert_snapshot!(format!("help-{command}"), text);
     }
 }
+
+#[test]
+fn amdgpu_cdi_validate_accepts_every_generated_spec() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for host in HOSTS {
+        for (suffix, args) in [
+            ("yaml", &[][..]),
+            (
+                "json",
+                &[
+                    "--device-name-strategy",
+                    "uuid",
+                    "--device-name-strategy",
+                    "pci",
+                    "--annotations",
+                ][..],
+            ),
+        ] {
+            let path = dir.path().join(format!("{host}.{suffix}"));
+            let out = amdgpu_cdi()
+                .arg("generate")
+                .arg("--sysfs-root")
+                .arg(host_sysfs(host))
+                .args(args)
+                .arg("--output")
+                .arg(&path)
+                .output()
+                .expect("run generate");
+            assert!(
+                out.status.success(),
+                "{host}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            files.push(path);
+        }
+    }
+    let out = amdgpu_cdi()
+        .arg("validate")
+        .args(&files)
+        .output()
+        .expect("run validate");
+    assert!(
+        out.status.success(),
+        "validate rejected a generated spec:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
