@@ -50,7 +50,10 @@ fn write_man_pages(cmd: &clap::Command, title: &str, dir: &Path) -> anyhow::Resu
         .render(&mut bytes)
         .with_context(|| format!("cannot render the man page of {title}"))?;
     write(&dir.join(format!("{title}.1")), &bytes)?;
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         write_man_pages(sub, &format!("{title}-{}", sub.get_name()), dir)?;
     }
     Ok(())
