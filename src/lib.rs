@@ -8,3 +8,5 @@
 pub mod cli;
 pub mod discover;
 pub mod doctor;
+pub mod generate;
+pub mod naming;
