@@ -7,7 +7,10 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod edits;
 pub mod name;
+pub mod registry;
 pub mod spec;
 pub mod validate;
 pub mod version;
+pub mod write;

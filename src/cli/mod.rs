@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod inject;
+pub mod list;
+pub mod validate;
 pub mod docs;
 pub mod doctor;
 
@@ -19,6 +22,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check CDI spec files; print every problem and exit 1 if there is any.
+    Validate(validate::ValidateArgs),
+    /// List every CDI device the spec directories provide, with its file.
+    List(list::ListArgs),
+    /// Print an OCI runtime config with CDI devices injected, as an engine would.
+    Inject(inject::InjectArgs),
     /// Check everything containers need to get AMD GPUs, with a fix for every failure.
     Doctor(doctor::DoctorArgs),
     /// Write man pages and shell completions (used by packaging).
@@ -29,6 +38,9 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::List(args) => list::run(args),
+        Command::Inject(args) => inject::run(args),
         Command::Doctor(args) => doctor::run(&args),
         Command::GenerateDocs(args) => docs::run(&args),
     }

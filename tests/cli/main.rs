@@ -1,3 +1,7 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
+mod differential;
+mod inject;
+mod list;
 mod support;
+mod validate;
