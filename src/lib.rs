@@ -5,6 +5,7 @@
 //! the container-side mechanics in `amdgpu-cdi-hooks`.
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod cli;
 pub mod discover;
 pub mod doctor;

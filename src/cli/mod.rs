@@ -4,11 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
+pub mod docs;
+pub mod doctor;
 pub mod inject;
 pub mod list;
 pub mod validate;
-pub mod docs;
-pub mod doctor;
 
 /// Give containers AMD GPUs through the Container Device Interface.
 #[derive(Debug, Parser)]
@@ -28,6 +29,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Print an OCI runtime config with CDI devices injected, as an engine would.
     Inject(inject::InjectArgs),
+    /// Compare a spec on disk with what `generate` would write now (exit 0 current, 1 stale).
+    Check(check::CheckArgs),
     /// Check everything containers need to get AMD GPUs, with a fix for every failure.
     Doctor(doctor::DoctorArgs),
     /// Write man pages and shell completions (used by packaging).
@@ -41,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(args),
         Command::List(args) => list::run(args),
         Command::Inject(args) => inject::run(args),
+        Command::Check(args) => check::run(&args),
         Command::Doctor(args) => doctor::run(&args),
         Command::GenerateDocs(args) => docs::run(&args),
     }
