@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod generate;
+pub mod gpus;
 pub mod check;
 pub mod docs;
 pub mod doctor;
@@ -29,6 +31,10 @@ pub enum Command {
     List(list::ListArgs),
     /// Print an OCI runtime config with CDI devices injected, as an engine would.
     Inject(inject::InjectArgs),
+    /// Discover the host's AMD GPUs and write their CDI spec.
+    Generate(generate::GenerateArgs),
+    /// Show the host's AMD GPUs and partitions with their CDI names.
+    Gpus(gpus::GpusArgs),
     /// Compare a spec on disk with what `generate` would write now (exit 0 current, 1 stale).
     Check(check::CheckArgs),
     /// Check everything containers need to get AMD GPUs, with a fix for every failure.
@@ -44,6 +50,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(args),
         Command::List(args) => list::run(args),
         Command::Inject(args) => inject::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Gpus(args) => gpus::run(args),
         Command::Check(args) => check::run(&args),
         Command::Doctor(args) => doctor::run(&args),
         Command::GenerateDocs(args) => docs::run(&args),
