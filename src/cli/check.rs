@@ -4,12 +4,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+use cdi::version::Version;
 use clap::Args;
 
 use crate::check::{self, Outcome};
 use crate::discover::DiscoverOptions;
 use crate::generate::GenerateOptions;
 use crate::naming::NameStrategy;
+
+use super::generate::StrategyArg;
 
 /// Compare a spec on disk with what `generate` would write now.
 ///
@@ -37,8 +41,8 @@ pub struct CheckArgs {
     #[arg(long, default_value = "gpu")]
     pub class: String,
     /// Device naming strategy (repeatable): index, uuid or pci [default: index].
-    #[arg(long = "device-name-strategy", value_name = "STRATEGY")]
-    pub strategies: Vec<NameStrategy>,
+    #[arg(long = "device-name-strategy", value_name = "STRATEGY", value_enum)]
+    pub strategies: Vec<StrategyArg>,
     /// The spec has no `all` device.
     #[arg(long)]
     pub no_all_device: bool,
@@ -68,24 +72,32 @@ impl CheckArgs {
         }
     }
 
-    /// What the spec should contain.
-    pub fn generate_options(&self) -> GenerateOptions {
-        GenerateOptions {
+    /// What the spec should contain; fails on a malformed `--cdi-version`.
+    pub fn generate_options(&self) -> anyhow::Result<GenerateOptions> {
+        let cdi_version = match self.cdi_version.as_str() {
+            "auto" => None,
+            text => Some(text.parse::<Version>().context("invalid --cdi-version")?),
+        };
+        Ok(GenerateOptions {
             vendor: self.vendor.clone(),
             class: self.class.clone(),
             strategies: if self.strategies.is_empty() {
                 vec![NameStrategy::Index]
             } else {
-                self.strategies.clone()
+                self.strategies
+                    .iter()
+                    .copied()
+                    .map(NameStrategy::from)
+                    .collect()
             },
             all_device: !self.no_all_device,
-            cdi_version: (self.cdi_version != "auto").then(|| self.cdi_version.clone()),
+            cdi_version,
             annotations: self.annotations,
             additional_gids: self.additional_gids,
             pin_device_numbers: self.pin_device_numbers,
             include_card_nodes: self.include_card_nodes,
             dev_root: self.dev_root.clone(),
-        }
+        })
     }
 }
 
@@ -94,7 +106,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     match check::check(
         &args.spec,
         &args.discover_options(),
-        &args.generate_options(),
+        &args.generate_options()?,
     )? {
         Outcome::Current => {
             println!("{} is current", args.spec.display());

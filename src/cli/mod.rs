@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub mod generate;
-pub mod gpus;
 pub mod check;
 pub mod docs;
 pub mod doctor;
+pub mod generate;
+pub mod gpus;
 pub mod inject;
 pub mod list;
 pub mod validate;

@@ -1,5 +1,6 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
+mod check;
 mod differential;
 mod inject;
 mod list;
