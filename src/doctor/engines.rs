@@ -258,10 +258,10 @@ fn containerd_config(roots: &HostRoots, version: Option<EngineVersion>) -> Engin
         return config;
     };
     config.file = Some(roots.show(&path));
-    let table: toml::Table = match text.parse() {
+    let table: toml::Table = match toml::from_str(&text) {
         Ok(table) => table,
         Err(e) => {
-            config.broken = Some(format!("{}: {e}", roots.show(&path)));
+            config.broken = Some(format!("{}: {}", roots.show(&path), toml_error(&text, &e)));
             return config;
         }
     };
@@ -322,10 +322,10 @@ fn crio_config(roots: &HostRoots) -> EngineConfig {
             continue;
         };
         config.file = Some(roots.show(&path));
-        let table: toml::Table = match text.parse() {
+        let table: toml::Table = match toml::from_str(&text) {
             Ok(table) => table,
             Err(e) => {
-                config.broken = Some(format!("{}: {e}", roots.show(&path)));
+                config.broken = Some(format!("{}: {}", roots.show(&path), toml_error(&text, &e)));
                 continue;
             }
         };
@@ -356,7 +356,7 @@ fn podman_config(roots: &HostRoots) -> EngineConfig {
             continue;
         };
         config.file = Some(roots.show(&path));
-        match text.parse::<toml::Table>() {
+        match toml::from_str::<toml::Table>(&text) {
             Ok(table) => {
                 if let Some(dirs) = table
                     .get("engine")
@@ -370,10 +370,24 @@ fn podman_config(roots: &HostRoots) -> EngineConfig {
                     );
                 }
             }
-            Err(e) => config.broken = Some(format!("{}: {e}", roots.show(&path))),
+            Err(e) => {
+                config.broken = Some(format!("{}: {}", roots.show(&path), toml_error(&text, &e)));
+            }
         }
     }
     config
+}
+
+/// A TOML error on one line: `line N: message`.
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().trim_end_matches('.');
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message.to_string(),
+    }
 }
 
 /// Whether CDI is on, from the version and the configuration; `(on, why)`.
@@ -459,7 +473,7 @@ fn engine_section(
                         out.lines().next().unwrap_or("").trim()
                     ),
                     format!(
-                        "run `{} --version` and compare with docs/packaging.md",
+                        "check that {} is the real {name}: without a version its CDI support cannot be judged",
                         roots.show(&binary)
                     ),
                 ));

@@ -55,7 +55,8 @@ fn read_topology(roots: &HostRoots) -> io::Result<Topology> {
 pub(super) fn driver(roots: &HostRoots) -> Section {
     let mut findings = Vec::new();
     let module = roots.sysfs_root.join("module/amdgpu");
-    if module.is_dir() {
+    let bound = roots.sysfs_root.join("bus/pci/drivers/amdgpu");
+    if module.is_dir() || bound.is_dir() {
         findings.push(ok("driver.module", "amdgpu kernel driver is loaded"));
     } else {
         findings.push(fail(

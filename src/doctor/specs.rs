@@ -8,7 +8,11 @@ use std::path::PathBuf;
 
 use cdi::version::Version;
 
-use super::{HostRoots, Section, fail, ok, warn};
+use crate::check::{self, Outcome};
+use crate::discover::{self, DiscoverOptions};
+use crate::generate::{self, GenerateOptions};
+
+use super::{HostRoots, Section, fail, info, ok, warn};
 
 /// The kind amdgpu-cdi writes.
 pub(super) const KIND: &str = "amd.com/gpu";
@@ -127,7 +131,7 @@ impl SpecScan {
                 None => findings.push(ok(
                     "specs.valid",
                     format!(
-                        "{shown}: cdiVersion {}, devices {}",
+                        "{shown} is valid: cdiVersion {}, devices {}",
                         file.version
                             .map_or_else(|| "?".to_string(), |v| v.to_string()),
                         summarize(&file.names)
@@ -136,6 +140,7 @@ impl SpecScan {
             }
         }
         findings.extend(self.conflicts(roots));
+        findings.extend(self.currentness(roots));
         Section {
             title: "cdi specs".into(),
             findings,
@@ -200,6 +205,70 @@ impl SpecScan {
             }
         }
         findings
+    }
+}
+
+impl SpecScan {
+    /// Compares each valid spec named like the refresh service's output (`amd.com-gpu.yaml` or
+    /// `.json`) with what `generate` writes now with default options.
+    fn currentness(&self, roots: &HostRoots) -> Vec<super::Finding> {
+        let ours: Vec<&SpecFile> = self
+            .files
+            .iter()
+            .filter(|f| f.invalid.is_none())
+            .filter(|f| f.path.file_stem().is_some_and(|stem| stem == "amd.com-gpu"))
+            .collect();
+        if ours.is_empty() {
+            return Vec::new();
+        }
+        let discovered = discover::discover(&DiscoverOptions {
+            sysfs_root: roots.sysfs_root.clone(),
+            dev_root: roots.dev_root.clone(),
+        });
+        // The spec describes the host's own /dev, whatever root doctor inspects it through.
+        let wanted = match discovered {
+            Ok(host) => generate::generate(&host, &GenerateOptions::default()),
+            Err(err) => {
+                return vec![info(
+                    "specs.current",
+                    format!("not compared with the hardware: {err}"),
+                )];
+            }
+        };
+        let wanted = match wanted {
+            Ok(spec) => spec,
+            Err(err) => {
+                return vec![info(
+                    "specs.current",
+                    format!("not compared with the hardware: {err}"),
+                )];
+            }
+        };
+        ours.iter()
+            .map(|file| {
+                let shown = roots.show(&file.path);
+                match check::compare_file(&file.path, &wanted) {
+                    Ok(Outcome::Current) => ok(
+                        "specs.current",
+                        format!("{shown} matches the GPUs present now"),
+                    ),
+                    Ok(Outcome::Stale { .. }) => fail(
+                        "specs.current",
+                        format!(
+                            "{shown} is stale: it differs from what `amdgpu-cdi generate` writes now"
+                        ),
+                        format!(
+                            "`systemctl start amdgpu-cdi-refresh.service` (or `amdgpu-cdi generate --output {shown}`); `amdgpu-cdi check --spec {shown}` shows the difference (pass the options the spec was generated with)"
+                        ),
+                    ),
+                    Err(err) => fail(
+                        "specs.current",
+                        format!("cannot compare {shown}: {err}"),
+                        "run doctor as root",
+                    ),
+                }
+            })
+            .collect()
     }
 }
 

@@ -23,7 +23,7 @@ fn gpu_hosts() -> Vec<PathBuf> {
 }
 
 /// Copies a tree, keeping symlinks as symlinks (sysfs trees are made of relative links).
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create dir");
     for entry in fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("dir entry");

@@ -2,6 +2,7 @@
 
 mod check;
 mod differential;
+mod doctor;
 mod inject;
 mod list;
 mod support;
