@@ -5,3 +5,4 @@
 mod packaging;
 mod podman_cdi;
 mod support;
+mod units;
