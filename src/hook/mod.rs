@@ -60,7 +60,10 @@ pub enum InjectError {
 #[derive(Debug)]
 enum DeviceSet {
     /// A spec generated from live discovery, named by index.
-    Generated { spec: Spec, inventory: Inventory },
+    Generated {
+        spec: Box<Spec>,
+        inventory: Inventory,
+    },
     /// The `amd.com/gpu` devices of the CDI spec dirs.
     Registry {
         registry: Registry,
@@ -86,7 +89,10 @@ impl DeviceSet {
                     },
                 )?;
                 let inventory = host_inventory(&host);
-                Ok(Self::Generated { spec, inventory })
+                Ok(Self::Generated {
+                    spec: Box::new(spec),
+                    inventory,
+                })
             }
             DeviceSource::Cdi => {
                 let registry = Registry::load(&settings.spec_dirs);

@@ -18,7 +18,7 @@ pub enum PrecreateError {
     Read(#[from] BundleError),
     /// The requested GPUs could not be injected.
     #[error(transparent)]
-    Inject(#[from] InjectError),
+    Inject(#[from] Box<InjectError>),
     /// Writing the config to stdout failed.
     #[error("cannot write the OCI config to stdout: {0}")]
     Write(#[source] std::io::Error),
@@ -32,7 +32,7 @@ pub fn run(
     log: &DetailLog,
 ) -> Result<Outcome, PrecreateError> {
     let (bytes, mut config) = bundle::read_config_from(input, Path::new("stdin"))?;
-    let outcome = inject(&mut config, settings, log)?;
+    let outcome = inject(&mut config, settings, log).map_err(Box::new)?;
     let out = match &outcome {
         Outcome::Unchanged(_) => bytes,
         Outcome::Injected(_) => bundle::to_bytes(&config),
