@@ -99,39 +99,109 @@ pub fn parse(bytes: &[u8], format: Format) -> Result<Spec, CodecError> {
 }
 
 fn parse_yaml(bytes: &[u8]) -> Result<Spec, CodecError> {
+    // `no_schema` makes an unquoted `0`, `yes` or `1.0` in a string field an error, as Go's
+    // YAML 1.1 reader turns those into numbers and booleans; legacy octal reads `0666` as 438
+    // there, so it does here.
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
         no_schema: true,
+        legacy_octal_numbers: true,
         with_snippet: false,
     };
-    serde_saphyr::from_slice_with_options(bytes, options).map_err(|error| {
+    let mut field = None;
+    let result = serde_saphyr::with_deserializer_from_slice_with_options(bytes, options, |de| {
+        serde_path_to_error::deserialize(de).map_err(|error| {
+            field = Some(error.path().to_string());
+            error.into_inner()
+        })
+    });
+    result.map_err(|error| {
         let location = error.location();
+        let message = strip_position(&error.to_string(), " at line ");
         CodecError {
             format: Format::Yaml,
             line: location.map(|l| l.line()),
             column: location.map(|l| l.column()),
-            message: one_line(&error.to_string()),
+            message: with_field(field.as_deref(), &message),
         }
     })
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Spec, CodecError> {
-    serde_json::from_slice(bytes).map_err(|error| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut field = String::new();
+    let result = serde_path_to_error::deserialize(&mut de)
+        .map_err(|error| {
+            field = error.path().to_string();
+            error.into_inner()
+        })
+        .and_then(|spec| de.end().map(|()| spec));
+    result.map_err(|error| {
         let known = error.line() > 0;
         CodecError {
             format: Format::Json,
             line: known.then(|| error.line() as u64),
             column: known.then(|| error.column() as u64),
-            message: one_line(&strip_json_position(&error.to_string())),
+            message: with_field(
+                Some(&field),
+                &strip_position(&error.to_string(), " at line "),
+            ),
         }
     })
 }
 
-/// serde_json appends ` at line L column C`; the position is reported separately.
-fn strip_json_position(message: &str) -> String {
-    match message.rfind(" at line ") {
+/// Both parsers append ` at line L column C`; the position is reported separately.
+fn strip_position(message: &str, marker: &str) -> String {
+    match message.rfind(marker) {
         Some(index) => message[..index].to_owned(),
         None => message.to_owned(),
+    }
+}
+
+/// Prefixes the message with the field path, unless the error is about the document as a whole.
+fn with_field(field: Option<&str>, message: &str) -> String {
+    let message = reword(&one_line(message));
+    // A `?` segment stands for a map key that could not be read (e.g. a duplicate key).
+    let field = field
+        .map(|f| f.trim_end_matches('?').trim_end_matches('.'))
+        .filter(|f| !f.is_empty());
+    match field {
+        Some(field) => format!("{field}: {message}"),
+        None => message,
+    }
+}
+
+/// Turns the YAML parser's wording into this crate's: lower-case, no API advice.
+fn reword(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("The string value [")
+        && let Some(value) = rest.strip_suffix("] must be quoted")
+    {
+        return format!(
+            "{value} must be quoted to be a string (YAML 1.1 readers such as Go's take it as a \
+             number, boolean or null)"
+        );
+    }
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("duplicate key `{key}`");
+    }
+    if message.starts_with("multiple YAML documents detected") {
+        return "more than one YAML document (a spec file holds exactly one)".to_owned();
+    }
+    removed_field_hint(message)
+}
+
+/// `enableCMT`/`enableMBM` existed in CDI 0.7.0 to 1.0.0 and were replaced in 1.1.0.
+fn removed_field_hint(message: &str) -> String {
+    if message.starts_with("unknown field `enableCMT`")
+        || message.starts_with("unknown field `enableMBM`")
+    {
+        format!("{message} (CDI 1.1.0 replaced enableCMT and enableMBM with enableMonitoring)")
+    } else {
+        message.to_owned()
     }
 }
 

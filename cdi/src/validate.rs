@@ -1,20 +1,24 @@
 //! Semantic validation of a parsed CDI spec, with every rule the reference library enforces.
 //!
 //! [`validate`] reports all problems at once, each naming the device (if any) and the field path,
-//! so a user can fix a spec in one pass.
+//! so a user can fix a spec in one pass. The rules mirror the reference Go library (newest
+//! release), tightened where released libraries misbehave: one-character vendor or class names
+//! (they crash), a `v` before the version and the `none` permission (older libraries reject them).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::name;
-use crate::spec::{ContainerEdits, Spec};
+use crate::spec::{ContainerEdits, DeviceNode, IntelRdt, Spec};
 use crate::version::{self, Version};
 
 /// One thing wrong with a spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// The device the problem is in; `None` for spec-level fields.
+    /// The name of the device the problem is in; `None` for spec-level fields.
     pub device: Option<String>,
-    /// The field path, e.g. `containerEdits.deviceNodes[0].path`.
+    /// The field path, relative to the device when there is one, e.g.
+    /// `containerEdits.deviceNodes[0].path`.
     pub field: String,
     /// What is wrong.
     pub message: String,
@@ -29,10 +33,11 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The Kubernetes limit on the total size of annotation keys and values.
+/// The Kubernetes limit on the total size of annotation keys and values, in bytes.
 pub const MAX_ANNOTATIONS_SIZE: usize = 256 * 1024;
 
-const HOOK_NAMES: &[&str] = &[
+/// The OCI hook stages a CDI hook may name.
+pub const HOOK_NAMES: &[&str] = &[
     "prestart",
     "createRuntime",
     "createContainer",
@@ -41,14 +46,19 @@ const HOOK_NAMES: &[&str] = &[
     "poststop",
 ];
 
-struct Collector {
-    problems: Vec<Problem>,
+/// Device node types: unset, block, character, unbuffered character, FIFO.
+const NODE_TYPES: &[&str] = &["", "b", "c", "u", "p"];
+
+/// Where problems are collected, with the device they belong to.
+struct Report<'a> {
+    device: Option<&'a str>,
+    problems: &'a mut Vec<Problem>,
 }
 
-impl Collector {
-    fn push(&mut self, device: Option<&str>, field: impl Into<String>, message: impl Into<String>) {
+impl Report<'_> {
+    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
-            device: device.map(str::to_owned),
+            device: self.device.map(str::to_owned),
             field: field.into(),
             message: message.into(),
         });
@@ -57,85 +67,105 @@ impl Collector {
 
 /// Checks a spec against every CDI rule and returns all problems found; empty means valid.
 pub fn validate(spec: &Spec) -> Vec<Problem> {
-    let mut out = Collector {
-        problems: Vec::new(),
+    let mut problems = Vec::new();
+    let mut report = Report {
+        device: None,
+        problems: &mut problems,
     };
-    check_version(spec, &mut out);
-    if spec.kind.is_empty() {
-        out.push(None, "kind", "required (vendor/class, e.g. amd.com/gpu)");
-    } else if let Err(error) = name::parse_kind(&spec.kind) {
-        out.push(None, "kind", error.to_string());
-    }
-    check_annotations(None, "annotations", &spec.annotations, &mut out);
-    check_edits(None, "containerEdits", &spec.container_edits, &mut out);
+    check_version(spec, &mut report);
+    check_kind(&spec.kind, &mut report);
+    check_annotations(&spec.annotations, &mut report);
+    check_edits("containerEdits", &spec.container_edits, &mut report);
     if spec.devices.is_empty() {
-        out.push(None, "devices", "at least one device is required");
+        report.push("devices", "at least one device is required");
     }
-    let mut seen = std::collections::BTreeSet::new();
-    for (index, device) in spec.devices.iter().enumerate() {
-        let label = Some(device.name.as_str());
+    let mut seen = BTreeSet::new();
+    for device in &spec.devices {
+        let mut report = Report {
+            device: Some(&device.name),
+            problems: &mut problems,
+        };
         if let Err(error) = name::validate_device_name(&device.name) {
-            out.push(label, format!("devices[{index}].name"), error.to_string());
+            report.push("name", error.to_string());
         }
         if !seen.insert(device.name.as_str()) {
-            out.push(
-                label,
-                format!("devices[{index}].name"),
-                "duplicate device name in this spec",
-            );
+            report.push("name", "another device in this spec has the same name");
         }
-        check_annotations(label, "annotations", &device.annotations, &mut out);
+        check_annotations(&device.annotations, &mut report);
         if device.container_edits.is_empty() {
-            out.push(label, "containerEdits", "must not be empty");
+            report.push("containerEdits", "must not be empty");
         }
-        check_edits(label, "containerEdits", &device.container_edits, &mut out);
+        check_edits("containerEdits", &device.container_edits, &mut report);
     }
-    out.problems
+    problems
 }
 
-fn check_version(spec: &Spec, out: &mut Collector) {
-    let declared: Version = match spec.cdi_version.parse() {
-        Ok(version) => version,
-        Err(_) => {
-            out.push(
-                None,
-                "cdiVersion",
-                format!("invalid version {:?}", spec.cdi_version),
-            );
-            return;
-        }
-    };
-    if !declared.is_known() {
-        out.push(None, "cdiVersion", format!("unknown version {declared}"));
+fn check_version(spec: &Spec, report: &mut Report<'_>) {
+    let declared = &spec.cdi_version;
+    if declared.is_empty() {
+        report.push("cdiVersion", "required, e.g. 0.5.0");
         return;
     }
-    let required = version::minimum_required_version(spec);
-    if declared < required {
-        out.push(
-            None,
+    if let Some(bare) = declared.strip_prefix('v')
+        && bare.parse::<Version>().is_ok_and(Version::is_known)
+    {
+        report.push(
             "cdiVersion",
-            format!("{declared} is too old for this content, which needs at least {required}"),
+            format!("write {bare} without the leading v (CDI libraries before 0.6 reject it)"),
+        );
+        return;
+    }
+    let Ok(parsed) = declared.parse::<Version>() else {
+        report.push("cdiVersion", format!("invalid version {declared:?}"));
+        return;
+    };
+    let required = version::minimum_required_version(spec);
+    if !parsed.is_known() {
+        if parsed < version::V0_3_0 {
+            report.push(
+                "cdiVersion",
+                format!("{parsed} is older than 0.3.0, the oldest version CDI libraries accept"),
+            );
+        } else {
+            report.push(
+                "cdiVersion",
+                format!(
+                    "unknown version {parsed} (known: 0.3.0 to {})",
+                    version::LATEST
+                ),
+            );
+        }
+        return;
+    }
+    if parsed < required {
+        report.push(
+            "cdiVersion",
+            format!("{parsed} is too old: this spec's content needs at least {required}"),
         );
     }
 }
 
-fn check_annotations(
-    device: Option<&str>,
-    field: &str,
-    annotations: &std::collections::BTreeMap<String, String>,
-    out: &mut Collector,
-) {
+fn check_kind(kind: &str, report: &mut Report<'_>) {
+    if kind.is_empty() {
+        report.push("kind", "required, vendor/class, e.g. amd.com/gpu");
+        return;
+    }
+    if let Err(error) = name::parse_kind(kind) {
+        report.push("kind", error.to_string());
+    }
+}
+
+fn check_annotations(annotations: &BTreeMap<String, String>, report: &mut Report<'_>) {
     let mut total = 0usize;
     for (key, value) in annotations {
-        total += key.len() + value.len();
+        total = total.saturating_add(key.len()).saturating_add(value.len());
         if let Err(message) = check_annotation_key(key) {
-            out.push(device, format!("{field}[{key:?}]"), message);
+            report.push(format!("annotations[{key:?}]"), message);
         }
     }
     if total > MAX_ANNOTATIONS_SIZE {
-        out.push(
-            device,
-            field,
+        report.push(
+            "annotations",
             format!(
                 "keys and values total {total} bytes, more than the limit of {MAX_ANNOTATIONS_SIZE}"
             ),
@@ -143,61 +173,86 @@ fn check_annotations(
     }
 }
 
+/// Kubernetes qualified name, compared case-insensitively as Kubernetes does for annotations:
+/// an optional DNS-subdomain prefix (at most 253 characters) and `/`, then a name of 1 to 63
+/// characters of `[A-Za-z0-9_.-]` that starts and ends with a letter or digit.
 fn check_annotation_key(key: &str) -> Result<(), String> {
-    let name = match key.split_once('/') {
-        Some((prefix, name)) => {
-            if prefix.is_empty() || prefix.len() > 253 {
-                return Err("key prefix must be a DNS subdomain of 1 to 253 characters".into());
+    let lower = key.to_ascii_lowercase();
+    let parts: Vec<&str> = lower.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                return Err("key prefix before / must not be empty".into());
             }
-            name
+            if prefix.len() > 253 || !is_dns_subdomain(prefix) {
+                return Err(
+                    "key prefix must be a DNS subdomain of at most 253 characters: lower-case \
+                     letters, digits, - and ., e.g. example.com"
+                        .into(),
+                );
+            }
+            *name
         }
-        None => key,
+        _ => return Err("key may contain at most one /".into()),
     };
-    if name.is_empty() || name.len() > 63 {
-        return Err("key name must be 1 to 63 characters".into());
+    if name.is_empty() {
+        return Err("key name must not be empty".into());
+    }
+    if name.len() > 63 {
+        return Err("key name must be at most 63 characters".into());
+    }
+    let bytes = name.as_bytes();
+    let edge_ok = |b: &u8| b.is_ascii_alphanumeric();
+    let middle_ok = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if !bytes.first().is_some_and(edge_ok)
+        || !bytes.last().is_some_and(edge_ok)
+        || !bytes.iter().all(middle_ok)
+    {
+        return Err(
+            "key name must start and end with a letter or digit, with only letters, digits, \
+             -, _ and . in between"
+                .into(),
+        );
     }
     Ok(())
 }
 
-fn check_edits(device: Option<&str>, base: &str, edits: &ContainerEdits, out: &mut Collector) {
-    for (index, entry) in edits.env.iter().enumerate() {
+/// RFC 1123 subdomain: dot-separated labels of `[a-z0-9-]`, each starting and ending with a
+/// letter or digit.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.split('.').all(|label| {
+        let b = label.as_bytes();
+        !b.is_empty()
+            && b.first()
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && b.last()
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    })
+}
+
+fn check_env(field: &str, env: &[String], report: &mut Report<'_>) {
+    for (index, entry) in env.iter().enumerate() {
         if entry.find('=').is_none_or(|at| at == 0) {
-            out.push(
-                device,
-                format!("{base}.env[{index}]"),
-                format!("{entry:?} is not KEY=VALUE"),
+            report.push(
+                format!("{field}[{index}]"),
+                format!("{entry:?} is not NAME=VALUE"),
             );
         }
     }
+}
+
+fn check_edits(base: &str, edits: &ContainerEdits, report: &mut Report<'_>) {
+    check_env(&format!("{base}.env"), &edits.env, report);
     for (index, node) in edits.device_nodes.iter().enumerate() {
-        let field = format!("{base}.deviceNodes[{index}]");
-        if node.path.is_empty() {
-            out.push(device, format!("{field}.path"), "required");
-        }
-        if let Some(kind) = &node.kind
-            && !matches!(kind.as_str(), "" | "b" | "c" | "u" | "p")
-        {
-            out.push(
-                device,
-                format!("{field}.type"),
-                format!("{kind:?} is not one of b, c, u, p"),
-            );
-        }
-        if let Some(permissions) = &node.permissions
-            && permissions.chars().any(|c| !matches!(c, 'r' | 'w' | 'm'))
-        {
-            out.push(
-                device,
-                format!("{field}.permissions"),
-                format!("{permissions:?} may only contain r, w and m"),
-            );
-        }
+        check_device_node(&format!("{base}.deviceNodes[{index}]"), node, report);
     }
     for (index, hook) in edits.hooks.iter().enumerate() {
         let field = format!("{base}.hooks[{index}]");
         if !HOOK_NAMES.contains(&hook.hook_name.as_str()) {
-            out.push(
-                device,
+            report.push(
                 format!("{field}.hookName"),
                 format!(
                     "{:?} is not one of {}",
@@ -207,16 +262,86 @@ fn check_edits(device: Option<&str>, base: &str, edits: &ContainerEdits, out: &m
             );
         }
         if hook.path.is_empty() {
-            out.push(device, format!("{field}.path"), "required");
+            report.push(format!("{field}.path"), "required");
         }
+        check_env(&format!("{field}.env"), &hook.env, report);
     }
     for (index, mount) in edits.mounts.iter().enumerate() {
         let field = format!("{base}.mounts[{index}]");
         if mount.host_path.is_empty() {
-            out.push(device, format!("{field}.hostPath"), "required");
+            report.push(format!("{field}.hostPath"), "required");
         }
         if mount.container_path.is_empty() {
-            out.push(device, format!("{field}.containerPath"), "required");
+            report.push(format!("{field}.containerPath"), "required");
         }
+    }
+    if let Some(rdt) = &edits.intel_rdt {
+        check_intel_rdt(&format!("{base}.intelRdt"), rdt, report);
+    }
+    let mut host_names = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    for (index, net) in edits.net_devices.iter().enumerate() {
+        let field = format!("{base}.netDevices[{index}]");
+        if net.host_interface_name.is_empty() {
+            report.push(format!("{field}.hostInterfaceName"), "required");
+        } else if !host_names.insert(net.host_interface_name.as_str()) {
+            report.push(
+                format!("{field}.hostInterfaceName"),
+                format!("{:?} is moved more than once", net.host_interface_name),
+            );
+        }
+        if net.name.is_empty() {
+            report.push(format!("{field}.name"), "required");
+        } else if !names.insert(net.name.as_str()) {
+            report.push(
+                format!("{field}.name"),
+                format!("{:?} is used by more than one interface", net.name),
+            );
+        }
+    }
+}
+
+fn check_device_node(field: &str, node: &DeviceNode, report: &mut Report<'_>) {
+    if node.path.is_empty() {
+        report.push(format!("{field}.path"), "required");
+    }
+    if let Some(kind) = &node.kind
+        && !NODE_TYPES.contains(&kind.as_str())
+    {
+        report.push(
+            format!("{field}.type"),
+            format!("{kind:?} is not one of b, c, u, p"),
+        );
+    }
+    for (name, number) in [("major", node.major), ("minor", node.minor)] {
+        if let Some(number) = number
+            && number < 0
+        {
+            report.push(
+                format!("{field}.{name}"),
+                format!("{number} is negative (-1 would mean every device)"),
+            );
+        }
+    }
+    if let Some(permissions) = &node.permissions
+        && permissions.chars().any(|c| !matches!(c, 'r' | 'w' | 'm'))
+    {
+        report.push(
+            format!("{field}.permissions"),
+            format!("{permissions:?} may only contain r, w and m"),
+        );
+    }
+}
+
+fn check_intel_rdt(field: &str, rdt: &IntelRdt, report: &mut Report<'_>) {
+    // The class of service names a resctrl directory; "/" is the root class.
+    if let Some(clos) = rdt.clos_id.as_deref()
+        && clos != "/"
+        && (clos.len() >= 4096 || clos == "." || clos == ".." || clos.contains(['/', '\n']))
+    {
+        report.push(
+            format!("{field}.closID"),
+            format!("{clos:?} is not a valid resctrl group name"),
+        );
     }
 }

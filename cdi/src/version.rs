@@ -77,13 +77,13 @@ pub struct VersionError {
 impl FromStr for Version {
     type Err = VersionError;
 
-    /// Parses `major.minor.patch`; a leading `v` is accepted, as the reference library does.
+    /// Parses `major.minor.patch`, decimal without leading zeros and without a leading `v`
+    /// (libraries before 0.6 reject `v0.5.0`).
     fn from_str(s: &str) -> Result<Version, VersionError> {
         let error = || VersionError {
             input: s.to_owned(),
         };
-        let digits = s.strip_prefix('v').unwrap_or(s);
-        let mut parts = digits.split('.');
+        let mut parts = s.split('.');
         let mut next = || -> Result<u32, VersionError> {
             let part = parts.next().ok_or_else(error)?;
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {

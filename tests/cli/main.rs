@@ -1,5 +1,9 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
+mod differential;
 mod hook_precreate;
+mod inject;
+mod list;
 mod runtime;
 mod support;
+mod validate;

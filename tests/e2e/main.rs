@@ -4,5 +4,6 @@
 
 mod containerd_runtime;
 mod docker_runtime;
+mod podman_cdi;
 mod podman_hooks;
 mod support;
