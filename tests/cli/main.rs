@@ -4,6 +4,7 @@ mod differential;
 mod hook_precreate;
 mod inject;
 mod list;
+mod request;
 mod runtime;
 mod support;
 mod validate;
