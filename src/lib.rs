@@ -10,4 +10,8 @@ pub mod cli;
 pub mod discover;
 pub mod doctor;
 pub mod generate;
+pub mod hook;
 pub mod naming;
+pub mod request;
+pub mod runtime;
+pub mod settings;

@@ -9,6 +9,7 @@ pub mod docs;
 pub mod doctor;
 pub mod generate;
 pub mod gpus;
+pub mod hook;
 pub mod inject;
 pub mod list;
 pub mod validate;
@@ -25,6 +26,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run as an OCI hook: `amdgpu-cdi hook precreate`.
+    Hook(hook::HookArgs),
     /// Check CDI spec files; print every problem and exit 1 if there is any.
     Validate(validate::ValidateArgs),
     /// List every CDI device the spec directories provide, with its file.
@@ -47,6 +50,7 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Hook(args) => hook::run(args),
         Command::Validate(args) => validate::run(args),
         Command::List(args) => list::run(args),
         Command::Inject(args) => inject::run(args),

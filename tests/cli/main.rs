@@ -2,8 +2,11 @@
 
 mod check;
 mod differential;
+mod hook_precreate;
 mod doctor;
 mod inject;
 mod list;
+mod request;
+mod runtime;
 mod support;
 mod validate;
