@@ -2,8 +2,8 @@
 
 mod check;
 mod differential;
-mod hook_precreate;
 mod doctor;
+mod hook_precreate;
 mod inject;
 mod list;
 mod request;

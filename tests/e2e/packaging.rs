@@ -173,6 +173,7 @@ fn deb_installs_works_upgrades_and_purges_cleanly() {
         "/usr/bin/amdgpu-container-runtime",
         UNIT,
         RULES,
+        "/usr/share/containers/oci/hooks.d/amdgpu-cdi-precreate.json",
         "/usr/share/man/man1/amdgpu-cdi.1.gz",
         "/usr/share/bash-completion/completions/amdgpu-cdi",
     ] {
