@@ -4,6 +4,8 @@
 //! that exactly its own files are gone and other vendors' specs survived.
 //!
 //! One test, because it changes the machine's package database: steps must run in order.
+//! The hooks.d files are checked in the archive but not installed (`--path-exclude`): installed,
+//! they would apply to every podman container that other tests start in parallel.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ const PACKAGE: &str = "amdgpu-cdi";
 const UNIT: &str = "/usr/lib/systemd/system/amdgpu-cdi-refresh.service";
 const RULES: &str = "/usr/lib/udev/rules.d/60-amdgpu-cdi.rules";
 const OUR_SPEC: &str = "/var/run/cdi/amd.com-gpu.yaml";
+const HOOKS_DIR: &str = "/usr/share/containers/oci/hooks.d";
 const ENABLED_LINK: &str = "/etc/systemd/system/multi-user.target.wants/amdgpu-cdi-refresh.service";
 
 fn run(cmd: &mut Command) -> Output {
@@ -55,6 +58,14 @@ impl Drop for Cleanup {
             let _ = fs::remove_file(path);
         }
     }
+}
+
+fn dpkg_install(deb: &Path) -> Command {
+    let mut cmd = Command::new("dpkg");
+    cmd.arg(format!("--path-exclude={HOOKS_DIR}/*"))
+        .arg("-i")
+        .arg(deb);
+    cmd
 }
 
 fn build_deb(out: &Path, version: &str) -> PathBuf {
@@ -160,8 +171,14 @@ fn deb_installs_works_upgrades_and_purges_cleanly() {
         planted: vec![other_etc.clone(), other_run.clone()],
     };
 
+    let archive = run_ok(Command::new("dpkg-deb").arg("-c").arg(&deb));
+    assert!(
+        archive.contains(&format!(".{HOOKS_DIR}/amdgpu-cdi-precreate.json")),
+        "{archive}"
+    );
+
     // Install on a machine without AMD GPU or driver: must succeed.
-    run_ok(Command::new("dpkg").arg("-i").arg(&deb));
+    run_ok(&mut dpkg_install(&deb));
     assert!(installed());
     let files: Vec<PathBuf> = run_ok(Command::new("dpkg-query").args(["-L", PACKAGE]))
         .lines()
@@ -173,7 +190,6 @@ fn deb_installs_works_upgrades_and_purges_cleanly() {
         "/usr/bin/amdgpu-container-runtime",
         UNIT,
         RULES,
-        "/usr/share/containers/oci/hooks.d/amdgpu-cdi-precreate.json",
         "/usr/share/man/man1/amdgpu-cdi.1.gz",
         "/usr/share/bash-completion/completions/amdgpu-cdi",
     ] {
@@ -224,7 +240,7 @@ fn deb_installs_works_upgrades_and_purges_cleanly() {
     // Upgrade: the generated spec and the enabled unit survive.
     fs::write(OUR_SPEC, "kept across upgrades\n").expect("write our spec");
     let newer = build_deb(tmp.path(), "0.1.1-1");
-    run_ok(Command::new("dpkg").arg("-i").arg(&newer));
+    run_ok(&mut dpkg_install(&newer));
     assert_eq!(
         fs::read_to_string(OUR_SPEC).expect("spec survives the upgrade"),
         "kept across upgrades\n"

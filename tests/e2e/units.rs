@@ -68,15 +68,15 @@ fn refresh_unit_runs_a_generate_command_the_cli_accepts() {
         "unchanged spec was rewritten"
     );
     // And `check` agrees it is current.
-    let status = Command::new(support::bin("amdgpu-cdi"))
+    let check = Command::new(support::bin("amdgpu-cdi"))
         .arg("check")
         .arg("--spec")
         .arg(&out)
         .arg("--sysfs-root")
         .arg(&sysfs)
-        .status()
+        .output()
         .expect("run check");
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(check.status.code(), Some(0));
 }
 
 #[test]
