@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cdi::version::Version as SpecVersion;
 
-use super::{HostRoots, Section, fail, info, ok, warn};
+use super::{Finding, HostRoots, Section, fail, info, ok, warn};
 
 /// The engines doctor knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,6 +329,20 @@ fn crio_config(roots: &HostRoots) -> EngineConfig {
                 continue;
             }
         };
+        if let Some(runtimes) = table
+            .get("crio")
+            .and_then(|c| c.get("runtime"))
+            .and_then(|r| r.get("runtimes"))
+            .and_then(toml::Value::as_table)
+        {
+            for (name, runtime) in runtimes {
+                if let Some(path) = runtime.get("runtime_path").and_then(toml::Value::as_str)
+                    && path.contains(WRAPPER)
+                {
+                    config.wrappers.push((name.clone(), path.to_string()));
+                }
+            }
+        }
         if let Some(dirs) = table
             .get("crio")
             .and_then(|c| c.get("runtime"))
@@ -358,6 +372,22 @@ fn podman_config(roots: &HostRoots) -> EngineConfig {
         config.file = Some(roots.show(&path));
         match toml::from_str::<toml::Table>(&text) {
             Ok(table) => {
+                if let Some(runtimes) = table
+                    .get("engine")
+                    .and_then(|e| e.get("runtimes"))
+                    .and_then(toml::Value::as_table)
+                {
+                    for (name, paths) in runtimes {
+                        let paths = paths.as_array().map(Vec::as_slice).unwrap_or_default();
+                        if let Some(path) = paths
+                            .iter()
+                            .filter_map(toml::Value::as_str)
+                            .find(|p| p.contains(WRAPPER))
+                        {
+                            config.wrappers.push((name.clone(), path.to_string()));
+                        }
+                    }
+                }
                 if let Some(dirs) = table
                     .get("engine")
                     .and_then(|e| e.get("cdi_spec_dirs"))
@@ -584,38 +614,34 @@ fn engine_section(
             }
         }
     }
-    match engine {
-        Engine::Docker | Engine::Containerd => {
-            if config.wrappers.is_empty() {
-                findings.push(info(
-                    &format!("{name}.wrapper"),
-                    "runtime wrapper not configured (only needed for AMD_VISIBLE_DEVICES requests)",
-                ));
-            }
-            for (entry, path) in &config.wrappers {
-                let real = roots.host(path);
-                if real.is_file() {
-                    findings.push(ok(
-                        &format!("{name}.wrapper"),
-                        format!("runtime `{entry}` is the wrapper {path}"),
-                    ));
-                } else {
-                    findings.push(fail(
-                        &format!("{name}.wrapper"),
-                        format!("runtime `{entry}` points at {path}, which does not exist"),
-                        format!("reinstall amdgpu-cdi or `amdgpu-cdi configure {name} --remove`"),
-                    ));
-                }
-            }
+    if config.wrappers.is_empty() && matches!(engine, Engine::Docker | Engine::Containerd) {
+        findings.push(info(
+            &format!("{name}.wrapper"),
+            "runtime wrapper not configured (only needed for AMD_VISIBLE_DEVICES requests)",
+        ));
+    }
+    for (entry, path) in &config.wrappers {
+        let real = roots.host(path);
+        if real.is_file() {
+            findings.push(ok(
+                &format!("{name}.wrapper"),
+                format!("runtime `{entry}` is the wrapper {path}"),
+            ));
+        } else {
+            findings.push(fail(
+                &format!("{name}.wrapper"),
+                format!("runtime `{entry}` points at {path}, which does not exist"),
+                format!("reinstall amdgpu-cdi or `amdgpu-cdi configure {name} --remove`"),
+            ));
         }
-        Engine::Podman | Engine::Crio => {}
     }
     section(findings)
 }
 
-/// The OCI hooks (hooks.d) section: our hook files and whether their binaries exist.
+/// The hooks and wrapper section: the configuration file they read, our hooks.d files and whether
+/// their binaries exist.
 fn hooks_section(roots: &HostRoots) -> Section {
-    let mut findings = Vec::new();
+    let mut findings = vec![settings_finding(roots)];
     for dir in [
         "/usr/share/containers/oci/hooks.d",
         "/etc/containers/oci/hooks.d",
@@ -674,15 +700,45 @@ fn hooks_section(roots: &HostRoots) -> Section {
             }
         }
     }
-    if findings.is_empty() {
+    if !findings.iter().any(|f| f.check == "hooks.file") {
         findings.push(info(
             "hooks.file",
             "no amdgpu-cdi OCI hook is installed (only needed for AMD_VISIBLE_DEVICES with podman or CRI-O)",
         ));
     }
     Section {
-        title: "oci hooks".into(),
+        title: "hooks and runtime wrapper".into(),
         findings,
+    }
+}
+
+/// The configuration file the hooks and the wrapper read: valid, and its runtime present.
+fn settings_finding(roots: &HostRoots) -> Finding {
+    let shown = crate::settings::DEFAULT_PATH;
+    let path = roots.host(shown);
+    let Ok(text) = fs::read_to_string(&path) else {
+        return info(
+            "hooks.config",
+            format!("{shown} does not exist: the hooks and the runtime wrapper use their defaults"),
+        );
+    };
+    match crate::settings::Settings::from_toml(&text, Path::new(shown)) {
+        Err(err) => fail(
+            "hooks.config",
+            err.to_string(),
+            format!("fix {shown}: the hooks and the runtime wrapper refuse to run with it"),
+        ),
+        Ok(settings) => match settings.runtime {
+            Some(runtime) if !roots.host(&runtime.to_string_lossy()).is_file() => fail(
+                "hooks.config",
+                format!(
+                    "{shown} sets runtime {}, which does not exist",
+                    runtime.display()
+                ),
+                "install that runtime or point `runtime` at an installed one (runc, crun, youki)",
+            ),
+            _ => ok("hooks.config", format!("{shown} is valid")),
+        },
     }
 }
 

@@ -179,7 +179,7 @@ fn json_report_has_the_same_findings() {
             "containerd",
             "podman",
             "crio",
-            "oci hooks"
+            "hooks and runtime wrapper"
         ]
     );
     for finding in sections
