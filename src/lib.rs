@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod configure;
 pub mod discover;
 pub mod doctor;
 pub mod generate;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod configure;
 pub mod docs;
 pub mod doctor;
 pub mod generate;
@@ -45,6 +46,8 @@ pub enum Command {
     /// Write man pages and shell completions (used by packaging).
     #[command(hide = true)]
     GenerateDocs(docs::GenerateDocsArgs),
+    /// Set up docker, containerd, crio or podman for AMD GPUs (non-destructive, undoable).
+    Configure(configure::ConfigureArgs),
 }
 
 /// Runs a parsed command line.
@@ -59,5 +62,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(&args),
         Command::Doctor(args) => doctor::run(&args),
         Command::GenerateDocs(args) => docs::run(&args),
+        Command::Configure(args) => configure::run(&args),
     }
 }

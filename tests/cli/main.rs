@@ -1,6 +1,7 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
 mod check;
+mod configure;
 mod differential;
 mod doctor;
 mod hook_precreate;
