@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Parser as _, ValueEnum};
+
+use super::{Cli, Command};
+use crate::generate::GenerateOptions;
 
 use crate::doctor::{self, DoctorOptions, HostRoots, Subject};
 
@@ -74,11 +77,53 @@ impl DoctorArgs {
         if !self.spec_dirs.is_empty() {
             roots.spec_dirs.clone_from(&self.spec_dirs);
         }
+        let generate = refresh_generate_options(&roots.host(DEFAULTS_FILE));
         DoctorOptions {
+            generate,
             roots,
             subject: self.user.clone().map_or(Subject::Invoker, Subject::User),
             version_timeout: Duration::from_millis(self.version_timeout),
         }
+    }
+}
+
+/// Where the refresh service reads extra generate options (`AMDGPU_CDI_GENERATE_ARGS`).
+const DEFAULTS_FILE: &str = "/etc/default/amdgpu-cdi";
+
+/// The generate options `amdgpu-cdi-refresh.service` uses: the defaults plus
+/// `AMDGPU_CDI_GENERATE_ARGS` from `path` (systemd `EnvironmentFile` syntax, split on spaces as
+/// systemd does for an unquoted `$VAR` in `ExecStart`), parsed with `check`'s content flags.
+fn refresh_generate_options(path: &std::path::Path) -> Result<GenerateOptions, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(GenerateOptions::default());
+    };
+    let Some(value) = text.lines().find_map(|line| {
+        line.trim()
+            .strip_prefix("AMDGPU_CDI_GENERATE_ARGS=")
+            .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\''))
+    }) else {
+        return Ok(GenerateOptions::default());
+    };
+    let argv = ["amdgpu-cdi", "check"]
+        .into_iter()
+        .chain(value.split_whitespace());
+    let problem = |e: &dyn std::fmt::Display| {
+        let first = e.to_string();
+        let first = first
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
+        format!("AMDGPU_CDI_GENERATE_ARGS in {DEFAULTS_FILE} is not usable: {first}")
+    };
+    match Cli::try_parse_from(argv) {
+        Ok(Cli {
+            command: Command::Check(args),
+        }) => args
+            .generate_options()
+            .map_err(|e| problem(&format!("{e:#}"))),
+        Ok(_) => Err(problem(&"not generate options")),
+        Err(e) => Err(problem(&e)),
     }
 }
 

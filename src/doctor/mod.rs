@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::generate::GenerateOptions;
+
 pub use engines::{Engine, EngineVersion};
 
 /// How one check came out.
@@ -191,6 +193,9 @@ pub struct DoctorOptions {
     pub subject: Subject,
     /// Upper bound for each `<engine> --version` run.
     pub version_timeout: Duration,
+    /// The generate options the refresh service uses (from `/etc/default/amdgpu-cdi`), to judge
+    /// whether `amd.com-gpu.yaml` is current; an error says why they are unusable.
+    pub generate: Result<GenerateOptions, String>,
 }
 
 /// Runs every check and returns the report.
@@ -201,7 +206,7 @@ pub fn run(options: &DoctorOptions) -> Report {
         host::device_nodes(roots, &options.subject),
     ];
     let specs = specs::scan(roots);
-    sections.push(specs.section(roots));
+    sections.push(specs.section(roots, &options.generate));
     sections.extend(engines::sections(
         roots,
         &specs.versions(),

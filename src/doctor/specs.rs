@@ -108,7 +108,11 @@ impl SpecScan {
     }
 
     /// The specs section.
-    pub(super) fn section(&self, roots: &HostRoots) -> Section {
+    pub(super) fn section(
+        &self,
+        roots: &HostRoots,
+        generate: &Result<GenerateOptions, String>,
+    ) -> Section {
         let mut findings = Vec::new();
         if self.files.is_empty() {
             let dirs: Vec<String> = roots.spec_dirs.iter().map(|d| roots.show(d)).collect();
@@ -140,7 +144,7 @@ impl SpecScan {
             }
         }
         findings.extend(self.conflicts(roots));
-        findings.extend(self.currentness(roots));
+        findings.extend(self.currentness(roots, generate));
         Section {
             title: "cdi specs".into(),
             findings,
@@ -210,8 +214,12 @@ impl SpecScan {
 
 impl SpecScan {
     /// Compares each valid spec named like the refresh service's output (`amd.com-gpu.yaml` or
-    /// `.json`) with what `generate` writes now with default options.
-    fn currentness(&self, roots: &HostRoots) -> Vec<super::Finding> {
+    /// `.json`) with what `generate` writes now with the refresh service's options.
+    fn currentness(
+        &self,
+        roots: &HostRoots,
+        generate: &Result<GenerateOptions, String>,
+    ) -> Vec<super::Finding> {
         let ours: Vec<&SpecFile> = self
             .files
             .iter()
@@ -221,13 +229,23 @@ impl SpecScan {
         if ours.is_empty() {
             return Vec::new();
         }
+        let options = match generate {
+            Ok(options) => options,
+            Err(why) => {
+                return vec![fail(
+                    "specs.current",
+                    why.clone(),
+                    "fix AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi: amdgpu-cdi-refresh.service fails with it too",
+                )];
+            }
+        };
         let discovered = discover::discover(&DiscoverOptions {
             sysfs_root: roots.sysfs_root.clone(),
             dev_root: roots.dev_root.clone(),
         });
         // The spec describes the host's own /dev, whatever root doctor inspects it through.
         let wanted = match discovered {
-            Ok(host) => generate::generate(&host, &GenerateOptions::default()),
+            Ok(host) => generate::generate(&host, options),
             Err(err) => {
                 return vec![info(
                     "specs.current",

@@ -286,3 +286,52 @@ fn a_healthy_host_passes_and_group_membership_is_checked() {
         "{report}"
     );
 }
+
+#[test]
+fn currentness_uses_the_refresh_service_options() {
+    let case = case("no-gpu", &[]);
+    let spec = case.root.join("var/run/cdi/amd.com-gpu.yaml");
+    support::amdgpu_cdi()
+        .arg("generate")
+        .arg("--sysfs-root")
+        .arg(sysfs("workstation"))
+        .args([
+            "--device-name-strategy",
+            "index",
+            "--device-name-strategy",
+            "pci",
+        ])
+        .arg("--output")
+        .arg(&spec)
+        .assert()
+        .success();
+    let current = "[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now";
+    // Without the service's options the spec looks stale...
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert!(
+        report.contains("[FAIL] /var/run/cdi/amd.com-gpu.yaml is stale"),
+        "{report}"
+    );
+    // ...with them it is current.
+    let defaults = case.root.join("etc/default/amdgpu-cdi");
+    fs::create_dir_all(defaults.parent().expect("parent")).expect("etc/default");
+    fs::write(
+        &defaults,
+        "# options for amdgpu-cdi-refresh.service\nAMDGPU_CDI_GENERATE_ARGS=\"--device-name-strategy index --device-name-strategy pci\"\n",
+    )
+    .expect("write defaults");
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert!(report.contains(current), "{report}");
+    // Options the service cannot use are a failure of their own.
+    fs::write(
+        &defaults,
+        "AMDGPU_CDI_GENERATE_ARGS=--device-name-strategy bogus\n",
+    )
+    .expect("write defaults");
+    let (code, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(code, 1);
+    assert!(
+        report.contains("[FAIL] AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi is not usable: invalid value 'bogus' for '--device-name-strategy <STRATEGY>'"),
+        "{report}"
+    );
+}
