@@ -62,3 +62,46 @@ fn write_man_pages(cmd: &clap::Command, title: &str, dir: &Path) -> anyhow::Resu
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_a_page_per_visible_subcommand_and_three_completions() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let args = GenerateDocsArgs {
+            out: dir.path().join("docs"),
+        };
+        run(&args).expect("generate-docs");
+        let mut pages: Vec<String> = fs::read_dir(args.out.join("man"))
+            .expect("man dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        pages.sort();
+        for wanted in ["amdgpu-cdi.1", "amdgpu-cdi-check.1", "amdgpu-cdi-doctor.1"] {
+            assert!(
+                pages.iter().any(|p| p == wanted),
+                "{wanted} missing: {pages:?}"
+            );
+        }
+        assert!(
+            !pages
+                .iter()
+                .any(|p| p.contains("generate-docs") || p.contains("-help")),
+            "hidden or help pages written: {pages:?}"
+        );
+        let root = fs::read_to_string(args.out.join("man/amdgpu-cdi.1")).expect("root page");
+        assert!(root.starts_with(".ie \\n(.g .ds Aq"), "not roff: {root}");
+        assert!(root.contains("amdgpu\\-cdi\\-doctor(1)"), "{root}");
+        for file in ["amdgpu-cdi", "_amdgpu-cdi", "amdgpu-cdi.fish"] {
+            let text = fs::read_to_string(args.out.join("completions").join(file))
+                .expect("completion file");
+            // clap_complete lists hidden subcommands too; only the man pages leave them out.
+            assert!(
+                text.contains("doctor") && text.contains("spec-dir"),
+                "{file}"
+            );
+        }
+    }
+}
