@@ -153,7 +153,7 @@ fn broken_configs_and_odd_engine_binaries_are_reported_not_fatal() {
         "broken-configs",
         &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
     );
-    let (code, report) = doctor(&case.root, "workstation", &["--version-timeout", "300"]);
+    let (code, report) = doctor(&case.root, "workstation", &["--version-timeout", "2000"]);
     assert_eq!(code, 1);
     insta::assert_snapshot!("broken_configs", report);
 }
