@@ -212,6 +212,8 @@ struct EngineConfig {
     wrappers: Vec<(String, String)>,
     /// A configuration file that could not be parsed, with the error.
     broken: Option<String>,
+    /// Configured OCI hooks dirs (CRI-O `hooks_dir`), when set.
+    hooks_dirs: Option<Vec<String>>,
 }
 
 const WRAPPER: &str = "amdgpu-container-runtime";
@@ -342,6 +344,18 @@ fn crio_config(roots: &HostRoots) -> EngineConfig {
                     config.wrappers.push((name.clone(), path.to_string()));
                 }
             }
+        }
+        if let Some(dirs) = table
+            .get("crio")
+            .and_then(|c| c.get("runtime"))
+            .and_then(|r| r.get("hooks_dir"))
+            .and_then(toml::Value::as_array)
+        {
+            config.hooks_dirs = Some(
+                dirs.iter()
+                    .filter_map(|d| d.as_str().map(str::to_string))
+                    .collect(),
+            );
         }
         if let Some(dirs) = table
             .get("crio")
@@ -614,6 +628,9 @@ fn engine_section(
             }
         }
     }
+    if engine == Engine::Crio {
+        findings.extend(crio_hooks(roots, &config));
+    }
     if config.wrappers.is_empty() && matches!(engine, Engine::Docker | Engine::Containerd) {
         findings.push(info(
             &format!("{name}.wrapper"),
@@ -638,14 +655,75 @@ fn engine_section(
     section(findings)
 }
 
+/// Hooks dirs podman reads, and CRI-O's default `hooks_dir`.
+const HOOKS_DIRS: [&str; 2] = [
+    "/usr/share/containers/oci/hooks.d",
+    "/etc/containers/oci/hooks.d",
+];
+
+/// Our hooks.d files in `dir` (a host path): JSON files whose hook path names amdgpu-cdi.
+fn our_hook_files(roots: &HostRoots, dir: &str) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(roots.host(dir)) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| fs::read_to_string(p).is_ok_and(|t| t.contains("amdgpu-cdi")))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Which hooks dirs CRI-O reads, and whether our hooks are in one of them.
+fn crio_hooks(roots: &HostRoots, config: &EngineConfig) -> Vec<Finding> {
+    let dirs = config
+        .hooks_dirs
+        .clone()
+        .unwrap_or_else(|| vec![HOOKS_DIRS[0].to_string()]);
+    let mut findings = vec![info(
+        "crio.hooks-dirs",
+        format!("reads OCI hooks from {}", dirs.join(", ")),
+    )];
+    // CRI-O has no precreate stage (a podman extension): only the other stages matter here.
+    let for_crio = |path: &PathBuf| {
+        fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|json| json.get("stages").and_then(|s| s.as_array()).cloned())
+            .is_some_and(|stages| stages.iter().any(|s| s.as_str() != Some("precreate")))
+    };
+    let installed: Vec<PathBuf> = HOOKS_DIRS
+        .iter()
+        .flat_map(|d| our_hook_files(roots, d))
+        .filter(for_crio)
+        .collect();
+    let seen = dirs
+        .iter()
+        .any(|d| our_hook_files(roots, d).iter().any(for_crio));
+    if !installed.is_empty() && !seen {
+        let shown: Vec<String> = installed.iter().map(|p| roots.show(p)).collect();
+        findings.push(warn(
+            "crio.hooks-dirs",
+            format!(
+                "crio does not read the amdgpu-cdi hooks {}",
+                shown.join(", ")
+            ),
+            format!(
+                "add {} to hooks_dir in [crio.runtime] (only needed for AMD_VISIBLE_DEVICES requests)",
+                HOOKS_DIRS[0]
+            ),
+        ));
+    }
+    findings
+}
+
 /// The hooks and wrapper section: the configuration file they read, our hooks.d files and whether
 /// their binaries exist.
 fn hooks_section(roots: &HostRoots) -> Section {
     let mut findings = vec![settings_finding(roots)];
-    for dir in [
-        "/usr/share/containers/oci/hooks.d",
-        "/etc/containers/oci/hooks.d",
-    ] {
+    for dir in HOOKS_DIRS {
         let Ok(entries) = fs::read_dir(roots.host(dir)) else {
             continue;
         };
