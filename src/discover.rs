@@ -594,13 +594,13 @@ impl Scan<'_> {
             warnings,
         );
         let device_link = render_dir.join("device");
-        let target = self
-            .reader
-            .read_link(&device_link)
-            .map_err(|error| DiscoverError::Read {
-                path: device_link.clone(),
-                error,
-            })?;
+        let target =
+            self.reader
+                .canonicalize(&device_link)
+                .map_err(|error| DiscoverError::Read {
+                    path: device_link.clone(),
+                    error,
+                })?;
         let parent_name = target
             .file_name()
             .and_then(|n| n.to_str())
@@ -943,6 +943,8 @@ fn known_product(device_id: u16) -> Option<&'static str> {
         0x744c => "Radeon RX 7900 XT/7900 XTX (Navi 31)",
         0x15bf => "Radeon 780M/760M (Phoenix)",
         0x164e => "Radeon Graphics (Raphael)",
+        0x7448 => "Radeon PRO W7900",
+        0x66a1 => "Instinct MI50/MI60 (Vega 20)",
         0x740f => "Instinct MI210",
         0x74a1 => "Instinct MI300X",
         0x74a0 => "Instinct MI300A",

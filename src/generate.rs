@@ -15,15 +15,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cdi::name::NameError;
 use cdi::spec::{ContainerEdits, Device, DeviceNode as CdiDeviceNode, Spec};
+use cdi::version::{Version, minimum_required_version};
 
 use crate::discover::{DeviceNode, Gpu, Host};
 use crate::naming::{NameStrategy, device_name};
-
-/// The CDI versions a spec can declare, oldest first.
-const KNOWN_VERSIONS: [&str; 8] = [
-    "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0", "1.0.0", "1.1.0",
-];
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +34,7 @@ pub struct GenerateOptions {
     /// Add the `all` device (default true).
     pub all_device: bool,
     /// The `cdiVersion` to declare; `None` (the default) writes the minimum the content needs.
-    pub cdi_version: Option<String>,
+    pub cdi_version: Option<Version>,
     /// Per-device annotations: PCI address, partition, unique id, gfx target, product (CDI 0.6.0).
     pub annotations: bool,
     /// Spec-level `additionalGids` with the groups of the nodes under the dev root (CDI 0.7.0).
@@ -74,15 +71,8 @@ pub enum GenerateError {
     #[error("no GPU to put in the spec")]
     NoGpus,
     /// A vendor or class name the reference library would reject.
-    #[error("invalid {part} {value:?}: {reason}")]
-    InvalidKind {
-        /// `vendor` or `class`.
-        part: &'static str,
-        /// The rejected value.
-        value: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    InvalidKind(#[from] NameError),
     /// A GPU got no name under the chosen strategies.
     #[error(
         "GPU {index} ({pci_address}) has no unique id, so the uuid strategy cannot name it (add \
@@ -117,16 +107,16 @@ pub enum GenerateError {
         /// The node under the dev root.
         path: PathBuf,
     },
-    /// Not a CDI version.
-    #[error("unknown CDI version {0:?} (expected auto or one of 0.3.0 ... 1.1.0)")]
-    UnknownVersion(String),
+    /// Not a published CDI version.
+    #[error("unknown CDI version {0} (expected auto or one of 0.3.0 ... 1.1.0)")]
+    UnknownVersion(Version),
     /// The requested version is older than the content needs.
     #[error("cdiVersion {requested} cannot hold this spec: {reason} needs {required} or newer")]
     VersionTooOld {
         /// The version asked for.
-        requested: String,
+        requested: Version,
         /// The minimum the content needs.
-        required: &'static str,
+        required: Version,
         /// The content that needs it.
         reason: &'static str,
     },
@@ -137,8 +127,8 @@ pub fn generate(host: &Host, options: &GenerateOptions) -> Result<Spec, Generate
     if host.gpus.is_empty() {
         return Err(GenerateError::NoGpus);
     }
-    check_kind_part("vendor", &options.vendor)?;
-    check_kind_part("class", &options.class)?;
+    cdi::name::validate_vendor(&options.vendor)?;
+    cdi::name::validate_class(&options.class)?;
 
     let mut devices = Vec::new();
     let mut named_by: BTreeMap<String, usize> = BTreeMap::new();
@@ -225,27 +215,22 @@ pub fn generate(host: &Host, options: &GenerateOptions) -> Result<Spec, Generate
         devices,
         container_edits,
     };
-    let (required, reason) = required_version(&spec);
-    spec.cdi_version = match &options.cdi_version {
-        None => required.to_string(),
-        Some(requested) => {
-            let Some(position) = KNOWN_VERSIONS.iter().position(|v| v == requested) else {
-                return Err(GenerateError::UnknownVersion(requested.clone()));
-            };
-            let needed = KNOWN_VERSIONS
-                .iter()
-                .position(|v| *v == required)
-                .unwrap_or(0);
-            if position < needed {
-                return Err(GenerateError::VersionTooOld {
-                    requested: requested.clone(),
-                    required,
-                    reason,
-                });
-            }
-            requested.clone()
+    let required = minimum_required_version(&spec);
+    spec.cdi_version = match options.cdi_version {
+        None => required,
+        Some(requested) if !requested.is_known() => {
+            return Err(GenerateError::UnknownVersion(requested));
         }
-    };
+        Some(requested) if requested < required => {
+            return Err(GenerateError::VersionTooOld {
+                requested,
+                required,
+                reason: version_reason(&spec),
+            });
+        }
+        Some(requested) => requested,
+    }
+    .to_string();
     Ok(spec)
 }
 
@@ -313,67 +298,34 @@ fn annotations(gpu: &Gpu) -> BTreeMap<String, String> {
     map
 }
 
-/// The minimum CDI version the generated content needs, and the feature that needs it.
-fn required_version(spec: &Spec) -> (&'static str, &'static str) {
+/// The generated content that sets the version floor, for error messages.
+fn version_reason(spec: &Spec) -> &'static str {
     let all_edits = std::iter::once(&spec.container_edits)
         .chain(spec.devices.iter().map(|d| &d.container_edits));
     if all_edits.clone().any(|e| !e.additional_gids.is_empty()) {
-        return ("0.7.0", "additionalGids");
-    }
-    if !spec.annotations.is_empty() || spec.devices.iter().any(|d| !d.annotations.is_empty()) {
-        return ("0.6.0", "annotations");
-    }
-    if spec
+        "additionalGids"
+    } else if spec.devices.iter().any(|d| !d.annotations.is_empty()) {
+        "annotations"
+    } else if spec
         .kind
         .split_once('/')
         .is_some_and(|(_, class)| class.contains('.'))
     {
-        return ("0.6.0", "a dot in the class");
-    }
-    if spec
+        "a dot in the class"
+    } else if spec
         .devices
         .iter()
         .any(|d| d.name.starts_with(|c: char| c.is_ascii_digit()))
     {
-        return ("0.5.0", "a device name starting with a digit");
-    }
-    if all_edits
+        "a device name starting with a digit"
+    } else if all_edits
         .flat_map(|e| &e.device_nodes)
         .any(|n| n.host_path.is_some())
     {
-        return ("0.5.0", "hostPath");
+        "hostPath"
+    } else {
+        "the base format"
     }
-    ("0.3.0", "the base format")
-}
-
-/// The reference library's vendor/class rules (CDI section "kind").
-fn check_kind_part(part: &'static str, value: &str) -> Result<(), GenerateError> {
-    let invalid = |reason| GenerateError::InvalidKind {
-        part,
-        value: value.to_string(),
-        reason,
-    };
-    let bytes = value.as_bytes();
-    match bytes {
-        [] => return Err(invalid("it is empty")),
-        [_] => return Err(invalid("it must be at least two characters")),
-        _ => {}
-    }
-    if !bytes[0].is_ascii_alphabetic() {
-        return Err(invalid("it must start with a letter"));
-    }
-    if !bytes[bytes.len() - 1].is_ascii_alphanumeric() {
-        return Err(invalid("it must end with a letter or digit"));
-    }
-    if !bytes
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
-        return Err(invalid(
-            "only letters, digits, '_', '.' and '-' are allowed",
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -27,8 +27,8 @@ pub trait SysfsReader {
     fn read_to_string(&self, path: &Path) -> io::Result<String>;
     /// Lists the entry names of a directory, in no particular order.
     fn read_dir_names(&self, path: &Path) -> io::Result<Vec<String>>;
-    /// Reads a symbolic link's target.
-    fn read_link(&self, path: &Path) -> io::Result<PathBuf>;
+    /// Resolves every symbolic link in `path` (`realpath(3)`).
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
     /// True when `path` is a directory (following symlinks).
     fn is_dir(&self, path: &Path) -> bool;
     /// `stat(2)` of a device node (following symlinks).
@@ -54,8 +54,8 @@ impl SysfsReader for RealSysfs {
         Ok(names)
     }
 
-    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
-        std::fs::read_link(path)
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        std::fs::canonicalize(path)
     }
 
     fn is_dir(&self, path: &Path) -> bool {

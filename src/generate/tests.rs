@@ -170,7 +170,7 @@ fn additional_gids_need_0_7_0_and_known_groups() {
 fn explicit_versions_are_checked() {
     let options = GenerateOptions {
         annotations: true,
-        cdi_version: Some("0.5.0".into()),
+        cdi_version: Some("0.5.0".parse().expect("version")),
         ..Default::default()
     };
     assert_eq!(
@@ -180,7 +180,7 @@ fn explicit_versions_are_checked() {
         "cdiVersion 0.5.0 cannot hold this spec: annotations needs 0.6.0 or newer"
     );
     let newer = GenerateOptions {
-        cdi_version: Some("0.7.0".into()),
+        cdi_version: Some("0.7.0".parse().expect("version")),
         ..Default::default()
     };
     assert_eq!(
@@ -190,7 +190,7 @@ fn explicit_versions_are_checked() {
         "0.7.0"
     );
     let bogus = GenerateOptions {
-        cdi_version: Some("0.5".into()),
+        cdi_version: Some("0.9.0".parse().expect("version")),
         ..Default::default()
     };
     assert!(matches!(

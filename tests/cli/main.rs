@@ -1,10 +1,13 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
+mod check;
+mod configure;
 mod differential;
+mod doctor;
+mod hook_precreate;
 mod inject;
 mod list;
-mod configure;
-mod hook_precreate;
+mod request;
 mod runtime;
 mod support;
 mod validate;
