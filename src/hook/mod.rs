@@ -5,9 +5,14 @@
 pub mod precreate;
 
 use amdgpu_cdi_hooks::log::DetailLog;
+use cdi::edits::apply_spec_devices;
 use cdi::registry::Registry;
+use cdi::spec::Spec;
 use serde_json::{Map, Value};
 
+use crate::discover::{DiscoverOptions, Host, discover};
+use crate::generate::{GenerateOptions, generate};
+use crate::naming::{NameStrategy, device_names};
 use crate::request::grammar::{self, KIND, Selector};
 use crate::request::resolve::{Candidate, Inventory};
 use crate::request::{self, INJECTED_ANNOTATION, RequestError};
@@ -31,6 +36,21 @@ pub enum InjectError {
     /// Applying the CDI edits failed.
     #[error(transparent)]
     Cdi(#[from] cdi::registry::InjectError),
+    /// Live discovery failed.
+    #[error(transparent)]
+    Discover(#[from] crate::discover::DiscoverError),
+    /// No CDI spec could be generated for the discovered GPUs.
+    #[error("cannot describe the discovered GPUs as CDI devices: {0}")]
+    Generate(#[from] crate::generate::GenerateError),
+    /// Applying the generated spec's edits failed.
+    #[error("cannot inject CDI devices {}", names.join(", "))]
+    Edit {
+        /// The requested names.
+        names: Vec<String>,
+        /// The failure.
+        #[source]
+        source: cdi::edits::EditError,
+    },
     /// The config's `annotations` is not an object.
     #[error("cannot mark the OCI config as injected: annotations is not an object")]
     Annotations,
@@ -39,6 +59,11 @@ pub enum InjectError {
 /// The devices requests are resolved against, and how to inject them.
 #[derive(Debug)]
 enum DeviceSet {
+    /// A spec generated from live discovery, named by index.
+    Generated {
+        spec: Box<Spec>,
+        inventory: Inventory,
+    },
     /// The `amd.com/gpu` devices of the CDI spec dirs.
     Registry {
         registry: Registry,
@@ -47,36 +72,85 @@ enum DeviceSet {
 }
 
 impl DeviceSet {
-    fn load(settings: &Settings, log: &DetailLog) -> Self {
+    fn load(settings: &Settings, log: &DetailLog) -> Result<Self, InjectError> {
         match settings.device_source {
-            DeviceSource::Discover | DeviceSource::Cdi => {
+            DeviceSource::Discover => {
+                let host = discover(&DiscoverOptions {
+                    sysfs_root: settings.sysfs_root.clone(),
+                    dev_root: settings.dev_root.clone(),
+                })?;
+                let spec = generate(
+                    &host,
+                    &GenerateOptions {
+                        strategies: vec![NameStrategy::Index],
+                        all_device: false,
+                        dev_root: settings.dev_root.clone(),
+                        ..GenerateOptions::default()
+                    },
+                )?;
+                let inventory = host_inventory(&host);
+                Ok(Self::Generated {
+                    spec: Box::new(spec),
+                    inventory,
+                })
+            }
+            DeviceSource::Cdi => {
                 let registry = Registry::load(&settings.spec_dirs);
                 for err in registry.errors() {
                     log.warn(&format!("skipping CDI spec: {err}"));
                 }
                 let inventory = registry_inventory(&registry);
-                Self::Registry {
+                Ok(Self::Registry {
                     registry,
                     inventory,
-                }
+                })
             }
         }
     }
 
     fn inventory(&self) -> &Inventory {
         match self {
-            Self::Registry { inventory, .. } => inventory,
+            Self::Generated { inventory, .. } | Self::Registry { inventory, .. } => inventory,
         }
     }
 
     fn inject(&self, config: &mut Value, names: &[String]) -> Result<(), InjectError> {
         match self {
+            Self::Generated { spec, .. } => {
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                apply_spec_devices(config, spec, &refs).map_err(|source| InjectError::Edit {
+                    names: names.iter().map(|n| format!("{KIND}={n}")).collect(),
+                    source,
+                })?;
+            }
             Self::Registry { registry, .. } => {
                 let qualified: Vec<String> = names.iter().map(|n| format!("{KIND}={n}")).collect();
                 registry.inject(config, &qualified)?;
             }
         }
         Ok(())
+    }
+}
+
+/// Every name a discovered GPU answers to: the generated index name first (the one injected),
+/// then its unique-id and PCI names.
+const ALL_STRATEGIES: [NameStrategy; 3] =
+    [NameStrategy::Index, NameStrategy::Uuid, NameStrategy::Pci];
+
+/// The inventory of a discovered host, in amdgpu-cdi's order.
+fn host_inventory(host: &Host) -> Inventory {
+    Inventory {
+        candidates: host
+            .gpus
+            .iter()
+            .map(|gpu| Candidate {
+                name: gpu.index.to_string(),
+                index: Some(gpu.index),
+                unique_id: gpu.unique_id,
+                pci_address: Some(gpu.pci_address),
+                names: device_names(gpu, &ALL_STRATEGIES),
+            })
+            .collect(),
     }
 }
 
@@ -96,7 +170,7 @@ fn registry_inventory(registry: &Registry) -> Inventory {
                 pci_address: None,
                 names: vec![name.to_string()],
             };
-            match grammar::parse_entry(name) {
+            match grammar::parse_entry(strip_partition_suffix(name)) {
                 Ok(Selector::Index(i)) => candidate.index = Some(i),
                 Ok(Selector::UniqueId(id)) => candidate.unique_id = Some(id),
                 Ok(Selector::Pci(pci)) => {
@@ -115,6 +189,14 @@ fn registry_inventory(registry: &Registry) -> Inventory {
     let mut candidates = candidates;
     candidates.sort_by_key(|c| (c.index.is_none(), c.index));
     Inventory { candidates }
+}
+
+/// `GPU-1a2b-p3` -> `GPU-1a2b`: partition names of the uuid and pci strategies.
+fn strip_partition_suffix(name: &str) -> &str {
+    match name.rsplit_once("-p") {
+        Some((base, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
+    }
 }
 
 /// Injects the GPUs `config` asks for. Leaves it unchanged when nothing is requested or it was
@@ -136,7 +218,7 @@ pub fn inject(
     if requests.is_empty() {
         return Ok(Outcome::Unchanged("no GPU requested"));
     }
-    let devices = DeviceSet::load(settings, log);
+    let devices = DeviceSet::load(settings, log)?;
     let names = requests.resolve(devices.inventory())?;
     let mut work = config.clone();
     devices.inject(&mut work, &names)?;

@@ -33,8 +33,8 @@ pub enum EnvPolicy {
     Always,
     /// Never: only annotations (set by a Kubernetes device plugin) and privileged containers.
     Never,
-    /// Honour them unless the container is managed by Kubernetes (it has `io.kubernetes.*`
-    /// annotations, set by containerd's and CRI-O's CRI), where a pod could otherwise take GPUs
+    /// Honour them unless the container is managed by Kubernetes (it has annotations only
+    /// containerd's and CRI-O's CRI set), where a pod could otherwise take GPUs
     /// the device plugin never gave it.
     #[default]
     OutsideKubernetes,
@@ -178,12 +178,21 @@ pub fn is_privileged(config: &Value) -> bool {
         .is_some_and(|caps| caps.iter().any(|c| c.as_str() == Some("CAP_SYS_ADMIN")))
 }
 
-/// True when a Kubernetes CRI created the container (`io.kubernetes.*` annotations).
+/// Annotations only a Kubernetes CRI sets: CRI-O's pod namespace, containerd's sandbox namespace
+/// and container type. (podman sets other `io.kubernetes.cri-o.*` keys on plain containers, so a
+/// prefix test would be wrong.)
+pub const KUBERNETES_ANNOTATIONS: [&str; 3] = [
+    "io.kubernetes.pod.namespace",
+    "io.kubernetes.cri.sandbox-namespace",
+    "io.kubernetes.cri.container-type",
+];
+
+/// True when a Kubernetes CRI created the container (see [`KUBERNETES_ANNOTATIONS`]).
 pub fn is_kubernetes(config: &Value) -> bool {
     config
         .pointer("/annotations")
         .and_then(Value::as_object)
-        .is_some_and(|a| a.keys().any(|k| k.starts_with("io.kubernetes.")))
+        .is_some_and(|a| KUBERNETES_ANNOTATIONS.iter().any(|k| a.contains_key(*k)))
 }
 
 /// Reads every request in `config`.
@@ -348,6 +357,17 @@ mod tests {
                 .expect("ok")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn podman_annotations_are_not_kubernetes() {
+        let config = json!({
+            "process": {"env": ["AMD_VISIBLE_DEVICES=0"]},
+            "annotations": {"io.kubernetes.cri-o.TTY": "false", "io.container.manager": "libpod"}
+        });
+        assert!(!is_kubernetes(&config));
+        let found = read_requests(&config, &options(EnvPolicy::OutsideKubernetes)).expect("ok");
+        assert!(!found.is_empty());
     }
 
     #[test]

@@ -126,22 +126,27 @@ fn an_annotation_request_is_honoured() {
     assert!(!text.contains("/dev/dri/renderD128"), "{text}");
 }
 
+/// podman discards a precreate hook's stderr, so an unmet request prints a config whose process
+/// cannot start, named after the error; the message also goes to stderr.
 #[test]
-fn invalid_and_unknown_requests_fail_with_one_line() {
+fn invalid_and_unknown_requests_print_an_unstartable_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = cdi_config(dir.path());
-    let out = precreate(&config, request("0,zz"))
-        .failure()
-        .get_output()
-        .clone();
-    assert!(out.stdout.is_empty(), "nothing half-written");
-    insta::assert_snapshot!("precreate_invalid", String::from_utf8_lossy(&out.stderr));
-    let out = precreate(&config, request("0,7"))
-        .failure()
-        .get_output()
-        .clone();
-    assert!(out.stdout.is_empty());
-    insta::assert_snapshot!("precreate_unknown", String::from_utf8_lossy(&out.stderr));
+    for (value, name) in [("0,zz", "precreate_invalid"), ("0,7", "precreate_unknown")] {
+        let out = precreate(&config, request(value))
+            .success()
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        insta::assert_snapshot!(name, stderr);
+        let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let message = stderr.trim_end().trim_start_matches("amdgpu-cdi: ");
+        assert_eq!(
+            printed["process"]["args"],
+            serde_json::json!([format!("/proc/amdgpu-cdi: {message}")])
+        );
+        assert!(printed["linux"].get("devices").is_none(), "no GPU injected");
+    }
 }
 
 #[test]
