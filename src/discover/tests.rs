@@ -293,3 +293,80 @@ fn stat_fills_group_and_mode_and_mismatches_warn() {
         ]
     );
 }
+
+/// A minimal tree: one KFD GPU node whose render node hangs off `amdgpu_xcp_0`, without
+/// `domain`, and AMD GPUs at bus 03 device 00 in the given domains.
+fn xcp_tree(domains: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sys = dir.path().join("sys");
+    let write = |path: &str, text: &str| {
+        let path = sys.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write("class/kfd/kfd/dev", "511:0\n");
+    write(
+        "class/kfd/kfd/topology/nodes/0/properties",
+        "simd_count 152\nvendor_id 4098\ndevice_id 29857\nlocation_id 769\ndrm_render_minor 129\n",
+    );
+    write("class/kfd/kfd/topology/nodes/0/gpu_id", "1234\n");
+    write(
+        "devices/platform/amdgpu_xcp_0/drm/renderD129/dev",
+        "226:129\n",
+    );
+    std::fs::create_dir_all(sys.join("class/drm")).expect("mkdir");
+    std::fs::create_dir_all(sys.join("bus/pci/devices")).expect("mkdir");
+    std::os::unix::fs::symlink(
+        "../../devices/platform/amdgpu_xcp_0/drm/renderD129",
+        sys.join("class/drm/renderD129"),
+    )
+    .expect("symlink");
+    for domain in domains {
+        let bdf = format!("{domain}:03:00.0");
+        write(&format!("bus/pci/devices/{bdf}/vendor"), "0x1002\n");
+        write(
+            &format!("bus/pci/devices/{bdf}/current_compute_partition"),
+            "CPX\n",
+        );
+        std::fs::create_dir_all(sys.join(format!("bus/pci/devices/{bdf}/drm"))).expect("mkdir");
+    }
+    dir
+}
+
+fn discover_tree(dir: &tempfile::TempDir) -> Result<Discovery, DiscoverError> {
+    let options = DiscoverOptions {
+        sysfs_root: dir.path().join("sys"),
+        dev_root: PathBuf::from("/nonexistent/amdgpu-cdi-test-dev"),
+    };
+    discover_with(&options, &RealSysfs)
+}
+
+#[test]
+fn partition_parent_without_domain_is_found_when_unique() {
+    let dir = xcp_tree(&["0002"]);
+    let d = discover_tree(&dir).expect("one candidate");
+    let gpu = &d.host.gpus[0];
+    assert_eq!(gpu.pci_address.to_string(), "0002:03:00.0");
+    assert_eq!(
+        gpu.partition.as_ref().map(|p| (p.index, p.count)),
+        Some((1, 1))
+    );
+}
+
+#[test]
+fn partition_parent_without_domain_is_an_error_when_ambiguous() {
+    let dir = xcp_tree(&["0000", "0001"]);
+    let err = discover_tree(&dir).expect_err("two candidates");
+    assert_eq!(
+        err.to_string(),
+        "cannot tell which PCI device KFD node 0 belongs to: 0000:03:00.0, 0001:03:00.0 all match \
+         (this kernel's KFD topology has no `domain`)"
+    );
+    let dir = xcp_tree(&[]);
+    let err = discover_tree(&dir).expect_err("no candidate");
+    assert!(
+        err.to_string()
+            .starts_with("cannot find the PCI device of KFD node 0: no AMD GPU at *:03:00"),
+        "{err}"
+    );
+}
