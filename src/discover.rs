@@ -232,6 +232,18 @@ pub enum DiscoverError {
         /// The missing KFD class directory.
         path: PathBuf,
     },
+    /// AMD GPUs are on the PCI bus, but no KFD device: the amdgpu driver is not loaded or bound.
+    #[error(
+        "no usable AMD GPU: {devices} found, but {} does not exist (the amdgpu driver is not \
+         loaded or not bound: try `modprobe amdgpu` and see `dmesg | grep amdgpu`)",
+        path.display()
+    )]
+    NoDriver {
+        /// The missing KFD class directory.
+        path: PathBuf,
+        /// The AMD GPUs found on the PCI bus, comma-separated.
+        devices: String,
+    },
     /// KFD exists but lists no AMD GPU.
     #[error(
         "no AMD GPU found: the KFD topology in {} lists no GPU (is the amdgpu driver bound to \
@@ -505,8 +517,14 @@ impl Scan<'_> {
     fn run(&self) -> Result<Discovery, DiscoverError> {
         let kfd_dir = self.kfd_dir();
         if !self.reader.is_dir(&kfd_dir) {
-            return Err(DiscoverError::NoKfd {
-                path: self.options.sysfs_root.join("class/kfd"),
+            let path = self.options.sysfs_root.join("class/kfd");
+            let devices = self.amd_gpus_on_pci();
+            if devices.is_empty() {
+                return Err(DiscoverError::NoKfd { path });
+            }
+            return Err(DiscoverError::NoDriver {
+                path,
+                devices: devices.join(", "),
             });
         }
         let mut warnings = Vec::new();
@@ -537,6 +555,27 @@ impl Scan<'_> {
             host: Host { kfd, gpus },
             warnings,
         })
+    }
+
+    /// AMD display controllers and accelerators (PCI class 0x03 or 0x12) on the PCI bus, for the
+    /// error when KFD is missing. Best effort: unreadable entries are skipped.
+    fn amd_gpus_on_pci(&self) -> Vec<String> {
+        let pci_dir = self.options.sysfs_root.join("bus/pci/devices");
+        let mut names = self.reader.read_dir_names(&pci_dir).unwrap_or_default();
+        names.sort();
+        names
+            .into_iter()
+            .filter(|name| {
+                let dir = pci_dir.join(name);
+                let read = |file: &str| self.reader.read_to_string(&dir.join(file)).ok();
+                let vendor = read("vendor");
+                let class = read("class");
+                vendor.as_deref().map(str::trim) == Some("0x1002")
+                    && class
+                        .as_deref()
+                        .is_some_and(|c| c.starts_with("0x03") || c.starts_with("0x12"))
+            })
+            .collect()
     }
 
     /// Reads every topology node and keeps the AMD GPU ones, in node order.

@@ -416,6 +416,13 @@ def missing_render():
     return h
 
 
+def no_driver():
+    """An MI210 on the PCI bus with no driver bound: no KFD, no DRM nodes."""
+    h = Host(kfd=False)
+    h.pci_device("0000:03:00.0", AMD, 0x740F, 0x038000, None, 0, {"product_name": "AMD Instinct MI210"})
+    return h
+
+
 def no_gpu_nodes():
     h = Host()
     h.cpu_node(16)
@@ -439,6 +446,7 @@ FIXTURES = {
     "garbage-properties": garbage_properties,
     "missing-render": missing_render,
     "no-gpu-nodes": no_gpu_nodes,
+    "no-driver": no_driver,
 }
 
 

@@ -215,6 +215,14 @@ fn errors_are_one_line_with_exit_code_2() {
         ),
         (
             &fixtures,
+            "no-driver",
+            &[],
+            "amdgpu-cdi: no usable AMD GPU: 0000:03:00.0 found, but no-driver/sys/class/kfd does \
+             not exist (the amdgpu driver is not loaded or not bound: try `modprobe amdgpu` and \
+             see `dmesg | grep amdgpu`)\n",
+        ),
+        (
+            &fixtures,
             "no-gpu-nodes",
             &[],
             "amdgpu-cdi: no AMD GPU found: the KFD topology in \
