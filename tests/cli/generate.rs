@@ -309,14 +309,17 @@ fn unreadable_topology_is_an_error_naming_the_node() {
         .join("sys/devices/virtual/kfd/kfd/topology/nodes/2/properties");
     std::fs::set_permissions(&properties, std::fs::Permissions::from_mode(0o000)).expect("chmod");
 
-    // Root ignores file modes: drop to nobody for the run.
-    let binary = env!("CARGO_BIN_EXE_amdgpu-cdi");
+    // Root ignores file modes: drop to nobody for the run, with a copy of the binary nobody can
+    // reach (the checkout may live under a private home directory).
+    let binary = dir.path().join("amdgpu-cdi");
+    std::fs::copy(env!("CARGO_BIN_EXE_amdgpu-cdi"), &binary).expect("copy binary");
     let mut cmd = if nix::unistd::geteuid().is_root() {
         let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", binary]);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&binary);
         cmd
     } else {
-        Command::new(binary)
+        Command::new(&binary)
     };
     let out = cmd
         .current_dir(dir.path())
