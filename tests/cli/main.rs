@@ -1,7 +1,15 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
+mod check;
+mod configure;
 mod differential;
+mod doctor;
+mod generate;
+mod gpus;
+mod hook_precreate;
 mod inject;
 mod list;
+mod request;
+mod runtime;
 mod support;
 mod validate;

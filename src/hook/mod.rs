@@ -1,0 +1,242 @@
+//! The injection shared by the OCI hooks and the runtime wrapper: read the requests of an OCI
+//! config, find the requested devices (live discovery, or the CDI spec dirs), apply their CDI
+//! edits through the `cdi` crate, and mark the config so a second pass changes nothing.
+
+pub mod precreate;
+
+use amdgpu_cdi_hooks::log::DetailLog;
+use cdi::edits::apply_spec_devices;
+use cdi::registry::Registry;
+use cdi::spec::Spec;
+use serde_json::{Map, Value};
+
+use crate::discover::{DiscoverOptions, Host, discover};
+use crate::generate::{GenerateOptions, generate};
+use crate::naming::{NameStrategy, device_names};
+use crate::request::grammar::{self, KIND, Selector};
+use crate::request::resolve::{Candidate, Inventory};
+use crate::request::{self, INJECTED_ANNOTATION, RequestError};
+use crate::settings::{DeviceSource, Settings};
+
+/// What an injection did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The config is unchanged, for the given reason.
+    Unchanged(&'static str),
+    /// These CDI devices (`amd.com/gpu=<name>`) were injected.
+    Injected(Vec<String>),
+}
+
+/// Why an injection failed. The config is unchanged whenever one of these is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    /// A request is invalid or names a device that does not exist.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// Applying the CDI edits failed.
+    #[error(transparent)]
+    Cdi(#[from] cdi::registry::InjectError),
+    /// Live discovery failed.
+    #[error(transparent)]
+    Discover(#[from] crate::discover::DiscoverError),
+    /// No CDI spec could be generated for the discovered GPUs.
+    #[error("cannot describe the discovered GPUs as CDI devices: {0}")]
+    Generate(#[from] crate::generate::GenerateError),
+    /// Applying the generated spec's edits failed.
+    #[error("cannot inject CDI devices {}", names.join(", "))]
+    Edit {
+        /// The requested names.
+        names: Vec<String>,
+        /// The failure.
+        #[source]
+        source: cdi::edits::EditError,
+    },
+    /// The config's `annotations` is not an object.
+    #[error("cannot mark the OCI config as injected: annotations is not an object")]
+    Annotations,
+}
+
+/// The devices requests are resolved against, and how to inject them.
+#[derive(Debug)]
+enum DeviceSet {
+    /// A spec generated from live discovery, named by index.
+    Generated {
+        spec: Box<Spec>,
+        inventory: Inventory,
+    },
+    /// The `amd.com/gpu` devices of the CDI spec dirs.
+    Registry {
+        registry: Registry,
+        inventory: Inventory,
+    },
+}
+
+impl DeviceSet {
+    fn load(settings: &Settings, log: &DetailLog) -> Result<Self, InjectError> {
+        match settings.device_source {
+            DeviceSource::Discover => {
+                let host = discover(&DiscoverOptions {
+                    sysfs_root: settings.sysfs_root.clone(),
+                    dev_root: settings.dev_root.clone(),
+                })?;
+                let spec = generate(
+                    &host,
+                    &GenerateOptions {
+                        strategies: vec![NameStrategy::Index],
+                        all_device: false,
+                        dev_root: settings.dev_root.clone(),
+                        ..GenerateOptions::default()
+                    },
+                )?;
+                let inventory = host_inventory(&host);
+                Ok(Self::Generated {
+                    spec: Box::new(spec),
+                    inventory,
+                })
+            }
+            DeviceSource::Cdi => {
+                let registry = Registry::load(&settings.spec_dirs);
+                for err in registry.errors() {
+                    log.warn(&format!("skipping CDI spec: {err}"));
+                }
+                let inventory = registry_inventory(&registry);
+                Ok(Self::Registry {
+                    registry,
+                    inventory,
+                })
+            }
+        }
+    }
+
+    fn inventory(&self) -> &Inventory {
+        match self {
+            Self::Generated { inventory, .. } | Self::Registry { inventory, .. } => inventory,
+        }
+    }
+
+    fn inject(&self, config: &mut Value, names: &[String]) -> Result<(), InjectError> {
+        match self {
+            Self::Generated { spec, .. } => {
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                apply_spec_devices(config, spec, &refs).map_err(|source| InjectError::Edit {
+                    names: names.iter().map(|n| format!("{KIND}={n}")).collect(),
+                    source,
+                })?;
+            }
+            Self::Registry { registry, .. } => {
+                let qualified: Vec<String> = names.iter().map(|n| format!("{KIND}={n}")).collect();
+                registry.inject(config, &qualified)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every name a discovered GPU answers to: the generated index name first (the one injected),
+/// then its unique-id and PCI names.
+const ALL_STRATEGIES: [NameStrategy; 3] =
+    [NameStrategy::Index, NameStrategy::Uuid, NameStrategy::Pci];
+
+/// The inventory of a discovered host, in amdgpu-cdi's order.
+fn host_inventory(host: &Host) -> Inventory {
+    Inventory {
+        candidates: host
+            .gpus
+            .iter()
+            .map(|gpu| Candidate {
+                name: gpu.index.to_string(),
+                index: Some(gpu.index),
+                unique_id: gpu.unique_id,
+                pci_address: Some(gpu.pci_address),
+                names: device_names(gpu, &ALL_STRATEGIES),
+            })
+            .collect(),
+    }
+}
+
+/// The inventory of a registry: one candidate per `amd.com/gpu` device except `all`, with the
+/// index, unique id or PCI address its name spells (names are all a spec tells about a device).
+fn registry_inventory(registry: &Registry) -> Inventory {
+    let prefix = format!("{KIND}=");
+    let candidates = registry
+        .devices()
+        .filter_map(|entry| entry.name.strip_prefix(&prefix))
+        .filter(|name| *name != "all")
+        .map(|name| {
+            let mut candidate = Candidate {
+                name: name.to_string(),
+                index: None,
+                unique_id: None,
+                pci_address: None,
+                names: vec![name.to_string()],
+            };
+            match grammar::parse_entry(strip_partition_suffix(name)) {
+                Ok(Selector::Index(i)) => candidate.index = Some(i),
+                Ok(Selector::UniqueId(id)) => candidate.unique_id = Some(id),
+                Ok(Selector::Pci(pci)) => {
+                    candidate.pci_address = pci.domain.map(|domain| crate::discover::PciAddress {
+                        domain,
+                        bus: pci.bus,
+                        device: pci.device,
+                        function: pci.function,
+                    });
+                }
+                _ => {}
+            }
+            candidate
+        })
+        .collect::<Vec<_>>();
+    let mut candidates = candidates;
+    candidates.sort_by_key(|c| (c.index.is_none(), c.index));
+    Inventory { candidates }
+}
+
+/// `GPU-1a2b-p3` -> `GPU-1a2b`: partition names of the uuid and pci strategies.
+fn strip_partition_suffix(name: &str) -> &str {
+    match name.rsplit_once("-p") {
+        Some((base, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
+    }
+}
+
+/// Injects the GPUs `config` asks for. Leaves it unchanged when nothing is requested or it was
+/// already injected; fails (config unchanged) when any request cannot be met in full.
+pub fn inject(
+    config: &mut Value,
+    settings: &Settings,
+    log: &DetailLog,
+) -> Result<Outcome, InjectError> {
+    if request::already_injected(config) {
+        return Ok(Outcome::Unchanged("already injected"));
+    }
+    let requests = request::read_requests(config, &settings.request_options())?;
+    for name in &requests.ignored {
+        log.warn(&format!(
+            "ignoring {name} of an unprivileged container (accept-env-from-unprivileged)"
+        ));
+    }
+    if requests.is_empty() {
+        return Ok(Outcome::Unchanged("no GPU requested"));
+    }
+    let devices = DeviceSet::load(settings, log)?;
+    let names = requests.resolve(devices.inventory())?;
+    let mut work = config.clone();
+    devices.inject(&mut work, &names)?;
+    mark(&mut work, &names)?;
+    *config = work;
+    Ok(Outcome::Injected(names))
+}
+
+fn mark(config: &mut Value, names: &[String]) -> Result<(), InjectError> {
+    let root = config.as_object_mut().ok_or(InjectError::Annotations)?;
+    let annotations = root
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or(InjectError::Annotations)?;
+    annotations.insert(
+        INJECTED_ANNOTATION.to_string(),
+        Value::String(names.join(",")),
+    );
+    Ok(())
+}
