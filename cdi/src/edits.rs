@@ -893,4 +893,42 @@ mod tests {
         );
         assert_eq!(config["process"]["env"], json!(["SPEC=1", "B=1", "A=1"]));
     }
+
+    proptest::proptest! {
+        /// Env: keys stay unique, each key ends with its last value, and keys keep the position
+        /// of their first appearance (the config's own entries first).
+        #[test]
+        fn env_is_last_writer_wins_by_key(
+            base in proptest::collection::vec(("[A-D]", "[a-z0-9=]{0,3}"), 0..6),
+            edits in proptest::collection::vec(
+                proptest::collection::vec(("[A-F]", "[a-z0-9=]{0,3}"), 0..5), 1..4),
+        ) {
+            let mut seen = std::collections::HashSet::new();
+            let base: Vec<String> = base
+                .into_iter()
+                .filter(|(k, _)| seen.insert(k.clone()))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let edits: Vec<ContainerEdits> = edits
+                .into_iter()
+                .map(|env| ContainerEdits {
+                    env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                    ..ContainerEdits::default()
+                })
+                .collect();
+            let mut expected: Vec<(String, String)> = Vec::new();
+            for entry in base.iter().chain(edits.iter().flat_map(|e| &e.env)) {
+                let key = env_key(entry).to_string();
+                match expected.iter_mut().find(|(k, _)| *k == key) {
+                    Some(slot) => slot.1 = entry.clone(),
+                    None => expected.push((key, entry.clone())),
+                }
+            }
+            let mut config = json!({"process": {"env": base}});
+            let refs: Vec<&ContainerEdits> = edits.iter().collect();
+            apply_many(&mut config, &refs).expect("env edits apply");
+            let expected: Vec<String> = expected.into_iter().map(|(_, e)| e).collect();
+            proptest::prop_assert_eq!(config["process"]["env"].clone(), json!(expected));
+        }
+    }
 }
