@@ -240,3 +240,53 @@ fn mark(config: &mut Value, names: &[String]) -> Result<(), InjectError> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn partition_suffixes_are_stripped_only_when_numeric() {
+        assert_eq!(strip_partition_suffix("GPU-1a2b-p3"), "GPU-1a2b");
+        assert_eq!(strip_partition_suffix("0000:c3:00.0-p12"), "0000:c3:00.0");
+        assert_eq!(strip_partition_suffix("gpu-pod"), "gpu-pod");
+        assert_eq!(strip_partition_suffix("x-p"), "x-p");
+    }
+
+    #[test]
+    fn a_marked_config_is_left_alone_and_an_unrequesting_one_too() {
+        let settings = Settings {
+            sysfs_root: "/nonexistent".into(),
+            ..Settings::default()
+        };
+        let log = DetailLog::default();
+        let mut marked = json!({"process": {"env": ["AMD_VISIBLE_DEVICES=all"]},
+                                "annotations": {INJECTED_ANNOTATION: "0"}});
+        let before = marked.clone();
+        assert_eq!(
+            inject(&mut marked, &settings, &log).expect("no work"),
+            Outcome::Unchanged("already injected")
+        );
+        assert_eq!(marked, before);
+        let mut plain = json!({"process": {"env": ["AMD_VISIBLE_DEVICES=void"]}});
+        assert_eq!(
+            inject(&mut plain, &settings, &log).expect("no work"),
+            Outcome::Unchanged("no GPU requested")
+        );
+    }
+
+    #[test]
+    fn discovery_failure_fails_a_request_without_touching_the_config() {
+        let settings = Settings {
+            sysfs_root: "/nonexistent".into(),
+            ..Settings::default()
+        };
+        let mut config = json!({"process": {"env": ["AMD_VISIBLE_DEVICES=0"]}});
+        let before = config.clone();
+        let err = inject(&mut config, &settings, &DetailLog::default()).expect_err("no GPUs");
+        assert!(err.to_string().starts_with("no AMD GPU found"), "{err}");
+        assert_eq!(config, before);
+    }
+}
