@@ -1,7 +1,10 @@
 //! The CDI spec model: every field of the Container Device Interface through version 1.1.0.
 //!
-//! Field names follow the specification exactly (camelCase in JSON and YAML). Unknown fields are
-//! rejected, as the reference Go library does, so a spec this crate accepts is one engines accept.
+//! Field names follow the specification exactly (camelCase in JSON and YAML) and are written in
+//! the reference Go library's order. Reading is as strict as that library: unknown fields are
+//! rejected, integers and booleans must not be quoted strings, and map keys must not repeat; as in
+//! Go, `null` for an optional list, map or object means empty. Read and write specs with
+//! [`crate::codec`], which adds positions and field paths to errors.
 
 use std::collections::BTreeMap;
 
@@ -219,7 +222,10 @@ pub struct Hook {
     pub timeout: Option<i64>,
 }
 
-/// Intel Resource Director Technology settings (CDI 0.7.0+, extended in 1.1.0).
+/// Intel Resource Director Technology settings (CDI 0.7.0+).
+///
+/// CDI 0.7.0 to 1.0.0 also had `enableCMT` and `enableMBM`; CDI 1.1.0 replaced them with
+/// `schemata` and `enableMonitoring`, so 1.1.0 libraries (and this crate) reject the old fields.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IntelRdt {
@@ -232,7 +238,8 @@ pub struct IntelRdt {
     /// Memory bandwidth schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_bw_schema: Option<String>,
-    /// Full schemata lines (CDI 1.1.0+).
+    /// Full schemata lines (CDI 1.1.0+). An empty list counts as absent; the Go library treats a
+    /// present but empty list as 1.1.0 content.
     #[serde(
         default,
         deserialize_with = "strict::nullable",

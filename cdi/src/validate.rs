@@ -120,6 +120,7 @@ fn check_version(spec: &Spec, report: &mut Report<'_>) {
         return;
     };
     let required = version::minimum_required_version(spec);
+    let needed_for = version::required_by(spec).unwrap_or("this content");
     if !parsed.is_known() {
         if parsed < version::V0_3_0 {
             report.push(
@@ -140,7 +141,7 @@ fn check_version(spec: &Spec, report: &mut Report<'_>) {
     if parsed < required {
         report.push(
             "cdiVersion",
-            format!("{parsed} is too old: this spec's content needs at least {required}"),
+            format!("{parsed} is too old: the spec uses {needed_for}, which needs {required}"),
         );
     }
 }
@@ -342,6 +343,247 @@ fn check_intel_rdt(field: &str, rdt: &IntelRdt, report: &mut Report<'_>) {
         report.push(
             format!("{field}.closID"),
             format!("{clos:?} is not a valid resctrl group name"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Device, Hook, NetDevice};
+
+    fn spec(version: &str) -> Spec {
+        let mut device = Device {
+            name: "dev0".to_owned(),
+            ..Default::default()
+        };
+        device.container_edits.env.push("A=1".to_owned());
+        Spec {
+            cdi_version: version.to_owned(),
+            kind: "vendor.com/device".to_owned(),
+            devices: vec![device],
+            ..Default::default()
+        }
+    }
+
+    fn messages(spec: &Spec) -> Vec<String> {
+        validate(spec).iter().map(Problem::to_string).collect()
+    }
+
+    #[test]
+    fn a_plain_spec_is_valid() {
+        assert_eq!(validate(&spec("0.3.0")), vec![]);
+        assert_eq!(validate(&spec("1.1.0")), vec![]);
+    }
+
+    #[test]
+    fn problems_name_the_device_and_the_field() {
+        let mut spec = spec("0.3.0");
+        spec.devices[0]
+            .container_edits
+            .device_nodes
+            .push(DeviceNode::default());
+        spec.container_edits.env.push("BAD".to_owned());
+        assert_eq!(
+            messages(&spec),
+            [
+                "containerEdits.env[0]: \"BAD\" is not NAME=VALUE",
+                "device \"dev0\": containerEdits.deviceNodes[0].path: required",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_just_the_first() {
+        let mut spec = spec("0.9.0");
+        spec.kind = "v/c".to_owned();
+        spec.devices.push(spec.devices[0].clone());
+        spec.devices[1].container_edits = ContainerEdits::default();
+        let fields: Vec<_> = validate(&spec).into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["cdiVersion", "kind", "name", "containerEdits"]);
+    }
+
+    #[test]
+    fn versions_must_be_known_and_cover_the_content() {
+        let cases = [
+            ("", "cdiVersion: required, e.g. 0.5.0"),
+            ("v0.5.0", "cdiVersion: write 0.5.0 without the leading v"),
+            ("0.5", "cdiVersion: invalid version \"0.5\""),
+            ("0.2.0", "cdiVersion: 0.2.0 is older than 0.3.0"),
+            ("0.9.0", "cdiVersion: unknown version 0.9.0"),
+            ("2.0.0", "cdiVersion: unknown version 2.0.0"),
+        ];
+        for (version, start) in cases {
+            let found = messages(&spec(version));
+            assert!(
+                found.len() == 1 && found[0].starts_with(start),
+                "{version:?}: {found:?}"
+            );
+        }
+        let mut digit = spec("0.4.0");
+        digit.devices[0].name = "0".to_owned();
+        assert_eq!(
+            messages(&digit),
+            [
+                "cdiVersion: 0.4.0 is too old: the spec uses a device name starting with a \
+                 digit, which needs 0.5.0"
+            ]
+        );
+        digit.cdi_version = "0.8.0".to_owned();
+        assert_eq!(validate(&digit), vec![], "a newer declared version is fine");
+    }
+
+    #[test]
+    fn annotation_keys_follow_kubernetes_qualified_names() {
+        let long_label = "a".repeat(63);
+        let prefix_253 = format!("{}.com", "a".repeat(249));
+        for ok in [
+            "a",
+            "A",
+            "a.b_c-d",
+            "vendor.com/key",
+            "Vendor.COM/Key",
+            long_label.as_str(),
+        ] {
+            assert_eq!(check_annotation_key(ok), Ok(()), "{ok:?}");
+        }
+        assert_eq!(check_annotation_key(&format!("{prefix_253}/k")), Ok(()));
+        for bad in [
+            "",
+            "/k",
+            "a.com/",
+            "a/b/c",
+            "-a",
+            "a-",
+            "a b",
+            "under_score.com/k",
+            "-a.com/k",
+            "a..com/k",
+        ] {
+            assert!(check_annotation_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_annotation_key(&"a".repeat(64)).is_err());
+        assert!(check_annotation_key(&format!("a{prefix_253}/k")).is_err());
+    }
+
+    #[test]
+    fn annotations_are_limited_to_256_kib_in_total() {
+        let mut spec = spec("0.6.0");
+        let half = "x".repeat(MAX_ANNOTATIONS_SIZE / 2);
+        spec.annotations.insert("a".to_owned(), half.clone());
+        spec.annotations
+            .insert("b".to_owned(), half[2..].to_owned());
+        assert_eq!(validate(&spec), vec![], "exactly the limit is fine");
+        spec.annotations.insert("c".to_owned(), String::new());
+        assert_eq!(
+            messages(&spec),
+            ["annotations: keys and values total 262145 bytes, more than the limit of 262144"]
+        );
+    }
+
+    #[test]
+    fn device_node_type_permissions_and_numbers_are_checked() {
+        let mut spec = spec("0.3.0");
+        let node = DeviceNode {
+            path: "/dev/x".to_owned(),
+            kind: Some("z".to_owned()),
+            major: Some(-1),
+            minor: Some(-2),
+            permissions: Some("rwmx".to_owned()),
+            ..Default::default()
+        };
+        spec.devices[0].container_edits.device_nodes.push(node);
+        let fields: Vec<_> = validate(&spec).into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "containerEdits.deviceNodes[0].type",
+                "containerEdits.deviceNodes[0].major",
+                "containerEdits.deviceNodes[0].minor",
+                "containerEdits.deviceNodes[0].permissions",
+            ]
+        );
+    }
+
+    #[test]
+    fn hooks_need_a_known_stage_a_path_and_valid_env() {
+        let mut spec = spec("0.3.0");
+        spec.devices[0].container_edits.hooks.push(Hook {
+            hook_name: "precreate".to_owned(),
+            env: vec!["OK=1".to_owned(), "=bad".to_owned()],
+            ..Default::default()
+        });
+        let fields: Vec<_> = validate(&spec).into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "containerEdits.hooks[0].hookName",
+                "containerEdits.hooks[0].path",
+                "containerEdits.hooks[0].env[1]",
+            ]
+        );
+    }
+
+    #[test]
+    fn net_devices_need_names_that_are_not_reused() {
+        let mut spec = spec("1.1.0");
+        let net = |host: &str, name: &str| NetDevice {
+            host_interface_name: host.to_owned(),
+            name: name.to_owned(),
+        };
+        spec.devices[0].container_edits.net_devices = vec![
+            net("eth0", "a"),
+            net("eth0", "b"),
+            net("eth1", "a"),
+            net("", ""),
+        ];
+        let fields: Vec<_> = validate(&spec).into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "containerEdits.netDevices[1].hostInterfaceName",
+                "containerEdits.netDevices[2].name",
+                "containerEdits.netDevices[3].hostInterfaceName",
+                "containerEdits.netDevices[3].name",
+            ]
+        );
+    }
+
+    #[test]
+    fn intel_rdt_clos_id_must_be_a_resctrl_group_name() {
+        for (clos, ok) in [
+            ("/", true),
+            ("gpu", true),
+            ("", true),
+            (".", false),
+            ("..", false),
+            ("a/b", false),
+            ("a\nb", false),
+        ] {
+            let mut spec = spec("0.7.0");
+            spec.devices[0].container_edits.intel_rdt = Some(IntelRdt {
+                clos_id: Some(clos.to_owned()),
+                ..Default::default()
+            });
+            assert_eq!(validate(&spec).is_empty(), ok, "{clos:?}");
+        }
+        let mut spec = spec("0.7.0");
+        spec.devices[0].container_edits.intel_rdt = Some(IntelRdt {
+            clos_id: Some("x".repeat(4096)),
+            ..Default::default()
+        });
+        assert_eq!(validate(&spec).len(), 1);
+    }
+
+    #[test]
+    fn spec_level_edits_may_be_empty_but_device_edits_may_not() {
+        let mut spec = spec("0.3.0");
+        assert!(spec.container_edits.is_empty());
+        assert_eq!(validate(&spec), vec![]);
+        spec.devices[0].container_edits = ContainerEdits::default();
+        assert_eq!(
+            messages(&spec),
+            ["device \"dev0\": containerEdits: must not be empty"]
         );
     }
 }

@@ -42,6 +42,10 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
     }
     match args.format {
         ListFormat::Text => {
+            if registry.devices().next().is_none() {
+                let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                eprintln!("no CDI devices in {}", dirs.join(", "));
+            }
             let width = registry.devices().map(|d| d.name.len()).max().unwrap_or(0);
             for device in registry.devices() {
                 println!("{:<width$}  {}", device.name, device.file.path.display());

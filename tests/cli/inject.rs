@@ -76,3 +76,25 @@ fn config_that_is_not_json_fails() {
         Some(b"[1, 2".to_vec()),
     ));
 }
+
+#[test]
+fn host_node_problems_fail_cleanly() {
+    let mismatch = "tests/fixtures/specs/mismatch";
+    let block = render(&[
+        "inject",
+        "--spec-dir",
+        mismatch,
+        "--config",
+        CONFIG,
+        "test.com/bad=block",
+    ]);
+    let missing = render(&[
+        "inject",
+        "--spec-dir",
+        mismatch,
+        "--config",
+        CONFIG,
+        "test.com/bad=missing",
+    ]);
+    insta::assert_snapshot!(format!("{block}\n{missing}"));
+}

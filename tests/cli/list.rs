@@ -38,3 +38,12 @@ fn later_dir_has_priority() {
         "tests/fixtures/specs/broken",
     ]));
 }
+
+#[test]
+fn empty_dirs_say_so_on_stderr() {
+    insta::assert_snapshot!(render(&[
+        "list",
+        "--spec-dir",
+        "tests/fixtures/specs/nonexistent"
+    ]));
+}

@@ -3,7 +3,8 @@
 //!
 //! Podman 4.3 reads only the default spec dirs (`cdi_spec_dirs` arrived in later releases), so
 //! podman runs in a private mount namespace where a temp dir is bind-mounted over `/var/run/cdi`
-//! and an empty one over `/etc/cdi`: the host's specs are neither seen nor touched.
+//! and an empty one over `/etc/cdi`: the host's specs are neither seen nor touched (the two
+//! directories are only created, empty, if the host lacks them, to have mount points).
 
 use std::path::Path;
 use std::process::Command;
