@@ -92,6 +92,21 @@ impl LoadError {
 }
 
 /// Parses a spec strictly from YAML or JSON bytes.
+///
+/// ```
+/// use cdi::codec::{parse, to_string, Format};
+///
+/// let yaml = b"cdiVersion: '0.5.0'\nkind: amd.com/gpu\ndevices:\n- name: 0\n  containerEdits:\n    deviceNodes: [{path: /dev/kfd}]\n";
+/// let spec = parse(yaml, Format::Yaml)?;
+/// assert_eq!(spec.devices[0].name, "0");
+/// assert!(to_string(&spec, Format::Yaml).contains("- name: '0'"));
+///
+/// let error = parse(b"cdiVersion: '0.5.0'\nkind: amd.com/gpu\ndevices: []\nextra: 1\n", Format::Yaml)
+///     .unwrap_err();
+/// assert_eq!(error.to_string(), "line 4 column 1: extra: unknown field `extra`, expected one of \
+///     cdiVersion, kind, annotations, devices, containerEdits");
+/// # Ok::<(), cdi::codec::CodecError>(())
+/// ```
 pub fn parse(bytes: &[u8], format: Format) -> Result<Spec, CodecError> {
     match format {
         Format::Yaml => parse_yaml(bytes),
@@ -379,10 +394,7 @@ mod yaml11 {
                     {
                         let what = match reading.as_str() {
                             "true" | "false" => format!("the boolean {reading}"),
-                            number if number.parse::<i128>().is_ok() => {
-                                format!("the number {number}")
-                            }
-                            other => other.to_owned(),
+                            number => format!("the number {number}"),
                         };
                         return Some(Ambiguous {
                             line: span.start.line() as u64,
@@ -435,9 +447,9 @@ mod yaml11 {
         None
     }
 
-    /// What a YAML 1.1 reader (go-yaml v2) makes of a plain scalar, rendered as the text it
-    /// would become in a Go string field, or described when it is not a whole number or
-    /// boolean. `None` means it stays the same text, or is null (left to the deserialiser).
+    /// The text a plain scalar becomes in a Go string field after go-yaml v2 resolves it with
+    /// YAML 1.1 rules and `sigs.k8s.io/yaml` formats numbers and booleans back into text.
+    /// `None` when it stays a string as written, or is null (left to the deserialiser).
     fn go_reading(text: &str) -> Option<String> {
         match text {
             "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
@@ -446,12 +458,22 @@ mod yaml11 {
             "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False"
             | "FALSE" => return Some("false".to_owned()),
             "" | "~" | "null" | "Null" | "NULL" => return None,
-            ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF"
-            | "-.inf" | "-.Inf" | "-.INF" => return Some("a floating-point number".to_owned()),
+            ".nan" | ".NaN" | ".NAN" => return Some("NaN".to_owned()),
+            ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+                return Some("+Inf".to_owned());
+            }
+            "-.inf" | "-.Inf" | "-.INF" => return Some("-Inf".to_owned()),
             _ => {}
         }
         let first = text.chars().next()?;
-        if !(first.is_ascii_digit() || matches!(first, '+' | '-' | '.')) {
+        if first == '.' {
+            // go-yaml hands these straight to strconv.ParseFloat, underscores and all.
+            if text.contains('_') || !is_yaml_float(text) {
+                return None;
+            }
+            return go_float_text(text);
+        }
+        if !(first.is_ascii_digit() || matches!(first, '+' | '-')) {
             return None;
         }
         let plain: String = text.chars().filter(|&c| c != '_').collect();
@@ -459,9 +481,32 @@ mod yaml11 {
             return Some(value.to_string());
         }
         if is_yaml_float(&plain) {
-            return Some("a floating-point number".to_owned());
+            return go_float_text(&plain);
         }
         None
+    }
+
+    /// Go's `strconv.FormatFloat(v, 'g', -1, 32)` of a decimal literal; `None` when it is out of
+    /// range, which go-yaml leaves as a string.
+    fn go_float_text(literal: &str) -> Option<String> {
+        let value: f64 = literal.parse().ok()?;
+        if !value.is_finite() {
+            return None;
+        }
+        let single = value as f32; // Go formats with 32-bit precision too.
+        if single.is_infinite() {
+            return Some(if single > 0.0 { "+Inf" } else { "-Inf" }.to_owned());
+        }
+        let scientific = format!("{single:e}");
+        let (mantissa, exponent) = scientific.split_once('e')?;
+        let exponent: i32 = exponent.parse().ok()?;
+        // Shortest 'g' formatting switches to an exponent below 1e-4 and from 1e6 on.
+        if (-4..6).contains(&exponent) {
+            Some(format!("{single}"))
+        } else {
+            let sign = if exponent < 0 { '-' } else { '+' };
+            Some(format!("{mantissa}e{sign}{:02}", exponent.abs()))
+        }
     }
 
     /// Go's `strconv.ParseInt(s, 0, 64)`, falling back to `ParseUint`: optional sign, then
@@ -522,35 +567,76 @@ mod yaml11 {
 
         #[test]
         fn go_reads_yaml_11_scalars_like_go_yaml_v2() {
-            for (text, reading) in [
-                ("yes", Some("true")),
-                ("Off", Some("false")),
-                ("y", Some("true")),
-                ("true", Some("true")),
-                ("0", Some("0")),
-                ("42", Some("42")),
-                ("+5", Some("5")),
-                ("0755", Some("493")),
-                ("0o17", Some("15")),
-                ("0x1A", Some("26")),
-                ("0b101", Some("5")),
-                ("1_000", Some("1000")),
-                ("-12", Some("-12")),
-                ("1.0", Some("a floating-point number")),
-                ("1e3", Some("a floating-point number")),
-                (".5", Some("a floating-point number")),
-                (".inf", Some("a floating-point number")),
-                ("~", None),
-                ("12:30:00", None),
-                ("2001-12-14", None),
-                ("0000:03:00.0", None),
-                ("GPU-1a2b", None),
-                ("1.2.3", None),
-                ("0.5.0", None),
-                ("08", Some("a floating-point number")),
-                ("-", None),
+            // What Go's sigs.k8s.io/yaml (Debian 12) puts in a string field for `s: <text>`.
+            for (text, go) in [
+                ("yes", "true"),
+                ("Yes", "true"),
+                ("y", "true"),
+                ("N", "false"),
+                ("off", "false"),
+                ("TRUE", "true"),
+                ("0", "0"),
+                ("42", "42"),
+                ("-12", "-12"),
+                ("+5", "5"),
+                ("-0", "0"),
+                ("0755", "493"),
+                ("08", "8"),
+                ("0o17", "15"),
+                ("0x1A", "26"),
+                ("0X1a", "26"),
+                ("0b101", "5"),
+                ("1_000", "1000"),
+                ("1__0", "10"),
+                ("_1", "_1"),
+                ("1_", "1"),
+                ("1.0", "1"),
+                ("1.5", "1.5"),
+                ("1e3", "1000"),
+                ("1E3", "1000"),
+                (".5", "0.5"),
+                ("5.", "5"),
+                (".inf", "+Inf"),
+                ("-.inf", "-Inf"),
+                (".nan", "NaN"),
+                ("12:30:00", "12:30:00"),
+                ("2001-12-14", "2001-12-14"),
+                (
+                    "2001-12-14T21:59:43.10-05:00",
+                    "2001-12-14T21:59:43.10-05:00",
+                ),
+                ("0000:03:00.0", "0000:03:00.0"),
+                ("GPU-1a2b", "GPU-1a2b"),
+                ("1.2.3", "1.2.3"),
+                ("0.5.0", "0.5.0"),
+                ("+", "+"),
+                (".", "."),
+                ("1e", "1e"),
+                ("0x", "0x"),
+                ("0b", "0b"),
+                ("99999999999999999999", "1e+20"),
+                ("18446744073709551615", "18446744073709551615"),
+                ("9223372036854775808", "9223372036854775808"),
+                ("-9223372036854775809", "-9.223372e+18"),
+                ("0xFFFFFFFFFFFFFFFF", "18446744073709551615"),
+                ("1e400", "1e400"),
+                ("<<", "<<"),
+                ("1234567.0", "1.234567e+06"),
+                ("123456.0", "123456"),
+                ("0.0001", "0.0001"),
+                ("0.00001", "1e-05"),
+                ("1.5e-7", "1.5e-07"),
+                ("-0.0", "-0"),
+                ("3.14159265358979", "3.1415927"),
+                ("1000000.0", "1e+06"),
+                ("16777217.0", "1.6777216e+07"),
+                ("2.5e+10", "2.5e+10"),
             ] {
-                assert_eq!(go_reading(text).as_deref(), reading, "{text}");
+                let ours = go_reading(text).unwrap_or_else(|| text.to_owned());
+                assert_eq!(ours, go, "{text}");
+            }
+            for null in ["", "~", "null", "Null", "NULL"] {
+                assert_eq!(go_reading(null), None);
             }
         }
 

@@ -66,6 +66,17 @@ impl Report<'_> {
 }
 
 /// Checks a spec against every CDI rule and returns all problems found; empty means valid.
+///
+/// ```
+/// let yaml = b"cdiVersion: '0.3.0'\nkind: amd.com/gpu\ndevices:\n- name: '0'\n  containerEdits:\n    env: [ROCR]\n";
+/// let spec = cdi::codec::parse(yaml, cdi::codec::Format::Yaml)?;
+/// let problems: Vec<String> = cdi::validate::validate(&spec).iter().map(|p| p.to_string()).collect();
+/// assert_eq!(problems, [
+///     "cdiVersion: 0.3.0 is too old: the spec uses a device name starting with a digit, which needs 0.5.0",
+///     "device \"0\": containerEdits.env[0]: \"ROCR\" is not NAME=VALUE",
+/// ]);
+/// # Ok::<(), cdi::codec::CodecError>(())
+/// ```
 pub fn validate(spec: &Spec) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut report = Report {
