@@ -30,26 +30,34 @@ pub fn prerequisites(test: &str, tools: &[&str]) -> bool {
         return true;
     }
     let reason = format!("{test}: needs {}", missing.join(", "));
-    assert!(!in_ci(), "{reason} (CI=true: end-to-end tests must not skip)");
+    assert!(
+        !in_ci(),
+        "{reason} (CI=true: end-to-end tests must not skip)"
+    );
     eprintln!("SKIPPED {reason}");
     false
 }
 
 /// Finds an executable in the usual system directories.
 pub fn find_tool(name: &str) -> Option<PathBuf> {
-    ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        .iter()
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| p.is_file())
+    [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ]
+    .iter()
+    .map(|dir| Path::new(dir).join(name))
+    .find(|p| p.is_file())
 }
 
 /// Path of a binary built from this package.
 pub fn bin(name: &str) -> PathBuf {
     match name {
         "amdgpu-cdi" => PathBuf::from(env!("CARGO_BIN_EXE_amdgpu-cdi")),
-        "amdgpu-container-runtime" => {
-            PathBuf::from(env!("CARGO_BIN_EXE_amdgpu-container-runtime"))
-        }
+        "amdgpu-container-runtime" => PathBuf::from(env!("CARGO_BIN_EXE_amdgpu-container-runtime")),
         other => panic!("unknown binary {other}"),
     }
 }
@@ -63,7 +71,9 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
         fs::create_dir_all(rootfs.join(sub)).expect("create rootfs dir");
     }
     fs::copy("/bin/busybox", bin.join("busybox")).expect("copy /bin/busybox (busybox-static)");
-    for applet in ["sh", "ls", "cat", "test", "echo", "head", "stat", "sleep", "id", "true"] {
+    for applet in [
+        "sh", "ls", "cat", "test", "echo", "head", "stat", "sleep", "id", "true",
+    ] {
         symlink("busybox", bin.join(applet)).expect("symlink applet");
     }
     fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
@@ -79,7 +89,13 @@ pub fn fake_gpu_nodes(dev_root: &Path, gpus: u32) -> PathBuf {
     let dri = dev_root.join("dev/dri");
     fs::create_dir_all(&dri).expect("create dev/dri");
     let mode = Mode::from_bits_truncate(0o666);
-    mknod(&dev_root.join("dev/kfd"), SFlag::S_IFCHR, mode, makedev(1, 5)).expect("mknod kfd");
+    mknod(
+        &dev_root.join("dev/kfd"),
+        SFlag::S_IFCHR,
+        mode,
+        makedev(1, 5),
+    )
+    .expect("mknod kfd");
     for i in 0..gpus {
         let path = dri.join(format!("renderD{}", 128 + i));
         mknod(&path, SFlag::S_IFCHR, mode, makedev(1, 3)).expect("mknod render node");
@@ -95,16 +111,28 @@ pub fn podman(state: &Path) -> Command {
         .arg(state.join("storage"))
         .arg("--runroot")
         .arg(state.join("run"))
-        .args(["--runtime", "runc", "--cgroup-manager=cgroupfs", "--events-backend=file"])
+        .args([
+            "--runtime",
+            "runc",
+            "--cgroup-manager=cgroupfs",
+            "--events-backend=file",
+        ])
         .arg("run")
         .args(["--rm", "--network", "none"])
-        .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]);
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ]);
     cmd
 }
 
 /// Runs a command and returns (success, stdout, stderr), with a readable panic on spawn failure.
 pub fn output(cmd: &mut Command) -> (bool, String, String) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
