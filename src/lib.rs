@@ -7,3 +7,7 @@
 
 pub mod cli;
 pub mod discover;
+pub mod hook;
+pub mod request;
+pub mod runtime;
+pub mod settings;

@@ -6,4 +6,11 @@
 //! [`write`]r, and applying CDI [`edits`] to an OCI runtime config held as JSON.
 #![forbid(unsafe_code)]
 
+pub mod codec;
+pub mod edits;
+pub mod name;
+pub mod registry;
 pub mod spec;
+pub mod validate;
+pub mod version;
+pub mod write;

@@ -1,9 +1,10 @@
 //! `amdgpu-container-runtime`: a runc-compatible wrapper that injects requested AMD GPUs into the
-//! OCI bundle on `create`, then execs the real runtime.
+//! OCI bundle on `create`, then execs the real runtime. The logic lives in
+//! `amdgpu_cdi::runtime`.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!("amdgpu-container-runtime: not built yet");
-    ExitCode::from(1)
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    amdgpu_cdi::runtime::main(&args, std::env::var_os(amdgpu_cdi::settings::ENV_VAR))
 }

@@ -1,0 +1,212 @@
+//! Qualified CDI device names, `vendor/class=name`, and the rules for each part.
+//!
+//! The rules follow the reference library, with one deliberate tightening: a one-character vendor
+//! or class is rejected, because released Go libraries crash on it instead of reporting an error.
+
+use std::fmt;
+
+/// A fully qualified device name, `vendor/class=name`, e.g. `amd.com/gpu=0`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QualifiedName {
+    /// The vendor, e.g. `amd.com`.
+    pub vendor: String,
+    /// The device class, e.g. `gpu`.
+    pub class: String,
+    /// The device name within the spec, e.g. `0`.
+    pub name: String,
+}
+
+impl QualifiedName {
+    /// The spec kind this device belongs to, `vendor/class`.
+    pub fn kind(&self) -> String {
+        format!("{}/{}", self.vendor, self.class)
+    }
+}
+
+impl fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}={}", self.vendor, self.class, self.name)
+    }
+}
+
+/// Why a vendor, class, device name, kind or qualified name is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// A qualified name lacks `/` or `=`, or one of its parts is empty.
+    #[error("invalid device {input:?}: expected vendor/class=name, e.g. amd.com/gpu=0")]
+    Unqualified {
+        /// The text given.
+        input: String,
+    },
+    /// A kind is not `vendor/class`.
+    #[error("invalid kind {input:?}: expected vendor/class, e.g. amd.com/gpu")]
+    BadKind {
+        /// The text given.
+        input: String,
+    },
+    /// The part is empty.
+    #[error("invalid {part}: empty")]
+    Empty {
+        /// Which part: `vendor`, `class` or `device name`.
+        part: &'static str,
+    },
+    /// The part is a single character, which released reference libraries crash on.
+    #[error(
+        "invalid {part} {value:?}: must be at least 2 characters (released CDI libraries crash on one)"
+    )]
+    TooShort {
+        /// Which part: `vendor` or `class`.
+        part: &'static str,
+        /// The offending value.
+        value: String,
+    },
+    /// The first character is not allowed there.
+    #[error("invalid {part} {value:?}: must start with {expected}")]
+    BadStart {
+        /// Which part.
+        part: &'static str,
+        /// The offending value.
+        value: String,
+        /// What the first character may be.
+        expected: &'static str,
+    },
+    /// The last character is not allowed there.
+    #[error("invalid {part} {value:?}: must end with a letter or digit")]
+    BadEnd {
+        /// Which part.
+        part: &'static str,
+        /// The offending value.
+        value: String,
+    },
+    /// A character in the middle is not allowed.
+    #[error("invalid {part} {value:?}: character {bad:?} not allowed (use {allowed})")]
+    BadChar {
+        /// Which part.
+        part: &'static str,
+        /// The offending value.
+        value: String,
+        /// The first character that is not allowed.
+        bad: char,
+        /// What is allowed in the middle.
+        allowed: &'static str,
+    },
+}
+
+/// Parses `vendor/class=name`: split at the first `=`, then the left side at the first `/`, and
+/// validate each part.
+pub fn parse_qualified_name(s: &str) -> Result<QualifiedName, NameError> {
+    let unqualified = || NameError::Unqualified {
+        input: s.to_owned(),
+    };
+    let (kind, name) = s.split_once('=').ok_or_else(unqualified)?;
+    let (vendor, class) = kind.split_once('/').ok_or_else(unqualified)?;
+    if vendor.is_empty() || class.is_empty() || name.is_empty() {
+        return Err(unqualified());
+    }
+    validate_vendor(vendor)?;
+    validate_class(class)?;
+    validate_device_name(name)?;
+    Ok(QualifiedName {
+        vendor: vendor.to_owned(),
+        class: class.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+/// Splits a spec kind `vendor/class` at the first `/` and validates both parts.
+pub fn parse_kind(kind: &str) -> Result<(String, String), NameError> {
+    let (vendor, class) = kind
+        .split_once('/')
+        .filter(|(vendor, class)| !vendor.is_empty() && !class.is_empty())
+        .ok_or_else(|| NameError::BadKind {
+            input: kind.to_owned(),
+        })?;
+    validate_vendor(vendor)?;
+    validate_class(class)?;
+    Ok((vendor.to_owned(), class.to_owned()))
+}
+
+/// Checks a vendor: a letter, then `[A-Za-z0-9_.-]`, ending in a letter or digit; at least 2
+/// characters.
+pub fn validate_vendor(vendor: &str) -> Result<(), NameError> {
+    validate_label("vendor", vendor)
+}
+
+/// Checks a class: a letter, then `[A-Za-z0-9_.-]`, ending in a letter or digit; at least 2
+/// characters. A `.` in the class needs CDI 0.6.0 (see [`crate::version`]).
+pub fn validate_class(class: &str) -> Result<(), NameError> {
+    validate_label("class", class)
+}
+
+fn validate_label(part: &'static str, value: &str) -> Result<(), NameError> {
+    let first = value.chars().next().ok_or(NameError::Empty { part })?;
+    if !first.is_ascii_alphabetic() {
+        return Err(NameError::BadStart {
+            part,
+            value: value.to_owned(),
+            expected: "a letter",
+        });
+    }
+    if value.chars().nth(1).is_none() {
+        return Err(NameError::TooShort {
+            part,
+            value: value.to_owned(),
+        });
+    }
+    check_middle_and_end(
+        part,
+        value,
+        |c| matches!(c, '_' | '.' | '-'),
+        "letters, digits, _ . -",
+    )
+}
+
+/// Checks a device name: starts and ends with a letter or digit, `[A-Za-z0-9_.:-]` in between.
+/// `0`, `0000:03:00.0` and `GPU-1a2b` are valid.
+pub fn validate_device_name(name: &str) -> Result<(), NameError> {
+    let part = "device name";
+    let first = name.chars().next().ok_or(NameError::Empty { part })?;
+    if !first.is_ascii_alphanumeric() {
+        return Err(NameError::BadStart {
+            part,
+            value: name.to_owned(),
+            expected: "a letter or digit",
+        });
+    }
+    check_middle_and_end(
+        part,
+        name,
+        |c| matches!(c, '_' | '.' | ':' | '-'),
+        "letters, digits, _ . : -",
+    )
+}
+
+fn check_middle_and_end(
+    part: &'static str,
+    value: &str,
+    extra: impl Fn(char) -> bool,
+    allowed: &'static str,
+) -> Result<(), NameError> {
+    let mut rest = value.chars().skip(1).peekable();
+    while let Some(c) = rest.next() {
+        let last = rest.peek().is_none();
+        if c.is_ascii_alphanumeric() {
+            continue;
+        }
+        if last && extra(c) {
+            return Err(NameError::BadEnd {
+                part,
+                value: value.to_owned(),
+            });
+        }
+        if !extra(c) {
+            return Err(NameError::BadChar {
+                part,
+                value: value.to_owned(),
+                bad: c,
+                allowed,
+            });
+        }
+    }
+    Ok(())
+}

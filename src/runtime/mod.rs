@@ -1,0 +1,146 @@
+//! The orchestration of `amdgpu-container-runtime`, the runc-compatible wrapper: on `create` (and
+//! `run`, which creates too) it injects the requested GPUs into `<bundle>/config.json`
+//! atomically, then execs the configured low-level runtime with the original arguments. Every other
+//! subcommand goes straight to the runtime. Errors reach the engine through runc's `--log` file in
+//! the engine's `--log-format`, and stderr.
+
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use amdgpu_cdi_hooks::bundle;
+use amdgpu_cdi_hooks::log::{DetailLog, engine_error};
+use amdgpu_cdi_hooks::wrapper::{self, Invocation};
+
+use crate::hook::{self, Outcome};
+use crate::settings::{Overrides, Settings};
+
+/// The wrapper's name in messages.
+pub const NAME: &str = "amdgpu-container-runtime";
+
+/// Why the wrapper could not hand over to the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    /// The bundle's config could not be read or written.
+    #[error(transparent)]
+    Bundle(#[from] amdgpu_cdi_hooks::bundle::BundleError),
+    /// The requested GPUs could not be injected.
+    #[error(transparent)]
+    Inject(#[from] hook::InjectError),
+    /// An argument contains a NUL byte and cannot be passed on.
+    #[error("argument {0:?} contains a NUL byte")]
+    NulArgument(String),
+    /// `execv` failed.
+    #[error("cannot execute the runtime {path}")]
+    Exec {
+        /// The runtime.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: nix::Error,
+    },
+}
+
+/// An error with its causes, on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Edits the bundle when `invocation` creates a container. Returns what was done.
+pub fn prepare(
+    invocation: &Invocation,
+    settings: &Settings,
+    log: &DetailLog,
+) -> Result<Option<Outcome>, RuntimeError> {
+    let Some(bundle_dir) = &invocation.bundle else {
+        return Ok(None);
+    };
+    let mut config = bundle::read_config(bundle_dir)?;
+    let outcome = hook::inject(&mut config, settings, log)?;
+    if let Outcome::Injected(_) = &outcome {
+        bundle::write_config(bundle_dir, &config)?;
+    }
+    Ok(Some(outcome))
+}
+
+fn c_string(arg: &[u8]) -> Result<CString, RuntimeError> {
+    CString::new(arg).map_err(|_| RuntimeError::NulArgument(String::from_utf8_lossy(arg).into()))
+}
+
+/// Replaces this process with `runtime`, passing `args` (without argv0) unchanged.
+pub fn exec(runtime: &Path, args: &[OsString]) -> RuntimeError {
+    let argv: Result<Vec<CString>, RuntimeError> = std::iter::once(runtime.as_os_str())
+        .chain(args.iter().map(OsString::as_os_str))
+        .map(|a| c_string(a.as_bytes()))
+        .collect();
+    let argv = match argv {
+        Ok(argv) => argv,
+        Err(err) => return err,
+    };
+    let path = match c_string(runtime.as_os_str().as_bytes()) {
+        Ok(path) => path,
+        Err(err) => return err,
+    };
+    match nix::unistd::execv(&path, &argv) {
+        Err(source) => RuntimeError::Exec {
+            path: runtime.to_path_buf(),
+            source,
+        },
+        Ok(never) => match never {},
+    }
+}
+
+/// The whole wrapper: `args` is the full argv, `config_env` the value of `AMDGPU_CDI_CONFIG`.
+/// Returns only on error (after reporting it), with the exit code to use.
+pub fn main(args: &[OsString], config_env: Option<OsString>) -> std::process::ExitCode {
+    let args = args.get(1..).unwrap_or_default();
+    let invocation = wrapper::parse(args);
+    let report = |log: &DetailLog, err: &RuntimeError| {
+        let msg = format!("{NAME}: {}", error_chain(err));
+        log.error(&msg);
+        engine_error(
+            invocation.global.log.as_deref(),
+            invocation.global.log_format,
+            &msg,
+        );
+        eprintln!("{msg}");
+        std::process::ExitCode::from(1)
+    };
+    let settings = match Settings::load(&Overrides::default(), config_env) {
+        Ok(settings) => settings,
+        Err(err) => return report(&DetailLog::default(), &err.into()),
+    };
+    let log = DetailLog::new(settings.log_file.clone(), NAME);
+    match prepare(&invocation, &settings, &log) {
+        Ok(Some(Outcome::Injected(names))) => log.info(&format!(
+            "{}: injected amd.com/gpu={}",
+            invocation
+                .bundle
+                .as_deref()
+                .unwrap_or(Path::new("."))
+                .display(),
+            names.join(",")
+        )),
+        Ok(_) => {}
+        Err(err) => return report(&log, &err),
+    }
+    let runtime = match settings.runtime_path() {
+        Ok(runtime) => runtime,
+        Err(err) => return report(&log, &err.into()),
+    };
+    let err = exec(&runtime, args);
+    report(&log, &err)
+}
