@@ -2,8 +2,9 @@
 //! being created: runc and youki read `config.json` once, so editing it changes nothing; the
 //! hook acts directly on the container instead.
 //!
-//! Inputs: the OCI state on stdin (size-capped), the bundle's `config.json`, and the host nodes
-//! to add (chosen by the caller). Steps: check the container process is alive, find its device
+//! Inputs: the OCI [`State`], the bundle's `config.json`, and the devices to add: the caller
+//! applies its CDI edits to a copy of the config and [`devices_added`] reads the difference, so
+//! the nodes get exactly the type, numbers, mode and owner CDI injection gives. Steps: check the container process is alive, find its device
 //! cgroups, create the nodes inside its rootfs (as seen through `/proc/<pid>/root` when it has
 //! its own mount namespace) with the owner CDI injection would give, then allow them in the
 //! device cgroup (v1 `devices.allow`, v2 eBPF program replacement).
@@ -15,53 +16,35 @@
 //! pretending. Containers with a user namespace started by root are supported: nodes are created
 //! by host root and owned by the host ids the container's ids map to.
 
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cgroup::program::{Access, DeviceRule, DeviceType, runc_default_rules};
 use crate::cgroup::{self, AllowOutcome, CgroupError, CgroupRoots};
 use crate::rootfs::{NodeOutcome, NodeToCreate, Rootfs, RootfsError};
+use crate::state::State;
 use crate::syscalls::{FileKind, NodeSpec, Syscalls};
 
-/// The most bytes of state JSON read from stdin.
-pub const STATE_LIMIT: u64 = 1 << 20;
-/// The most bytes of `config.json` read.
-pub const CONFIG_LIMIT: u64 = 16 << 20;
-
-/// The OCI container state a runtime writes to a hook's stdin.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct State {
-    /// OCI version of the state.
-    #[serde(rename = "ociVersion", default)]
-    pub oci_version: String,
-    /// Container id.
-    #[serde(default)]
-    pub id: String,
-    /// `creating`, `created`, ...
-    #[serde(default)]
-    pub status: String,
-    /// The container's init process on the host.
-    #[serde(default)]
-    pub pid: Option<i32>,
-    /// Absolute path of the bundle.
-    pub bundle: PathBuf,
-    /// Container annotations.
-    #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
-}
-
-/// A host device node to add to the container.
+/// A device node to add, as CDI injection described it in `linux.devices` (type, numbers and
+/// mode filled from the host node; owner set when the container user is not root).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostNode {
-    /// The node on the host, including any dev root prefix.
-    pub host_path: PathBuf,
+pub struct DeviceToAdd {
     /// Where it goes in the container, e.g. `/dev/dri/renderD129`.
     pub container_path: PathBuf,
+    /// Character or block device.
+    pub kind: DeviceType,
+    /// Major number.
+    pub major: u32,
+    /// Minor number.
+    pub minor: u32,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner inside the container (before any user namespace mapping).
+    pub uid: u32,
+    /// Group inside the container (before any user namespace mapping).
+    pub gid: u32,
     /// Device cgroup access to allow.
     pub access: Access,
 }
@@ -87,17 +70,6 @@ pub struct Report {
 /// Errors of the prestart mechanics.
 #[derive(Debug, thiserror::Error)]
 pub enum PrestartError {
-    /// stdin could not be read.
-    #[error("cannot read the container state from stdin: {0}")]
-    ReadState(#[source] std::io::Error),
-    /// The state is larger than [`STATE_LIMIT`].
-    #[error(
-        "container state on stdin is larger than {STATE_LIMIT} bytes (is this hook registered for a hook stage?)"
-    )]
-    StateTooLarge,
-    /// The state is not valid JSON for an OCI state.
-    #[error("cannot parse the container state from stdin: {0} (is this running as an OCI hook?)")]
-    ParseState(#[source] serde_json::Error),
     /// The state has no pid.
     #[error(
         "container state of {id} has no pid (register the hook as prestart or createRuntime, not {status})"
@@ -116,28 +88,6 @@ pub enum PrestartError {
         /// Its proc directory.
         path: PathBuf,
     },
-    /// `config.json` could not be read.
-    #[error("cannot read {path}: {source}")]
-    ReadConfig {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// `config.json` is too large.
-    #[error("{path} is larger than {CONFIG_LIMIT} bytes")]
-    ConfigTooLarge {
-        /// The file.
-        path: PathBuf,
-    },
-    /// `config.json` is not JSON.
-    #[error("cannot parse {path}: {source}")]
-    ParseConfig {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: serde_json::Error,
-    },
     /// `config.json` lacks `root.path`.
     #[error("{path} has no root.path")]
     MissingRoot {
@@ -152,19 +102,21 @@ pub enum PrestartError {
         /// What is wrong.
         reason: String,
     },
-    /// A host node could not be inspected.
-    #[error("cannot inspect host device {path}: {source}")]
-    HostNode {
-        /// The host path.
+    /// The container's proc directory could not be inspected.
+    #[error("cannot inspect {path}: {source}")]
+    Proc {
+        /// The directory.
         path: PathBuf,
         /// The cause.
         source: Errno,
     },
-    /// A host path is not a device node.
-    #[error("host path {path} is not a device node")]
-    NotADevice {
-        /// The host path.
-        path: PathBuf,
+    /// A `linux.devices` entry added by the injection is malformed.
+    #[error("linux.devices entry {path} of the injected config is invalid: {reason}")]
+    BadDevice {
+        /// Its path (or `?`).
+        path: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A container id has no mapping to the host.
     #[error(
@@ -192,39 +144,6 @@ pub enum PrestartError {
     /// The cgroup update failed.
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
-}
-
-/// Reads and parses the state from `reader`, reading at most [`STATE_LIMIT`] bytes.
-pub fn read_state(reader: impl Read) -> Result<State, PrestartError> {
-    let mut text = Vec::new();
-    reader
-        .take(STATE_LIMIT + 1)
-        .read_to_end(&mut text)
-        .map_err(PrestartError::ReadState)?;
-    if text.len() as u64 > STATE_LIMIT {
-        return Err(PrestartError::StateTooLarge);
-    }
-    serde_json::from_slice(&text).map_err(PrestartError::ParseState)
-}
-
-/// Reads `<bundle>/config.json` as JSON (kept as a value: only a few fields matter here).
-pub fn read_config(bundle: &Path) -> Result<Value, PrestartError> {
-    let path = bundle.join("config.json");
-    let file = std::fs::File::open(&path).map_err(|source| PrestartError::ReadConfig {
-        path: path.clone(),
-        source,
-    })?;
-    let mut text = Vec::new();
-    file.take(CONFIG_LIMIT + 1)
-        .read_to_end(&mut text)
-        .map_err(|source| PrestartError::ReadConfig {
-            path: path.clone(),
-            source,
-        })?;
-    if text.len() as u64 > CONFIG_LIMIT {
-        return Err(PrestartError::ConfigTooLarge { path });
-    }
-    serde_json::from_slice(&text).map_err(|source| PrestartError::ParseConfig { path, source })
 }
 
 fn namespaces(config: &Value) -> impl Iterator<Item = &str> {
@@ -255,6 +174,7 @@ fn map_id(config: &Value, kind: &'static str, id: u32) -> Result<u32, PrestartEr
     }
     let key = format!("/linux/{kind}Mappings");
     let mappings = config.pointer(&key).and_then(Value::as_array);
+    let wanted = u64::from(id);
     for mapping in mappings.into_iter().flatten() {
         let field = |name: &str| mapping.get(name).and_then(Value::as_u64);
         let (Some(container), Some(host), Some(size)) =
@@ -262,32 +182,111 @@ fn map_id(config: &Value, kind: &'static str, id: u32) -> Result<u32, PrestartEr
         else {
             continue;
         };
-        let id = u64::from(id);
-        if id >= container && id - container < size {
-            return u32::try_from(host + (id - container)).map_err(|_| PrestartError::Unmapped {
-                kind,
-                id: id as u32,
-            });
+        if wanted >= container && wanted - container < size {
+            return u32::try_from(host + (wanted - container))
+                .map_err(|_| PrestartError::Unmapped { kind, id });
         }
     }
     Err(PrestartError::Unmapped { kind, id })
 }
 
-/// The host owner of new nodes: the container's process user when it is not root (what CDI
-/// injection does), else root - mapped through the user namespace when there is one.
-pub fn node_owner(config: &Value) -> Result<(u32, u32), PrestartError> {
-    let get = |name: &str| {
-        config
-            .pointer(&format!("/process/user/{name}"))
-            .and_then(Value::as_u64)
-            .and_then(|v| u32::try_from(v).ok())
-            .unwrap_or(0)
-    };
-    let (uid, gid) = match get("uid") {
-        0 => (0, 0),
-        uid => (uid, get("gid")),
-    };
+/// The host owner of a node owned by `uid`/`gid` inside the container: the same ids, or the
+/// ids they map to when the container has a user namespace.
+pub fn host_owner(config: &Value, uid: u32, gid: u32) -> Result<(u32, u32), PrestartError> {
     Ok((map_id(config, "uid", uid)?, map_id(config, "gid", gid)?))
+}
+
+fn device_key(device: &Value) -> (Option<&str>, Option<&str>, Option<i64>, Option<i64>) {
+    (
+        device.get("path").and_then(Value::as_str),
+        device.get("type").and_then(Value::as_str),
+        device.get("major").and_then(Value::as_i64),
+        device.get("minor").and_then(Value::as_i64),
+    )
+}
+
+/// The device nodes `after` (a config with CDI edits applied) has in `linux.devices` that
+/// `before` lacks, with the access of the matching new `linux.resources.devices` allow rule.
+pub fn devices_added(before: &Value, after: &Value) -> Result<Vec<DeviceToAdd>, PrestartError> {
+    let list = |config: &'_ Value, pointer: &str| -> Vec<Value> {
+        config
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let old_devices = list(before, "/linux/devices");
+    let old_rules = list(before, "/linux/resources/devices");
+    let new_rules: Vec<Value> = list(after, "/linux/resources/devices")
+        .into_iter()
+        .filter(|rule| !old_rules.contains(rule))
+        .collect();
+    let mut added = Vec::new();
+    for device in list(after, "/linux/devices") {
+        if old_devices
+            .iter()
+            .any(|d| device_key(d) == device_key(&device))
+        {
+            continue;
+        }
+        let (path, kind, major, minor) = device_key(&device);
+        let path = path.unwrap_or("?").to_string();
+        let bad = |reason: &str| PrestartError::BadDevice {
+            path: path.clone(),
+            reason: reason.to_string(),
+        };
+        let kind = match kind {
+            Some("c" | "u") => DeviceType::Char,
+            Some("b") => DeviceType::Block,
+            _ => {
+                return Err(bad(
+                    "only character and block devices can be added at prestart",
+                ));
+            }
+        };
+        let number = |n: Option<i64>, name: &str| {
+            n.and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| bad(&format!("`{name}` is missing or out of range")))
+        };
+        let (major, minor) = (number(major, "major")?, number(minor, "minor")?);
+        let id = |name: &str| {
+            device
+                .get(name)
+                .and_then(Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0)
+        };
+        let letter = if kind == DeviceType::Block { "b" } else { "c" };
+        let access = new_rules
+            .iter()
+            .find(|rule| {
+                rule.get("allow").and_then(Value::as_bool) == Some(true)
+                    && rule.get("type").and_then(Value::as_str) == Some(letter)
+                    && rule.get("major").and_then(Value::as_i64) == Some(i64::from(major))
+                    && rule.get("minor").and_then(Value::as_i64) == Some(i64::from(minor))
+            })
+            .and_then(|rule| rule.get("access").and_then(Value::as_str))
+            .map_or(Some(Access::ALL), Access::parse)
+            .ok_or_else(|| bad("its cgroup access must be a subset of rwm"))?;
+        added.push(DeviceToAdd {
+            container_path: PathBuf::from(&path),
+            kind,
+            major,
+            minor,
+            mode: u32::try_from(
+                device
+                    .get("fileMode")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0o666),
+            )
+            .map_err(|_| bad("`fileMode` is out of range"))?
+                & 0o7777,
+            uid: id("uid"),
+            gid: id("gid"),
+            access,
+        });
+    }
+    Ok(added)
 }
 
 /// The device rules the runtime built its policy from: the config's `linux.resources.devices`
@@ -341,21 +340,23 @@ pub fn runtime_rules(config: &Value) -> Result<Vec<DeviceRule>, PrestartError> {
     Ok(rules)
 }
 
-/// Adds `nodes` to the container described by `state` and `config`.
+/// Adds `devices` to the container described by `state` and its `config`: checks the process
+/// is alive and finds its device cgroups first, then creates the nodes (all checked before any is
+/// created), then allows them in the device cgroup.
 pub fn inject<S: Syscalls>(
     sys: &S,
     options: &Options,
     state: &State,
     config: &Value,
-    nodes: &[HostNode],
+    devices: &[DeviceToAdd],
 ) -> Result<Report, PrestartError> {
-    if nodes.is_empty() {
+    if devices.is_empty() {
         return Ok(Report::default());
     }
     if !options.privileged {
         return Err(PrestartError::Rootless {
             id: state.id.clone(),
-            count: nodes.len(),
+            count: devices.len(),
         });
     }
     let pid = state.pid.ok_or_else(|| PrestartError::MissingPid {
@@ -372,7 +373,7 @@ pub fn inject<S: Syscalls>(
             });
         }
         Err(source) => {
-            return Err(PrestartError::HostNode {
+            return Err(PrestartError::Proc {
                 path: proc_dir,
                 source,
             });
@@ -382,49 +383,33 @@ pub fn inject<S: Syscalls>(
         .ok_or_else(|| PrestartError::MissingRoot {
             path: state.bundle.join("config.json"),
         })?;
-    let (uid, gid) = node_owner(config)?;
     let base = runtime_rules(config)?;
     let cgroups = cgroup::locate(sys, &options.cgroup_roots, pid)?;
 
-    let mut to_create = Vec::with_capacity(nodes.len());
-    let mut new_rules = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        let stat = sys
-            .stat(&node.host_path)
-            .map_err(|source| PrestartError::HostNode {
-                path: node.host_path.clone(),
-                source,
-            })?;
-        let kind = match stat.kind {
-            FileKind::CharDevice => DeviceType::Char,
-            FileKind::BlockDevice => DeviceType::Block,
-            _ => {
-                return Err(PrestartError::NotADevice {
-                    path: node.host_path.clone(),
-                });
-            }
-        };
+    let mut to_create = Vec::with_capacity(devices.len());
+    let mut new_rules = Vec::with_capacity(devices.len());
+    for device in devices {
+        let (uid, gid) = host_owner(config, device.uid, device.gid)?;
         to_create.push(NodeToCreate {
-            container_path: node.container_path.clone(),
+            container_path: device.container_path.clone(),
             node: NodeSpec {
-                kind: stat.kind,
-                major: stat.major,
-                minor: stat.minor,
-                mode: stat.mode & 0o777,
+                kind: if device.kind == DeviceType::Block {
+                    FileKind::BlockDevice
+                } else {
+                    FileKind::CharDevice
+                },
+                major: u64::from(device.major),
+                minor: u64::from(device.minor),
+                mode: device.mode,
             },
             uid,
             gid,
         });
-        let number = |n: u64| {
-            u32::try_from(n).map_err(|_| PrestartError::NotADevice {
-                path: node.host_path.clone(),
-            })
-        };
         new_rules.push(DeviceRule::allow_device(
-            kind,
-            number(stat.major)?,
-            number(stat.minor)?,
-            node.access,
+            device.kind,
+            device.major,
+            device.minor,
+            device.access,
         ));
     }
 
@@ -444,8 +429,9 @@ pub fn inject<S: Syscalls>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syscalls::{Fake, FakeEntry, FileStat, Op};
+    use crate::syscalls::{Fake, FakeEntry, Op};
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     const MOUNTINFO: &str = "36 31 0:33 / /sys/fs/cgroup/devices rw - cgroup cgroup rw,devices\n41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
 
@@ -478,15 +464,18 @@ mod tests {
         })
     }
 
-    fn dev(major: u64, minor: u64) -> FakeEntry {
-        FakeEntry::Node(FileStat {
-            kind: FileKind::CharDevice,
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
+    fn injected() -> Value {
+        let mut after = config();
+        after["linux"]["devices"] = json!([
+            {"path": "/dev/kfd", "type": "c", "major": 511, "minor": 0, "fileMode": 438},
+            {"path": "/dev/dri/renderD129", "type": "c", "major": 226, "minor": 129, "fileMode": 432, "uid": 1000, "gid": 44}
+        ]);
+        after["linux"]["resources"]["devices"] = json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 511, "minor": 0, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 226, "minor": 129, "access": "rw"}
+        ]);
+        after
     }
 
     fn host() -> Fake {
@@ -501,48 +490,64 @@ mod tests {
             "/sys/fs/cgroup/devices/ctr/devices.allow",
             FakeEntry::File(String::new()),
         );
-        fake.add("/host/dev/kfd", dev(511, 0));
-        fake.add("/host/dev/dri/renderD129", dev(226, 129));
         fake
     }
 
-    fn nodes() -> Vec<HostNode> {
-        vec![
-            HostNode {
-                host_path: "/host/dev/kfd".into(),
-                container_path: "/dev/kfd".into(),
-                access: Access::ALL,
-            },
-            HostNode {
-                host_path: "/host/dev/dri/renderD129".into(),
-                container_path: "/dev/dri/renderD129".into(),
-                access: Access::ALL,
-            },
-        ]
+    fn devices() -> Vec<DeviceToAdd> {
+        devices_added(&config(), &injected()).expect("diff")
     }
 
     #[test]
-    fn state_is_parsed_and_capped() {
-        let text = r#"{"ociVersion":"1.0.2","id":"c","status":"created","pid":42,"bundle":"/b","extra":1}"#;
-        let parsed = read_state(text.as_bytes()).expect("parse");
-        assert_eq!(parsed.pid, Some(42));
-        assert_eq!(parsed.bundle, PathBuf::from("/b"));
-        let huge = vec![b' '; (STATE_LIMIT + 10) as usize];
-        assert!(matches!(
-            read_state(&huge[..]),
-            Err(PrestartError::StateTooLarge)
-        ));
-        assert!(matches!(
-            read_state(&b"{"[..]),
-            Err(PrestartError::ParseState(_))
-        ));
+    fn added_devices_come_from_the_config_difference() {
+        let added = devices();
+        assert_eq!(
+            added,
+            vec![
+                DeviceToAdd {
+                    container_path: "/dev/kfd".into(),
+                    kind: DeviceType::Char,
+                    major: 511,
+                    minor: 0,
+                    mode: 0o666,
+                    uid: 0,
+                    gid: 0,
+                    access: Access::ALL,
+                },
+                DeviceToAdd {
+                    container_path: "/dev/dri/renderD129".into(),
+                    kind: DeviceType::Char,
+                    major: 226,
+                    minor: 129,
+                    mode: 0o660,
+                    uid: 1000,
+                    gid: 44,
+                    access: Access::parse("rw").expect("rw"),
+                },
+            ]
+        );
+        assert!(
+            devices_added(&injected(), &injected())
+                .expect("same")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn fifo_cannot_be_added_at_prestart() {
+        let mut after = config();
+        after["linux"]["devices"] = json!([{"path": "/dev/p", "type": "p"}]);
+        let err = devices_added(&config(), &after).expect_err("fifo");
+        assert_eq!(
+            err.to_string(),
+            "linux.devices entry /dev/p of the injected config is invalid: only character and block devices can be added at prestart"
+        );
     }
 
     #[test]
     fn injects_through_the_container_mount_namespace() {
         let fake = host();
         let report =
-            inject(&fake, &options(), &state(Some(42)), &config(), &nodes()).expect("inject");
+            inject(&fake, &options(), &state(Some(42)), &config(), &devices()).expect("inject");
         assert_eq!(report.nodes.len(), 2);
         let ops = fake.ops();
         assert!(ops.contains(&Op::Mknod(
@@ -554,9 +559,14 @@ mod tests {
                 mode: 0o666
             }
         )));
+        assert!(ops.contains(&Op::Chown(
+            "/proc/42/root/bundle/rootfs/dev/dri/renderD129".into(),
+            1000,
+            44
+        )));
         assert!(ops.contains(&Op::Write(
             "/sys/fs/cgroup/devices/ctr/devices.allow".into(),
-            "c 226:129 rwm".into()
+            "c 226:129 rw".into()
         )));
         assert_eq!(
             report.cgroup.v1_allow_file,
@@ -575,7 +585,7 @@ mod tests {
     fn gone_pid_is_refused_before_anything_changes() {
         let fake = host();
         let err =
-            inject(&fake, &options(), &state(Some(77)), &config(), &nodes()).expect_err("gone");
+            inject(&fake, &options(), &state(Some(77)), &config(), &devices()).expect_err("gone");
         assert_eq!(
             err.to_string(),
             "container process 77 is gone (/proc/77 does not exist)"
@@ -584,40 +594,50 @@ mod tests {
     }
 
     #[test]
+    fn missing_pid_names_the_stage_problem() {
+        let fake = host();
+        let err =
+            inject(&fake, &options(), &state(None), &config(), &devices()).expect_err("no pid");
+        assert!(err.to_string().contains("has no pid"), "{err}");
+    }
+
+    #[test]
     fn rootless_says_what_is_not_possible() {
         let fake = host();
         let mut opts = options();
         opts.privileged = false;
         let err =
-            inject(&fake, &opts, &state(Some(42)), &config(), &nodes()).expect_err("rootless");
+            inject(&fake, &opts, &state(Some(42)), &config(), &devices()).expect_err("rootless");
         assert!(err.to_string().contains("not running as root"), "{err}");
         assert!(fake.ops().is_empty());
     }
 
     #[test]
-    fn non_root_user_owns_nodes_mapped_through_the_user_namespace() {
+    fn owners_are_mapped_through_the_user_namespace() {
         let config = json!({
             "root": {"path": "/abs/rootfs"},
-            "process": {"user": {"uid": 1000, "gid": 1001}},
             "linux": {
                 "namespaces": [{"type": "user"}],
                 "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
                 "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 65536}]
             }
         });
-        assert_eq!(node_owner(&config).expect("owner"), (101_000, 201_001));
+        assert_eq!(
+            host_owner(&config, 1000, 1001).expect("owner"),
+            (101_000, 201_001)
+        );
         assert_eq!(
             rootfs_view(&config, Path::new("/bundle"), Path::new("/proc"), 1),
             Some(PathBuf::from("/abs/rootfs"))
         );
-        let unmapped = json!({
-            "process": {"user": {"uid": 0}},
-            "linux": {"namespaces": [{"type": "user"}], "uidMappings": []}
-        });
+        let unmapped = json!({"linux": {"namespaces": [{"type": "user"}], "uidMappings": []}});
         assert_eq!(
-            node_owner(&unmapped).expect_err("unmapped").to_string(),
+            host_owner(&unmapped, 0, 0)
+                .expect_err("unmapped")
+                .to_string(),
             "container uid 0 has no mapping in linux.uidMappings (cannot choose the owner of the device nodes)"
         );
+        assert_eq!(host_owner(&json!({}), 5, 6).expect("no userns"), (5, 6));
     }
 
     #[test]
@@ -630,18 +650,6 @@ mod tests {
         assert_eq!(
             runtime_rules(&bad).expect_err("bad").to_string(),
             "linux.resources.devices[0] in the bundle config is invalid: `access` must be a subset of rwm"
-        );
-    }
-
-    #[test]
-    fn host_path_that_is_not_a_device_is_refused() {
-        let fake = host();
-        fake.add("/host/dev/kfd", FakeEntry::Symlink("elsewhere".into()));
-        let err =
-            inject(&fake, &options(), &state(Some(42)), &config(), &nodes()).expect_err("symlink");
-        assert_eq!(
-            err.to_string(),
-            "host path /host/dev/kfd is not a device node"
         );
     }
 }
