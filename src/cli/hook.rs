@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use amdgpu_cdi_hooks::log::DetailLog;
 use clap::{Args, Subcommand};
 
-use crate::hook::{Outcome, precreate};
+use crate::hook::{Outcome, precreate, prestart};
 use crate::settings::{self, Overrides, Settings};
 
 /// Run as an OCI hook (hooks.d passes arguments, not environment).
@@ -42,6 +42,12 @@ pub struct StageArgs {
 pub enum HookStage {
     /// podman's precreate stage: OCI config on stdin, edited config on stdout.
     Precreate(StageArgs),
+    /// OCI prestart stage: container state on stdin; adds the requested device nodes to the
+    /// container being created (rootfs and device cgroup).
+    Prestart(StageArgs),
+    /// OCI createRuntime stage: the same as prestart.
+    #[command(name = "createRuntime", alias = "create-runtime")]
+    CreateRuntime(StageArgs),
     /// A stage this version does not know: ignored with a warning, exit 0.
     #[command(external_subcommand)]
     Unknown(Vec<OsString>),
@@ -118,5 +124,34 @@ pub fn run(args: HookArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        HookStage::Prestart(stage) => run_prestart(&args, "prestart", &stage.extra),
+        HookStage::CreateRuntime(stage) => run_prestart(&args, "createRuntime", &stage.extra),
     }
+}
+
+/// Runs the prestart/createRuntime stage (see [`crate::hook::prestart`]).
+fn run_prestart(args: &HookArgs, stage: &str, extra: &[OsString]) -> anyhow::Result<ExitCode> {
+    let overrides = args.overrides(stage, extra);
+    let settings = Settings::load(&overrides, std::env::var_os(settings::ENV_VAR))?;
+    let log = DetailLog::new(settings.log_file.clone(), "hook prestart");
+    let options = amdgpu_cdi_hooks::prestart::Options {
+        cgroup_roots: amdgpu_cdi_hooks::cgroup::CgroupRoots::default(),
+        privileged: nix::unistd::geteuid().is_root(),
+    };
+    let result = prestart::run(
+        std::io::stdin().lock(),
+        &amdgpu_cdi_hooks::syscalls::Host,
+        &options,
+        &settings,
+        &log,
+    );
+    match result {
+        Ok(Outcome::Injected(names)) => log.info(&format!("injected {}", names.join(","))),
+        Ok(Outcome::Unchanged(reason)) => log.info(&format!("unchanged: {reason}")),
+        Err(err) => {
+            log.error(&err.to_string());
+            return Err(err.into());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

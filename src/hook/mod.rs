@@ -3,6 +3,7 @@
 //! edits through the `cdi` crate, and mark the config so a second pass changes nothing.
 
 pub mod precreate;
+pub mod prestart;
 
 use amdgpu_cdi_hooks::log::DetailLog;
 use cdi::registry::Registry;
