@@ -2,4 +2,5 @@
 //! rootfs with fake GPU nodes. They need root and the engines: under `CI=true` a missing
 //! prerequisite fails the test; elsewhere the test is skipped with a printed reason.
 
+mod ebpf;
 mod support;
