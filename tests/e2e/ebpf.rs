@@ -116,7 +116,7 @@ fn ebpf_device_program_is_replaced_with_the_new_node_allowed() {
     host.bpf_attach_device_program(&cg.dir, &program, None)
         .expect("attach the deny-all device program");
 
-    let open = |path: &Path| format!(": < '{}'", path.display());
+    let open = |path: &Path| format!("true < '{}'", path.display());
     assert!(
         !cg.run(&open(&allowed)),
         "deny-all program must block the node before the update"
@@ -164,7 +164,7 @@ fn ebpf_device_program_is_replaced_with_the_new_node_allowed() {
         "the new read-only rule allows reading"
     );
     assert!(
-        !cg.run(&format!(": > '{}'", other.display())),
+        !cg.run(&format!("true > '{}'", other.display())),
         "the read-only rule does not allow writing"
     );
 }

@@ -3,4 +3,5 @@
 //! prerequisite fails the test; elsewhere the test is skipped with a printed reason.
 
 mod ebpf;
+mod runc_prestart;
 mod support;
