@@ -416,3 +416,58 @@ fn hostile_state_whose_pid_is_gone_is_refused() {
     );
     assert_eq!(entries(&rootfs.join("dev")), Vec::<String>::new());
 }
+
+#[test]
+fn podman_hooks_d_prestart_file_injects_the_requested_gpu() {
+    if !support::prerequisites("podman_hooks_d_prestart", &["podman", "runc"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = fake_host(tmp.path());
+    // podman 4 labels every container with `io.kubernetes.cri-o.*` annotations, which the default
+    // environment policy (outside-kubernetes) reads as a Kubernetes pod.
+    let mut settings = fs::read_to_string(&host.config).expect("read config.toml");
+    settings.push_str("accept-env-from-unprivileged = true\n");
+    fs::write(&host.config, settings).expect("write config.toml");
+    let rootfs = support::busybox_rootfs(tmp.path());
+    // The packaged hooks.d file, pointed at the binary under test and the test configuration.
+    let packaged = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/hooks.d/amdgpu-cdi-prestart.json"),
+    )
+    .expect("read packaging/hooks.d/amdgpu-cdi-prestart.json");
+    let mut hook: serde_json::Value = serde_json::from_str(&packaged).expect("hooks.d JSON");
+    assert_eq!(hook["stages"], json!(["prestart"]));
+    hook["hook"]["path"] = json!(support::bin("amdgpu-cdi").display().to_string());
+    hook["hook"]["args"]
+        .as_array_mut()
+        .expect("args")
+        .extend([json!("--config"), json!(host.config.display().to_string())]);
+    let hooks_dir = tmp.path().join("hooks.d");
+    fs::create_dir_all(&hooks_dir).expect("hooks dir");
+    fs::write(hooks_dir.join("amdgpu-cdi-prestart.json"), hook.to_string()).expect("write hook");
+
+    let script = "\
+        test -c /dev/kfd && true < /dev/kfd && echo KFD_OPENS; \
+        test -c /dev/dri/renderD129 && true < /dev/dri/renderD129 && echo GPU1_OPENS; \
+        test -e /dev/dri/renderD128 || echo GPU0_ABSENT; \
+        true";
+    let mut cmd = support::podman(&tmp.path().join("podman"));
+    cmd.arg("--hooks-dir")
+        .arg(&hooks_dir)
+        .args(["-e", "AMD_VISIBLE_DEVICES=1", "--rootfs"])
+        .arg(&rootfs)
+        .args(["/bin/sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn podman");
+    let (ok, stdout, stderr) = wait_output(child, Duration::from_secs(120));
+    let log = fs::read_to_string(&host.log).unwrap_or_default();
+    assert!(ok, "podman run failed: {stderr}\nhook log:\n{log}");
+    for marker in ["KFD_OPENS", "GPU1_OPENS", "GPU0_ABSENT"] {
+        assert!(
+            stdout.contains(marker),
+            "missing {marker} in container output:\n{stdout}\nstderr: {stderr}\nhook log:\n{log}"
+        );
+    }
+}

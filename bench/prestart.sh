@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Benchmark of `amdgpu-cdi hook prestart`: the whole hook process per container, with 8 GPUs
+# requested (kfd + 8 render nodes created, 9 cgroup v1 rules written), and with nothing requested.
+# Needs root (mknod, cgroups) and hyperfine. The "container" is a sleeping process in a scratch
+# device cgroup; its rootfs is a plain directory reset before each run.
+#
+# Usage: bench/prestart.sh [path/to/amdgpu-cdi]   (default: target/release/amdgpu-cdi, built here)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin="${1:-}"
+if [ -z "$bin" ]; then
+    cargo build --release --locked --bin amdgpu-cdi >&2
+    bin="$PWD/target/release/amdgpu-cdi"
+fi
+[ "$(id -u)" -eq 0 ] || { echo "bench/prestart.sh: needs root" >&2; exit 1; }
+
+work="$(mktemp -d /tmp/amdgpu-cdi-bench.XXXXXX)"
+cgroup=""
+sleeper=""
+cleanup() {
+    [ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null && wait "$sleeper" 2>/dev/null || true
+    [ -n "$cgroup" ] && rmdir "$cgroup" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Fake host /dev: kfd and 8 render nodes, and a CDI spec naming them GPUs 0..7.
+mkdir -p "$work/dev/dri" "$work/cdi" "$work/bundle/rootfs/dev"
+mknod "$work/dev/kfd" c 10 229
+nodes=""
+for i in 0 1 2 3 4 5 6 7; do
+    mknod "$work/dev/dri/renderD$((128 + i))" c 226 $((128 + i))
+    nodes="$nodes${nodes:+,}{\"name\":\"$i\",\"containerEdits\":{\"deviceNodes\":[{\"path\":\"/dev/dri/renderD$((128 + i))\",\"hostPath\":\"$work/dev/dri/renderD$((128 + i))\"}]}}"
+done
+cat >"$work/cdi/amd.com-gpu.json" <<EOF
+{"cdiVersion":"0.5.0","kind":"amd.com/gpu","devices":[$nodes],
+ "containerEdits":{"deviceNodes":[{"path":"/dev/kfd","hostPath":"$work/dev/kfd"}]}}
+EOF
+printf 'device-source = "cdi"\nspec-dirs = ["%s"]\n' "$work/cdi" >"$work/config.toml"
+
+config() {
+    cat >"$work/bundle/config.json" <<EOF
+{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+ "process":{"user":{"uid":0,"gid":0},"args":["sh"],"env":["PATH=/bin","AMD_VISIBLE_DEVICES=$1"]},
+ "linux":{"namespaces":[{"type":"pid"}],"resources":{"devices":[{"allow":false,"access":"rwm"}]}}}
+EOF
+}
+
+# The stand-in container process, in a scratch v1 device cgroup when one is mounted.
+sleep 600 &
+sleeper=$!
+if [ -d /sys/fs/cgroup/devices ]; then
+    cgroup="/sys/fs/cgroup/devices/amdgpu-cdi-bench-$$"
+    mkdir "$cgroup"
+    echo "$sleeper" >"$cgroup/cgroup.procs"
+fi
+printf '{"ociVersion":"1.0.2","id":"bench","status":"created","pid":%s,"bundle":"%s"}' \
+    "$sleeper" "$work/bundle" >"$work/state.json"
+
+run="$bin hook prestart --config $work/config.toml < $work/state.json"
+reset="rm -rf $work/bundle/rootfs/dev && mkdir $work/bundle/rootfs/dev"
+
+config "0-7"
+eval "$run" || { echo "bench/prestart.sh: the hook failed" >&2; exit 1; }
+[ "$(ls "$work/bundle/rootfs/dev/dri" | wc -l)" -eq 8 ] || { echo "bench: expected 8 render nodes" >&2; exit 1; }
+
+hyperfine --warmup 5 --runs 200 --export-markdown "$work/eight.md" \
+    --prepare "$reset" -n "prestart, 8 GPUs requested" "$run"
+config ""
+hyperfine --warmup 5 --runs 200 --export-markdown "$work/none.md" \
+    -n "prestart, nothing requested" "$run"
+cat "$work/eight.md" "$work/none.md"
