@@ -200,7 +200,13 @@ fn parse_mountinfo(text: &str) -> Vec<Mount> {
         .collect()
 }
 
-fn join_below(pid: i32, mount: &Mount, cgroup: &str) -> Result<PathBuf, CgroupError> {
+/// The directory of cgroup `cgroup` under `mount`, or `None` for the root cgroup: a process in
+/// the root cgroup is not confined by a device cgroup of its own, and the root's policy (v1
+/// allow-all, v2 programs someone else attached) belongs to the host, not the container.
+fn join_below(pid: i32, mount: &Mount, cgroup: &str) -> Result<Option<PathBuf>, CgroupError> {
+    if cgroup == "/" {
+        return Ok(None);
+    }
     let outside = || CgroupError::OutsideMount {
         pid,
         cgroup: cgroup.to_string(),
@@ -211,10 +217,10 @@ fn join_below(pid: i32, mount: &Mount, cgroup: &str) -> Result<PathBuf, CgroupEr
     if !(rest.is_empty() || rest.starts_with('/')) || rest.split('/').any(|c| c == "..") {
         return Err(outside());
     }
-    Ok(mount.mount_point.join(rest.trim_start_matches('/')))
+    Ok(Some(mount.mount_point.join(rest.trim_start_matches('/'))))
 }
 
-/// Finds the device cgroups of process `pid`.
+/// Finds the device cgroups of process `pid` (none when it is in the root cgroups).
 pub fn locate<S: Syscalls>(
     sys: &S,
     roots: &CgroupRoots,
@@ -235,6 +241,7 @@ pub fn locate<S: Syscalls>(
             })?;
     let mounts = parse_mountinfo(&mountinfo);
     let mut found = DeviceCgroups::default();
+    let mut mounted = false;
     for line in memberships.lines() {
         let mut parts = line.splitn(3, ':');
         let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
@@ -243,17 +250,19 @@ pub fn locate<S: Syscalls>(
         };
         if id == "0" && controllers.is_empty() {
             if let Some(mount) = mounts.iter().find(|m| m.fs_type == "cgroup2") {
-                found.v2 = Some(join_below(pid, mount, path)?);
+                mounted = true;
+                found.v2 = join_below(pid, mount, path)?;
             }
         } else if controllers.split(',').any(|c| c == "devices")
             && let Some(mount) = mounts.iter().find(|m| {
                 m.fs_type == "cgroup" && m.super_options.split(',').any(|o| o == "devices")
             })
         {
-            found.v1 = Some(join_below(pid, mount, path)?);
+            mounted = true;
+            found.v1 = join_below(pid, mount, path)?;
         }
     }
-    if found.v1.is_none() && found.v2.is_none() {
+    if !mounted {
         return Err(CgroupError::NoDeviceCgroup {
             pid,
             mountinfo: roots.mountinfo.clone(),
@@ -414,6 +423,32 @@ mod tests {
         fake.add("/proc/7/cgroup", FakeEntry::File("0::/elsewhere\n".into()));
         let err = locate(&fake, &roots(), 7).expect_err("outside");
         assert!(matches!(err, CgroupError::OutsideMount { .. }), "{err}");
+    }
+
+    #[test]
+    fn root_cgroups_are_never_changed() {
+        let fake = Fake::new();
+        fake.add(
+            "/proc/self/mountinfo",
+            FakeEntry::File(HYBRID_MOUNTINFO.into()),
+        );
+        fake.add(
+            "/proc/3/cgroup",
+            FakeEntry::File("5:devices:/\n0::/\n".into()),
+        );
+        let found = locate(&fake, &roots(), 3).expect("locate");
+        assert_eq!(found, DeviceCgroups::default());
+        allow(&fake, &found, &[], &[gpu_rule()]).expect("nothing to allow");
+        assert!(fake.ops().is_empty());
+    }
+
+    #[test]
+    fn no_cgroup_hierarchy_is_an_error() {
+        let fake = Fake::new();
+        fake.add("/proc/self/mountinfo", FakeEntry::File(String::new()));
+        fake.add("/proc/3/cgroup", FakeEntry::File("0::/ctr\n".into()));
+        let err = locate(&fake, &roots(), 3).expect_err("nothing mounted");
+        assert!(matches!(err, CgroupError::NoDeviceCgroup { .. }), "{err}");
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub struct DeviceToAdd {
 pub struct Options {
     /// `/proc` and the mount table.
     pub cgroup_roots: CgroupRoots,
-    /// Whether the hook runs as root in the host user namespace.
+    /// Whether the hook runs as root in the host user namespace (see [`is_host_root`]).
     pub privileged: bool,
 }
 
@@ -130,7 +130,7 @@ pub enum PrestartError {
     },
     /// The hook is not privileged.
     #[error(
-        "cannot add {count} device node(s) to container {id}: the hook is not running as root (rootless container); creating device nodes and changing the device cgroup need host root, and bind-mounting host nodes from inside the container's namespaces is not supported - use CDI (--device) with a rootless engine instead"
+        "cannot add {count} device node(s) to container {id}: the hook is not running as root in the host user namespace (rootless container); creating device nodes and changing the device cgroup need host root, and bind-mounting host nodes from inside the container's namespaces is not supported - use CDI (--device) with a rootless engine instead"
     )]
     Rootless {
         /// Container id.
@@ -287,6 +287,24 @@ pub fn devices_added(before: &Value, after: &Value) -> Result<Vec<DeviceToAdd>, 
         });
     }
     Ok(added)
+}
+
+/// Whether the hook runs as root in the host's initial user namespace: effective uid 0 and an
+/// identity uid map over every id (`0 0 4294967295` in `<proc>/self/uid_map`). Inside a rootless
+/// engine's user namespace the effective uid is 0 as well, but the host refuses `mknod` there.
+pub fn is_host_root<S: Syscalls>(sys: &S, proc_root: &Path, euid_is_root: bool) -> bool {
+    if !euid_is_root {
+        return false;
+    }
+    let Ok(map) = sys.read_to_string(&proc_root.join("self/uid_map")) else {
+        return false;
+    };
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .filter(|fields: &Vec<&str>| !fields.is_empty())
+        .collect();
+    lines == [vec!["0", "0", "4294967295"]]
 }
 
 /// The device rules the runtime built its policy from: the config's `linux.resources.devices`
@@ -638,6 +656,26 @@ mod tests {
             "container uid 0 has no mapping in linux.uidMappings (cannot choose the owner of the device nodes)"
         );
         assert_eq!(host_owner(&json!({}), 5, 6).expect("no userns"), (5, 6));
+    }
+
+    #[test]
+    fn host_root_needs_the_identity_uid_map() {
+        let fake = Fake::new();
+        let proc = Path::new("/proc");
+        fake.add(
+            "/proc/self/uid_map",
+            FakeEntry::File("         0          0 4294967295\n".into()),
+        );
+        assert!(is_host_root(&fake, proc, true));
+        assert!(!is_host_root(&fake, proc, false));
+        fake.add(
+            "/proc/self/uid_map",
+            FakeEntry::File(
+                "         0       1000          1\n         1     100000      65536\n".into(),
+            ),
+        );
+        assert!(!is_host_root(&fake, proc, true), "rootless user namespace");
+        assert!(!is_host_root(&Fake::new(), proc, true), "unreadable map");
     }
 
     #[test]

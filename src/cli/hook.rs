@@ -134,17 +134,18 @@ fn run_prestart(args: &HookArgs, stage: &str, extra: &[OsString]) -> anyhow::Res
     let overrides = args.overrides(stage, extra);
     let settings = Settings::load(&overrides, std::env::var_os(settings::ENV_VAR))?;
     let log = DetailLog::new(settings.log_file.clone(), "hook prestart");
-    let options = amdgpu_cdi_hooks::prestart::Options {
-        cgroup_roots: amdgpu_cdi_hooks::cgroup::CgroupRoots::default(),
-        privileged: nix::unistd::geteuid().is_root(),
-    };
-    let result = prestart::run(
-        std::io::stdin().lock(),
-        &amdgpu_cdi_hooks::syscalls::Host,
-        &options,
-        &settings,
-        &log,
+    let sys = amdgpu_cdi_hooks::syscalls::Host;
+    let cgroup_roots = amdgpu_cdi_hooks::cgroup::CgroupRoots::default();
+    let privileged = amdgpu_cdi_hooks::prestart::is_host_root(
+        &sys,
+        &cgroup_roots.proc_root,
+        nix::unistd::geteuid().is_root(),
     );
+    let options = amdgpu_cdi_hooks::prestart::Options {
+        cgroup_roots,
+        privileged,
+    };
+    let result = prestart::run(std::io::stdin().lock(), &sys, &options, &settings, &log);
     match result {
         Ok(Outcome::Injected(names)) => log.info(&format!("injected {}", names.join(","))),
         Ok(Outcome::Unchanged(reason)) => log.info(&format!("unchanged: {reason}")),

@@ -261,6 +261,11 @@ impl Drop for Sleeper {
 
 /// Runs the hook on `bundle` with a state naming `pid`; returns (success, stderr).
 fn run_hook(host: &Host, bundle: &Path, pid: u32) -> (bool, String) {
+    run_hook_with(host, bundle, pid, &[])
+}
+
+/// Like [`run_hook`], with the hook started through `wrapper` (e.g. `unshare -U -r`).
+fn run_hook_with(host: &Host, bundle: &Path, pid: u32, wrapper: &[&str]) -> (bool, String) {
     let state = json!({
         "ociVersion": "1.0.2",
         "id": "hostile",
@@ -268,7 +273,16 @@ fn run_hook(host: &Host, bundle: &Path, pid: u32) -> (bool, String) {
         "pid": pid,
         "bundle": bundle.display().to_string()
     });
-    let mut child = Command::new(support::bin("amdgpu-cdi"))
+    let hook = support::bin("amdgpu-cdi");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(&hook);
+            command
+        }
+        None => Command::new(&hook),
+    };
+    let mut child = command
         .args(&hook_args(host)[1..])
         .env_remove("AMDGPU_CDI_CONFIG")
         .stdin(Stdio::piped())
@@ -470,4 +484,26 @@ fn podman_hooks_d_prestart_file_injects_the_requested_gpu() {
             "missing {marker} in container output:\n{stdout}\nstderr: {stderr}\nhook log:\n{log}"
         );
     }
+}
+
+#[test]
+fn rootless_hook_says_what_it_cannot_do() {
+    if !support::prerequisites("rootless_hook", &["unshare"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = fake_host(tmp.path());
+    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
+    fs::create_dir_all(rootfs.join("dev")).expect("dev");
+    let sleeper = Sleeper::start();
+    // `unshare -U -r`: root inside a new user namespace, like a hook under a rootless engine.
+    let unshare = support::find_tool("unshare").expect("unshare");
+    let unshare = unshare.display().to_string();
+    let (ok, stderr) = run_hook_with(&host, &bundle, sleeper.pid(), &[&unshare, "-U", "-r"]);
+    assert!(!ok, "hook must refuse");
+    assert!(
+        stderr.contains("not running as root in the host user namespace"),
+        "unclear error: {stderr}"
+    );
+    assert_eq!(entries(&rootfs.join("dev")), Vec::<String>::new());
 }
