@@ -78,10 +78,14 @@ fn fake_host(dir: &Path) -> Host {
 }
 
 fn hook_args(host: &Host) -> Vec<String> {
+    stage_args(host, "prestart")
+}
+
+fn stage_args(host: &Host, stage: &str) -> Vec<String> {
     vec![
         "amdgpu-cdi".into(),
         "hook".into(),
-        "prestart".into(),
+        stage.into(),
         "--config".into(),
         host.config.display().to_string(),
     ]
@@ -89,6 +93,11 @@ fn hook_args(host: &Host) -> Vec<String> {
 
 /// A runc bundle config: busybox `sh -c script`, AMD_VISIBLE_DEVICES=1, the hook registered.
 fn bundle_config(host: &Host, script: &str, with_mount_ns: bool) -> serde_json::Value {
+    stage_config(host, script, with_mount_ns, "prestart")
+}
+
+/// [`bundle_config`] with the hook registered for `stage` (`prestart` or `createRuntime`).
+fn stage_config(host: &Host, script: &str, with_mount_ns: bool, stage: &str) -> serde_json::Value {
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -114,9 +123,9 @@ fn bundle_config(host: &Host, script: &str, with_mount_ns: bool) -> serde_json::
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}
         ],
         "hooks": {
-            "prestart": [{
+            stage: [{
                 "path": support::bin("amdgpu-cdi").display().to_string(),
-                "args": hook_args(host),
+                "args": stage_args(host, stage),
                 "timeout": 30
             }]
         },
@@ -177,6 +186,20 @@ fn runc_prestart_hook_adds_the_requested_gpu_and_the_cgroup_enforces_the_rest() 
     if !support::prerequisites("runc_prestart_hook", &["runc"]) {
         return;
     }
+    runc_injects_gpu_1("prestart");
+}
+
+#[test]
+fn runc_create_runtime_hook_adds_the_requested_gpu() {
+    if !support::prerequisites("runc_create_runtime_hook", &["runc"]) {
+        return;
+    }
+    runc_injects_gpu_1("createRuntime");
+}
+
+/// Starts a busybox container with runc and the hook registered for `stage`; checks GPU 1 is
+/// usable, GPU 0 absent, and a hand-made node with GPU 0's numbers denied by the cgroup.
+fn runc_injects_gpu_1(stage: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let host = fake_host(tmp.path());
     let bundle = tmp.path().join("bundle");
@@ -196,10 +219,10 @@ fn runc_prestart_hook_adds_the_requested_gpu_and_the_cgroup_enforces_the_rest() 
         test -c /tmp/gpu0 && echo HANDMADE_PRESENT; \
         true < /tmp/gpu0 2>/dev/null || echo HANDMADE_DENIED; \
         true";
-    let config = bundle_config(&host, script, true);
+    let config = stage_config(&host, script, true, stage);
     fs::write(bundle.join("config.json"), config.to_string()).expect("write config.json");
 
-    let id = format!("amdgpu-cdi-prestart-{}", std::process::id());
+    let id = format!("amdgpu-cdi-{}-{}", stage.to_lowercase(), std::process::id());
     let state_root = tmp.path().join("runc-root");
     let _cleanup = RuncContainer {
         root: state_root.clone(),
