@@ -1,6 +1,51 @@
 //! Discovery of the host's AMD GPUs and compute partitions from sysfs and `/dev`.
+//!
+//! # What is read
+//!
+//! - `class/kfd/kfd/dev` (the `/dev/kfd` numbers) and `class/kfd/kfd/topology/nodes/<n>/
+//!   {properties,gpu_id}`: every KFD node with a non-zero `gpu_id` and SIMDs is a GPU, or one
+//!   compute partition of a GPU. KFD topology is the list of record: a render node that KFD does
+//!   not list (the placeholder `amdgpu_xcp` nodes present in every partition mode) is not a GPU,
+//!   and a node KFD lists but that cannot be read is an error, never a shorter list.
+//! - `class/drm/renderD<drm_render_minor>`: its `dev` file, its `device` link (a PCI device, or a
+//!   partition platform device `amdgpu_xcp_<k>` / `amdgpu_xcp.<k>`) and the `card<N>` beside it.
+//! - `bus/pci/devices/<BDF>/{vendor,numa_node,current_compute_partition,
+//!   current_memory_partition,product_name}` of the physical GPU.
+//! - `stat` of the nodes under the dev root, for their group and mode.
+//!
+//! # Order
+//!
+//! GPUs are ordered by PCI address (domain, bus, device, function), and the partitions of one
+//! physical GPU by partition index. This is the order `lspci` shows, it does not depend on driver
+//! probe order or on how the kernel numbered KFD nodes and DRM minors, and it survives reboots
+//! as long as the hardware stays in its slots. ROCm numbers devices in KFD node order instead,
+//! which can differ (seen on multi-GPU MI210 hosts): index `1` here is not necessarily ROCm's
+//! device `1`. The `uuid` and `pci` name strategies name devices independently of any order;
+//! see `docs/discovery.md`.
+//!
+//! # Device numbers
+//!
+//! The numbers in the sysfs `dev` files win: they are the kernel's record of the device KFD
+//! refers to. The node under the dev root is only a name and can be stale (a container's `/dev`
+//! populated earlier, a test's fake node); when `stat` disagrees, discovery reports a warning.
+//! Without a sysfs `dev` file, the numbers come from `stat`.
 
-use std::path::PathBuf;
+mod properties;
+mod reader;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use properties::Properties;
+pub use reader::{NodeStat, RealSysfs, SysfsReader};
+
+/// KFD's `vendor_id` for AMD (0x1002).
+pub const AMD_VENDOR_ID: u16 = 0x1002;
+
+/// How often discovery re-reads the topology when `generation_id` changes under it.
+const TOPOLOGY_ATTEMPTS: usize = 3;
 
 /// A PCI address `domain:bus:device.function`, e.g. `0000:03:00.0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,6 +70,38 @@ impl std::fmt::Display for PciAddress {
     }
 }
 
+/// A string that is not a `domain:bus:device.function` PCI address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a PCI address (expected domain:bus:device.function, e.g. 0000:03:00.0)")]
+pub struct ParsePciAddressError(pub String);
+
+impl FromStr for PciAddress {
+    type Err = ParsePciAddressError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || ParsePciAddressError(s.to_string());
+        let (domain, rest) = s.split_once(':').ok_or_else(invalid)?;
+        let (bus, rest) = rest.split_once(':').ok_or_else(invalid)?;
+        let (device, function) = rest.split_once('.').ok_or_else(invalid)?;
+        let hex = |text: &str, max_len: usize| {
+            if text.is_empty() || text.len() > max_len {
+                return Err(invalid());
+            }
+            u32::from_str_radix(text, 16).map_err(|_| invalid())
+        };
+        let address = Self {
+            domain: hex(domain, 8)?,
+            bus: u8::try_from(hex(bus, 2)?).map_err(|_| invalid())?,
+            device: u8::try_from(hex(device, 2)?).map_err(|_| invalid())?,
+            function: u8::try_from(hex(function, 1)?).map_err(|_| invalid())?,
+        };
+        if address.device >= 32 || address.function >= 8 {
+            return Err(invalid());
+        }
+        Ok(address)
+    }
+}
+
 /// A character device node on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceNode {
@@ -34,14 +111,19 @@ pub struct DeviceNode {
     pub major: u32,
     /// Minor number.
     pub minor: u32,
+    /// Group owning the node under the dev root (from `stat`), when the node exists there.
+    pub gid: Option<u32>,
+    /// Permission bits of the node under the dev root (from `stat`), when it exists there.
+    pub file_mode: Option<u32>,
 }
 
 /// A compute partition of an MI300-class GPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Partition {
-    /// Partition index within its physical GPU (0-based).
+    /// Partition index within its physical GPU (0-based; the low 3 bits of KFD's `location_id`).
     pub index: u32,
-    /// Number of partitions the physical GPU is split into.
+    /// Number of partitions of the physical GPU listed in KFD topology. A partition the kernel
+    /// could not give a DRM node (DRM minors exhausted) is not in KFD and not counted.
     pub count: u32,
     /// Compute partition mode, e.g. `CPX`.
     pub compute_mode: String,
@@ -56,7 +138,8 @@ pub struct Gpu {
     pub index: usize,
     /// PCI address of the physical GPU.
     pub pci_address: PciAddress,
-    /// The partition, when the physical GPU is partitioned into more than one.
+    /// The partition, when the physical GPU is partitioned into more than one (any compute
+    /// partition mode other than `SPX`).
     pub partition: Option<Partition>,
     /// KFD topology node number.
     pub kfd_node: u32,
@@ -80,6 +163,24 @@ pub struct Gpu {
     pub product_name: Option<String>,
     /// True for integrated GPUs (APUs).
     pub integrated: bool,
+    /// The physical GPU's `current_compute_partition` (e.g. `SPX`, `CPX`), on GPUs that support
+    /// compute partitions; `Some("SPX")` for an unpartitioned MI300.
+    pub compute_partition: Option<String>,
+    /// The physical GPU's `current_memory_partition` (e.g. `NPS1`), when reported.
+    pub memory_partition: Option<String>,
+}
+
+impl Gpu {
+    /// The `gfx` target name, e.g. `gfx942` for `gfx_target_version` 90402 or `gfx90a` for 90010.
+    pub fn gfx_target(&self) -> Option<String> {
+        self.gfx_target_version
+            .map(|v| format!("gfx{}{:x}{:x}", v / 10000, (v / 100) % 100, v % 100))
+    }
+
+    /// The ROCm form of the unique id, `GPU-<16 hex digits>`.
+    pub fn rocm_uuid(&self) -> Option<String> {
+        self.unique_id.map(|id| format!("GPU-{id:016x}"))
+    }
 }
 
 /// Everything the generator needs from one host.
@@ -90,3 +191,766 @@ pub struct Host {
     /// The GPUs in amdgpu-cdi's stable order.
     pub gpus: Vec<Gpu>,
 }
+
+/// Where discovery looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoverOptions {
+    /// The sysfs mount, normally `/sys`.
+    pub sysfs_root: PathBuf,
+    /// The directory holding `dev/`, normally `/`; nodes are looked up as `<dev_root>/dev/...`.
+    pub dev_root: PathBuf,
+}
+
+impl Default for DiscoverOptions {
+    fn default() -> Self {
+        Self {
+            sysfs_root: PathBuf::from("/sys"),
+            dev_root: PathBuf::from("/"),
+        }
+    }
+}
+
+/// A discovered host plus what looked wrong but did not stop discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// The host.
+    pub host: Host,
+    /// One line each, lower-case: device-number mismatches, partitions missing from KFD, ...
+    pub warnings: Vec<String>,
+}
+
+/// Why discovery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    /// No KFD device: no amdgpu driver or no AMD GPU.
+    #[error(
+        "no AMD GPU found: {} does not exist (is the amdgpu driver loaded? try `modprobe amdgpu`; \
+         use --sysfs-root for another sysfs tree)",
+        path.display()
+    )]
+    NoKfd {
+        /// The missing KFD class directory.
+        path: PathBuf,
+    },
+    /// KFD exists but lists no AMD GPU.
+    #[error(
+        "no AMD GPU found: the KFD topology in {} lists no GPU (is the amdgpu driver bound to \
+         a GPU? see `dmesg | grep amdgpu`)",
+        path.display()
+    )]
+    NoGpus {
+        /// The topology nodes directory.
+        path: PathBuf,
+    },
+    /// A file or directory could not be read.
+    #[error("cannot read {}: {}", path.display(), describe_io(error))]
+    Read {
+        /// What could not be read.
+        path: PathBuf,
+        /// The underlying error.
+        error: io::Error,
+    },
+    /// A KFD `properties` line is not `key <decimal>`.
+    #[error(
+        "cannot parse {} line {line}: expected `key <decimal>`, found {text:?} (is this a KFD \
+         topology node?)",
+        path.display()
+    )]
+    Malformed {
+        /// The `properties` file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The offending line (at most 60 characters).
+        text: String,
+    },
+    /// A file holds something other than what the kernel writes there.
+    #[error("cannot parse {}: expected {expected}, found {found:?}", path.display())]
+    BadValue {
+        /// The file.
+        path: PathBuf,
+        /// What the file should hold.
+        expected: &'static str,
+        /// What it holds (at most 60 characters).
+        found: String,
+    },
+    /// A GPU node of KFD topology lacks a key every GPU node has.
+    #[error("{} has no `{key}` line (is this a KFD topology node?)", path.display())]
+    MissingKey {
+        /// The `properties` file.
+        path: PathBuf,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// KFD names a render minor without a DRM render node.
+    #[error(
+        "KFD node {node} uses render minor {minor}, but {} does not exist (was the GPU removed \
+         or its driver reloaded?)",
+        path.display()
+    )]
+    MissingRenderNode {
+        /// The KFD node number.
+        node: u32,
+        /// Its `drm_render_minor`.
+        minor: u32,
+        /// The missing DRM class entry.
+        path: PathBuf,
+    },
+    /// A render node's `device` is neither a PCI device nor an amdgpu partition device.
+    #[error(
+        "render node {} of KFD node {node} belongs to {device:?}, neither a PCI device nor an \
+         amdgpu_xcp partition",
+        path.display()
+    )]
+    UnknownRenderParent {
+        /// The KFD node number.
+        node: u32,
+        /// The DRM class entry.
+        path: PathBuf,
+        /// The `device` link's last component.
+        device: String,
+    },
+    /// No AMD PCI GPU matches a partition's KFD location.
+    #[error(
+        "cannot find the PCI device of KFD node {node}: no AMD GPU at {location} under {}",
+        path.display()
+    )]
+    NoPciDevice {
+        /// The KFD node number.
+        node: u32,
+        /// The location searched, e.g. `0000:03:00` or `*:03:00` without a domain.
+        location: String,
+        /// The PCI devices directory.
+        path: PathBuf,
+    },
+    /// Several AMD PCI GPUs match a partition's KFD location (no `domain` in KFD).
+    #[error(
+        "cannot tell which PCI device KFD node {node} belongs to: {candidates} all match \
+         (this kernel's KFD topology has no `domain`)"
+    )]
+    AmbiguousPciDevice {
+        /// The KFD node number.
+        node: u32,
+        /// The matching addresses, comma-separated.
+        candidates: String,
+    },
+    /// Two KFD nodes claim the same partition of one GPU.
+    #[error("KFD nodes {first} and {second} both claim partition {index} of {pci_address}")]
+    DuplicatePartition {
+        /// The physical GPU.
+        pci_address: PciAddress,
+        /// The partition index.
+        index: u32,
+        /// The first KFD node.
+        first: u32,
+        /// The second KFD node.
+        second: u32,
+    },
+    /// The topology's `generation_id` kept changing while it was read.
+    #[error(
+        "the KFD topology kept changing while it was read ({} changed {attempts} times); try \
+         again",
+        path.display()
+    )]
+    TopologyChanged {
+        /// The `generation_id` file.
+        path: PathBuf,
+        /// How many reads were attempted.
+        attempts: usize,
+    },
+}
+
+/// Lower-case description of an I/O error, with a hint for the errors users can act on.
+fn describe_io(error: &io::Error) -> String {
+    let text = match error.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => error.to_string(),
+    };
+    let mut chars = text.chars();
+    let text = match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    };
+    match error.kind() {
+        io::ErrorKind::PermissionDenied => {
+            format!("{text} (is this running inside a restricted container?)")
+        }
+        _ => text,
+    }
+}
+
+/// Discovers the host's AMD GPUs from the real file system.
+pub fn discover(options: &DiscoverOptions) -> Result<Host, DiscoverError> {
+    discover_with(options, &RealSysfs).map(|discovery| discovery.host)
+}
+
+/// Discovers the host's AMD GPUs through `reader`, returning warnings too. The topology is read
+/// again (up to three times) when its `generation_id` changes during the read.
+pub fn discover_with(
+    options: &DiscoverOptions,
+    reader: &dyn SysfsReader,
+) -> Result<Discovery, DiscoverError> {
+    let scan = Scan { options, reader };
+    let generation_path = scan.kfd_dir().join("topology/generation_id");
+    for _ in 0..TOPOLOGY_ATTEMPTS {
+        let before = scan.generation(&generation_path)?;
+        let discovery = scan.run()?;
+        if scan.generation(&generation_path)? == before {
+            return Ok(discovery);
+        }
+    }
+    Err(DiscoverError::TopologyChanged {
+        path: generation_path,
+        attempts: TOPOLOGY_ATTEMPTS,
+    })
+}
+
+/// One GPU node of KFD topology, before it is matched to DRM and PCI.
+struct KfdGpu {
+    node: u32,
+    gpu_id: u32,
+    properties: Properties,
+    properties_path: PathBuf,
+}
+
+/// The PCI attributes of one physical GPU.
+#[derive(Clone)]
+struct PciInfo {
+    numa_node: Option<i32>,
+    compute_partition: Option<String>,
+    memory_partition: Option<String>,
+    product_name: Option<String>,
+}
+
+/// One discovery pass.
+struct Scan<'a> {
+    options: &'a DiscoverOptions,
+    reader: &'a dyn SysfsReader,
+}
+
+impl Scan<'_> {
+    fn kfd_dir(&self) -> PathBuf {
+        self.options.sysfs_root.join("class/kfd/kfd")
+    }
+
+    fn read(&self, path: &Path) -> Result<String, DiscoverError> {
+        self.reader
+            .read_to_string(path)
+            .map_err(|error| DiscoverError::Read {
+                path: path.to_path_buf(),
+                error,
+            })
+    }
+
+    /// Reads an optional attribute: `None` when it does not exist, an error for anything else.
+    fn read_optional(&self, path: &Path) -> Result<Option<String>, DiscoverError> {
+        match self.reader.read_to_string(path) {
+            Ok(text) => Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(DiscoverError::Read {
+                path: path.to_path_buf(),
+                error,
+            }),
+        }
+    }
+
+    fn generation(&self, path: &Path) -> Result<Option<String>, DiscoverError> {
+        if !self.reader.is_dir(&self.kfd_dir()) {
+            return Ok(None);
+        }
+        self.read_optional(path)
+    }
+
+    fn run(&self) -> Result<Discovery, DiscoverError> {
+        let kfd_dir = self.kfd_dir();
+        if !self.reader.is_dir(&kfd_dir) {
+            return Err(DiscoverError::NoKfd {
+                path: self.options.sysfs_root.join("class/kfd"),
+            });
+        }
+        let mut warnings = Vec::new();
+        let (major, minor) = self.read_dev_numbers(&kfd_dir.join("dev"))?;
+        let kfd = self.device_node(PathBuf::from("/dev/kfd"), major, minor, &mut warnings);
+
+        let nodes_dir = kfd_dir.join("topology/nodes");
+        let kfd_gpus = self.kfd_gpus(&nodes_dir)?;
+        if kfd_gpus.is_empty() {
+            return Err(DiscoverError::NoGpus { path: nodes_dir });
+        }
+
+        let mut pci_cache: HashMap<PciAddress, PciInfo> = HashMap::new();
+        let mut pci_listing: Option<Vec<PciAddress>> = None;
+        let mut gpus = Vec::with_capacity(kfd_gpus.len());
+        for kfd_gpu in &kfd_gpus {
+            gpus.push(self.gpu(kfd_gpu, &mut pci_cache, &mut pci_listing, &mut warnings)?);
+        }
+
+        gpus.sort_by_key(|gpu| (gpu.pci_address, gpu.partition.as_ref().map(|p| p.index)));
+        count_partitions(&mut gpus)?;
+        warnings.extend(partition_count_warnings(&gpus));
+        for (index, gpu) in gpus.iter_mut().enumerate() {
+            gpu.index = index;
+        }
+        Ok(Discovery {
+            host: Host { kfd, gpus },
+            warnings,
+        })
+    }
+
+    /// Reads every topology node and keeps the AMD GPU ones, in node order.
+    fn kfd_gpus(&self, nodes_dir: &Path) -> Result<Vec<KfdGpu>, DiscoverError> {
+        let names = self
+            .reader
+            .read_dir_names(nodes_dir)
+            .map_err(|error| DiscoverError::Read {
+                path: nodes_dir.to_path_buf(),
+                error,
+            })?;
+        let mut nodes: Vec<u32> = names.iter().filter_map(|n| n.parse().ok()).collect();
+        nodes.sort_unstable();
+        let mut gpus = Vec::new();
+        for node in nodes {
+            let node_dir = nodes_dir.join(node.to_string());
+            let properties_path = node_dir.join("properties");
+            let text = self.read(&properties_path)?;
+            let properties =
+                Properties::parse(&text).map_err(|problem| DiscoverError::Malformed {
+                    path: properties_path.clone(),
+                    line: problem.line,
+                    text: problem.text,
+                })?;
+            let gpu_id_path = node_dir.join("gpu_id");
+            let gpu_id_text = self.read(&gpu_id_path)?;
+            let gpu_id: u32 = gpu_id_text
+                .trim()
+                .parse()
+                .map_err(|_| DiscoverError::BadValue {
+                    path: gpu_id_path.clone(),
+                    expected: "a decimal gpu id",
+                    found: gpu_id_text.trim().chars().take(60).collect(),
+                })?;
+            // CPU nodes have gpu_id 0 and no SIMDs.
+            if gpu_id == 0 || properties.get("simd_count").unwrap_or(0) == 0 {
+                continue;
+            }
+            let vendor = properties
+                .get("vendor_id")
+                .ok_or(DiscoverError::MissingKey {
+                    path: properties_path.clone(),
+                    key: "vendor_id",
+                })?;
+            if vendor != u64::from(AMD_VENDOR_ID) {
+                continue;
+            }
+            gpus.push(KfdGpu {
+                node,
+                gpu_id,
+                properties,
+                properties_path,
+            });
+        }
+        Ok(gpus)
+    }
+
+    fn gpu(
+        &self,
+        kfd_gpu: &KfdGpu,
+        pci_cache: &mut HashMap<PciAddress, PciInfo>,
+        pci_listing: &mut Option<Vec<PciAddress>>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Gpu, DiscoverError> {
+        let props = &kfd_gpu.properties;
+        let require = |key: &'static str| {
+            props.get(key).ok_or(DiscoverError::MissingKey {
+                path: kfd_gpu.properties_path.clone(),
+                key,
+            })
+        };
+        let render_minor = u32::try_from(require("drm_render_minor")?).unwrap_or(u32::MAX);
+        let location_id = require("location_id")?;
+        let device_id = u16::try_from(require("device_id")?).unwrap_or(u16::MAX);
+        let domain = props
+            .get("domain")
+            .map(|d| u32::try_from(d).unwrap_or(u32::MAX));
+        let bus = u8::try_from((location_id >> 8) & 0xff).unwrap_or(0);
+        let slot = u8::try_from((location_id >> 3) & 0x1f).unwrap_or(0);
+        let low_bits = u8::try_from(location_id & 0x7).unwrap_or(0);
+
+        // The render node and what it hangs off.
+        let drm_dir = self.options.sysfs_root.join("class/drm");
+        let render_dir = drm_dir.join(format!("renderD{render_minor}"));
+        if !self.reader.is_dir(&render_dir) {
+            return Err(DiscoverError::MissingRenderNode {
+                node: kfd_gpu.node,
+                minor: render_minor,
+                path: render_dir,
+            });
+        }
+        let (r_major, r_minor) = self.read_dev_numbers(&render_dir.join("dev"))?;
+        let render = self.device_node(
+            PathBuf::from(format!("/dev/dri/renderD{render_minor}")),
+            r_major,
+            r_minor,
+            warnings,
+        );
+        let device_link = render_dir.join("device");
+        let target =
+            self.reader
+                .canonicalize(&device_link)
+                .map_err(|error| DiscoverError::Read {
+                    path: device_link.clone(),
+                    error,
+                })?;
+        let parent_name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let pci_address = if let Ok(address) = parent_name.parse::<PciAddress>() {
+            if address.bus != bus
+                || address.device != slot
+                || domain.is_some_and(|d| d != address.domain)
+            {
+                warnings.push(format!(
+                    "KFD node {} reports location {:04x}:{bus:02x}:{slot:02x} but its render node \
+                     renderD{render_minor} belongs to {address}; using {address}",
+                    kfd_gpu.node,
+                    domain.unwrap_or(0),
+                ));
+            }
+            address
+        } else if is_xcp_device(&parent_name) {
+            self.partition_parent(kfd_gpu.node, domain, bus, slot, pci_listing)?
+        } else {
+            return Err(DiscoverError::UnknownRenderParent {
+                node: kfd_gpu.node,
+                path: render_dir,
+                device: parent_name,
+            });
+        };
+
+        let card = self.card_node(&render_dir, warnings)?;
+        let info = match pci_cache.get(&pci_address) {
+            Some(info) => info.clone(),
+            None => {
+                let info = self.pci_info(&pci_address)?;
+                pci_cache.insert(pci_address, info.clone());
+                info
+            }
+        };
+        let partition = match &info.compute_partition {
+            Some(mode) if mode != "SPX" => Some(Partition {
+                index: u32::from(low_bits),
+                count: 0,
+                compute_mode: mode.clone(),
+                memory_mode: info.memory_partition.clone(),
+            }),
+            _ => None,
+        };
+        let unique_id = props.get("unique_id").filter(|&id| id != 0);
+        let gfx_target_version = props
+            .get("gfx_target_version")
+            .filter(|&v| v != 0)
+            .and_then(|v| u32::try_from(v).ok());
+        let integrated = props.get("cpu_cores_count").unwrap_or(0) > 0 || is_apu(device_id);
+        Ok(Gpu {
+            index: 0,
+            pci_address,
+            partition,
+            kfd_node: kfd_gpu.node,
+            gpu_id: kfd_gpu.gpu_id,
+            unique_id,
+            vendor_id: AMD_VENDOR_ID,
+            device_id,
+            gfx_target_version,
+            render,
+            card,
+            numa_node: info.numa_node,
+            product_name: info
+                .product_name
+                .or_else(|| known_product(device_id).map(String::from)),
+            integrated,
+            compute_partition: info.compute_partition,
+            memory_partition: info.memory_partition,
+        })
+    }
+
+    /// The physical GPU of a partition whose render node hangs off an `amdgpu_xcp` platform
+    /// device: the AMD PCI device with DRM nodes at KFD's bus and device (and domain, if known).
+    fn partition_parent(
+        &self,
+        node: u32,
+        domain: Option<u32>,
+        bus: u8,
+        slot: u8,
+        pci_listing: &mut Option<Vec<PciAddress>>,
+    ) -> Result<PciAddress, DiscoverError> {
+        let pci_dir = self.options.sysfs_root.join("bus/pci/devices");
+        if pci_listing.is_none() {
+            let names =
+                self.reader
+                    .read_dir_names(&pci_dir)
+                    .map_err(|error| DiscoverError::Read {
+                        path: pci_dir.clone(),
+                        error,
+                    })?;
+            let mut addresses: Vec<PciAddress> =
+                names.iter().filter_map(|n| n.parse().ok()).collect();
+            addresses.sort_unstable();
+            *pci_listing = Some(addresses);
+        }
+        let listing = pci_listing.as_deref().unwrap_or_default();
+        let mut candidates = Vec::new();
+        for address in listing {
+            if address.bus != bus || address.device != slot {
+                continue;
+            }
+            if domain.is_some_and(|d| d != address.domain) {
+                continue;
+            }
+            let dir = pci_dir.join(address.to_string());
+            let vendor = self.read_optional(&dir.join("vendor"))?;
+            if vendor.as_deref() == Some("0x1002") && self.reader.is_dir(&dir.join("drm")) {
+                candidates.push(*address);
+            }
+        }
+        match candidates.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(DiscoverError::NoPciDevice {
+                node,
+                location: match domain {
+                    Some(d) => format!("{d:04x}:{bus:02x}:{slot:02x}"),
+                    None => format!("*:{bus:02x}:{slot:02x}"),
+                },
+                path: pci_dir,
+            }),
+            many => Err(DiscoverError::AmbiguousPciDevice {
+                node,
+                candidates: many
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// The `card<N>` node beside a render node, when its device has one.
+    fn card_node(
+        &self,
+        render_dir: &Path,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<DeviceNode>, DiscoverError> {
+        let siblings_dir = render_dir.join("device/drm");
+        let names = match self.reader.read_dir_names(&siblings_dir) {
+            Ok(names) => names,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => {
+                return Err(DiscoverError::Read {
+                    path: siblings_dir,
+                    error,
+                });
+            }
+        };
+        let mut cards: Vec<u32> = names
+            .iter()
+            .filter_map(|n| n.strip_prefix("card").and_then(|m| m.parse().ok()))
+            .collect();
+        cards.sort_unstable();
+        let Some(card_minor) = cards.first() else {
+            return Ok(None);
+        };
+        let (major, minor) =
+            self.read_dev_numbers(&siblings_dir.join(format!("card{card_minor}/dev")))?;
+        Ok(Some(self.device_node(
+            PathBuf::from(format!("/dev/dri/card{card_minor}")),
+            major,
+            minor,
+            warnings,
+        )))
+    }
+
+    fn pci_info(&self, address: &PciAddress) -> Result<PciInfo, DiscoverError> {
+        let dir = self
+            .options
+            .sysfs_root
+            .join("bus/pci/devices")
+            .join(address.to_string());
+        let numa_node = self
+            .read_optional(&dir.join("numa_node"))?
+            .and_then(|n| n.parse::<i32>().ok())
+            .filter(|&n| n >= 0);
+        Ok(PciInfo {
+            numa_node,
+            compute_partition: self.read_optional(&dir.join("current_compute_partition"))?,
+            memory_partition: self.read_optional(&dir.join("current_memory_partition"))?,
+            product_name: self.read_optional(&dir.join("product_name"))?,
+        })
+    }
+
+    /// Parses a sysfs `dev` file, `MAJOR:MINOR`.
+    fn read_dev_numbers(&self, path: &Path) -> Result<(u32, u32), DiscoverError> {
+        let text = self.read(path)?;
+        let parsed = text
+            .trim()
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+        parsed.ok_or_else(|| DiscoverError::BadValue {
+            path: path.to_path_buf(),
+            expected: "MAJOR:MINOR",
+            found: text.trim().chars().take(60).collect(),
+        })
+    }
+
+    /// A node with the sysfs numbers, completed (group, mode) from `stat` under the dev root.
+    fn device_node(
+        &self,
+        path: PathBuf,
+        major: u32,
+        minor: u32,
+        warnings: &mut Vec<String>,
+    ) -> DeviceNode {
+        let relative = path.strip_prefix("/").unwrap_or(&path);
+        let under_root = self.options.dev_root.join(relative);
+        let mut node = DeviceNode {
+            path,
+            major,
+            minor,
+            gid: None,
+            file_mode: None,
+        };
+        match self.reader.stat(&under_root) {
+            Ok(st) => {
+                if !st.is_char_device {
+                    warnings.push(format!(
+                        "{} is not a character device (expected {major}:{minor})",
+                        under_root.display()
+                    ));
+                } else if (st.major, st.minor) != (major, minor) {
+                    warnings.push(format!(
+                        "{} is {}:{} but sysfs says {major}:{minor}; using {major}:{minor}",
+                        under_root.display(),
+                        st.major,
+                        st.minor
+                    ));
+                }
+                node.gid = Some(st.gid);
+                node.file_mode = Some(st.mode);
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => warnings.push(format!(
+                "cannot stat {}: {}",
+                under_root.display(),
+                describe_io(&error)
+            )),
+        }
+        node
+    }
+}
+
+/// True for partition platform devices: `amdgpu_xcp_<k>` (newer kernels) or `amdgpu_xcp.<k>`.
+fn is_xcp_device(name: &str) -> bool {
+    name.strip_prefix("amdgpu_xcp")
+        .and_then(|rest| rest.strip_prefix('_').or_else(|| rest.strip_prefix('.')))
+        .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Fills `Partition::count` and rejects two KFD nodes claiming one partition. `gpus` is sorted.
+fn count_partitions(gpus: &mut [Gpu]) -> Result<(), DiscoverError> {
+    let mut counts: BTreeMap<PciAddress, u32> = BTreeMap::new();
+    for pair in gpus.windows(2) {
+        if let (Some(a), Some(b)) = (&pair[0].partition, &pair[1].partition)
+            && pair[0].pci_address == pair[1].pci_address
+            && a.index == b.index
+        {
+            return Err(DiscoverError::DuplicatePartition {
+                pci_address: pair[0].pci_address,
+                index: a.index,
+                first: pair[0].kfd_node.min(pair[1].kfd_node),
+                second: pair[0].kfd_node.max(pair[1].kfd_node),
+            });
+        }
+    }
+    for gpu in gpus.iter().filter(|g| g.partition.is_some()) {
+        *counts.entry(gpu.pci_address).or_default() += 1;
+    }
+    for gpu in gpus.iter_mut() {
+        let count = counts.get(&gpu.pci_address).copied().unwrap_or(0);
+        if let Some(partition) = &mut gpu.partition {
+            partition.count = count;
+        }
+    }
+    Ok(())
+}
+
+/// Partitions a mode implies: fixed for DPX/TPX/QPX; for other modes, the most any GPU of the
+/// same model in the same mode shows on this host.
+fn partition_count_warnings(gpus: &[Gpu]) -> Vec<String> {
+    let mut most: HashMap<(u16, &str), u32> = HashMap::new();
+    let mut per_gpu: BTreeMap<PciAddress, (u16, &str, u32)> = BTreeMap::new();
+    for gpu in gpus {
+        if let Some(p) = &gpu.partition {
+            let entry = most
+                .entry((gpu.device_id, p.compute_mode.as_str()))
+                .or_default();
+            *entry = (*entry).max(p.count);
+            per_gpu.insert(
+                gpu.pci_address,
+                (gpu.device_id, p.compute_mode.as_str(), p.count),
+            );
+        }
+    }
+    let mut warnings = Vec::new();
+    for (address, (device_id, mode, count)) in per_gpu {
+        let expected = match mode {
+            "DPX" => 2,
+            "TPX" => 3,
+            "QPX" => 4,
+            _ => most.get(&(device_id, mode)).copied().unwrap_or(count),
+        };
+        if count < expected {
+            warnings.push(format!(
+                "{address} is in {mode} mode but KFD lists only {count} of its {expected} \
+                 partitions (the kernel may have run out of DRM minors; see `dmesg | grep xcp`)"
+            ));
+        }
+    }
+    warnings
+}
+
+/// Integrated GPUs (APUs) by PCI device id: KFD reports CPU cores on an APU's GPU node only on
+/// some kernels, so a short list of APU device ids fills the gap. Only used for display.
+fn is_apu(device_id: u16) -> bool {
+    matches!(
+        device_id,
+        0x15bf
+            | 0x15c8
+            | 0x164e
+            | 0x1681
+            | 0x1636
+            | 0x1638
+            | 0x164c
+            | 0x15e7
+            | 0x150e
+            | 0x1900
+            | 0x74a0
+    )
+}
+
+/// Names for GPUs whose sysfs has no `product_name` (consumer cards and APUs).
+fn known_product(device_id: u16) -> Option<&'static str> {
+    Some(match device_id {
+        0x744c => "Radeon RX 7900 XT/7900 XTX (Navi 31)",
+        0x15bf => "Radeon 780M/760M (Phoenix)",
+        0x164e => "Radeon Graphics (Raphael)",
+        0x7448 => "Radeon PRO W7900",
+        0x66a1 => "Instinct MI50/MI60 (Vega 20)",
+        0x740f => "Instinct MI210",
+        0x74a1 => "Instinct MI300X",
+        0x74a0 => "Instinct MI300A",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

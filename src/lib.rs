@@ -7,7 +7,9 @@
 
 pub mod cli;
 pub mod discover;
+pub mod generate;
 pub mod hook;
+pub mod naming;
 pub mod request;
 pub mod runtime;
 pub mod settings;

@@ -210,3 +210,148 @@ fn check_middle_and_end(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qualified_names_split_at_the_first_equals_then_the_first_slash() {
+        let name = parse_qualified_name("amd.com/gpu=0").expect("valid");
+        assert_eq!(
+            (
+                name.vendor.as_str(),
+                name.class.as_str(),
+                name.name.as_str()
+            ),
+            ("amd.com", "gpu", "0")
+        );
+        assert_eq!(name.to_string(), "amd.com/gpu=0");
+        assert_eq!(name.kind(), "amd.com/gpu");
+        // `=` after the first one belongs to the name (and is not allowed there).
+        assert!(matches!(
+            parse_qualified_name("amd.com/gpu=a=b"),
+            Err(NameError::BadChar { bad: '=', .. })
+        ));
+        // `/` after the first one belongs to the class (and is not allowed there).
+        assert!(matches!(
+            parse_qualified_name("amd.com/gpu/x=0"),
+            Err(NameError::BadChar { bad: '/', .. })
+        ));
+        // A `/` in the name does not move the vendor/class split.
+        assert!(matches!(
+            parse_qualified_name("amd.com/gpu=a/b"),
+            Err(NameError::BadChar { bad: '/', .. })
+        ));
+    }
+
+    #[test]
+    fn unqualified_names_are_rejected() {
+        for input in [
+            "",
+            "gpu0",
+            "amd.com/gpu",
+            "amd.com=0",
+            "/gpu=0",
+            "amd.com/=0",
+            "amd.com/gpu=",
+        ] {
+            assert!(
+                matches!(
+                    parse_qualified_name(input),
+                    Err(NameError::Unqualified { .. })
+                ),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn device_names_allow_pci_addresses_and_uuids() {
+        for ok in [
+            "0",
+            "a",
+            "gpu0",
+            "0000:03:00.0",
+            "GPU-1a2b",
+            "a_b.c:d-e",
+            "all",
+        ] {
+            assert_eq!(validate_device_name(ok), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            "", "-a", "a-", "_a", "a_", ":a", "a:", "a b", "a/b", "é", "a=b",
+        ] {
+            assert!(validate_device_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn vendor_and_class_need_a_letter_first_and_two_characters() {
+        for ok in ["amd.com", "ab", "a1", "vendor_x-y.z", "A.B"] {
+            assert_eq!(validate_vendor(ok), Ok(()), "{ok:?}");
+            assert_eq!(validate_class(ok), Ok(()), "{ok:?}");
+        }
+        assert!(matches!(
+            validate_vendor("a"),
+            Err(NameError::TooShort { .. })
+        ));
+        assert!(matches!(
+            validate_class("g"),
+            Err(NameError::TooShort { .. })
+        ));
+        assert!(matches!(validate_vendor(""), Err(NameError::Empty { .. })));
+        assert!(matches!(
+            validate_vendor("1a"),
+            Err(NameError::BadStart { .. })
+        ));
+        assert!(matches!(
+            validate_class("gpu-"),
+            Err(NameError::BadEnd { .. })
+        ));
+        assert!(matches!(
+            validate_class("gpu."),
+            Err(NameError::BadEnd { .. })
+        ));
+        assert!(matches!(
+            validate_vendor("a:b"),
+            Err(NameError::BadChar { bad: ':', .. })
+        ));
+        assert!(matches!(
+            validate_vendor("aé"),
+            Err(NameError::BadChar { bad: 'é', .. })
+        ));
+    }
+
+    #[test]
+    fn kinds_split_at_the_first_slash() {
+        assert_eq!(
+            parse_kind("amd.com/gpu"),
+            Ok(("amd.com".to_owned(), "gpu".to_owned()))
+        );
+        assert!(matches!(parse_kind("gpu"), Err(NameError::BadKind { .. })));
+        assert!(matches!(parse_kind("/gpu"), Err(NameError::BadKind { .. })));
+        assert!(matches!(
+            parse_kind("a.com/"),
+            Err(NameError::BadKind { .. })
+        ));
+        assert!(matches!(
+            parse_kind("a.com/b/c"),
+            Err(NameError::BadChar { bad: '/', .. })
+        ));
+    }
+
+    #[test]
+    fn errors_read_as_one_lower_case_line() {
+        let error = parse_qualified_name("amd.com/g=0").expect_err("one-character class");
+        assert_eq!(
+            error.to_string(),
+            "invalid class \"g\": must be at least 2 characters (released CDI libraries crash on one)"
+        );
+        let error = parse_qualified_name("gpu0").expect_err("unqualified");
+        assert_eq!(
+            error.to_string(),
+            "invalid device \"gpu0\": expected vendor/class=name, e.g. amd.com/gpu=0"
+        );
+    }
+}

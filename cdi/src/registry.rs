@@ -314,7 +314,8 @@ pub fn is_spec_file_name(name: &str) -> bool {
     matches!(name.rsplit_once('.'), Some((_, "json" | "yaml")))
 }
 
-/// The spec files directly inside `dir`, sorted by name; subdirectories are skipped.
+/// The spec files directly inside `dir`, sorted by name; subdirectories and names that are not
+/// UTF-8 are skipped.
 fn spec_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -394,6 +395,24 @@ mod tests {
         let entry = registry.device("example.com/yaml=b").expect("device");
         assert_eq!(entry.file.path, dir.join("b.yaml"));
         assert_eq!(entry.device.name, "b");
+    }
+
+    #[test]
+    fn symlinked_spec_files_are_followed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let elsewhere = write(
+            &tmp.path().join("store"),
+            "real.json",
+            &spec_text("example.com/dev", &["a"]),
+        );
+        let dir = tmp.path().join("cdi");
+        fs::create_dir_all(&dir).expect("mkdir");
+        std::os::unix::fs::symlink(&elsewhere, dir.join("link.json")).expect("symlink");
+        let registry = Registry::load(std::slice::from_ref(&dir));
+        assert_eq!(
+            registry.device("example.com/dev=a").expect("a").file.path,
+            dir.join("link.json")
+        );
     }
 
     #[test]

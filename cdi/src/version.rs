@@ -77,13 +77,13 @@ pub struct VersionError {
 impl FromStr for Version {
     type Err = VersionError;
 
-    /// Parses `major.minor.patch`; a leading `v` is accepted, as the reference library does.
+    /// Parses `major.minor.patch`, decimal without leading zeros and without a leading `v`
+    /// (libraries before 0.6 reject `v0.5.0`).
     fn from_str(s: &str) -> Result<Version, VersionError> {
         let error = || VersionError {
             input: s.to_owned(),
         };
-        let digits = s.strip_prefix('v').unwrap_or(s);
-        let mut parts = digits.split('.');
+        let mut parts = s.split('.');
         let mut next = || -> Result<u32, VersionError> {
             let part = parts.next().ok_or_else(error)?;
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
@@ -109,49 +109,247 @@ impl FromStr for Version {
 /// 0.5.0 for a device name starting with a digit or a device node `hostPath`; 0.4.0 for a mount
 /// `type`; 0.3.0 otherwise. 0.8.0 and 1.0.0 are never required.
 pub fn minimum_required_version(spec: &Spec) -> Version {
+    requirement(spec).0
+}
+
+/// The content that makes [`minimum_required_version`] what it is, e.g. `a device node hostPath`;
+/// `None` when the spec needs nothing beyond 0.3.0.
+pub fn required_by(spec: &Spec) -> Option<&'static str> {
+    requirement(spec).1
+}
+
+fn requirement(spec: &Spec) -> (Version, Option<&'static str>) {
     let all_edits = || {
         std::iter::once(&spec.container_edits)
             .chain(spec.devices.iter().map(|device| &device.container_edits))
     };
-    if all_edits().any(needs_1_1_0) {
-        return V1_1_0;
+    if all_edits().any(|edits| !edits.net_devices.is_empty()) {
+        return (V1_1_0, Some("netDevices"));
     }
-    if all_edits().any(|edits| edits.intel_rdt.is_some() || !edits.additional_gids.is_empty()) {
-        return V0_7_0;
+    if all_edits().any(needs_1_1_0) {
+        return (
+            V1_1_0,
+            Some("intelRdt.schemata or intelRdt.enableMonitoring"),
+        );
+    }
+    if all_edits().any(|edits| edits.intel_rdt.is_some()) {
+        return (V0_7_0, Some("intelRdt"));
+    }
+    if all_edits().any(|edits| !edits.additional_gids.is_empty()) {
+        return (V0_7_0, Some("additionalGids"));
+    }
+    if !spec.annotations.is_empty() || spec.devices.iter().any(|d| !d.annotations.is_empty()) {
+        return (V0_6_0, Some("annotations"));
     }
     let class_has_dot = spec
         .kind
         .split_once('/')
         .is_some_and(|(_, class)| class.contains('.'));
-    if !spec.annotations.is_empty()
-        || spec.devices.iter().any(|d| !d.annotations.is_empty())
-        || class_has_dot
-    {
-        return V0_6_0;
+    if class_has_dot {
+        return (V0_6_0, Some("a . in the class of the kind"));
     }
-    let digit_name = spec
+    if spec
         .devices
         .iter()
-        .any(|d| d.name.starts_with(|c: char| c.is_ascii_digit()));
-    let host_path = all_edits()
+        .any(|d| d.name.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        return (V0_5_0, Some("a device name starting with a digit"));
+    }
+    if all_edits()
         .flat_map(|edits| &edits.device_nodes)
-        .any(|node| node.host_path.as_deref().is_some_and(|p| !p.is_empty()));
-    if digit_name || host_path {
-        return V0_5_0;
+        .any(|node| node.host_path.as_deref().is_some_and(|p| !p.is_empty()))
+    {
+        return (V0_5_0, Some("a device node hostPath"));
     }
     if all_edits()
         .flat_map(|edits| &edits.mounts)
         .any(|mount| mount.kind.as_deref().is_some_and(|t| !t.is_empty()))
     {
-        return V0_4_0;
+        return (V0_4_0, Some("a mount type"));
     }
-    V0_3_0
+    (V0_3_0, None)
 }
 
 fn needs_1_1_0(edits: &ContainerEdits) -> bool {
-    !edits.net_devices.is_empty()
-        || edits
-            .intel_rdt
-            .as_ref()
-            .is_some_and(|rdt| !rdt.schemata.is_empty() || rdt.enable_monitoring)
+    edits
+        .intel_rdt
+        .as_ref()
+        .is_some_and(|rdt| !rdt.schemata.is_empty() || rdt.enable_monitoring)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Device, DeviceNode, IntelRdt, Mount, NetDevice};
+
+    /// A spec with one device `dev0` that needs nothing beyond 0.3.0.
+    fn base() -> Spec {
+        let mut device = Device {
+            name: "dev0".to_owned(),
+            ..Default::default()
+        };
+        device.container_edits.env.push("A=1".to_owned());
+        Spec {
+            cdi_version: "0.3.0".to_owned(),
+            kind: "vendor.com/device".to_owned(),
+            devices: vec![device],
+            ..Default::default()
+        }
+    }
+
+    fn device_edits(spec: &mut Spec) -> &mut ContainerEdits {
+        &mut spec.devices[0].container_edits
+    }
+
+    #[test]
+    fn versions_parse_and_print_as_major_minor_patch() {
+        let version: Version = "0.5.0".parse().expect("valid");
+        assert_eq!(version, V0_5_0);
+        assert_eq!(version.to_string(), "0.5.0");
+        assert_eq!("10.20.30".parse::<Version>(), Ok(Version::new(10, 20, 30)));
+        for bad in [
+            "", "0.5", "0.5.0.1", "v0.5.0", "0.05.0", "a.b.c", "0.5.x", " 0.5.0", "-1.0.0",
+        ] {
+            assert!(bad.parse::<Version>().is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(
+            "0.5".parse::<Version>().map_err(|e| e.to_string()),
+            Err("invalid version \"0.5\": expected major.minor.patch, e.g. 0.5.0".to_owned())
+        );
+    }
+
+    #[test]
+    fn known_versions_are_sorted_and_end_with_the_latest() {
+        assert!(KNOWN_VERSIONS.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(KNOWN_VERSIONS.last(), Some(&LATEST));
+        assert_eq!(KNOWN_VERSIONS.len(), 8);
+        assert!(V0_8_0.is_known() && V1_0_0.is_known());
+        assert!(!Version::new(0, 2, 0).is_known() && !Version::new(0, 9, 0).is_known());
+    }
+
+    #[test]
+    fn plain_content_needs_0_3_0() {
+        assert_eq!(minimum_required_version(&base()), V0_3_0);
+        assert_eq!(required_by(&base()), None);
+    }
+
+    #[test]
+    fn mount_type_needs_0_4_0() {
+        let mut spec = base();
+        spec.container_edits.mounts.push(Mount {
+            host_path: "tmpfs".to_owned(),
+            container_path: "/run".to_owned(),
+            kind: Some("tmpfs".to_owned()),
+            ..Default::default()
+        });
+        assert_eq!(minimum_required_version(&spec), V0_4_0);
+        spec.container_edits.mounts[0].kind = Some(String::new());
+        assert_eq!(
+            minimum_required_version(&spec),
+            V0_3_0,
+            "an empty type is no type"
+        );
+    }
+
+    #[test]
+    fn digit_leading_device_name_needs_0_5_0() {
+        let mut spec = base();
+        spec.devices[0].name = "0".to_owned();
+        assert_eq!(minimum_required_version(&spec), V0_5_0);
+        spec.devices[0].name = "gpu0".to_owned();
+        assert_eq!(minimum_required_version(&spec), V0_3_0);
+    }
+
+    #[test]
+    fn host_path_needs_0_5_0_at_spec_or_device_level() {
+        let node = DeviceNode {
+            path: "/dev/x".to_owned(),
+            host_path: Some("/dev/y".to_owned()),
+            ..Default::default()
+        };
+        let mut spec = base();
+        device_edits(&mut spec).device_nodes.push(node.clone());
+        assert_eq!(minimum_required_version(&spec), V0_5_0);
+        let mut spec = base();
+        spec.container_edits.device_nodes.push(node);
+        assert_eq!(minimum_required_version(&spec), V0_5_0);
+        spec.container_edits.device_nodes[0].host_path = Some(String::new());
+        assert_eq!(minimum_required_version(&spec), V0_3_0);
+    }
+
+    #[test]
+    fn annotations_need_0_6_0() {
+        let mut spec = base();
+        spec.annotations.insert("a".to_owned(), "b".to_owned());
+        assert_eq!(minimum_required_version(&spec), V0_6_0);
+        let mut spec = base();
+        spec.devices[0]
+            .annotations
+            .insert("a".to_owned(), "b".to_owned());
+        assert_eq!(minimum_required_version(&spec), V0_6_0);
+    }
+
+    #[test]
+    fn dot_in_class_needs_0_6_0_but_dot_in_vendor_does_not() {
+        let mut spec = base();
+        spec.kind = "vendor.com/gpu.compute".to_owned();
+        assert_eq!(minimum_required_version(&spec), V0_6_0);
+        spec.kind = "vendor.com/gpu".to_owned();
+        assert_eq!(minimum_required_version(&spec), V0_3_0);
+        spec.kind = "no-slash.here".to_owned();
+        assert_eq!(minimum_required_version(&spec), V0_3_0);
+    }
+
+    #[test]
+    fn intel_rdt_needs_0_7_0() {
+        let mut spec = base();
+        device_edits(&mut spec).intel_rdt = Some(IntelRdt::default());
+        assert_eq!(minimum_required_version(&spec), V0_7_0);
+    }
+
+    #[test]
+    fn additional_gids_need_0_7_0_at_spec_or_device_level() {
+        let mut spec = base();
+        device_edits(&mut spec).additional_gids.push(44);
+        assert_eq!(minimum_required_version(&spec), V0_7_0);
+        let mut spec = base();
+        spec.container_edits.additional_gids.push(44);
+        assert_eq!(minimum_required_version(&spec), V0_7_0);
+    }
+
+    #[test]
+    fn net_devices_need_1_1_0() {
+        let mut spec = base();
+        spec.container_edits.net_devices.push(NetDevice {
+            host_interface_name: "eth0".to_owned(),
+            name: "eth1".to_owned(),
+        });
+        assert_eq!(minimum_required_version(&spec), V1_1_0);
+        assert_eq!(required_by(&spec), Some("netDevices"));
+    }
+
+    #[test]
+    fn intel_rdt_schemata_or_monitoring_need_1_1_0() {
+        let mut spec = base();
+        device_edits(&mut spec).intel_rdt = Some(IntelRdt {
+            schemata: vec!["L3:0=f".to_owned()],
+            ..Default::default()
+        });
+        assert_eq!(minimum_required_version(&spec), V1_1_0);
+        device_edits(&mut spec).intel_rdt = Some(IntelRdt {
+            enable_monitoring: true,
+            ..Default::default()
+        });
+        assert_eq!(minimum_required_version(&spec), V1_1_0);
+    }
+
+    #[test]
+    fn the_newest_requirement_wins() {
+        let mut spec = base();
+        spec.devices[0].name = "0".to_owned();
+        spec.annotations.insert("a".to_owned(), "b".to_owned());
+        device_edits(&mut spec).additional_gids.push(1);
+        assert_eq!(minimum_required_version(&spec), V0_7_0);
+        assert_eq!(required_by(&spec), Some("additionalGids"));
+    }
 }

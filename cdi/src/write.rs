@@ -94,6 +94,9 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `bytes` to `path` atomically with permission bits `mode`, unless the file already holds
 /// exactly these bytes with this mode. The parent directory must exist.
+///
+/// The new file belongs to the calling user; the owner, extended attributes and hard links of a
+/// file it replaces are not carried over, and a symlink at `path` is replaced, not followed.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<WriteOutcome, WriteError> {
     let name = path
         .file_name()
@@ -283,6 +286,51 @@ mod tests {
             write_atomic(Path::new("/"), b"", 0o644),
             Err(WriteError::NotAFilePath { .. })
         ));
+    }
+
+    fn sample_spec() -> Spec {
+        let mut spec: Spec = codec::parse(
+            br#"{"cdiVersion": "0.5.0", "kind": "example.com/device",
+                "devices": [{"name": "0", "containerEdits": {"env": ["MODE=on"]}}]}"#,
+            Format::Json,
+        )
+        .expect("sample spec parses");
+        spec.devices[0]
+            .container_edits
+            .env
+            .push("OCTAL=0755".into());
+        spec
+    }
+
+    #[test]
+    fn write_spec_picks_the_format_by_extension_and_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = sample_spec();
+        for name in ["new/example.com-device.yaml", "new/example.com-device.json"] {
+            let path = dir.path().join(name);
+            assert_eq!(
+                write_spec(&path, &spec).expect("write"),
+                WriteOutcome::Written
+            );
+            assert_eq!(
+                write_spec(&path, &spec).expect("rewrite"),
+                WriteOutcome::Unchanged
+            );
+            assert_eq!(
+                fs::metadata(&path).expect("stat").mode() & 0o7777,
+                SPEC_MODE
+            );
+            assert_eq!(codec::load(&path).expect("load back"), spec);
+        }
+        let yaml =
+            fs::read_to_string(dir.path().join("new/example.com-device.yaml")).expect("read");
+        assert!(yaml.contains("cdiVersion: '0.5.0'"), "{yaml}");
+        let json =
+            fs::read_to_string(dir.path().join("new/example.com-device.json")).expect("read");
+        assert!(json.starts_with('{'), "{json}");
+        let err = write_spec(&dir.path().join("spec.yml"), &spec).expect_err("yml refused");
+        assert!(matches!(err, WriteError::UnknownFormat { .. }), "{err}");
+        assert_eq!(entries(dir.path()), ["new"]);
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use amdgpu_cdi_hooks::log::DetailLog;
 use clap::{Args, Subcommand};
 
-use crate::hook::{Outcome, precreate, prestart};
+use crate::hook::precreate::{self, PrecreateOutcome};
+use crate::hook::{Outcome, prestart};
 use crate::settings::{self, Overrides, Settings};
 
 /// Run as an OCI hook (hooks.d passes arguments, not environment).
@@ -115,8 +116,17 @@ pub fn run(args: HookArgs) -> anyhow::Result<ExitCode> {
                 &log,
             );
             match result {
-                Ok(Outcome::Injected(names)) => log.info(&format!("injected {}", names.join(","))),
-                Ok(Outcome::Unchanged(reason)) => log.info(&format!("unchanged: {reason}")),
+                Ok(PrecreateOutcome::Done(Outcome::Injected(names))) => {
+                    log.info(&format!("injected {}", names.join(",")));
+                }
+                Ok(PrecreateOutcome::Done(Outcome::Unchanged(reason))) => {
+                    log.info(&format!("unchanged: {reason}"));
+                }
+                Ok(PrecreateOutcome::Refused(message)) => {
+                    // podman discards this stderr; the printed config carries the message.
+                    log.error(&format!("refused: {message}"));
+                    eprintln!("amdgpu-cdi: {message}");
+                }
                 Err(err) => {
                     log.error(&err.to_string());
                     return Err(err.into());

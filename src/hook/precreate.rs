@@ -1,14 +1,33 @@
 //! podman's `precreate` hook stage: the proposed OCI config arrives on stdin and the config to use
 //! leaves on stdout. With nothing requested the input bytes are echoed unchanged.
+//!
+//! podman (4.3 at least) discards a precreate hook's stderr and reports only "exit status N". So
+//! that `podman run` shows why GPUs could not be given, a request that cannot be met does not
+//! fail the hook: it prints a config whose process cannot start, named after the error under
+//! `/proc` (a fresh procfs in every container, so no image can provide such a file). The runtime
+//! then fails the container with the message, and nothing runs with fewer GPUs than asked for.
 
 use std::io::{Read, Write};
 use std::path::Path;
 
 use amdgpu_cdi_hooks::bundle::{self, BundleError};
 use amdgpu_cdi_hooks::log::DetailLog;
+use serde_json::{Value, json};
 
-use super::{InjectError, Outcome, inject};
+use super::{Outcome, inject};
 use crate::settings::Settings;
+
+/// The prefix of the unstartable process of a refused config.
+pub const REFUSED_PROCESS_PREFIX: &str = "/proc/amdgpu-cdi: ";
+
+/// What the precreate hook did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrecreateOutcome {
+    /// The config was passed on, changed or not.
+    Done(Outcome),
+    /// The request could not be met: an unstartable config carrying this message was printed.
+    Refused(String),
+}
 
 /// Why the precreate hook failed; nothing was written to stdout.
 #[derive(Debug, thiserror::Error)]
@@ -16,12 +35,23 @@ pub enum PrecreateError {
     /// The config on stdin could not be read.
     #[error(transparent)]
     Read(#[from] BundleError),
-    /// The requested GPUs could not be injected.
-    #[error(transparent)]
-    Inject(#[from] InjectError),
     /// Writing the config to stdout failed.
-    #[error("cannot write the OCI config to stdout: {0}")]
+    #[error("cannot write the OCI config to stdout")]
     Write(#[source] std::io::Error),
+}
+
+/// Makes `config` fail to start with `message`: its process becomes a path that cannot exist.
+pub fn refuse(config: &mut Value, message: &str) {
+    let args = json!([format!("{REFUSED_PROCESS_PREFIX}{message}")]);
+    match config
+        .pointer_mut("/process")
+        .and_then(Value::as_object_mut)
+    {
+        Some(process) => {
+            process.insert("args".to_string(), args);
+        }
+        None => config["process"] = json!({"args": args, "cwd": "/"}),
+    }
 }
 
 /// Reads a config from `input`, injects what it requests, writes the result to `output`.
@@ -30,16 +60,44 @@ pub fn run(
     mut output: impl Write,
     settings: &Settings,
     log: &DetailLog,
-) -> Result<Outcome, PrecreateError> {
+) -> Result<PrecreateOutcome, PrecreateError> {
     let (bytes, mut config) = bundle::read_config_from(input, Path::new("stdin"))?;
-    let outcome = inject(&mut config, settings, log)?;
-    let out = match &outcome {
-        Outcome::Unchanged(_) => bytes,
-        Outcome::Injected(_) => bundle::to_bytes(&config),
+    let (outcome, out) = match inject(&mut config, settings, log) {
+        Ok(outcome @ Outcome::Unchanged(_)) => (PrecreateOutcome::Done(outcome), bytes),
+        Ok(outcome @ Outcome::Injected(_)) => {
+            (PrecreateOutcome::Done(outcome), bundle::to_bytes(&config))
+        }
+        Err(err) => {
+            let message = crate::runtime::error_chain(&err);
+            refuse(&mut config, &message);
+            (
+                PrecreateOutcome::Refused(message),
+                bundle::to_bytes(&config),
+            )
+        }
     };
     output
         .write_all(&out)
         .and_then(|()| output.flush())
         .map_err(PrecreateError::Write)?;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusing_replaces_only_the_process_args() {
+        let mut config = json!({"process": {"args": ["sh"], "env": ["A=1"]}, "root": {}});
+        refuse(&mut config, "no GPU matches \"9\"");
+        assert_eq!(
+            config,
+            json!({"process": {"args": ["/proc/amdgpu-cdi: no GPU matches \"9\""], "env": ["A=1"]},
+                   "root": {}})
+        );
+        let mut bare = json!({});
+        refuse(&mut bare, "x");
+        assert_eq!(bare["process"]["args"][0], "/proc/amdgpu-cdi: x");
+    }
 }

@@ -33,8 +33,8 @@ pub enum EnvPolicy {
     Always,
     /// Never: only annotations (set by a Kubernetes device plugin) and privileged containers.
     Never,
-    /// Honour them unless the container is managed by Kubernetes (it has `io.kubernetes.*`
-    /// annotations, set by containerd's and CRI-O's CRI), where a pod could otherwise take GPUs
+    /// Honour them unless the container is managed by Kubernetes (it has annotations only
+    /// containerd's and CRI-O's CRI set), where a pod could otherwise take GPUs
     /// the device plugin never gave it.
     #[default]
     OutsideKubernetes,
@@ -89,24 +89,22 @@ pub struct Requests {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     /// A value does not follow the grammar.
-    #[error("{origin}={value}: {source} ({VALID_FORMS})")]
+    #[error("{origin}={value}: {reason} ({VALID_FORMS})")]
     Grammar {
         /// Where the value came from.
         origin: Origin,
         /// The value.
         value: String,
         /// What is wrong.
-        #[source]
-        source: GrammarError,
+        reason: GrammarError,
     },
     /// An entry names no existing device.
-    #[error("{origin}: {source}")]
+    #[error("{origin}: {reason}")]
     Unknown {
         /// Where the entry came from.
         origin: Origin,
         /// The entry and what is valid.
-        #[source]
-        source: UnknownEntry,
+        reason: UnknownEntry,
     },
 }
 
@@ -123,9 +121,9 @@ impl Requests {
             let names =
                 inventory
                     .resolve(&request.entries)
-                    .map_err(|source| RequestError::Unknown {
+                    .map_err(|reason| RequestError::Unknown {
                         origin: request.origin.clone(),
-                        source,
+                        reason,
                     })?;
             chosen.extend(names);
         }
@@ -180,12 +178,21 @@ pub fn is_privileged(config: &Value) -> bool {
         .is_some_and(|caps| caps.iter().any(|c| c.as_str() == Some("CAP_SYS_ADMIN")))
 }
 
-/// True when a Kubernetes CRI created the container (`io.kubernetes.*` annotations).
+/// Annotations only a Kubernetes CRI sets: CRI-O's pod namespace, containerd's sandbox namespace
+/// and container type. (podman sets other `io.kubernetes.cri-o.*` keys on plain containers, so a
+/// prefix test would be wrong.)
+pub const KUBERNETES_ANNOTATIONS: [&str; 3] = [
+    "io.kubernetes.pod.namespace",
+    "io.kubernetes.cri.sandbox-namespace",
+    "io.kubernetes.cri.container-type",
+];
+
+/// True when a Kubernetes CRI created the container (see [`KUBERNETES_ANNOTATIONS`]).
 pub fn is_kubernetes(config: &Value) -> bool {
     config
         .pointer("/annotations")
         .and_then(Value::as_object)
-        .is_some_and(|a| a.keys().any(|k| k.starts_with("io.kubernetes.")))
+        .is_some_and(|a| KUBERNETES_ANNOTATIONS.iter().any(|k| a.contains_key(*k)))
 }
 
 /// Reads every request in `config`.
@@ -213,11 +220,11 @@ pub fn read_requests(config: &Value, options: &RequestOptions) -> Result<Request
         match grammar::parse(value) {
             Ok(Selection::Devices(entries)) => found.requests.push(Request { origin, entries }),
             Ok(Selection::Void | Selection::None) => {}
-            Err(source) => {
+            Err(reason) => {
                 return Err(RequestError::Grammar {
                     origin,
                     value: value.to_string(),
-                    source,
+                    reason,
                 });
             }
         }
@@ -233,10 +240,10 @@ pub fn read_requests(config: &Value, options: &RequestOptions) -> Result<Request
             if !text.starts_with(grammar::KIND) || !text[grammar::KIND.len()..].starts_with('=') {
                 continue; // another vendor's device: the engine's business
             }
-            let selector = grammar::parse_entry(text).map_err(|source| RequestError::Grammar {
+            let selector = grammar::parse_entry(text).map_err(|reason| RequestError::Grammar {
                 origin: origin.clone(),
                 value: value.to_string(),
-                source,
+                reason,
             })?;
             if !entries.iter().any(|e| e.selector == selector) {
                 entries.push(Entry {
@@ -350,6 +357,17 @@ mod tests {
                 .expect("ok")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn podman_annotations_are_not_kubernetes() {
+        let config = json!({
+            "process": {"env": ["AMD_VISIBLE_DEVICES=0"]},
+            "annotations": {"io.kubernetes.cri-o.TTY": "false", "io.container.manager": "libpod"}
+        });
+        assert!(!is_kubernetes(&config));
+        let found = read_requests(&config, &options(EnvPolicy::OutsideKubernetes)).expect("ok");
+        assert!(!found.is_empty());
     }
 
     #[test]

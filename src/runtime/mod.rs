@@ -29,7 +29,7 @@ pub enum RuntimeError {
     Bundle(#[from] amdgpu_cdi_hooks::bundle::BundleError),
     /// The requested GPUs could not be injected.
     #[error(transparent)]
-    Inject(#[from] hook::InjectError),
+    Inject(#[from] Box<hook::InjectError>),
     /// An argument contains a NUL byte and cannot be passed on.
     #[error("argument {0:?} contains a NUL byte")]
     NulArgument(String),
@@ -69,7 +69,7 @@ pub fn prepare(
         return Ok(None);
     };
     let mut config = bundle::read_config(bundle_dir)?;
-    let outcome = hook::inject(&mut config, settings, log)?;
+    let outcome = hook::inject(&mut config, settings, log).map_err(Box::new)?;
     if let Outcome::Injected(_) = &outcome {
         bundle::write_config(bundle_dir, &config)?;
     }

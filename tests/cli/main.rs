@@ -1,4 +1,11 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
+mod differential;
+mod hook_precreate;
 mod hook_prestart;
+mod inject;
+mod list;
+mod request;
+mod runtime;
 mod support;
+mod validate;

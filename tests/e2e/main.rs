@@ -2,6 +2,10 @@
 //! rootfs with fake GPU nodes. They need root and the engines: under `CI=true` a missing
 //! prerequisite fails the test; elsewhere the test is skipped with a printed reason.
 
+mod containerd_runtime;
+mod docker_runtime;
 mod ebpf;
+mod podman_cdi;
+mod podman_hooks;
 mod runc_prestart;
 mod support;

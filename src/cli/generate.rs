@@ -1,0 +1,178 @@
+//! `amdgpu-cdi generate`: discover the host's AMD GPUs and write (or print) their CDI spec.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cdi::codec::Format;
+use cdi::version::Version;
+
+use crate::discover::{DiscoverOptions, RealSysfs, discover_with};
+use crate::generate::{GenerateOptions, generate};
+use crate::naming::NameStrategy;
+
+/// Spec serialisations on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpecFormat {
+    /// YAML (engines read `*.yaml`).
+    Yaml,
+    /// JSON (engines read `*.json`).
+    Json,
+}
+
+impl From<SpecFormat> for Format {
+    fn from(format: SpecFormat) -> Self {
+        match format {
+            SpecFormat::Yaml => Format::Yaml,
+            SpecFormat::Json => Format::Json,
+        }
+    }
+}
+
+/// Device name strategies on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyArg {
+    /// `0`, `1`, ... in PCI address order, partitions by partition index.
+    Index,
+    /// `GPU-<unique id>` as ROCm shows it; partitions `GPU-<unique id>-p<k>`.
+    Uuid,
+    /// The PCI address, `0000:03:00.0`; partitions `0000:03:00.0-p<k>`.
+    Pci,
+}
+
+impl From<StrategyArg> for NameStrategy {
+    fn from(strategy: StrategyArg) -> Self {
+        match strategy {
+            StrategyArg::Index => NameStrategy::Index,
+            StrategyArg::Uuid => NameStrategy::Uuid,
+            StrategyArg::Pci => NameStrategy::Pci,
+        }
+    }
+}
+
+/// Arguments of `amdgpu-cdi generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// The sysfs tree to discover GPUs in.
+    #[arg(long, value_name = "DIR", default_value = "/sys")]
+    pub sysfs_root: PathBuf,
+    /// The directory holding the host's `dev/`; when not `/`, device nodes get a hostPath under it.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub dev_root: PathBuf,
+    /// Write the spec to FILE atomically (mode 0644) instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Spec format [default: from the --output extension, else yaml].
+    #[arg(long, value_enum)]
+    pub format: Option<SpecFormat>,
+    /// The vendor part of the kind.
+    #[arg(long, value_name = "VENDOR", default_value = "amd.com")]
+    pub vendor: String,
+    /// The class part of the kind.
+    #[arg(long, value_name = "CLASS", default_value = "gpu")]
+    pub class: String,
+    /// How to name devices; repeat for several names per GPU [default: index].
+    #[arg(long = "device-name-strategy", value_name = "STRATEGY", value_enum)]
+    pub strategies: Vec<StrategyArg>,
+    /// Leave out the `all` device.
+    #[arg(long)]
+    pub no_all_device: bool,
+    /// The cdiVersion to write: `auto` (the minimum the content needs) or X.Y.Z.
+    #[arg(long, value_name = "auto|X.Y.Z", default_value = "auto")]
+    pub cdi_version: String,
+    /// Annotate each device with its PCI address, partition, unique id, gfx target and product
+    /// (needs CDI 0.6.0: podman >= 4.7).
+    #[arg(long)]
+    pub annotations: bool,
+    /// Add the groups of the device nodes as additionalGids, for non-root container users
+    /// (needs CDI 0.7.0: podman >= 5.1).
+    #[arg(long)]
+    pub additional_gids: bool,
+    /// Write type, major, minor and file mode of each node (stale after renumbering).
+    #[arg(long)]
+    pub pin_device_numbers: bool,
+    /// Give each GPU its card (display) node too, not only its render node.
+    #[arg(long)]
+    pub include_card_nodes: bool,
+}
+
+/// Discovers, generates and writes the spec. Nothing is written on error.
+pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let cdi_version = match args.cdi_version.as_str() {
+        "auto" => None,
+        text => Some(
+            text.parse::<Version>()
+                .with_context(|| "invalid --cdi-version".to_string())?,
+        ),
+    };
+    let format = output_format(args.format, args.output.as_deref())?;
+    let discover_options = DiscoverOptions {
+        sysfs_root: args.sysfs_root,
+        dev_root: args.dev_root.clone(),
+    };
+    let discovery = discover_with(&discover_options, &RealSysfs)?;
+    for warning in &discovery.warnings {
+        eprintln!("amdgpu-cdi: warning: {warning}");
+    }
+    let mut strategies: Vec<NameStrategy> = args
+        .strategies
+        .iter()
+        .copied()
+        .map(NameStrategy::from)
+        .collect();
+    if strategies.is_empty() {
+        strategies.push(NameStrategy::Index);
+    }
+    let options = GenerateOptions {
+        vendor: args.vendor,
+        class: args.class,
+        strategies,
+        all_device: !args.no_all_device,
+        cdi_version,
+        annotations: args.annotations,
+        additional_gids: args.additional_gids,
+        pin_device_numbers: args.pin_device_numbers,
+        include_card_nodes: args.include_card_nodes,
+        dev_root: args.dev_root,
+    };
+    let spec = generate(&discovery.host, &options)?;
+    let text = cdi::codec::to_string(&spec, format);
+    match &args.output {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create directory {}", dir.display()))?;
+            }
+            cdi::write::write_atomic(path, text.as_bytes(), cdi::write::SPEC_MODE)?;
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(text.as_bytes())
+                .context("cannot write the spec to stdout")?;
+            stdout.flush().context("cannot write the spec to stdout")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--format`, else the output file's extension, else YAML; a contradiction is an error because
+/// engines pick the parser by extension.
+fn output_format(format: Option<SpecFormat>, output: Option<&Path>) -> anyhow::Result<Format> {
+    let implied = output.and_then(|path| match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => Some(Format::Json),
+        Some("yaml") => Some(Format::Yaml),
+        _ => None,
+    });
+    match (format.map(Format::from), implied, output) {
+        (Some(chosen), Some(implied), Some(path)) if chosen != implied => anyhow::bail!(
+            "--format {chosen} contradicts the extension of {} (engines parse .json as JSON and \
+             .yaml as YAML)",
+            path.display()
+        ),
+        (Some(chosen), _, _) => Ok(chosen),
+        (None, Some(implied), _) => Ok(implied),
+        (None, None, _) => Ok(Format::Yaml),
+    }
+}

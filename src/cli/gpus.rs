@@ -1,0 +1,165 @@
+//! `amdgpu-cdi gpus`: the host's AMD GPUs and partitions as amdgpu-cdi sees and names them.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::discover::{DiscoverOptions, Gpu, Host, RealSysfs, discover_with};
+use crate::naming::{NameStrategy, device_names};
+
+/// Output formats of `amdgpu-cdi gpus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GpusFormat {
+    /// An aligned table.
+    Text,
+    /// A JSON array, one object per GPU.
+    Json,
+}
+
+/// Arguments of `amdgpu-cdi gpus`.
+#[derive(Debug, clap::Args)]
+pub struct GpusArgs {
+    /// The sysfs tree to discover GPUs in.
+    #[arg(long, value_name = "DIR", default_value = "/sys")]
+    pub sysfs_root: PathBuf,
+    /// The directory holding the host's `dev/`, to check the nodes.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub dev_root: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GpusFormat::Text)]
+    pub format: GpusFormat,
+}
+
+const ALL_STRATEGIES: [NameStrategy; 3] =
+    [NameStrategy::Index, NameStrategy::Uuid, NameStrategy::Pci];
+
+/// Prints the GPUs; warnings go to stderr.
+pub fn run(args: GpusArgs) -> anyhow::Result<ExitCode> {
+    let options = DiscoverOptions {
+        sysfs_root: args.sysfs_root,
+        dev_root: args.dev_root,
+    };
+    let discovery = discover_with(&options, &RealSysfs)?;
+    for warning in &discovery.warnings {
+        eprintln!("amdgpu-cdi: warning: {warning}");
+    }
+    let text = match args.format {
+        GpusFormat::Text => table(&discovery.host),
+        GpusFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json(&discovery.host))?
+        ),
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn node_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn partition_text(gpu: &Gpu) -> String {
+    match (&gpu.partition, &gpu.compute_partition) {
+        (Some(p), _) => format!("{} {}/{}", p.compute_mode, p.index, p.count),
+        (None, Some(mode)) => mode.clone(),
+        (None, None) => "-".into(),
+    }
+}
+
+/// The text table: one row per GPU, columns aligned, product last (it has spaces).
+pub fn table(host: &Host) -> String {
+    let header = [
+        "INDEX",
+        "PCI ADDRESS",
+        "PARTITION",
+        "RENDER",
+        "CARD",
+        "NUMA",
+        "UNIQUE ID",
+        "CDI NAMES",
+        "PRODUCT",
+    ];
+    let rows: Vec<[String; 9]> = host
+        .gpus
+        .iter()
+        .map(|gpu| {
+            [
+                gpu.index.to_string(),
+                gpu.pci_address.to_string(),
+                partition_text(gpu),
+                node_name(&gpu.render.path),
+                gpu.card
+                    .as_ref()
+                    .map(|c| node_name(&c.path))
+                    .unwrap_or_else(|| "-".into()),
+                gpu.numa_node
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                gpu.rocm_uuid().unwrap_or_else(|| "-".into()),
+                device_names(gpu, &ALL_STRATEGIES).join(","),
+                gpu.product_name.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<width$}  ", width = widths[i]);
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&cells);
+    }
+    out
+}
+
+/// The JSON form: one object per GPU.
+pub fn json(host: &Host) -> serde_json::Value {
+    let gpus: Vec<serde_json::Value> = host
+        .gpus
+        .iter()
+        .map(|gpu| {
+            serde_json::json!({
+                "index": gpu.index,
+                "names": device_names(gpu, &ALL_STRATEGIES),
+                "pci_address": gpu.pci_address.to_string(),
+                "partition": gpu.partition.as_ref().map(|p| serde_json::json!({
+                    "index": p.index,
+                    "count": p.count,
+                    "compute_mode": p.compute_mode,
+                    "memory_mode": p.memory_mode,
+                })),
+                "compute_partition": gpu.compute_partition,
+                "memory_partition": gpu.memory_partition,
+                "render": gpu.render.path.display().to_string(),
+                "card": gpu.card.as_ref().map(|c| c.path.display().to_string()),
+                "unique_id": gpu.rocm_uuid(),
+                "numa_node": gpu.numa_node,
+                "kfd_node": gpu.kfd_node,
+                "gpu_id": gpu.gpu_id,
+                "device_id": format!("0x{:04x}", gpu.device_id),
+                "gfx_target": gpu.gfx_target(),
+                "integrated": gpu.integrated,
+                "product": gpu.product_name,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(gpus)
+}

@@ -1,0 +1,67 @@
+//! `amdgpu-cdi inject`: print an OCI runtime config with CDI devices injected exactly as an engine
+//! would, to debug specs without starting a container. Unknown fields and key order are kept.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cdi::registry::{InjectError, Registry};
+
+/// Arguments of `amdgpu-cdi inject`.
+#[derive(Debug, clap::Args)]
+pub struct InjectArgs {
+    /// Spec directory to read, lowest priority first (repeatable; default: /etc/cdi and
+    /// /var/run/cdi).
+    #[arg(long = "spec-dir", value_name = "DIR")]
+    pub spec_dirs: Vec<PathBuf>,
+    /// The OCI runtime config (config.json) to inject into; `-` reads standard input.
+    #[arg(long, value_name = "FILE|-")]
+    pub config: PathBuf,
+    /// Qualified device names, e.g. amd.com/gpu=0.
+    #[arg(value_name = "DEVICE", required = true)]
+    pub devices: Vec<String>,
+}
+
+/// Injects and prints the config; nothing is printed on stdout on error.
+pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
+    let (source, bytes) = if args.config.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read OCI config from stdin")?;
+        ("stdin".to_string(), bytes)
+    } else {
+        let bytes = std::fs::read(&args.config)
+            .with_context(|| format!("cannot read OCI config {}", args.config.display()))?;
+        (args.config.display().to_string(), bytes)
+    };
+    let mut config: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("cannot parse OCI config {source} as JSON"))?;
+    anyhow::ensure!(
+        config.is_object(),
+        "cannot use OCI config {source}: it is not a JSON object"
+    );
+
+    let dirs = if args.spec_dirs.is_empty() {
+        Registry::default_dirs()
+    } else {
+        args.spec_dirs
+    };
+    let registry = Registry::load(&dirs);
+    if let Err(err) = registry.inject(&mut config, &args.devices) {
+        let broken = registry.errors().len();
+        if matches!(err, InjectError::Unresolvable { .. }) && broken > 0 {
+            anyhow::bail!(
+                "{err}; {broken} load error{} in the spec directories (run amdgpu-cdi validate)",
+                if broken == 1 { "" } else { "s" }
+            );
+        }
+        return Err(err.into());
+    }
+    let mut out = serde_json::to_string_pretty(&config)?;
+    out.push('\n');
+    std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())
+        .context("cannot write the config to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,77 @@
+//! File-system access for discovery, behind a trait so tests can inject failures that a fixture
+//! tree cannot produce when the tests run as root (root ignores `chmod 000`), such as the EPERM a
+//! KFD topology file returns inside a restricted device cgroup.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// What `stat` says about a device node under the dev root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeStat {
+    /// True for a character device.
+    pub is_char_device: bool,
+    /// Major number of the device the node refers to.
+    pub major: u32,
+    /// Minor number of the device the node refers to.
+    pub minor: u32,
+    /// Owning group.
+    pub gid: u32,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+}
+
+/// The reads discovery makes. [`RealSysfs`] is the real file system; tests wrap it to inject
+/// errors for chosen paths.
+pub trait SysfsReader {
+    /// Reads a whole (small) file.
+    fn read_to_string(&self, path: &Path) -> io::Result<String>;
+    /// Lists the entry names of a directory, in no particular order.
+    fn read_dir_names(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Resolves every symbolic link in `path` (`realpath(3)`).
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
+    /// True when `path` is a directory (following symlinks).
+    fn is_dir(&self, path: &Path) -> bool;
+    /// `stat(2)` of a device node (following symlinks).
+    fn stat(&self, path: &Path) -> io::Result<NodeStat>;
+}
+
+/// The real file system.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealSysfs;
+
+impl SysfsReader for RealSysfs {
+    fn read_to_string(&self, path: &Path) -> io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+
+    fn read_dir_names(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(path)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        std::fs::canonicalize(path)
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<NodeStat> {
+        use nix::sys::stat::{SFlag, major, minor, stat};
+        let st = stat(path).map_err(io::Error::from)?;
+        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        Ok(NodeStat {
+            is_char_device: kind == SFlag::S_IFCHR,
+            major: u32::try_from(major(st.st_rdev)).unwrap_or(u32::MAX),
+            minor: u32::try_from(minor(st.st_rdev)).unwrap_or(u32::MAX),
+            gid: st.st_gid,
+            mode: st.st_mode & 0o7777,
+        })
+    }
+}

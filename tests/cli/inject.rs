@@ -1,0 +1,100 @@
+//! `amdgpu-cdi inject`: the exact config printed, and clean failures.
+
+use crate::support::repo_root;
+use crate::validate::{render, render_with_stdin};
+
+const GOOD: &str = "tests/fixtures/specs/good";
+const CONFIG: &str = "tests/fixtures/oci/config.json";
+
+#[test]
+fn injects_devices_keeping_order_and_unknown_fields() {
+    insta::assert_snapshot!(render(&[
+        "inject",
+        "--spec-dir",
+        GOOD,
+        "--config",
+        CONFIG,
+        "example.com/device=0",
+        "example.com/device=fixed",
+    ]));
+}
+
+#[test]
+fn non_root_user_config_from_stdin() {
+    let stdin =
+        std::fs::read(repo_root().join("tests/fixtures/oci/config-user.json")).expect("fixture");
+    insta::assert_snapshot!(render_with_stdin(
+        &[
+            "inject",
+            "--spec-dir",
+            GOOD,
+            "--config",
+            "-",
+            "example.com/device=null0",
+            "test.com/dev=full"
+        ],
+        Some(stdin),
+    ));
+}
+
+#[test]
+fn unknown_device_is_one_line_and_prints_nothing() {
+    insta::assert_snapshot!(render(&[
+        "inject",
+        "--spec-dir",
+        GOOD,
+        "--config",
+        CONFIG,
+        "example.com/device=0",
+        "example.com/device=7",
+    ]));
+}
+
+#[test]
+fn unknown_device_mentions_load_errors() {
+    insta::assert_snapshot!(render(&[
+        "inject",
+        "--spec-dir",
+        "tests/fixtures/specs/broken",
+        "--config",
+        CONFIG,
+        "test.com/dev=twice",
+    ]));
+}
+
+#[test]
+fn config_that_is_not_json_fails() {
+    insta::assert_snapshot!(render_with_stdin(
+        &[
+            "inject",
+            "--spec-dir",
+            GOOD,
+            "--config",
+            "-",
+            "test.com/dev=full"
+        ],
+        Some(b"[1, 2".to_vec()),
+    ));
+}
+
+#[test]
+fn host_node_problems_fail_cleanly() {
+    let mismatch = "tests/fixtures/specs/mismatch";
+    let block = render(&[
+        "inject",
+        "--spec-dir",
+        mismatch,
+        "--config",
+        CONFIG,
+        "test.com/bad=block",
+    ]);
+    let missing = render(&[
+        "inject",
+        "--spec-dir",
+        mismatch,
+        "--config",
+        CONFIG,
+        "test.com/bad=missing",
+    ]);
+    insta::assert_snapshot!(format!("{block}\n{missing}"));
+}

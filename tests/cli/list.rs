@@ -1,0 +1,49 @@
+//! `amdgpu-cdi list`: devices with their files, broken files as warnings.
+
+use crate::validate::render;
+
+#[test]
+fn text_lists_devices_with_files() {
+    insta::assert_snapshot!(render(&["list", "--spec-dir", "tests/fixtures/specs/good"]));
+}
+
+#[test]
+fn json_lists_devices_with_files() {
+    insta::assert_snapshot!(render(&[
+        "list",
+        "--spec-dir",
+        "tests/fixtures/specs/good",
+        "--format",
+        "json"
+    ]));
+}
+
+#[test]
+fn broken_files_are_warnings_and_good_devices_still_listed() {
+    insta::assert_snapshot!(render(&[
+        "list",
+        "--spec-dir",
+        "tests/fixtures/specs/broken"
+    ]));
+}
+
+#[test]
+fn later_dir_has_priority() {
+    // test.com/dev=full is in both dirs: the later one provides it.
+    insta::assert_snapshot!(render(&[
+        "list",
+        "--spec-dir",
+        "tests/fixtures/specs/good",
+        "--spec-dir",
+        "tests/fixtures/specs/broken",
+    ]));
+}
+
+#[test]
+fn empty_dirs_say_so_on_stderr() {
+    insta::assert_snapshot!(render(&[
+        "list",
+        "--spec-dir",
+        "tests/fixtures/specs/nonexistent"
+    ]));
+}

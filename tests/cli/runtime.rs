@@ -1,0 +1,213 @@
+//! `amdgpu-container-runtime` with a recording fake runtime: `create` rewrites the bundle's
+//! config and execs the runtime with the original argv; other subcommands pass straight through;
+//! errors go to the engine's `--log` in its `--log-format` and to stderr.
+
+use std::fs;
+use std::path::PathBuf;
+
+use crate::support::repo_root;
+
+fn fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures/requests").join(name)
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// A temp dir with `config.toml` (CDI fixture specs, the recording runtime) and a bundle whose
+    /// config requests `request`.
+    fn new(request: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = format!(
+            "runtime = \"{}\"\ndevice-source = \"cdi\"\nspec-dirs = [\"{}\"]\n",
+            fixture("bin/record-runtime").display(),
+            fixture("cdi").display()
+        );
+        fs::write(dir.path().join("config.toml"), config).expect("write config");
+        let bundle = dir.path().join("bundle");
+        fs::create_dir(&bundle).expect("bundle dir");
+        let oci = fs::read_to_string(fixture("config-request.json"))
+            .expect("fixture")
+            .replace(
+                "AMD_VISIBLE_DEVICES=REQUEST",
+                &format!("AMD_VISIBLE_DEVICES={request}"),
+            );
+        fs::write(bundle.join("config.json"), oci).expect("write bundle config");
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn bundle_config(&self) -> String {
+        fs::read_to_string(self.path("bundle/config.json")).expect("bundle config")
+    }
+
+    fn wrapper(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_amdgpu-container-runtime"));
+        cmd.env_clear()
+            .env("AMDGPU_CDI_CONFIG", self.path("config.toml"))
+            .env("RECORD_ARGS", self.path("argv"))
+            .current_dir(self.dir.path())
+            .args(args);
+        cmd
+    }
+
+    fn recorded_argv(&self) -> Option<Vec<String>> {
+        let text = fs::read_to_string(self.path("argv")).ok()?;
+        Some(text.lines().map(str::to_string).collect())
+    }
+}
+
+fn expected_argv(args: &[&str]) -> Vec<String> {
+    std::iter::once(fixture("bin/record-runtime").display().to_string())
+        .chain(args.iter().map(ToString::to_string))
+        .collect()
+}
+
+#[test]
+fn create_injects_then_execs_with_the_original_argv() {
+    let setup = Setup::new("1");
+    let log = setup.path("log.json");
+    let args = [
+        "--root",
+        "/run/runc-test",
+        "--log",
+        log.to_str().expect("utf-8"),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        "bundle",
+        "--pid-file",
+        "/run/pid",
+        "c1",
+    ];
+    setup.wrapper(&args).assert().success();
+    assert_eq!(setup.recorded_argv(), Some(expected_argv(&args)));
+    let config: serde_json::Value = serde_json::from_str(&setup.bundle_config()).expect("json");
+    assert_eq!(config["annotations"]["amd.com/gpu.injected"], "1");
+    let paths: Vec<&str> = config["linux"]["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .filter_map(|d| d["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["/dev/kfd", "/dev/dri/renderD129"]);
+    assert_eq!(
+        config["x-unknown-field"]["kept"], true,
+        "unknown fields survive"
+    );
+    assert!(!log.exists(), "no error logged");
+}
+
+#[test]
+fn the_default_bundle_is_the_current_directory() {
+    let setup = Setup::new("0");
+    let mut cmd = setup.wrapper(&["create", "c1"]);
+    cmd.current_dir(setup.path("bundle"));
+    cmd.assert().success();
+    assert!(
+        setup
+            .bundle_config()
+            .contains("\"amd.com/gpu.injected\":\"0\"")
+    );
+}
+
+#[test]
+fn other_subcommands_pass_straight_through() {
+    for line in [
+        "start c1",
+        "state c1",
+        "delete --force c1",
+        "kill c1 9",
+        "exec --process /p.json c1",
+        "spec --bundle bundle",
+        "restore --bundle bundle c1",
+        "--version",
+    ] {
+        let setup = Setup::new("0,1");
+        let before = setup.bundle_config();
+        let args: Vec<&str> = line.split(' ').collect();
+        setup.wrapper(&args).assert().success();
+        assert_eq!(setup.recorded_argv(), Some(expected_argv(&args)), "{line}");
+        assert_eq!(setup.bundle_config(), before, "{line}: config untouched");
+    }
+}
+
+#[test]
+fn the_runtime_exit_code_is_the_wrappers() {
+    let setup = Setup::new("void");
+    setup
+        .wrapper(&["create", "-b", "bundle", "c1"])
+        .env("RECORD_EXIT", "3")
+        .assert()
+        .code(3);
+}
+
+fn error_case(format: &str) -> (Setup, String, String) {
+    let setup = Setup::new("0,9");
+    let before = setup.bundle_config();
+    let log = setup.path("engine.log");
+    let out = setup
+        .wrapper(&[
+            "--log",
+            log.to_str().expect("utf-8"),
+            "--log-format",
+            format,
+            "create",
+            "-b",
+            "bundle",
+            "c1",
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    assert_eq!(setup.recorded_argv(), None, "the runtime never ran");
+    assert_eq!(setup.bundle_config(), before, "config untouched");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let logged = fs::read_to_string(&log).expect("engine log written");
+    (setup, stderr, logged)
+}
+
+#[test]
+fn errors_reach_the_engine_log_as_json() {
+    let (_setup, stderr, logged) = error_case("json");
+    insta::assert_snapshot!("runtime_error_stderr", stderr);
+    let line: serde_json::Value = serde_json::from_str(logged.trim_end()).expect("one JSON line");
+    assert_eq!(line["level"], "error");
+    assert_eq!(line["msg"].as_str(), Some(stderr.trim_end()));
+    let time = line["time"].as_str().expect("time");
+    assert!(time.len() == 20 && time.ends_with('Z'), "{time}");
+}
+
+#[test]
+fn errors_reach_the_engine_log_as_text() {
+    let (_setup, stderr, logged) = error_case("text");
+    assert!(logged.starts_with("time=\""), "{logged}");
+    assert!(logged.contains(
+        " level=error msg=\"amdgpu-container-runtime: AMD_VISIBLE_DEVICES: no GPU matches \\\"9\\\""
+    ));
+    assert!(stderr.starts_with("amdgpu-container-runtime: "));
+}
+
+#[test]
+fn a_missing_runtime_is_reported() {
+    let setup = Setup::new("void");
+    fs::write(
+        setup.path("config.toml"),
+        "runtime = \"/nonexistent/runc\"\n",
+    )
+    .expect("write");
+    setup
+        .wrapper(&["state", "c1"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::starts_with(
+            "amdgpu-container-runtime: cannot execute the runtime /nonexistent/runc: ENOENT",
+        ));
+}

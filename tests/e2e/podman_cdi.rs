@@ -1,0 +1,147 @@
+//! A spec written by `cdi::write` loads in a real consumer: podman 4.3.1 (CDI library 0.5.2)
+//! resolves `--device vendor/class=name`, and the container sees the injected node and env.
+//!
+//! Podman 4.3 reads only the default spec dirs (`cdi_spec_dirs` arrived in later releases), so
+//! podman runs in a private mount namespace where a temp dir is bind-mounted over `/var/run/cdi`
+//! and an empty one over `/etc/cdi`: the host's specs are neither seen nor touched (the two
+//! directories are only created, empty, if the host lacks them, to have mount points).
+
+use std::path::Path;
+use std::process::Command;
+
+use cdi::spec::{ContainerEdits, Device, DeviceNode, Spec};
+use cdi::write::{WriteOutcome, write_spec};
+
+use crate::support;
+
+/// Runs `podman` (from [`support::podman`]) with `spec_dir` as `/var/run/cdi`, within 120 s.
+fn podman_with_spec_dir(state: &Path, spec_dir: &Path, args: &[&str]) -> Command {
+    let empty = state.join("empty-etc-cdi");
+    std::fs::create_dir_all(&empty).expect("create empty dir");
+    let podman = support::podman(state);
+    let mut cmd = Command::new("timeout");
+    cmd.args([
+        "120",
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+    ])
+    .arg(concat!(
+        "set -e; etc=$1; run=$2; shift 2; ",
+        "mkdir -p /etc/cdi /var/run/cdi; ",
+        "mount --bind \"$etc\" /etc/cdi; mount --bind \"$run\" /var/run/cdi; ",
+        "exec \"$@\""
+    ))
+    .arg("sh")
+    .arg(&empty)
+    .arg(spec_dir)
+    .arg(podman.get_program())
+    .args(podman.get_args())
+    .args(args);
+    cmd
+}
+
+fn spec(kind: &str, name: &str, node: DeviceNode, env: &str) -> Spec {
+    let mut spec = Spec {
+        cdi_version: String::new(),
+        kind: kind.into(),
+        devices: vec![Device {
+            name: name.into(),
+            container_edits: ContainerEdits {
+                env: vec![env.into()],
+                device_nodes: vec![node],
+                ..ContainerEdits::default()
+            },
+            ..Device::default()
+        }],
+        ..Spec::default()
+    };
+    spec.cdi_version = cdi::version::minimum_required_version(&spec).to_string();
+    spec
+}
+
+#[test]
+fn podman_loads_specs_written_by_the_library() {
+    if !support::prerequisites(
+        "podman_loads_specs_written_by_the_library",
+        &["podman", "runc", "unshare", "timeout"],
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rootfs = support::busybox_rootfs(tmp.path());
+    let dev_root = support::fake_gpu_nodes(&tmp.path().join("host"), 1);
+    let spec_dir = tmp.path().join("cdi");
+
+    // A digit-leading name with a hostPath: needs 0.5.0, the newest podman 4.3 accepts.
+    let null_node = DeviceNode {
+        path: "/dev/test0".into(),
+        host_path: Some(dev_root.join("dev/dri/renderD128").display().to_string()),
+        ..DeviceNode::default()
+    };
+    let yaml = spec("test.com/e2e", "0", null_node, "TEST_E2E=yaml");
+    assert_eq!(yaml.cdi_version, "0.5.0");
+    let zero_node = DeviceNode {
+        path: "/dev/testzero".into(),
+        host_path: Some(dev_root.join("dev/kfd").display().to_string()),
+        ..DeviceNode::default()
+    };
+    let json = spec("test.com/e2ejson", "zero", zero_node, "TEST_E2E_JSON=json");
+    for (file, spec) in [
+        ("test.com-e2e.yaml", &yaml),
+        ("test.com-e2ejson.json", &json),
+    ] {
+        let path = spec_dir.join(file);
+        assert_eq!(
+            write_spec(&path, spec).expect("write spec"),
+            WriteOutcome::Written
+        );
+        assert_eq!(
+            write_spec(&path, spec).expect("rewrite spec"),
+            WriteOutcome::Unchanged
+        );
+    }
+
+    let state = tmp.path().join("podman");
+    let rootfs = rootfs.display().to_string();
+    let script = "cat /dev/test0 && echo null-read-ok; \
+                  head -c 3 /dev/testzero > /tmp/z && busybox wc -c < /tmp/z; \
+                  echo \"env=$TEST_E2E,$TEST_E2E_JSON\"";
+    let (ok, stdout, stderr) = support::output(&mut podman_with_spec_dir(
+        &state,
+        &spec_dir,
+        &[
+            "--device",
+            "test.com/e2e=0",
+            "--device",
+            "test.com/e2ejson=zero",
+            "--rootfs",
+            &rootfs,
+            "sh",
+            "-c",
+            script,
+        ],
+    ));
+    assert!(ok, "podman run failed:\nstdout: {stdout}\nstderr: {stderr}");
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+    assert_eq!(
+        lines,
+        ["null-read-ok", "3", "env=yaml,json"],
+        "stderr: {stderr}"
+    );
+
+    // A name the spec dir does not provide fails the start.
+    let (ok, stdout, stderr) = support::output(&mut podman_with_spec_dir(
+        &state,
+        &spec_dir,
+        &["--device", "test.com/e2e=1", "--rootfs", &rootfs, "true"],
+    ));
+    assert!(!ok, "podman started with an unknown CDI device:\n{stdout}");
+    assert!(
+        stderr.contains("unresolvable CDI devices"),
+        "stderr: {stderr}"
+    );
+}

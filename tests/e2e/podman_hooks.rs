@@ -1,0 +1,118 @@
+//! podman 4.3 with the precreate hook from a hooks.d directory (the shipped file, pointed at the
+//! test binary and the three-GPU sysfs fixture): `AMD_VISIBLE_DEVICES` selects fake render nodes.
+
+use std::fs;
+use std::path::PathBuf;
+
+use crate::support::{bin, busybox_rootfs, fake_gpu_nodes, output, podman, prerequisites};
+
+fn sysfs_fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/three-gpus/sys")
+}
+
+/// A temp dir with a rootfs, three fake GPUs and a hooks.d dir holding the shipped precreate hook
+/// rewritten for the test binary and fixture.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        busybox_rootfs(dir.path());
+        let dev_root = fake_gpu_nodes(&dir.path().join("devroot"), 3);
+        fs::write(dir.path().join("config.toml"), "").expect("empty config");
+        let shipped = fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("packaging/hooks.d/amdgpu-cdi-precreate.json"),
+        )
+        .expect("shipped hooks.d file");
+        let mut hook: serde_json::Value = serde_json::from_str(&shipped).expect("JSON");
+        hook["hook"]["path"] = bin("amdgpu-cdi").display().to_string().into();
+        let args = hook["hook"]["args"].as_array_mut().expect("args");
+        for arg in [
+            "--config".to_string(),
+            dir.path().join("config.toml").display().to_string(),
+            "--sysfs-root".to_string(),
+            sysfs_fixture().display().to_string(),
+            "--dev-root".to_string(),
+            dev_root.display().to_string(),
+        ] {
+            args.push(arg.into());
+        }
+        let hooks = dir.path().join("hooks.d");
+        fs::create_dir(&hooks).expect("hooks dir");
+        fs::write(hooks.join("amdgpu-cdi-precreate.json"), hook.to_string()).expect("hook");
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `script` in a container with `AMD_VISIBLE_DEVICES=value`.
+    fn run(&self, value: &str, script: &str) -> (bool, String, String) {
+        let mut cmd = podman(&self.path("podman"));
+        cmd.arg("--hooks-dir")
+            .arg(self.path("hooks.d"))
+            .arg("-e")
+            .arg(format!("AMD_VISIBLE_DEVICES={value}"))
+            .arg("--rootfs")
+            .arg(self.path("rootfs"))
+            .args(["sh", "-c", script]);
+        output(&mut cmd)
+    }
+}
+
+const LIST: &str = "ls /dev/dri 2>/dev/null | tr '\\n' ' '; head -c 1 /dev/kfd >/dev/null && echo kfd-readable; \
+                    for n in /dev/dri/renderD*; do cat $n && echo $n-readable; done";
+
+fn skip(test: &str) -> bool {
+    !prerequisites(test, &["podman", "runc"])
+}
+
+#[test]
+fn podman_precreate_hook_gives_exactly_gpu_1() {
+    if skip("podman_precreate_hook_gives_exactly_gpu_1") {
+        return;
+    }
+    let setup = Setup::new();
+    let (ok, stdout, stderr) = setup.run("1", LIST);
+    assert!(ok, "podman run failed: {stderr}");
+    assert_eq!(
+        stdout, "renderD129 kfd-readable\n/dev/dri/renderD129-readable\n",
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn podman_precreate_hook_gives_all() {
+    if skip("podman_precreate_hook_gives_all") {
+        return;
+    }
+    let setup = Setup::new();
+    let (ok, stdout, stderr) = setup.run("all", LIST);
+    assert!(ok, "podman run failed: {stderr}");
+    assert!(
+        stdout.starts_with("renderD128 renderD129 renderD130 kfd-readable\n"),
+        "{stdout} {stderr}"
+    );
+}
+
+#[test]
+fn podman_precreate_hook_refuses_an_invalid_value() {
+    if skip("podman_precreate_hook_refuses_an_invalid_value") {
+        return;
+    }
+    let setup = Setup::new();
+    let (ok, stdout, stderr) = setup.run("1,bogus", "echo started");
+    assert!(!ok, "the container must not start: {stdout}");
+    assert!(!stdout.contains("started"));
+    assert!(
+        stderr.contains("AMD_VISIBLE_DEVICES=1,bogus: invalid entry \"bogus\""),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = setup.run("3", "echo started");
+    assert!(!ok, "{stdout}");
+    assert!(stderr.contains("no GPU matches \"3\""), "{stderr}");
+}
