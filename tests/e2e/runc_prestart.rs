@@ -7,6 +7,10 @@
 //! prove the cgroup is enforced. (The shared `support::fake_gpu_nodes` numbers 1:3 and 1:5 are in
 //! runc's default allow list and could not show that.)
 //!
+//! The runc tests run the hook as installed by default (live discovery: `--sysfs-root` on the
+//! three-GPU fixture, `--dev-root` on the fake nodes); the podman and hostile tests read the GPUs
+//! from a CDI spec dir, the other device source.
+//!
 //! The hostile bundles run the hook directly with a state on stdin: under runc the `/dev` tmpfs
 //! would hide the planted `rootfs/dev` symlinks, so the hook's own policy is tested where it
 //! matters - on whatever rootfs it is given.
@@ -23,19 +27,46 @@ use serde_json::json;
 
 use crate::support;
 
-/// kfd and the two render nodes: (name under dev/, major, minor).
-const NODES: [(&str, u64, u64); 3] = [
+/// kfd and the render nodes of the three-GPU sysfs fixture: (name under dev/, major, minor).
+const NODES: [(&str, u64, u64); 4] = [
     ("kfd", 10, 229),
     ("dri/renderD128", 10, 237),
     ("dri/renderD129", 10, 256),
+    ("dri/renderD130", 10, 259),
 ];
 
-/// A fake host `/dev` with kfd and two render nodes, a CDI spec naming them as GPUs 0 and 1,
-/// and a configuration file pointing the hook at that spec.
+/// A fake host `/dev` with kfd and render nodes, and how the hook finds the GPUs: by default a CDI
+/// spec dir naming renderD128/129 as GPUs 0 and 1 (`device-source = "cdi"`); with
+/// [`Host::discovering`], live discovery of the three-GPU sysfs fixture.
 struct Host {
     dev: PathBuf,
     config: PathBuf,
     log: PathBuf,
+    /// The hook's arguments after the stage.
+    args: Vec<String>,
+}
+
+impl Host {
+    /// Discover the GPUs from `tests/fixtures/hosts/three-gpus` with this fake `/dev`, the way the
+    /// hook runs by default (`--sysfs-root`, `--dev-root`).
+    fn discovering(mut self, dir: &Path) -> Self {
+        let config = dir.join("discover.toml");
+        fs::write(&config, format!("log-file = \"{}\"\n", self.log.display()))
+            .expect("write discover.toml");
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/three-gpus/sys");
+        let dev_root = self.dev.parent().expect("dev root").to_path_buf();
+        self.args = vec![
+            "--config".into(),
+            config.display().to_string(),
+            "--sysfs-root".into(),
+            fixture.display().to_string(),
+            "--dev-root".into(),
+            dev_root.display().to_string(),
+        ];
+        self.config = config;
+        self
+    }
 }
 
 fn fake_host(dir: &Path) -> Host {
@@ -74,7 +105,13 @@ fn fake_host(dir: &Path) -> Host {
         ),
     )
     .expect("write config.toml");
-    Host { dev, config, log }
+    let args = vec!["--config".into(), config.display().to_string()];
+    Host {
+        dev,
+        config,
+        log,
+        args,
+    }
 }
 
 fn hook_args(host: &Host) -> Vec<String> {
@@ -82,13 +119,9 @@ fn hook_args(host: &Host) -> Vec<String> {
 }
 
 fn stage_args(host: &Host, stage: &str) -> Vec<String> {
-    vec![
-        "amdgpu-cdi".into(),
-        "hook".into(),
-        stage.into(),
-        "--config".into(),
-        host.config.display().to_string(),
-    ]
+    let mut args: Vec<String> = vec!["amdgpu-cdi".into(), "hook".into(), stage.into()];
+    args.extend(host.args.iter().cloned());
+    args
 }
 
 /// A runc bundle config: busybox `sh -c script`, AMD_VISIBLE_DEVICES=1, the hook registered.
@@ -201,7 +234,7 @@ fn runc_create_runtime_hook_adds_the_requested_gpu() {
 /// usable, GPU 0 absent, and a hand-made node with GPU 0's numbers denied by the cgroup.
 fn runc_injects_gpu_1(stage: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let host = fake_host(tmp.path());
+    let host = fake_host(tmp.path()).discovering(tmp.path());
     let bundle = tmp.path().join("bundle");
     let rootfs = support::busybox_rootfs(&bundle);
     // GPU 0's numbers, made by hand in the image: present but never allowed.
