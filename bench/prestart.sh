@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of `amdgpu-cdi hook prestart`: the whole hook process per container, with 8 GPUs
-# requested (kfd + 8 render nodes created, 9 cgroup v1 rules written), and with nothing requested.
+# requested (kfd + 8 render nodes created, 9 cgroup v1 rules written) found by live discovery of
+# examples/hosts/mi300x-spx or from a CDI spec dir, and with nothing requested.
 # Needs root (mknod, cgroups) and hyperfine. The "container" is a sleeping process in a scratch
 # device cgroup; its rootfs is a plain directory reset before each run.
 #
@@ -25,19 +26,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Fake host /dev: kfd and 8 render nodes, and a CDI spec naming them GPUs 0..7.
-mkdir -p "$work/dev/dri" "$work/cdi" "$work/bundle/rootfs/dev"
-mknod "$work/dev/kfd" c 10 229
+# Fake host: the 8-GPU MI300X example host's sysfs with a fake /dev holding kfd and its 8 render
+# nodes (read from the fixture's KFD topology), and the same GPUs as a CDI spec dir.
+sysfs="$PWD/examples/hosts/mi300x-spx/sys"
+mkdir -p "$work/devroot/dev/dri" "$work/cdi" "$work/bundle/rootfs/dev"
+mknod "$work/devroot/dev/kfd" c 10 229
 nodes=""
-for i in 0 1 2 3 4 5 6 7; do
-    mknod "$work/dev/dri/renderD$((128 + i))" c 226 $((128 + i))
-    nodes="$nodes${nodes:+,}{\"name\":\"$i\",\"containerEdits\":{\"deviceNodes\":[{\"path\":\"/dev/dri/renderD$((128 + i))\",\"hostPath\":\"$work/dev/dri/renderD$((128 + i))\"}]}}"
+i=0
+for minor in $(cat "$sysfs"/class/kfd/kfd/topology/nodes/*/properties |
+    awk '$1 == "drm_render_minor" && $2 != 0 { print $2 }' | sort -n); do
+    mknod "$work/devroot/dev/dri/renderD$minor" c 226 "$minor"
+    nodes="$nodes${nodes:+,}{\"name\":\"$i\",\"containerEdits\":{\"deviceNodes\":[{\"path\":\"/dev/dri/renderD$minor\",\"hostPath\":\"$work/devroot/dev/dri/renderD$minor\"}]}}"
+    i=$((i + 1))
 done
+[ "$i" -eq 8 ] || { echo "bench/prestart.sh: expected 8 GPUs in $sysfs, found $i" >&2; exit 1; }
 cat >"$work/cdi/amd.com-gpu.json" <<EOF
 {"cdiVersion":"0.5.0","kind":"amd.com/gpu","devices":[$nodes],
- "containerEdits":{"deviceNodes":[{"path":"/dev/kfd","hostPath":"$work/dev/kfd"}]}}
+ "containerEdits":{"deviceNodes":[{"path":"/dev/kfd","hostPath":"$work/devroot/dev/kfd"}]}}
 EOF
-printf 'device-source = "cdi"\nspec-dirs = ["%s"]\n' "$work/cdi" >"$work/config.toml"
+: >"$work/discover.toml"
+printf 'device-source = "cdi"\nspec-dirs = ["%s"]\n' "$work/cdi" >"$work/cdi.toml"
 
 config() {
     cat >"$work/bundle/config.json" <<EOF
@@ -58,16 +66,22 @@ fi
 printf '{"ociVersion":"1.0.2","id":"bench","status":"created","pid":%s,"bundle":"%s"}' \
     "$sleeper" "$work/bundle" >"$work/state.json"
 
-run="$bin hook prestart --config $work/config.toml < $work/state.json"
+discover="$bin hook prestart --config $work/discover.toml --sysfs-root $sysfs --dev-root $work/devroot < $work/state.json"
+fromcdi="$bin hook prestart --config $work/cdi.toml < $work/state.json"
 reset="rm -rf $work/bundle/rootfs/dev && mkdir $work/bundle/rootfs/dev"
 
 config "0-7"
-eval "$run" || { echo "bench/prestart.sh: the hook failed" >&2; exit 1; }
-[ "$(ls "$work/bundle/rootfs/dev/dri" | wc -l)" -eq 8 ] || { echo "bench: expected 8 render nodes" >&2; exit 1; }
+for run in "$discover" "$fromcdi"; do
+    eval "$reset"
+    eval "$run" || { echo "bench/prestart.sh: the hook failed: $run" >&2; exit 1; }
+    [ "$(ls "$work/bundle/rootfs/dev/dri" | wc -l)" -eq 8 ] ||
+        { echo "bench/prestart.sh: expected 8 render nodes" >&2; exit 1; }
+done
 
-hyperfine --warmup 5 --runs 200 --export-markdown "$work/eight.md" \
-    --prepare "$reset" -n "prestart, 8 GPUs requested" "$run"
+hyperfine --warmup 5 --runs 200 --export-markdown "$work/eight.md" --prepare "$reset" \
+    -n "prestart, 8 GPUs, discovery" "$discover" \
+    -n "prestart, 8 GPUs, CDI spec dir" "$fromcdi"
 config ""
 hyperfine --warmup 5 --runs 200 --export-markdown "$work/none.md" \
-    -n "prestart, nothing requested" "$run"
+    -n "prestart, nothing requested" "$discover"
 cat "$work/eight.md" "$work/none.md"
