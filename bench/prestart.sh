@@ -66,22 +66,38 @@ fi
 printf '{"ociVersion":"1.0.2","id":"bench","status":"created","pid":%s,"bundle":"%s"}' \
     "$sleeper" "$work/bundle" >"$work/state.json"
 
-discover="$bin hook prestart --config $work/discover.toml --sysfs-root $sysfs --dev-root $work/devroot < $work/state.json"
-fromcdi="$bin hook prestart --config $work/cdi.toml < $work/state.json"
+discover="$bin hook prestart --config $work/discover.toml --sysfs-root $sysfs --dev-root $work/devroot"
+fromcdi="$bin hook prestart --config $work/cdi.toml"
 reset="rm -rf $work/bundle/rootfs/dev && mkdir $work/bundle/rootfs/dev"
 
 config "0-7"
 for run in "$discover" "$fromcdi"; do
     eval "$reset"
-    eval "$run" || { echo "bench/prestart.sh: the hook failed: $run" >&2; exit 1; }
+    $run <"$work/state.json" || { echo "bench/prestart.sh: the hook failed: $run" >&2; exit 1; }
     [ "$(ls "$work/bundle/rootfs/dev/dri" | wc -l)" -eq 8 ] ||
         { echo "bench/prestart.sh: expected 8 render nodes" >&2; exit 1; }
 done
 
-hyperfine --warmup 5 --runs 200 --export-markdown "$work/eight.md" --prepare "$reset" \
-    -n "prestart, 8 GPUs, discovery" "$discover" \
-    -n "prestart, 8 GPUs, CDI spec dir" "$fromcdi"
+median() { # $1: hyperfine JSON; prints each command's median and min in ms
+    python3 - "$1" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"| {r['command']} | {r['median']*1000:.2f} ms | {r['min']*1000:.2f} ms |")
+PY
+}
+
+# hyperfine 1.15 has no --input: every command runs under the same `sh -c` with a stdin redirect
+# (-N: no extra shell), and the baseline measures that shell; the hook's whole-process cost is the
+# difference of the medians. The rootfs dev/ is reset before every run (also for the baseline).
+hyperfine -N --warmup 10 --runs 300 --export-json "$work/eight.json" \
+    --prepare "/bin/sh -c '$reset'" \
+    -n "baseline: sh -c 'true < state'" "/bin/sh -c 'true < $work/state.json'" \
+    -n "prestart, 8 GPUs, discovery" "/bin/sh -c '$discover < $work/state.json'" \
+    -n "prestart, 8 GPUs, CDI spec dir" "/bin/sh -c '$fromcdi < $work/state.json'"
 config ""
-hyperfine --warmup 5 --runs 200 --export-markdown "$work/none.md" \
-    -n "prestart, nothing requested" "$discover"
-cat "$work/eight.md" "$work/none.md"
+hyperfine -N --warmup 10 --runs 300 --export-json "$work/none.json" \
+    -n "prestart, nothing requested" "/bin/sh -c '$discover < $work/state.json'"
+echo "| command | median | min |"
+echo "|---|---:|---:|"
+median "$work/eight.json"
+median "$work/none.json"
