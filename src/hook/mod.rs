@@ -4,6 +4,7 @@
 //! [`select`] stops before applying, for hooks that create the nodes themselves.
 
 pub mod precreate;
+pub mod prestart;
 
 use amdgpu_cdi_hooks::log::DetailLog;
 use cdi::edits::{EditError, apply_many};

@@ -2,6 +2,7 @@
 
 mod differential;
 mod hook_precreate;
+mod hook_prestart;
 mod inject;
 mod list;
 mod request;

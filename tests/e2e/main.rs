@@ -4,6 +4,8 @@
 
 mod containerd_runtime;
 mod docker_runtime;
+mod ebpf;
 mod podman_cdi;
 mod podman_hooks;
+mod runc_prestart;
 mod support;
