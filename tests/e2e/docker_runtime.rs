@@ -72,10 +72,44 @@ impl Drop for Daemon {
 }
 
 /// Detaches every mount at or below `dir` (deepest first): daemons leave private bind mounts of
-/// their state directories behind, which would keep the temp dir from being removed.
+/// their state directories behind, which would keep the temp dir from being removed. podman's
+/// `container cleanup` (spawned by conmon) and shims may still run with the directory on their
+/// command line and mount it again, so this waits for them and repeats (bounded).
 pub(crate) fn unmount_under(dir: &Path) {
+    for _ in 0..10 {
+        let users = wait_until(Duration::from_secs(10), || processes_using(dir) == 0);
+        let mounts = mounts_under(dir);
+        for point in &mounts {
+            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+        }
+        if users && mounts.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Processes other than this one whose command line mentions `dir`.
+fn processes_using(dir: &Path) -> usize {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let me = std::process::id().to_string();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    procs
+        .flatten()
+        .filter(|p| p.file_name() != me.as_str())
+        .filter(|p| {
+            fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+        })
+        .count()
+}
+
+/// Mount points at or below `dir`, deepest first.
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
-        return;
+        return Vec::new();
     };
     let mut points: Vec<PathBuf> = mountinfo
         .lines()
@@ -84,9 +118,7 @@ pub(crate) fn unmount_under(dir: &Path) {
         .filter(|p| p.starts_with(dir))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for point in points {
-        let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
-    }
+    points
 }
 
 /// Polls `ready` every 200 ms until it holds or `timeout` passes.
