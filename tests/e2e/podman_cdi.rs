@@ -6,43 +6,10 @@
 //! and an empty one over `/etc/cdi`: the host's specs are neither seen nor touched (the two
 //! directories are only created, empty, if the host lacks them, to have mount points).
 
-use std::path::Path;
-use std::process::Command;
-
 use cdi::spec::{ContainerEdits, Device, DeviceNode, Spec};
 use cdi::write::{WriteOutcome, write_spec};
 
 use crate::support;
-
-/// Runs `podman` (from [`support::podman`]) with `spec_dir` as `/var/run/cdi`, within 120 s.
-fn podman_with_spec_dir(state: &Path, spec_dir: &Path, args: &[&str]) -> Command {
-    let empty = state.join("empty-etc-cdi");
-    std::fs::create_dir_all(&empty).expect("create empty dir");
-    let podman = support::podman(state);
-    let mut cmd = Command::new("timeout");
-    cmd.args([
-        "120",
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-    ])
-    .arg(concat!(
-        "set -e; etc=$1; run=$2; shift 2; ",
-        "mkdir -p /etc/cdi /var/run/cdi; ",
-        "mount --bind \"$etc\" /etc/cdi; mount --bind \"$run\" /var/run/cdi; ",
-        "exec \"$@\""
-    ))
-    .arg("sh")
-    .arg(&empty)
-    .arg(spec_dir)
-    .arg(podman.get_program())
-    .args(podman.get_args())
-    .args(args);
-    cmd
-}
 
 fn spec(kind: &str, name: &str, node: DeviceNode, env: &str) -> Spec {
     let mut spec = Spec {
@@ -110,7 +77,7 @@ fn podman_loads_specs_written_by_the_library() {
     let script = "cat /dev/test0 && echo null-read-ok; \
                   head -c 3 /dev/testzero > /tmp/z && busybox wc -c < /tmp/z; \
                   echo \"env=$TEST_E2E,$TEST_E2E_JSON\"";
-    let (ok, stdout, stderr) = support::output(&mut podman_with_spec_dir(
+    let (ok, stdout, stderr) = support::output(&mut support::podman_with_spec_dir(
         &state,
         &spec_dir,
         &[
@@ -134,7 +101,7 @@ fn podman_loads_specs_written_by_the_library() {
     );
 
     // A name the spec dir does not provide fails the start.
-    let (ok, stdout, stderr) = support::output(&mut podman_with_spec_dir(
+    let (ok, stdout, stderr) = support::output(&mut support::podman_with_spec_dir(
         &state,
         &spec_dir,
         &["--device", "test.com/e2e=1", "--rootfs", &rootfs, "true"],

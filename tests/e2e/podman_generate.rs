@@ -12,43 +12,13 @@ use std::process::Command;
 
 use crate::support;
 
-/// `podman run` (from [`support::podman`]) seeing only `spec_dir`, within 120 s.
-fn podman_with_spec_dir(state: &Path, spec_dir: &Path, args: &[&str]) -> Command {
-    let empty = state.join("empty-etc-cdi");
-    std::fs::create_dir_all(&empty).expect("create empty dir");
-    let podman = support::podman(state);
-    let mut cmd = Command::new("timeout");
-    cmd.args([
-        "120",
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-    ])
-    .arg(concat!(
-        "set -e; etc=$1; run=$2; shift 2; ",
-        "mkdir -p /etc/cdi /var/run/cdi; ",
-        "mount --bind \"$etc\" /etc/cdi; mount --bind \"$run\" /var/run/cdi; ",
-        "exec \"$@\""
-    ))
-    .arg("sh")
-    .arg(&empty)
-    .arg(spec_dir)
-    .arg(podman.get_program())
-    .args(podman.get_args())
-    .args(args);
-    cmd
-}
-
 /// Lists `/dev/dri`, then checks `/dev/kfd` and every listed render node are readable.
 const PROBE: &str = "ls /dev/dri | busybox tr '\\n' ' '; echo; \
                      head -c 1 /dev/kfd | busybox wc -c; \
                      for n in /dev/dri/*; do cat \"$n\" && echo \"read $n\"; done";
 
 fn run_with(state: &Path, spec_dir: &Path, rootfs: &str, device: &str) -> Vec<String> {
-    let (ok, stdout, stderr) = support::output(&mut podman_with_spec_dir(
+    let (ok, stdout, stderr) = support::output(&mut support::podman_with_spec_dir(
         state,
         spec_dir,
         &["--device", device, "--rootfs", rootfs, "sh", "-c", PROBE],

@@ -139,3 +139,37 @@ pub fn output(cmd: &mut Command) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Runs `podman run` (from [`podman`]) seeing only `spec_dir`, within 120 s.
+///
+/// Podman 4.3 reads only the default spec dirs (`cdi_spec_dirs` arrived in later releases), so
+/// podman runs in a private mount namespace where `spec_dir` is bind-mounted over `/var/run/cdi`
+/// and an empty dir over `/etc/cdi`: the host's specs are neither seen nor touched.
+pub fn podman_with_spec_dir(state: &Path, spec_dir: &Path, args: &[&str]) -> Command {
+    let empty = state.join("empty-etc-cdi");
+    std::fs::create_dir_all(&empty).expect("create empty dir");
+    let podman = podman(state);
+    let mut cmd = Command::new("timeout");
+    cmd.args([
+        "120",
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+    ])
+    .arg(concat!(
+        "set -e; etc=$1; run=$2; shift 2; ",
+        "mkdir -p /etc/cdi /var/run/cdi; ",
+        "mount --bind \"$etc\" /etc/cdi; mount --bind \"$run\" /var/run/cdi; ",
+        "exec \"$@\""
+    ))
+    .arg("sh")
+    .arg(&empty)
+    .arg(spec_dir)
+    .arg(podman.get_program())
+    .args(podman.get_args())
+    .args(args);
+    cmd
+}
