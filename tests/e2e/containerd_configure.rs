@@ -17,73 +17,10 @@
 //! (they are absent from its dump); 1.7+ reads them.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
-use crate::support::{self, bin, busybox_rootfs, fake_gpu_nodes, find_tool, output};
-
-/// A containerd with its own root, state and socket, stopped on drop.
-struct Containerd {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Containerd {
-    fn start(dir: &Path, config: &Path, wrapper_config: &Path) -> Self {
-        let log = fs::File::create(dir.join("containerd.log")).expect("containerd log");
-        let child = Command::new(find_tool("containerd").expect("containerd"))
-            .arg("--config")
-            .arg(config)
-            // containerd -> shim -> wrapper: the wrapper finds its settings here.
-            .env("AMDGPU_CDI_CONFIG", wrapper_config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
-        let mut daemon = Containerd {
-            child,
-            socket: dir.join("c.sock"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                let log = fs::read_to_string(dir.join("containerd.log")).unwrap_or_default();
-                panic!("containerd exited with {status} on the configured config:\n{log}");
-            }
-            if daemon.socket.exists() && output(daemon.ctr().arg("version")).0 {
-                return daemon;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not answer within 30s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn ctr(&self) -> Command {
-        let mut cmd = Command::new(find_tool("ctr").expect("ctr"));
-        cmd.arg("--address").arg(&self.socket);
-        cmd
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{self, Containerd, bin, busybox_rootfs, fake_gpu_nodes, find_tool, output};
 
 /// `containerd config default` moved into `dir`, with a comment on top.
 fn existing_config(dir: &Path, containerd: &Path) -> String {
@@ -141,31 +78,7 @@ fn containerd_loads_the_configured_runtime_and_its_binary_runs_a_gpu_container()
     fs::write(&config, &original).expect("write config.toml");
 
     let dev_root = fake_gpu_nodes(&dir.join("host"), 1);
-    let spec_dir = dir.join("cdi");
-    fs::create_dir_all(&spec_dir).expect("spec dir");
-    let spec = serde_json::json!({
-        "cdiVersion": "0.5.0",
-        "kind": "amd.com/gpu",
-        "devices": [{"name": "0", "containerEdits": {"deviceNodes": [
-            {"path": "/dev/dri/renderD128", "hostPath": dev_root.join("dev/dri/renderD128")}
-        ]}}],
-        "containerEdits": {"deviceNodes": [
-            {"path": "/dev/kfd", "hostPath": dev_root.join("dev/kfd")}
-        ]}
-    });
-    fs::write(spec_dir.join("amd.com-gpu.json"), spec.to_string()).expect("write spec");
-    let wrapper_log = dir.join("wrapper.log");
-    let wrapper_config = dir.join("amdgpu-cdi.toml");
-    fs::write(
-        &wrapper_config,
-        format!(
-            "runtime = \"{}\"\ndevice-source = \"cdi\"\nspec-dirs = [\"{}\"]\nlog-file = \"{}\"\n",
-            find_tool("runc").expect("runc").display(),
-            spec_dir.display(),
-            wrapper_log.display()
-        ),
-    )
-    .expect("write wrapper settings");
+    let (spec_dir, wrapper_config) = support::wrapper_settings_cdi(dir, &dev_root);
 
     let (ok, stdout, stderr) = output(
         Command::new(bin("amdgpu-cdi"))
@@ -219,7 +132,7 @@ fn containerd_loads_the_configured_runtime_and_its_binary_runs_a_gpu_container()
         Some("amd")
     );
 
-    let daemon = Containerd::start(dir, &config, &wrapper_config);
+    let daemon = Containerd::start(dir, &config, &dir.join("c.sock"), &wrapper_config);
     let (ok, plugins, _) = output(daemon.ctr().args(["plugins", "ls"]));
     let cri_line = plugins
         .lines()
@@ -264,7 +177,7 @@ fn containerd_loads_the_configured_runtime_and_its_binary_runs_a_gpu_container()
         stdout.contains("opened"),
         "nodes open inside the container: {stdout}"
     );
-    let log = fs::read_to_string(&wrapper_log).expect("wrapper log: the wrapper ran");
+    let log = fs::read_to_string(dir.join("wrapper.log")).expect("wrapper log: the wrapper ran");
     assert!(log.contains("injected amd.com/gpu=0"), "wrapper log: {log}");
     drop(daemon);
 

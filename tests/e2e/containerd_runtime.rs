@@ -4,11 +4,11 @@
 //! inherits it.
 
 use std::fs;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use crate::docker_runtime::{Daemon, LIST, wait_until, wrapper_config};
-use crate::support::{bin, busybox_rootfs, fake_gpu_nodes, find_tool, output, prerequisites};
+use crate::support::{
+    Containerd, GPU_PROBE, bin, busybox_rootfs, fake_gpu_nodes, output, prerequisites,
+    wrapper_settings_discover,
+};
 
 #[test]
 fn containerd_ctr_with_the_wrapper_gets_the_gpu() {
@@ -21,7 +21,7 @@ fn containerd_ctr_with_the_wrapper_gets_the_gpu() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let dev_root = fake_gpu_nodes(&d.join("devroot"), 3);
-    let config = wrapper_config(d, &dev_root);
+    let config = wrapper_settings_discover(d, &dev_root);
     let rootfs = busybox_rootfs(d);
     let socket = d.join("containerd.sock");
     let containerd_config = format!(
@@ -33,34 +33,9 @@ fn containerd_ctr_with_the_wrapper_gets_the_gpu() {
         sock = socket.display()
     );
     fs::write(d.join("containerd.toml"), containerd_config).expect("containerd config");
-    let log = fs::File::create(d.join("containerd.log")).expect("log");
-    let child = Command::new(find_tool("containerd").expect("containerd"))
-        .env("AMDGPU_CDI_CONFIG", &config)
-        .arg("--config")
-        .arg(d.join("containerd.toml"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("dup log"))
-        .stderr(log)
-        .spawn()
-        .expect("start containerd");
-    let _daemon = Daemon::new(child, d);
-    let ctr = || {
-        let mut cmd = Command::new(find_tool("ctr").expect("ctr"));
-        cmd.arg("--address").arg(&socket);
-        cmd
-    };
-    let daemon_log = || fs::read_to_string(d.join("containerd.log")).unwrap_or_default();
-    let up = wait_until(Duration::from_secs(30), || {
-        ctr()
-            .arg("version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    assert!(up, "containerd did not come up: {}", daemon_log());
+    let daemon = Containerd::start(d, &d.join("containerd.toml"), &socket, &config);
     let run = |id: &str, value: &str, script: &str| {
-        let mut cmd = ctr();
+        let mut cmd = daemon.ctr();
         cmd.args(["run", "--rm", "--runc-binary"])
             .arg(bin("amdgpu-container-runtime"))
             .args(["--env", "PATH=/bin", "--env"])
@@ -70,8 +45,8 @@ fn containerd_ctr_with_the_wrapper_gets_the_gpu() {
             .args([id, "/bin/sh", "-c", script]);
         output(&mut cmd)
     };
-    let (ok, stdout, stderr) = run("gpu1", "1", LIST);
-    assert!(ok, "ctr run failed: {stderr}\n{}", daemon_log());
+    let (ok, stdout, stderr) = run("gpu1", "1", GPU_PROBE);
+    assert!(ok, "ctr run failed: {stderr}\n{}", daemon.log());
     assert_eq!(
         stdout,
         "renderD129 kfd-readable\n/dev/dri/renderD129-readable\n"

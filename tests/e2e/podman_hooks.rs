@@ -54,7 +54,7 @@ impl Setup {
 impl Drop for Setup {
     /// podman leaves its storage's private bind mount behind.
     fn drop(&mut self) {
-        crate::docker_runtime::unmount_under(self.dir.path());
+        crate::support::unmount_under(self.dir.path());
     }
 }
 

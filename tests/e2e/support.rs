@@ -6,7 +6,8 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// True when running under CI, where every prerequisite must be present.
 pub fn in_ci() -> bool {
@@ -172,4 +173,308 @@ pub fn podman_with_spec_dir(state: &Path, spec_dir: &Path, args: &[&str]) -> Com
     .args(podman.get_args())
     .args(args);
     cmd
+}
+
+/// What a GPU probe container prints: its render nodes on one line, then whether `/dev/kfd` and
+/// each render node can be read.
+pub const GPU_PROBE: &str = "ls /dev/dri 2>/dev/null | tr '\\n' ' '; head -c 1 /dev/kfd >/dev/null && \
+                        echo kfd-readable; for n in /dev/dri/renderD*; do cat $n && echo $n-readable; done";
+
+/// Writes the wrapper's settings for the three-GPU sysfs fixture over `dev_root` into `dir`
+/// (live discovery); returns the settings path.
+pub fn wrapper_settings_discover(dir: &Path, dev_root: &Path) -> PathBuf {
+    let sysfs =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/three-gpus/sys");
+    let path = dir.join("amdgpu-cdi.toml");
+    let text = format!(
+        "sysfs-root = \"{}\"\ndev-root = \"{}\"\nruntime = \"{}\"\nlog-file = \"{}\"\n",
+        sysfs.display(),
+        dev_root.display(),
+        find_tool("runc").expect("runc").display(),
+        dir.join("amdgpu-cdi.log").display()
+    );
+    fs::write(&path, text).expect("write wrapper settings");
+    path
+}
+
+/// Writes a CDI spec for one fake GPU under `dev_root` into `dir/cdi` and wrapper settings that
+/// take devices from that spec dir (`device-source = "cdi"`) into `dir`. Returns (spec dir,
+/// settings path); the wrapper logs to `dir/wrapper.log`.
+pub fn wrapper_settings_cdi(dir: &Path, dev_root: &Path) -> (PathBuf, PathBuf) {
+    let spec_dir = dir.join("cdi");
+    fs::create_dir_all(&spec_dir).expect("spec dir");
+    let spec = serde_json::json!({
+        "cdiVersion": "0.5.0",
+        "kind": "amd.com/gpu",
+        "devices": [{"name": "0", "containerEdits": {"deviceNodes": [
+            {"path": "/dev/dri/renderD128", "hostPath": dev_root.join("dev/dri/renderD128")}
+        ]}}],
+        "containerEdits": {"deviceNodes": [
+            {"path": "/dev/kfd", "hostPath": dev_root.join("dev/kfd")}
+        ]}
+    });
+    fs::write(spec_dir.join("amd.com-gpu.json"), spec.to_string()).expect("write spec");
+    let settings = dir.join("amdgpu-cdi.toml");
+    fs::write(
+        &settings,
+        format!(
+            "runtime = \"{}\"\ndevice-source = \"cdi\"\nspec-dirs = [\"{}\"]\nlog-file = \"{}\"\n",
+            find_tool("runc").expect("runc").display(),
+            spec_dir.display(),
+            dir.join("wrapper.log").display()
+        ),
+    )
+    .expect("write wrapper settings");
+    (spec_dir, settings)
+}
+
+/// Polls `ready` every 200 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// A daemon started by a test, stopped on drop (SIGTERM, then SIGKILL after a bounded wait), after
+/// which the mounts it left under its state directory are detached.
+pub struct Daemon {
+    child: Child,
+    state: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `cmd` with stdout and stderr to `state/<name>.log`.
+    pub fn spawn(mut cmd: Command, state: &Path, name: &str) -> Self {
+        let log = state.join(format!("{name}.log"));
+        let file = fs::File::create(&log).expect("daemon log");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("dup log"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self {
+            child,
+            state: state.to_path_buf(),
+            log,
+        }
+    }
+
+    /// Waits until `ready` holds; panics with the daemon's log if it exits or times out.
+    pub fn wait_ready(&mut self, timeout: Duration, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("daemon exited with {status}:\n{}", self.log());
+            }
+            if ready() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("daemon did not come up within {timeout:?}:\n{}", self.log());
+    }
+
+    /// What the daemon has logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        if !wait_until(Duration::from_secs(20), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        }) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        unmount_under(&self.state);
+    }
+}
+
+/// A dockerd with its own data root, exec root and socket under `dir`, stopped on drop. Keep
+/// `dir` short: the containerd socket under the exec root must fit in 108 bytes.
+pub struct Dockerd {
+    daemon: Daemon,
+    socket: PathBuf,
+}
+
+impl Dockerd {
+    /// Starts dockerd with `extra` arguments and `AMDGPU_CDI_CONFIG=settings` in its environment
+    /// (dockerd -> containerd -> shim -> wrapper: the wrapper finds its settings there).
+    pub fn start(dir: &Path, settings: &Path, extra: &[&std::ffi::OsStr]) -> Self {
+        let socket = dir.join("docker.sock");
+        let mut cmd = Command::new(find_tool("dockerd").expect("dockerd"));
+        cmd.env("AMDGPU_CDI_CONFIG", settings)
+            .args(["--iptables=false", "--bridge=none"])
+            .arg("--data-root")
+            .arg(dir.join("root"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .args(extra);
+        let mut dockerd = Self {
+            daemon: Daemon::spawn(cmd, dir, "dockerd"),
+            socket,
+        };
+        let probe = dockerd.cli();
+        dockerd.daemon.wait_ready(Duration::from_secs(60), || {
+            quiet_success(
+                Command::new(probe.get_program())
+                    .args(probe.get_args())
+                    .arg("version"),
+            )
+        });
+        dockerd
+    }
+
+    /// `docker -H <this daemon>`.
+    pub fn cli(&self) -> Command {
+        let mut cmd = Command::new(find_tool("docker").expect("docker"));
+        cmd.arg("-H")
+            .arg(format!("unix://{}", self.socket.display()));
+        cmd
+    }
+
+    /// Imports `rootfs` as image `name` (`tar -C rootfs -c . | docker import - name`).
+    pub fn import(&self, rootfs: &Path, name: &str) {
+        let mut tar = Command::new("tar")
+            .arg("-C")
+            .arg(rootfs)
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("tar");
+        let pipe = tar.stdout.take().expect("tar stdout");
+        let (ok, _, stderr) = output(self.cli().args(["import", "-", name]).stdin(pipe));
+        assert!(
+            tar.wait().expect("wait for tar").success(),
+            "tar of the rootfs failed"
+        );
+        assert!(ok, "docker import: {stderr}");
+    }
+
+    /// What dockerd has logged so far.
+    pub fn log(&self) -> String {
+        self.daemon.log()
+    }
+}
+
+/// A containerd started on `config` (which sets its own root, state and `grpc.address` socket),
+/// stopped on drop.
+pub struct Containerd {
+    daemon: Daemon,
+    socket: PathBuf,
+}
+
+impl Containerd {
+    /// Starts containerd with `AMDGPU_CDI_CONFIG=settings` (containerd -> shim -> wrapper).
+    pub fn start(dir: &Path, config: &Path, socket: &Path, settings: &Path) -> Self {
+        let mut cmd = Command::new(find_tool("containerd").expect("containerd"));
+        cmd.env("AMDGPU_CDI_CONFIG", settings)
+            .arg("--config")
+            .arg(config);
+        let mut containerd = Self {
+            daemon: Daemon::spawn(cmd, dir, "containerd"),
+            socket: socket.to_path_buf(),
+        };
+        let probe = containerd.ctr();
+        containerd.daemon.wait_ready(Duration::from_secs(30), || {
+            quiet_success(
+                Command::new(probe.get_program())
+                    .args(probe.get_args())
+                    .arg("version"),
+            )
+        });
+        containerd
+    }
+
+    /// `ctr --address <this daemon>`.
+    pub fn ctr(&self) -> Command {
+        let mut cmd = Command::new(find_tool("ctr").expect("ctr"));
+        cmd.arg("--address").arg(&self.socket);
+        cmd
+    }
+
+    /// What containerd has logged so far.
+    pub fn log(&self) -> String {
+        self.daemon.log()
+    }
+}
+
+/// Runs `cmd` with its output discarded; true when it ran and succeeded.
+fn quiet_success(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Detaches every mount at or below `dir` (deepest first): daemons leave private bind mounts of
+/// their state directories behind, which would keep the temp dir from being removed. podman's
+/// `container cleanup` (spawned by conmon) and shims may still run with the directory on their
+/// command line and mount it again, so this waits for them and repeats (bounded).
+pub fn unmount_under(dir: &Path) {
+    for _ in 0..10 {
+        let idle = wait_until(Duration::from_secs(10), || processes_using(dir) == 0);
+        let mounts = mounts_under(dir);
+        for point in &mounts {
+            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+        }
+        if idle && mounts.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Processes other than this one whose command line mentions `dir`.
+fn processes_using(dir: &Path) -> usize {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let me = std::process::id().to_string();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    procs
+        .flatten()
+        .filter(|p| p.file_name() != me.as_str())
+        .filter(|p| {
+            fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+        })
+        .count()
+}
+
+/// Mount points at or below `dir`, deepest first.
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points
 }
