@@ -28,16 +28,7 @@ use nix::sys::stat::{SFlag, lstat};
 use serde_json::{Map, Value, json};
 
 use crate::spec::{ContainerEdits, DeviceNode, Hook, IntelRdt, Mount, Spec};
-
-/// The OCI hook lists a CDI `hookName` may add to.
-pub const HOOK_NAMES: [&str; 6] = [
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-];
+use crate::validate::HOOK_NAMES;
 
 /// Why edits could not be applied. The config is unchanged whenever one of these is returned.
 #[derive(Debug, thiserror::Error)]

@@ -120,7 +120,8 @@ fn refresh_generate_options(path: &std::path::Path) -> Result<GenerateOptions, S
         Ok(Cli {
             command: Command::Check(args),
         }) => args
-            .generate_options()
+            .content
+            .generate_options(&args.host.dev_root)
             .map_err(|e| problem(&format!("{e:#}"))),
         Ok(_) => Err(problem(&"not generate options")),
         Err(e) => Err(problem(&e)),

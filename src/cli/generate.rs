@@ -51,21 +51,31 @@ impl From<StrategyArg> for NameStrategy {
     }
 }
 
-/// Arguments of `amdgpu-cdi generate`.
+/// Where to discover GPUs: shared by every command that discovers.
 #[derive(Debug, clap::Args)]
-pub struct GenerateArgs {
+pub struct HostArgs {
     /// The sysfs tree to discover GPUs in.
     #[arg(long, value_name = "DIR", default_value = "/sys")]
     pub sysfs_root: PathBuf,
     /// The directory holding the host's `dev/`; when not `/`, device nodes get a hostPath under it.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub dev_root: PathBuf,
-    /// Write the spec to FILE atomically (mode 0644) instead of standard output.
-    #[arg(long, short, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Spec format [default: from the --output extension, else yaml].
-    #[arg(long, value_enum)]
-    pub format: Option<SpecFormat>,
+}
+
+impl HostArgs {
+    /// The discovery options these arguments name.
+    pub fn discover_options(&self) -> DiscoverOptions {
+        DiscoverOptions {
+            sysfs_root: self.sysfs_root.clone(),
+            dev_root: self.dev_root.clone(),
+        }
+    }
+}
+
+/// What the spec contains: shared by `generate` and `check` (which must be given the options the
+/// spec was generated with).
+#[derive(Debug, clap::Args)]
+pub struct SpecContentArgs {
     /// The vendor part of the kind.
     #[arg(long, value_name = "VENDOR", default_value = "amd.com")]
     pub vendor: String,
@@ -97,15 +107,58 @@ pub struct GenerateArgs {
     pub include_card_nodes: bool,
 }
 
+impl SpecContentArgs {
+    /// The generation options these arguments name, for nodes under `dev_root`; fails on a
+    /// malformed `--cdi-version`.
+    pub fn generate_options(&self, dev_root: &Path) -> anyhow::Result<GenerateOptions> {
+        let cdi_version = match self.cdi_version.as_str() {
+            "auto" => None,
+            text => Some(text.parse::<Version>().context("invalid --cdi-version")?),
+        };
+        let mut strategies: Vec<NameStrategy> = self
+            .strategies
+            .iter()
+            .copied()
+            .map(NameStrategy::from)
+            .collect();
+        if strategies.is_empty() {
+            strategies.push(NameStrategy::Index);
+        }
+        Ok(GenerateOptions {
+            vendor: self.vendor.clone(),
+            class: self.class.clone(),
+            strategies,
+            all_device: !self.no_all_device,
+            cdi_version,
+            annotations: self.annotations,
+            additional_gids: self.additional_gids,
+            pin_device_numbers: self.pin_device_numbers,
+            include_card_nodes: self.include_card_nodes,
+            dev_root: dev_root.to_path_buf(),
+        })
+    }
+}
+
+/// Arguments of `amdgpu-cdi generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub host: HostArgs,
+    /// Write the spec to FILE atomically (mode 0644) instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Spec format [default: from the --output extension, else yaml].
+    #[arg(long, value_enum)]
+    pub format: Option<SpecFormat>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub content: SpecContentArgs,
+}
+
 /// Discovers, generates and writes the spec. Nothing is written on error.
 pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let cdi_version = match args.cdi_version.as_str() {
-        "auto" => None,
-        text => Some(
-            text.parse::<Version>()
-                .with_context(|| "invalid --cdi-version".to_string())?,
-        ),
-    };
+    let options = args.content.generate_options(&args.host.dev_root)?;
     let format = output_format(args.format, args.output.as_deref())?;
     if let Some(path) = &args.output
         && !matches!(
@@ -119,35 +172,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             path.display()
         );
     }
-    let discover_options = DiscoverOptions {
-        sysfs_root: args.sysfs_root,
-        dev_root: args.dev_root.clone(),
-    };
-    let discovery = discover_with(&discover_options, &RealSysfs)?;
+    let discovery = discover_with(&args.host.discover_options(), &RealSysfs)?;
     for warning in &discovery.warnings {
         eprintln!("amdgpu-cdi: warning: {warning}");
     }
-    let mut strategies: Vec<NameStrategy> = args
-        .strategies
-        .iter()
-        .copied()
-        .map(NameStrategy::from)
-        .collect();
-    if strategies.is_empty() {
-        strategies.push(NameStrategy::Index);
-    }
-    let options = GenerateOptions {
-        vendor: args.vendor,
-        class: args.class,
-        strategies,
-        all_device: !args.no_all_device,
-        cdi_version,
-        annotations: args.annotations,
-        additional_gids: args.additional_gids,
-        pin_device_numbers: args.pin_device_numbers,
-        include_card_nodes: args.include_card_nodes,
-        dev_root: args.dev_root,
-    };
     let spec = generate(&discovery.host, &options)?;
     let text = cdi::codec::to_string(&spec, format);
     match &args.output {
