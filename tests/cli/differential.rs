@@ -560,3 +560,62 @@ fn specs_we_write_read_back_identically_in_go() {
         );
     }
 }
+
+/// Every spec `generate` writes for the example hosts (default options, and every 0.5.0-level
+/// option together: all naming strategies, card nodes, pinned numbers, a dev root) loads in the
+/// Go library that podman 4.3 embeds.
+#[test]
+fn generated_specs_load_in_the_go_library() {
+    let Some(tools) = go_tools("generated_specs_load_in_the_go_library") else {
+        return;
+    };
+    let out = tempfile::tempdir().expect("tempdir");
+    let hosts = repo_root().join("examples/hosts");
+    let mut specs = Vec::new();
+    let mut names: Vec<String> = std::fs::read_dir(&hosts)
+        .expect("examples/hosts")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| hosts.join(name).join("sys").is_dir() && name != "no-amd")
+        .collect();
+    names.sort();
+    assert!(names.len() >= 8, "example hosts: {names:?}");
+    let variants: [&[&str]; 2] = [
+        &[],
+        &[
+            "--device-name-strategy=index",
+            "--device-name-strategy=uuid",
+            "--device-name-strategy=pci",
+            "--include-card-nodes",
+            "--pin-device-numbers",
+            "--dev-root=/run/host",
+        ],
+    ];
+    for name in &names {
+        for (i, args) in variants.iter().enumerate() {
+            let spec = out.path().join(format!("{name}-{i}.yaml"));
+            amdgpu_cdi()
+                .arg("generate")
+                .arg("--sysfs-root")
+                .arg(hosts.join(name).join("sys"))
+                .args(*args)
+                .arg("--output")
+                .arg(&spec)
+                .assert()
+                .success();
+            specs.push(spec);
+        }
+    }
+    let output = Command::new(&tools.validate)
+        .args(&specs)
+        .output()
+        .expect("run cdi-validate");
+    assert!(output.status.success(), "cdi-validate failed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let invalid: Vec<&str> = stdout.lines().filter(|l| !l.ends_with("\tvalid")).collect();
+    assert_eq!(stdout.lines().count(), specs.len(), "{stdout}");
+    assert!(
+        invalid.is_empty(),
+        "Go rejects generated specs:\n{}",
+        invalid.join("\n")
+    );
+}
