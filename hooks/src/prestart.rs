@@ -9,12 +9,13 @@
 //! its own mount namespace) with the owner CDI injection would give, then allow them in the
 //! device cgroup (v1 `devices.allow`, v2 eBPF program replacement).
 //!
-//! Rootless containers: the hook then runs without `CAP_MKNOD` in the host user namespace, so it
-//! cannot create nodes, and it cannot change the device cgroup either. A bind mount of the host
-//! node would need `setns` into the container's user and mount namespaces from a single-threaded
-//! process before the rootfs is pivoted; it is not implemented, and the hook says so instead of
-//! pretending. Containers with a user namespace started by root are supported: nodes are created
-//! by host root and owned by the host ids the container's ids map to.
+//! Rootless containers: the hook then runs as root inside the engine's user namespace (see
+//! [`privilege`]), where the host refuses `mknod` of devices and the device cgroup cannot be
+//! changed. It joins the container's mount namespace instead (the rootfs is mounted there but not
+//! yet pivoted) and bind-mounts each host node onto an empty file in the rootfs, checked with the
+//! same symlink policy; the device cgroup is left alone. An unprivileged hook refuses with an
+//! error that says why. Containers with a user namespace started by host root get created nodes
+//! owned by the host ids the container's ids map to.
 
 use std::path::{Path, PathBuf};
 
