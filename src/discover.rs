@@ -232,6 +232,18 @@ pub enum DiscoverError {
         /// The missing KFD class directory.
         path: PathBuf,
     },
+    /// AMD GPUs are on the PCI bus, but no KFD device: the amdgpu driver is not loaded or bound.
+    #[error(
+        "no usable AMD GPU: {devices} found, but {} does not exist (the amdgpu driver is not \
+         loaded or not bound: try `modprobe amdgpu` and see `dmesg | grep amdgpu`)",
+        path.display()
+    )]
+    NoDriver {
+        /// The missing KFD class directory.
+        path: PathBuf,
+        /// The AMD GPUs found on the PCI bus, comma-separated.
+        devices: String,
+    },
     /// KFD exists but lists no AMD GPU.
     #[error(
         "no AMD GPU found: the KFD topology in {} lists no GPU (is the amdgpu driver bound to \
@@ -363,13 +375,8 @@ pub enum DiscoverError {
 /// Lower-case description of an I/O error, with a hint for the errors users can act on.
 fn describe_io(error: &io::Error) -> String {
     let text = match error.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_lowercase(),
         None => error.to_string(),
-    };
-    let mut chars = text.chars();
-    let text = match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text,
     };
     match error.kind() {
         io::ErrorKind::PermissionDenied => {
@@ -422,6 +429,52 @@ struct PciInfo {
     product_name: Option<String>,
 }
 
+/// The device a DRM minor belongs to, from its `class/drm` link.
+struct DrmParent {
+    /// The parent device's directory as the link spells it (a key, never opened).
+    dir: PathBuf,
+    /// The parent's name: a PCI address or `amdgpu_xcp_<k>` / `amdgpu_xcp.<k>`.
+    name: String,
+}
+
+impl DrmParent {
+    /// Splits `.../<parent>/drm/<minor name>`.
+    fn from_target(target: &Path) -> Option<Self> {
+        let drm_dir = target.parent()?;
+        if drm_dir.file_name()? != "drm" {
+            return None;
+        }
+        let dir = drm_dir.parent()?;
+        let name = dir.file_name()?.to_str()?.to_string();
+        Some(Self {
+            dir: dir.to_path_buf(),
+            name,
+        })
+    }
+}
+
+/// Every `class/drm` entry's parent device, and the card minors of each parent.
+#[derive(Default)]
+struct DrmIndex {
+    /// `renderD<N>` / `card<N>` -> its parent.
+    parents: HashMap<String, DrmParent>,
+    /// Parent directory -> its card minors, ascending.
+    cards: HashMap<PathBuf, Vec<u32>>,
+}
+
+fn is_number(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Physical GPUs of `amdgpu_xcp` partitions, found once per KFD location.
+#[derive(Default)]
+struct Parents {
+    /// The PCI device directory listing, read on first need.
+    listing: Option<Vec<PciAddress>>,
+    /// (domain, bus, device) -> the GPU's address.
+    resolved: HashMap<(Option<u32>, u8, u8), PciAddress>,
+}
+
 /// One discovery pass.
 struct Scan<'a> {
     options: &'a DiscoverOptions,
@@ -464,8 +517,14 @@ impl Scan<'_> {
     fn run(&self) -> Result<Discovery, DiscoverError> {
         let kfd_dir = self.kfd_dir();
         if !self.reader.is_dir(&kfd_dir) {
-            return Err(DiscoverError::NoKfd {
-                path: self.options.sysfs_root.join("class/kfd"),
+            let path = self.options.sysfs_root.join("class/kfd");
+            let devices = self.amd_gpus_on_pci();
+            if devices.is_empty() {
+                return Err(DiscoverError::NoKfd { path });
+            }
+            return Err(DiscoverError::NoDriver {
+                path,
+                devices: devices.join(", "),
             });
         }
         let mut warnings = Vec::new();
@@ -479,10 +538,11 @@ impl Scan<'_> {
         }
 
         let mut pci_cache: HashMap<PciAddress, PciInfo> = HashMap::new();
-        let mut pci_listing: Option<Vec<PciAddress>> = None;
+        let drm = self.drm_index()?;
+        let mut parents = Parents::default();
         let mut gpus = Vec::with_capacity(kfd_gpus.len());
         for kfd_gpu in &kfd_gpus {
-            gpus.push(self.gpu(kfd_gpu, &mut pci_cache, &mut pci_listing, &mut warnings)?);
+            gpus.push(self.gpu(kfd_gpu, &drm, &mut pci_cache, &mut parents, &mut warnings)?);
         }
 
         gpus.sort_by_key(|gpu| (gpu.pci_address, gpu.partition.as_ref().map(|p| p.index)));
@@ -495,6 +555,27 @@ impl Scan<'_> {
             host: Host { kfd, gpus },
             warnings,
         })
+    }
+
+    /// AMD display controllers and accelerators (PCI class 0x03 or 0x12) on the PCI bus, for the
+    /// error when KFD is missing. Best effort: unreadable entries are skipped.
+    fn amd_gpus_on_pci(&self) -> Vec<String> {
+        let pci_dir = self.options.sysfs_root.join("bus/pci/devices");
+        let mut names = self.reader.read_dir_names(&pci_dir).unwrap_or_default();
+        names.sort();
+        names
+            .into_iter()
+            .filter(|name| {
+                let dir = pci_dir.join(name);
+                let read = |file: &str| self.reader.read_to_string(&dir.join(file)).ok();
+                let vendor = read("vendor");
+                let class = read("class");
+                vendor.as_deref().map(str::trim) == Some("0x1002")
+                    && class
+                        .as_deref()
+                        .is_some_and(|c| c.starts_with("0x03") || c.starts_with("0x12"))
+            })
+            .collect()
     }
 
     /// Reads every topology node and keeps the AMD GPU ones, in node order.
@@ -519,6 +600,10 @@ impl Scan<'_> {
                     line: problem.line,
                     text: problem.text,
                 })?;
+            // CPU nodes have no SIMDs (and gpu_id 0).
+            if properties.get("simd_count").unwrap_or(0) == 0 {
+                continue;
+            }
             let gpu_id_path = node_dir.join("gpu_id");
             let gpu_id_text = self.read(&gpu_id_path)?;
             let gpu_id: u32 = gpu_id_text
@@ -529,8 +614,7 @@ impl Scan<'_> {
                     expected: "a decimal gpu id",
                     found: gpu_id_text.trim().chars().take(60).collect(),
                 })?;
-            // CPU nodes have gpu_id 0 and no SIMDs.
-            if gpu_id == 0 || properties.get("simd_count").unwrap_or(0) == 0 {
+            if gpu_id == 0 {
                 continue;
             }
             let vendor = properties
@@ -555,8 +639,9 @@ impl Scan<'_> {
     fn gpu(
         &self,
         kfd_gpu: &KfdGpu,
+        drm: &DrmIndex,
         pci_cache: &mut HashMap<PciAddress, PciInfo>,
-        pci_listing: &mut Option<Vec<PciAddress>>,
+        parents: &mut Parents,
         warnings: &mut Vec<String>,
     ) -> Result<Gpu, DiscoverError> {
         let props = &kfd_gpu.properties;
@@ -578,34 +663,23 @@ impl Scan<'_> {
 
         // The render node and what it hangs off.
         let drm_dir = self.options.sysfs_root.join("class/drm");
-        let render_dir = drm_dir.join(format!("renderD{render_minor}"));
-        if !self.reader.is_dir(&render_dir) {
+        let render_name = format!("renderD{render_minor}");
+        let render_dir = drm_dir.join(&render_name);
+        let Some(parent) = drm.parents.get(&render_name) else {
             return Err(DiscoverError::MissingRenderNode {
                 node: kfd_gpu.node,
                 minor: render_minor,
                 path: render_dir,
             });
-        }
+        };
         let (r_major, r_minor) = self.read_dev_numbers(&render_dir.join("dev"))?;
         let render = self.device_node(
-            PathBuf::from(format!("/dev/dri/renderD{render_minor}")),
+            PathBuf::from(format!("/dev/dri/{render_name}")),
             r_major,
             r_minor,
             warnings,
         );
-        let device_link = render_dir.join("device");
-        let target =
-            self.reader
-                .canonicalize(&device_link)
-                .map_err(|error| DiscoverError::Read {
-                    path: device_link.clone(),
-                    error,
-                })?;
-        let parent_name = target
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
+        let parent_name = parent.name.clone();
         let pci_address = if let Ok(address) = parent_name.parse::<PciAddress>() {
             if address.bus != bus
                 || address.device != slot
@@ -620,7 +694,20 @@ impl Scan<'_> {
             }
             address
         } else if is_xcp_device(&parent_name) {
-            self.partition_parent(kfd_gpu.node, domain, bus, slot, pci_listing)?
+            match parents.resolved.get(&(domain, bus, slot)) {
+                Some(address) => *address,
+                None => {
+                    let address = self.partition_parent(
+                        kfd_gpu.node,
+                        domain,
+                        bus,
+                        slot,
+                        &mut parents.listing,
+                    )?;
+                    parents.resolved.insert((domain, bus, slot), address);
+                    address
+                }
+            }
         } else {
             return Err(DiscoverError::UnknownRenderParent {
                 node: kfd_gpu.node,
@@ -629,7 +716,7 @@ impl Scan<'_> {
             });
         };
 
-        let card = self.card_node(&render_dir, warnings)?;
+        let card = self.card_node(drm, &parent.dir, warnings)?;
         let info = match pci_cache.get(&pci_address) {
             Some(info) => info.clone(),
             None => {
@@ -735,33 +822,77 @@ impl Scan<'_> {
         }
     }
 
-    /// The `card<N>` node beside a render node, when its device has one.
-    fn card_node(
-        &self,
-        render_dir: &Path,
-        warnings: &mut Vec<String>,
-    ) -> Result<Option<DeviceNode>, DiscoverError> {
-        let siblings_dir = render_dir.join("device/drm");
-        let names = match self.reader.read_dir_names(&siblings_dir) {
+    /// Where every DRM minor hangs: one listing of `class/drm` and one `readlink` per entry.
+    /// The kernel writes class links as `../../devices/<path>/<parent>/drm/<name>`, so the link
+    /// text names the parent device; a link of another shape is resolved fully.
+    fn drm_index(&self) -> Result<DrmIndex, DiscoverError> {
+        let drm_dir = self.options.sysfs_root.join("class/drm");
+        let names = match self.reader.read_dir_names(&drm_dir) {
             Ok(names) => names,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(error) => {
                 return Err(DiscoverError::Read {
-                    path: siblings_dir,
+                    path: drm_dir,
                     error,
                 });
             }
         };
-        let mut cards: Vec<u32> = names
-            .iter()
-            .filter_map(|n| n.strip_prefix("card").and_then(|m| m.parse().ok()))
-            .collect();
-        cards.sort_unstable();
-        let Some(card_minor) = cards.first() else {
+        let mut index = DrmIndex::default();
+        for name in names {
+            let is_render = name.strip_prefix("renderD").is_some_and(is_number);
+            let card = name
+                .strip_prefix("card")
+                .filter(|m| is_number(m))
+                .and_then(|m| m.parse().ok());
+            if !is_render && card.is_none() {
+                continue;
+            }
+            let link = drm_dir.join(&name);
+            let read_error = |error| DiscoverError::Read {
+                path: link.clone(),
+                error,
+            };
+            let target = self.reader.read_link(&link).map_err(read_error)?;
+            let parent = match DrmParent::from_target(&target) {
+                Some(parent) => parent,
+                None => {
+                    let resolved = self.reader.canonicalize(&link).map_err(read_error)?;
+                    match DrmParent::from_target(&resolved) {
+                        Some(parent) => parent,
+                        None => continue,
+                    }
+                }
+            };
+            if let Some(minor) = card {
+                index
+                    .cards
+                    .entry(parent.dir.clone())
+                    .or_default()
+                    .push(minor);
+            }
+            index.parents.insert(name, parent);
+        }
+        for cards in index.cards.values_mut() {
+            cards.sort_unstable();
+        }
+        Ok(index)
+    }
+
+    /// The `card<N>` node of the same DRM parent device as a render node, when it has one.
+    fn card_node(
+        &self,
+        drm: &DrmIndex,
+        parent_dir: &Path,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<DeviceNode>, DiscoverError> {
+        let Some(&card_minor) = drm.cards.get(parent_dir).and_then(|cards| cards.first()) else {
             return Ok(None);
         };
-        let (major, minor) =
-            self.read_dev_numbers(&siblings_dir.join(format!("card{card_minor}/dev")))?;
+        let dev = self
+            .options
+            .sysfs_root
+            .join(format!("class/drm/card{card_minor}/dev"));
+        let (major, minor) = self.read_dev_numbers(&dev)?;
         Ok(Some(self.device_node(
             PathBuf::from(format!("/dev/dri/card{card_minor}")),
             major,

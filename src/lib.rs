@@ -5,8 +5,11 @@
 //! the container-side mechanics in `amdgpu-cdi-hooks`.
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod cli;
+pub mod configure;
 pub mod discover;
+pub mod doctor;
 pub mod generate;
 pub mod hook;
 pub mod naming;

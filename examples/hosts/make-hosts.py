@@ -10,6 +10,8 @@ overflow into one shared range from 192. Without extended minors an amdgpu parti
 finds no free minor is skipped, and KFD then does not list that partition.
 
 Run from anywhere; output is deterministic:  python3 examples/hosts/make-hosts.py
+`--out DIR` writes DIR/examples/hosts/... and DIR/tests/fixtures/hosts/... instead of the
+repository (the test suite uses it to check that the committed trees are up to date).
 Only the Python 3 standard library is used.
 """
 
@@ -414,6 +416,13 @@ def missing_render():
     return h
 
 
+def no_driver():
+    """An MI210 on the PCI bus with no driver bound: no KFD, no DRM nodes."""
+    h = Host(kfd=False)
+    h.pci_device("0000:03:00.0", AMD, 0x740F, 0x038000, None, 0, {"product_name": "AMD Instinct MI210"})
+    return h
+
+
 def no_gpu_nodes():
     h = Host()
     h.cpu_node(16)
@@ -437,16 +446,23 @@ FIXTURES = {
     "garbage-properties": garbage_properties,
     "missing-render": missing_render,
     "no-gpu-nodes": no_gpu_nodes,
+    "no-driver": no_driver,
 }
 
 
-def main():
+def main(argv):
+    out = REPO
+    if len(argv) == 3 and argv[1] == "--out":
+        out = argv[2]
+    elif len(argv) != 1:
+        print("usage: make-hosts.py [--out DIR]", file=sys.stderr)
+        return 2
     for name, build in EXAMPLES.items():
-        build().write(os.path.join(HERE, name))
+        build().write(os.path.join(out, "examples", "hosts", name))
     for name, build in FIXTURES.items():
-        build().write(os.path.join(REPO, "tests", "fixtures", "hosts", name))
+        build().write(os.path.join(out, "tests", "fixtures", "hosts", name))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))

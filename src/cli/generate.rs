@@ -107,6 +107,18 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let format = output_format(args.format, args.output.as_deref())?;
+    if let Some(path) = &args.output
+        && !matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("json" | "yaml")
+        )
+    {
+        eprintln!(
+            "amdgpu-cdi: warning: engines read only *.json and *.yaml spec files; {} will not be \
+             loaded from a spec directory",
+            path.display()
+        );
+    }
     let discover_options = DiscoverOptions {
         sysfs_root: args.sysfs_root,
         dev_root: args.dev_root.clone(),

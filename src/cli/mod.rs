@@ -4,6 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
+pub mod configure;
+pub mod docs;
+pub mod doctor;
 pub mod generate;
 pub mod gpus;
 pub mod hook;
@@ -23,7 +27,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run as an OCI hook: `amdgpu-cdi hook precreate`.
+    /// Run as an OCI hook stage (from a hooks.d file or a CDI spec).
     Hook(hook::HookArgs),
     /// Check CDI spec files; print every problem and exit 1 if there is any.
     Validate(validate::ValidateArgs),
@@ -35,6 +39,15 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Show the host's AMD GPUs and partitions with their CDI names.
     Gpus(gpus::GpusArgs),
+    /// Compare a spec on disk with what `generate` would write now (exit 0 current, 1 stale).
+    Check(check::CheckArgs),
+    /// Check everything containers need to get AMD GPUs, with a fix for every failure.
+    Doctor(doctor::DoctorArgs),
+    /// Write man pages and shell completions (used by packaging).
+    #[command(hide = true)]
+    GenerateDocs(docs::GenerateDocsArgs),
+    /// Set up docker, containerd, crio or podman for AMD GPUs (non-destructive, undoable).
+    Configure(configure::ConfigureArgs),
 }
 
 /// Runs a parsed command line.
@@ -46,5 +59,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inject(args) => inject::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Gpus(args) => gpus::run(args),
+        Command::Check(args) => check::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
+        Command::GenerateDocs(args) => docs::run(&args),
+        Command::Configure(args) => configure::run(&args),
     }
 }

@@ -27,6 +27,8 @@ pub trait SysfsReader {
     fn read_to_string(&self, path: &Path) -> io::Result<String>;
     /// Lists the entry names of a directory, in no particular order.
     fn read_dir_names(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Reads a symbolic link's target.
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf>;
     /// Resolves every symbolic link in `path` (`realpath(3)`).
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
     /// True when `path` is a directory (following symlinks).
@@ -41,7 +43,22 @@ pub struct RealSysfs;
 
 impl SysfsReader for RealSysfs {
     fn read_to_string(&self, path: &Path) -> io::Result<String> {
-        std::fs::read_to_string(path)
+        // sysfs attributes are at most a page; reading without `std::fs::read_to_string`'s size
+        // probe (an extra statx per file) keeps discovery at one open, read and close per file.
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let mut bytes = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = file.read(&mut chunk)?;
+            bytes.extend_from_slice(&chunk[..n]);
+            // A short read is the end: sysfs hands out an attribute in one read, and regular
+            // files (fixtures) are read in full until their end.
+            if n < chunk.len() {
+                break;
+            }
+        }
+        String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
     fn read_dir_names(&self, path: &Path) -> io::Result<Vec<String>> {
@@ -52,6 +69,10 @@ impl SysfsReader for RealSysfs {
             }
         }
         Ok(names)
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        std::fs::read_link(path)
     }
 
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {

@@ -47,3 +47,326 @@ fn io_errors_read_lower_case_with_a_hint_for_eperm() {
     let enoent = io::Error::from_raw_os_error(nix::libc::ENOENT);
     assert_eq!(describe_io(&enoent), "no such file or directory");
 }
+
+fn example(host: &str) -> DiscoverOptions {
+    DiscoverOptions {
+        sysfs_root: Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/hosts")
+            .join(host)
+            .join("sys"),
+        dev_root: PathBuf::from("/nonexistent/amdgpu-cdi-test-dev"),
+    }
+}
+
+fn run(host: &str) -> Discovery {
+    discover_with(&example(host), &RealSysfs).expect("example host discovers")
+}
+
+fn addresses(host: &Host) -> Vec<String> {
+    host.gpus
+        .iter()
+        .map(|g| g.pci_address.to_string())
+        .collect()
+}
+
+#[test]
+fn order_is_pci_order_not_kfd_order() {
+    let d = run("mi210x4");
+    assert_eq!(
+        addresses(&d.host),
+        [
+            "0000:03:00.0",
+            "0000:23:00.0",
+            "0000:43:00.0",
+            "0000:63:00.0"
+        ]
+    );
+    let kfd: Vec<u32> = d.host.gpus.iter().map(|g| g.kfd_node).collect();
+    assert_eq!(kfd, [3, 5, 2, 4]);
+    let indices: Vec<usize> = d.host.gpus.iter().map(|g| g.index).collect();
+    assert_eq!(indices, [0, 1, 2, 3]);
+    assert_eq!(d.host.kfd.path, Path::new("/dev/kfd"));
+    assert_eq!((d.host.kfd.major, d.host.kfd.minor), (511, 0));
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+}
+
+#[test]
+fn spx_placeholders_are_not_gpus() {
+    let d = run("mi300x-spx");
+    assert_eq!(d.host.gpus.len(), 8);
+    for gpu in &d.host.gpus {
+        assert_eq!(gpu.partition, None);
+        assert_eq!(gpu.compute_partition.as_deref(), Some("SPX"));
+        assert_eq!(gpu.gfx_target().as_deref(), Some("gfx942"));
+    }
+}
+
+#[test]
+fn cpx_partitions_with_render_minors_beyond_191() {
+    let d = run("mi300x-cpx");
+    assert_eq!(d.host.gpus.len(), 64);
+    assert!(d.host.gpus.iter().any(|g| g.render.minor > 191));
+    for (i, gpu) in d.host.gpus.iter().enumerate() {
+        let partition = gpu.partition.as_ref().expect("partitioned");
+        assert_eq!(partition.index as usize, i % 8);
+        assert_eq!(
+            (partition.count, partition.compute_mode.as_str()),
+            (8, "CPX")
+        );
+        assert_eq!(partition.memory_mode.as_deref(), Some("NPS1"));
+        assert_eq!(gpu.pci_address.function, 0);
+    }
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+}
+
+#[test]
+fn dot_named_partitions_and_a_partition_without_minor() {
+    let d = run("mi300x-cpx-dot");
+    assert_eq!(d.host.gpus.len(), 63);
+    let last = d.host.gpus.last().expect("gpus");
+    assert_eq!(last.pci_address.to_string(), "0000:18:00.0");
+    assert_eq!(
+        last.partition.as_ref().map(|p| (p.index, p.count)),
+        Some((6, 7))
+    );
+    assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
+}
+
+#[test]
+fn old_kernel_without_domain_uses_the_render_nodes_pci_parent() {
+    let d = run("old-kernel");
+    assert_eq!(addresses(&d.host), ["0000:03:00.0", "0001:03:00.0"]);
+    assert!(
+        d.host
+            .gpus
+            .iter()
+            .all(|g| g.unique_id.is_none() && g.gfx_target_version.is_none())
+    );
+}
+
+#[test]
+fn apus_beside_discrete_gpus_and_other_vendors() {
+    let d = run("workstation");
+    let integrated: Vec<bool> = d.host.gpus.iter().map(|g| g.integrated).collect();
+    assert_eq!(integrated, [false, true]);
+    let d = run("nvidia-mixed");
+    assert_eq!(addresses(&d.host), ["0000:41:00.0"]);
+    assert_eq!(d.host.gpus[0].render.minor, 129);
+    let d = run("multi-domain");
+    assert_eq!(
+        addresses(&d.host),
+        ["0000:c1:00.0", "0001:41:00.0", "0002:81:00.0"]
+    );
+}
+
+#[test]
+fn no_kfd_is_no_gpu() {
+    let err = discover(&example("no-amd")).expect_err("no amd");
+    assert!(matches!(err, DiscoverError::NoKfd { .. }), "{err}");
+}
+
+/// The real file system, except for chosen failures and `stat` answers.
+struct Faulty {
+    fail_suffix: &'static str,
+    errno: i32,
+    stats: Vec<(&'static str, NodeStat)>,
+    generation: std::cell::Cell<u32>,
+    bump_generation: bool,
+}
+
+impl Faulty {
+    fn new(fail_suffix: &'static str, errno: i32) -> Self {
+        Self {
+            fail_suffix,
+            errno,
+            stats: Vec::new(),
+            generation: 0.into(),
+            bump_generation: false,
+        }
+    }
+}
+
+impl SysfsReader for Faulty {
+    fn read_to_string(&self, path: &Path) -> io::Result<String> {
+        if !self.fail_suffix.is_empty() && path.ends_with(self.fail_suffix) {
+            return Err(io::Error::from_raw_os_error(self.errno));
+        }
+        if self.bump_generation && path.ends_with("generation_id") {
+            self.generation.set(self.generation.get() + 1);
+            return Ok(format!("{}\n", self.generation.get()));
+        }
+        RealSysfs.read_to_string(path)
+    }
+    fn read_dir_names(&self, path: &Path) -> io::Result<Vec<String>> {
+        RealSysfs.read_dir_names(path)
+    }
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        RealSysfs.read_link(path)
+    }
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        RealSysfs.canonicalize(path)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        RealSysfs.is_dir(path)
+    }
+    fn stat(&self, path: &Path) -> io::Result<NodeStat> {
+        match self.stats.iter().find(|(suffix, _)| path.ends_with(suffix)) {
+            Some((_, st)) => Ok(*st),
+            None => Err(io::Error::from_raw_os_error(nix::libc::ENOENT)),
+        }
+    }
+}
+
+#[test]
+fn eperm_on_a_gpu_node_is_an_error_naming_it() {
+    let options = example("mi210x4");
+    let reader = Faulty::new("topology/nodes/4/properties", nix::libc::EPERM);
+    let err = discover_with(&options, &reader).expect_err("eperm");
+    let expected = format!(
+        "cannot read {}/class/kfd/kfd/topology/nodes/4/properties: operation not permitted (is \
+         this running inside a restricted container?)",
+        options.sysfs_root.display()
+    );
+    assert_eq!(err.to_string(), expected);
+
+    let reader = Faulty::new("topology/nodes/3/gpu_id", nix::libc::EPERM);
+    let err = discover_with(&options, &reader).expect_err("eperm on gpu_id");
+    assert!(
+        err.to_string()
+            .contains("nodes/3/gpu_id: operation not permitted"),
+        "{err}"
+    );
+}
+
+#[test]
+fn other_read_errors_on_optional_files_are_not_ignored() {
+    let reader = Faulty::new("current_compute_partition", nix::libc::EIO);
+    let err = discover_with(&example("mi300x-spx"), &reader).expect_err("eio");
+    assert!(
+        err.to_string()
+            .ends_with("current_compute_partition: i/o error"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_changing_topology_is_retried_then_reported() {
+    let mut reader = Faulty::new("", 0);
+    reader.bump_generation = true;
+    let err = discover_with(&example("workstation"), &reader).expect_err("keeps changing");
+    assert!(
+        matches!(err, DiscoverError::TopologyChanged { attempts: 3, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn stat_fills_group_and_mode_and_mismatches_warn() {
+    let mut reader = Faulty::new("", 0);
+    let node = |major, minor| NodeStat {
+        is_char_device: true,
+        major,
+        minor,
+        gid: 992,
+        mode: 0o660,
+    };
+    reader.stats = vec![
+        ("dev/kfd", node(511, 0)),
+        ("dev/dri/renderD128", node(1, 3)),
+    ];
+    let d = discover_with(&example("workstation"), &reader).expect("discovers");
+    assert_eq!(
+        (d.host.kfd.gid, d.host.kfd.file_mode),
+        (Some(992), Some(0o660))
+    );
+    let render = &d.host.gpus[0].render;
+    assert_eq!(
+        (render.major, render.minor, render.gid),
+        (226, 128, Some(992))
+    );
+    assert_eq!(d.host.gpus[1].render.gid, None);
+    assert_eq!(
+        d.warnings,
+        [
+            "/nonexistent/amdgpu-cdi-test-dev/dev/dri/renderD128 is 1:3 but sysfs says 226:128; \
+          using 226:128"
+        ]
+    );
+}
+
+/// A minimal tree: one KFD GPU node whose render node hangs off `amdgpu_xcp_0`, without
+/// `domain`, and AMD GPUs at bus 03 device 00 in the given domains.
+fn xcp_tree(domains: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sys = dir.path().join("sys");
+    let write = |path: &str, text: &str| {
+        let path = sys.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write("class/kfd/kfd/dev", "511:0\n");
+    write(
+        "class/kfd/kfd/topology/nodes/0/properties",
+        "simd_count 152\nvendor_id 4098\ndevice_id 29857\nlocation_id 769\ndrm_render_minor 129\n",
+    );
+    write("class/kfd/kfd/topology/nodes/0/gpu_id", "1234\n");
+    write(
+        "devices/platform/amdgpu_xcp_0/drm/renderD129/dev",
+        "226:129\n",
+    );
+    std::fs::create_dir_all(sys.join("class/drm")).expect("mkdir");
+    std::fs::create_dir_all(sys.join("bus/pci/devices")).expect("mkdir");
+    std::os::unix::fs::symlink(
+        "../../devices/platform/amdgpu_xcp_0/drm/renderD129",
+        sys.join("class/drm/renderD129"),
+    )
+    .expect("symlink");
+    for domain in domains {
+        let bdf = format!("{domain}:03:00.0");
+        write(&format!("bus/pci/devices/{bdf}/vendor"), "0x1002\n");
+        write(
+            &format!("bus/pci/devices/{bdf}/current_compute_partition"),
+            "CPX\n",
+        );
+        std::fs::create_dir_all(sys.join(format!("bus/pci/devices/{bdf}/drm"))).expect("mkdir");
+    }
+    dir
+}
+
+fn discover_tree(dir: &tempfile::TempDir) -> Result<Discovery, DiscoverError> {
+    let options = DiscoverOptions {
+        sysfs_root: dir.path().join("sys"),
+        dev_root: PathBuf::from("/nonexistent/amdgpu-cdi-test-dev"),
+    };
+    discover_with(&options, &RealSysfs)
+}
+
+#[test]
+fn partition_parent_without_domain_is_found_when_unique() {
+    let dir = xcp_tree(&["0002"]);
+    let d = discover_tree(&dir).expect("one candidate");
+    let gpu = &d.host.gpus[0];
+    assert_eq!(gpu.pci_address.to_string(), "0002:03:00.0");
+    assert_eq!(
+        gpu.partition.as_ref().map(|p| (p.index, p.count)),
+        Some((1, 1))
+    );
+}
+
+#[test]
+fn partition_parent_without_domain_is_an_error_when_ambiguous() {
+    let dir = xcp_tree(&["0000", "0001"]);
+    let err = discover_tree(&dir).expect_err("two candidates");
+    assert_eq!(
+        err.to_string(),
+        "cannot tell which PCI device KFD node 0 belongs to: 0000:03:00.0, 0001:03:00.0 all match \
+         (this kernel's KFD topology has no `domain`)"
+    );
+    let dir = xcp_tree(&[]);
+    let err = discover_tree(&dir).expect_err("no candidate");
+    assert!(
+        err.to_string()
+            .starts_with("cannot find the PCI device of KFD node 0: no AMD GPU at *:03:00"),
+        "{err}"
+    );
+}

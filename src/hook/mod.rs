@@ -176,7 +176,7 @@ fn host_inventory(host: &Host) -> Inventory {
 /// index, unique id or PCI address its name spells (names are all a spec tells about a device).
 fn registry_inventory(registry: &Registry) -> Inventory {
     let prefix = format!("{KIND}=");
-    let candidates = registry
+    let mut candidates: Vec<Candidate> = registry
         .devices()
         .filter_map(|entry| entry.name.strip_prefix(&prefix))
         .filter(|name| *name != "all")
@@ -203,8 +203,7 @@ fn registry_inventory(registry: &Registry) -> Inventory {
             }
             candidate
         })
-        .collect::<Vec<_>>();
-    let mut candidates = candidates;
+        .collect();
     candidates.sort_by_key(|c| (c.index.is_none(), c.index));
     Inventory { candidates }
 }

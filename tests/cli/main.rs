@@ -1,6 +1,11 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
+mod check;
+mod configure;
 mod differential;
+mod doctor;
+mod generate;
+mod gpus;
 mod hook_precreate;
 mod hook_prestart;
 mod inject;

@@ -1,0 +1,232 @@
+//! Writing engine configs safely: a one-time backup of the original, atomic replacement that keeps
+//! the file mode, and the ledger of what amdgpu-cdi changed (`<config>.amdgpu-cdi.json`).
+//!
+//! The atomic write is `cdi::write::write_atomic` (temp file in the same directory, fsync, rename,
+//! fsync of the directory).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::change::Change;
+
+/// Why reading or writing a config, its backup or its ledger failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// Reading a file failed.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: io::Error,
+    },
+    /// Creating the directory of a file failed.
+    #[error("cannot create directory {dir}: {error} (run as root?)")]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The I/O error.
+        error: io::Error,
+    },
+    /// Writing a file atomically failed (the file is untouched).
+    #[error("cannot update {path} (run as root?)")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        error: cdi::write::WriteError,
+    },
+    /// Removing a file failed.
+    #[error("cannot remove {path}: {error}")]
+    Remove {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: io::Error,
+    },
+    /// The ledger exists but is not ours or is damaged.
+    #[error(
+        "cannot parse {path}: {error} (fix or delete it: it records what amdgpu-cdi changed; the original config is in the .amdgpu-cdi.bak file beside it)"
+    )]
+    Ledger {
+        /// The ledger file.
+        path: PathBuf,
+        /// The JSON error.
+        error: serde_json::Error,
+    },
+}
+
+/// Reads a file; `None` when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<String>, PersistError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(PersistError::Read {
+            path: path.to_path_buf(),
+            error,
+        }),
+    }
+}
+
+/// The target of `path` when it is a symlink (followed fully), else `path` itself.
+pub fn resolve_symlink(path: &Path) -> PathBuf {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link {
+        fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// `<file>.amdgpu-cdi.bak`: the file as it was before amdgpu-cdi first changed it.
+pub fn backup_path(path: &Path) -> PathBuf {
+    suffixed(path, ".amdgpu-cdi.bak")
+}
+
+/// `<file>.amdgpu-cdi.json`: the ledger of changes amdgpu-cdi made to the file.
+pub fn ledger_path(path: &Path) -> PathBuf {
+    suffixed(path, ".amdgpu-cdi.json")
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Copies `original` to the backup path unless a backup exists already (the first backup holds
+/// the file as it was before amdgpu-cdi ever touched it, so it is never overwritten). Returns the
+/// backup path when one was written.
+pub fn backup_once(path: &Path, original: &str) -> Result<Option<PathBuf>, PersistError> {
+    let backup = backup_path(path);
+    if backup.exists() {
+        return Ok(None);
+    }
+    let mode = fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o600);
+    write_atomic(&backup, original.as_bytes(), mode)?;
+    Ok(Some(backup))
+}
+
+/// Replaces `path` with `bytes` atomically: a temp file in the same directory is written, synced
+/// and renamed over the target, then the directory is synced. The mode is the existing file's,
+/// `default_mode` for a new file. Missing parent directories are created (0755).
+pub fn write_keeping_mode(
+    path: &Path,
+    bytes: &[u8],
+    default_mode: u32,
+) -> Result<(), PersistError> {
+    let mode = fs::metadata(path).map_or(default_mode, |m| m.permissions().mode() & 0o7777);
+    write_atomic(path, bytes, mode)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PersistError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|error| PersistError::CreateDir {
+            dir: dir.to_path_buf(),
+            error,
+        })?;
+    }
+    cdi::write::write_atomic(path, bytes, mode).map_err(|error| PersistError::Write {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    Ok(())
+}
+
+/// Removes a file; absent is fine.
+pub fn remove_file(path: &Path) -> Result<(), PersistError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(PersistError::Remove {
+            path: path.to_path_buf(),
+            error,
+        }),
+    }
+}
+
+/// What amdgpu-cdi changed in one config file, kept beside it for `--remove`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Which tool wrote the ledger (always `amdgpu-cdi configure`).
+    pub written_by: String,
+    /// Whether the config file did not exist before amdgpu-cdi wrote it (then `--remove` deletes
+    /// it once nothing else is left in it).
+    #[serde(default)]
+    pub created_file: bool,
+    /// The changes, oldest first.
+    pub changes: Vec<Change>,
+}
+
+impl Ledger {
+    /// A ledger holding `changes`.
+    pub fn new(created_file: bool, changes: Vec<Change>) -> Self {
+        Ledger {
+            written_by: "amdgpu-cdi configure".to_string(),
+            created_file,
+            changes,
+        }
+    }
+}
+
+/// Loads the ledger of `config`; an empty one when there is none.
+pub fn load_ledger(config: &Path) -> Result<Ledger, PersistError> {
+    let path = ledger_path(config);
+    match read_optional(&path)? {
+        None => Ok(Ledger::default()),
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|error| PersistError::Ledger { path, error })
+        }
+    }
+}
+
+/// Renders a ledger as the bytes written to disk.
+pub fn render_ledger(ledger: &Ledger) -> String {
+    let mut text = serde_json::to_string_pretty(ledger).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::Permissions;
+
+    #[test]
+    fn atomic_write_keeps_the_mode_of_the_replaced_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("daemon.json");
+        fs::write(&path, "{}").expect("write");
+        fs::set_permissions(&path, Permissions::from_mode(0o640)).expect("chmod");
+        write_keeping_mode(&path, b"{\"a\": 1}", 0o644).expect("atomic write");
+        let meta = fs::metadata(&path).expect("stat");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(fs::read_to_string(&path).expect("read"), "{\"a\": 1}");
+        let leftovers = fs::read_dir(dir.path()).expect("readdir").count();
+        assert_eq!(leftovers, 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn backup_is_written_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        fs::write(&path, "a = 1\n").expect("write");
+        assert!(backup_once(&path, "a = 1\n").expect("backup").is_some());
+        assert!(
+            backup_once(&path, "a = 2\n")
+                .expect("second backup")
+                .is_none()
+        );
+        assert_eq!(
+            fs::read_to_string(backup_path(&path)).expect("read"),
+            "a = 1\n"
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! Host checks: the amdgpu driver and KFD, the GPUs in KFD topology, and whether their device
+//! nodes exist and can be opened by the user who will run containers.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::{Finding, HostRoots, Section, Subject, fail, info, ok, warn};
+
+/// What KFD topology says about the GPUs, as far as doctor needs it.
+#[derive(Debug, Default)]
+struct Topology {
+    /// Render minors of the GPU nodes, in node order.
+    render_minors: Vec<u32>,
+    /// Nodes whose properties could not be read, with the error.
+    unreadable: Vec<(PathBuf, io::Error)>,
+}
+
+fn read_topology(roots: &HostRoots) -> io::Result<Topology> {
+    let nodes = roots.sysfs_root.join("class/kfd/kfd/topology/nodes");
+    let mut entries: Vec<(u32, PathBuf)> = fs::read_dir(&nodes)?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    entries.sort();
+    let mut topology = Topology::default();
+    for (_, dir) in entries {
+        let path = dir.join("properties");
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let value = |key: &str| {
+                    text.lines()
+                        .filter_map(|l| l.split_once(' '))
+                        .find(|(k, _)| *k == key)
+                        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+                };
+                if value("simd_count").unwrap_or(0) > 0 {
+                    let minor = value("drm_render_minor").unwrap_or(0);
+                    topology
+                        .render_minors
+                        .push(u32::try_from(minor).unwrap_or(u32::MAX));
+                }
+            }
+            Err(err) => topology.unreadable.push((path, err)),
+        }
+    }
+    Ok(topology)
+}
+
+/// The driver section: module loaded, KFD present, GPUs in topology.
+pub(super) fn driver(roots: &HostRoots) -> Section {
+    let mut findings = Vec::new();
+    let module = roots.sysfs_root.join("module/amdgpu");
+    let bound = roots.sysfs_root.join("bus/pci/drivers/amdgpu");
+    if module.is_dir() || bound.is_dir() {
+        findings.push(ok("driver.module", "amdgpu kernel driver is loaded"));
+    } else {
+        findings.push(fail(
+            "driver.module",
+            format!(
+                "amdgpu kernel driver is not loaded ({} is missing)",
+                roots.show(&module)
+            ),
+            "install the amdgpu driver (distribution kernel or amdgpu-dkms) and run `modprobe amdgpu`; on a machine without AMD GPUs there is nothing to fix",
+        ));
+    }
+    let kfd = roots.sysfs_root.join("class/kfd/kfd");
+    if !kfd.is_dir() {
+        findings.push(fail(
+            "driver.kfd",
+            format!(
+                "KFD compute interface is missing ({} does not exist)",
+                roots.show(&kfd)
+            ),
+            "load the amdgpu driver on a kernel built with CONFIG_HSA_AMD (all distribution kernels are)",
+        ));
+        return Section {
+            title: "driver".into(),
+            findings,
+        };
+    }
+    let dev = fs::read_to_string(kfd.join("dev")).unwrap_or_default();
+    findings.push(ok(
+        "driver.kfd",
+        format!("KFD compute interface is present (device {})", dev.trim()),
+    ));
+    match read_topology(roots) {
+        Ok(topology) => {
+            for (path, err) in &topology.unreadable {
+                findings.push(fail(
+                    "driver.topology",
+                    format!("cannot read {}: {err}", roots.show(path)),
+                    "run doctor on the host or in a privileged container: KFD hides GPUs outside the reader's device cgroup",
+                ));
+            }
+            if topology.render_minors.is_empty() {
+                findings.push(fail(
+                    "driver.gpus",
+                    "no GPU in KFD topology",
+                    "check `dmesg | grep amdgpu` for a failed GPU initialisation (firmware missing, unsupported GPU)",
+                ));
+            } else {
+                findings.push(ok(
+                    "driver.gpus",
+                    format!("{} GPU(s) in KFD topology", topology.render_minors.len()),
+                ));
+            }
+        }
+        Err(err) => findings.push(fail(
+            "driver.topology",
+            format!(
+                "cannot read KFD topology {}: {err}",
+                roots.show(&kfd.join("topology/nodes"))
+            ),
+            "run doctor on the host or in a privileged container with /sys mounted",
+        )),
+    }
+    Section {
+        title: "driver".into(),
+        findings,
+    }
+}
+
+/// Identity of the user whose node access is checked.
+#[derive(Debug)]
+struct Identity {
+    name: String,
+    uid: u32,
+    gids: Vec<u32>,
+}
+
+/// `/etc/group` entries: (name, gid, members).
+fn read_groups(roots: &HostRoots) -> Vec<(String, u32, Vec<String>)> {
+    let text = fs::read_to_string(roots.host("/etc/group")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?.to_string();
+            let _password = fields.next()?;
+            let gid = fields.next()?.parse().ok()?;
+            let members = fields
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter(|m| !m.is_empty())
+                .map(str::to_string)
+                .collect();
+            Some((name, gid, members))
+        })
+        .collect()
+}
+
+fn identity(
+    roots: &HostRoots,
+    subject: &Subject,
+    groups: &[(String, u32, Vec<String>)],
+) -> Result<Identity, String> {
+    let passwd = fs::read_to_string(roots.host("/etc/passwd")).unwrap_or_default();
+    let entries: Vec<(&str, u32, u32)> = passwd
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            Some((
+                *f.first()?,
+                f.get(2)?.parse().ok()?,
+                f.get(3)?.parse().ok()?,
+            ))
+        })
+        .collect();
+    match subject {
+        Subject::Invoker => {
+            let uid = nix::unistd::getuid().as_raw();
+            let mut gids: Vec<u32> = nix::unistd::getgroups()
+                .unwrap_or_default()
+                .iter()
+                .map(|g| g.as_raw())
+                .collect();
+            gids.push(nix::unistd::getgid().as_raw());
+            let name = entries
+                .iter()
+                .find(|e| e.1 == uid)
+                .map_or_else(|| format!("uid {uid}"), |e| e.0.to_string());
+            Ok(Identity { name, uid, gids })
+        }
+        Subject::User(name) => {
+            let (_, uid, gid) = entries
+                .iter()
+                .find(|e| e.0 == name)
+                .ok_or_else(|| format!("user {name} is not in /etc/passwd"))?;
+            let mut gids = vec![*gid];
+            gids.extend(
+                groups
+                    .iter()
+                    .filter(|g| g.2.iter().any(|m| m == name))
+                    .map(|g| g.1),
+            );
+            Ok(Identity {
+                name: name.clone(),
+                uid: *uid,
+                gids,
+            })
+        }
+    }
+}
+
+/// The device node section: `/dev/kfd` and each GPU's render node exist as character devices
+/// and the subject can open them.
+pub(super) fn device_nodes(roots: &HostRoots, subject: &Subject) -> Section {
+    let mut findings = Vec::new();
+    let groups = read_groups(roots);
+    let identity = match identity(roots, subject, &groups) {
+        Ok(identity) => Some(identity),
+        Err(message) => {
+            findings.push(fail(
+                "devices.user",
+                message,
+                "pass an existing user name to --user",
+            ));
+            None
+        }
+    };
+    let mut nodes = vec![("devices.kfd", PathBuf::from("dev/kfd"))];
+    match read_topology(roots) {
+        Ok(topology) => nodes.extend(topology.render_minors.iter().map(|m| {
+            (
+                "devices.render",
+                PathBuf::from(format!("dev/dri/renderD{m}")),
+            )
+        })),
+        Err(_) => findings.push(info(
+            "devices.render",
+            "render nodes not checked: KFD topology is unavailable",
+        )),
+    }
+    for (check, rel) in nodes {
+        let path = roots.dev_root.join(&rel);
+        findings.push(node_finding(
+            roots,
+            check,
+            &path,
+            identity.as_ref(),
+            &groups,
+        ));
+    }
+    Section {
+        title: "device nodes".into(),
+        findings,
+    }
+}
+
+fn node_finding(
+    roots: &HostRoots,
+    check: &str,
+    path: &Path,
+    identity: Option<&Identity>,
+    groups: &[(String, u32, Vec<String>)],
+) -> Finding {
+    let shown = roots.show(path);
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return fail(
+                check,
+                format!("{shown} does not exist"),
+                "load the amdgpu driver; if it is loaded, check that udev (or the container's /dev mount) provides the node",
+            );
+        }
+        Err(err) => {
+            return fail(
+                check,
+                format!("cannot inspect {shown}: {err}"),
+                "run doctor as root or on the host",
+            );
+        }
+    };
+    if !meta.file_type().is_char_device() {
+        return fail(
+            check,
+            format!("{shown} is not a character device"),
+            "remove the file and reload the amdgpu driver (`modprobe -r amdgpu && modprobe amdgpu`) or reboot; engines reject anything but a device node",
+        );
+    }
+    let rdev = meta.rdev();
+    let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
+    let mode = meta.mode() & 0o777;
+    let group = groups
+        .iter()
+        .find(|g| g.1 == meta.gid())
+        .map_or_else(|| format!("gid {}", meta.gid()), |g| g.0.clone());
+    let described = format!("{shown} ({major}:{minor}, mode {mode:04o}, group {group})");
+    let Some(identity) = identity else {
+        return ok(check, described);
+    };
+    let can_open = identity.uid == 0
+        || mode & 0o006 == 0o006
+        || (identity.uid == meta.uid() && mode & 0o600 == 0o600)
+        || (identity.gids.contains(&meta.gid()) && mode & 0o060 == 0o060);
+    if can_open {
+        ok(check, format!("{described}: {} can open it", identity.name))
+    } else if mode & 0o060 == 0o060 {
+        warn(
+            check,
+            format!(
+                "{described}: {} is not in group {group}, so it cannot open it",
+                identity.name
+            ),
+            format!(
+                "`usermod -aG {group} {}` and log in again (rootless containers also need `--group-add keep-groups`)",
+                identity.name
+            ),
+        )
+    } else {
+        warn(
+            check,
+            format!("{described}: {} cannot open it", identity.name),
+            "give the group read/write access with a udev rule (MODE=\"0660\") and add the user to that group",
+        )
+    }
+}

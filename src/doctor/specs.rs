@@ -1,0 +1,305 @@
+//! Spec checks: which files in the CDI spec dirs define `amd.com/gpu` devices, whether each is
+//! valid, and whether two files define the same device (engines then drop both, or one silently
+//! wins).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+
+use cdi::version::Version;
+
+use crate::check::{self, Outcome};
+use crate::discover::{self, DiscoverOptions};
+use crate::generate::{self, GenerateOptions};
+
+use super::{HostRoots, Section, fail, info, ok, warn};
+
+/// The kind amdgpu-cdi writes.
+pub(super) const KIND: &str = "amd.com/gpu";
+
+/// One file defining `amd.com/gpu` devices.
+#[derive(Debug)]
+pub(super) struct SpecFile {
+    /// Real path of the file.
+    pub(super) path: PathBuf,
+    /// Index of its dir in the spec dirs (higher wins).
+    dir: usize,
+    /// The declared version, when it parses.
+    version: Option<Version>,
+    /// Device names, in file order.
+    names: Vec<String>,
+    /// Why the file is not usable: a parse error or validation problems.
+    invalid: Option<String>,
+}
+
+/// Everything found in the spec dirs.
+#[derive(Debug, Default)]
+pub(super) struct SpecScan {
+    /// The `amd.com/gpu` spec files, by dir priority then name.
+    pub(super) files: Vec<SpecFile>,
+}
+
+/// Reads every `*.json` and `*.yaml` directly inside each spec dir, as engines do.
+pub(super) fn scan(roots: &HostRoots) -> SpecScan {
+    let mut scan = SpecScan::default();
+    for (index, dir) in roots.spec_dirs.iter().enumerate() {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "yaml"))
+            .filter(|p| p.is_file())
+            .collect();
+        paths.sort();
+        for path in paths {
+            match cdi::codec::load(&path) {
+                Ok(spec) if spec.kind == KIND => {
+                    let problems = cdi::validate::validate(&spec);
+                    let invalid = match problems.as_slice() {
+                        [] => None,
+                        [one] => Some(one.to_string()),
+                        [first, rest @ ..] => {
+                            Some(format!("{first} (and {} more problems)", rest.len()))
+                        }
+                    };
+                    scan.files.push(SpecFile {
+                        path,
+                        dir: index,
+                        version: spec.cdi_version.parse().ok(),
+                        names: spec.devices.into_iter().map(|d| d.name).collect(),
+                        invalid,
+                    });
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    // Only files that look like ours are our business; a broken file of another
+                    // vendor is skipped by the engines without affecting our devices.
+                    let text = fs::read_to_string(&path).unwrap_or_default();
+                    if text.contains(KIND) {
+                        let message = match err {
+                            cdi::codec::LoadError::Parse { source, .. } => source.to_string(),
+                            cdi::codec::LoadError::Read { source, .. } => source.to_string(),
+                        };
+                        scan.files.push(SpecFile {
+                            path,
+                            dir: index,
+                            version: None,
+                            names: Vec::new(),
+                            invalid: Some(message),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    scan
+}
+
+impl SpecScan {
+    /// The declared versions of the valid files, for the engines' version checks.
+    pub(super) fn versions(&self) -> Vec<(Version, PathBuf)> {
+        self.files
+            .iter()
+            .filter(|f| f.invalid.is_none())
+            .filter_map(|f| Some((f.version?, f.path.clone())))
+            .collect()
+    }
+
+    /// The specs section.
+    pub(super) fn section(
+        &self,
+        roots: &HostRoots,
+        generate: &Result<GenerateOptions, String>,
+    ) -> Section {
+        let mut findings = Vec::new();
+        if self.files.is_empty() {
+            let dirs: Vec<String> = roots.spec_dirs.iter().map(|d| roots.show(d)).collect();
+            findings.push(fail(
+                "specs.present",
+                format!("no spec defines {KIND} devices in {}", dirs.join(", ")),
+                "`systemctl enable --now amdgpu-cdi-refresh.service` or `amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml`",
+            ));
+        }
+        for file in &self.files {
+            let shown = roots.show(&file.path);
+            match &file.invalid {
+                Some(why) => findings.push(fail(
+                    "specs.valid",
+                    format!("{shown} is invalid, engines skip it: {why}"),
+                    format!(
+                        "regenerate it with `amdgpu-cdi generate --output {shown}` or delete it"
+                    ),
+                )),
+                None => findings.push(ok(
+                    "specs.valid",
+                    format!(
+                        "{shown} is valid: cdiVersion {}, devices {}",
+                        file.version
+                            .map_or_else(|| "?".to_string(), |v| v.to_string()),
+                        summarize(&file.names)
+                    ),
+                )),
+            }
+        }
+        findings.extend(self.conflicts(roots));
+        findings.extend(self.currentness(roots, generate));
+        Section {
+            title: "cdi specs".into(),
+            findings,
+        }
+    }
+
+    fn conflicts(&self, roots: &HostRoots) -> Vec<super::Finding> {
+        // name -> files defining it, in dir priority order.
+        let mut owners: BTreeMap<&str, Vec<&SpecFile>> = BTreeMap::new();
+        for file in self.files.iter().filter(|f| f.invalid.is_none()) {
+            for name in &file.names {
+                let entry = owners.entry(name.as_str()).or_default();
+                if !entry.iter().any(|f| std::ptr::eq(*f, file)) {
+                    entry.push(file);
+                }
+            }
+        }
+        // Group names by the set of files defining them so one pair of files gives one finding.
+        let mut by_files: BTreeMap<Vec<PathBuf>, Vec<&str>> = BTreeMap::new();
+        for (name, files) in &owners {
+            if files.len() > 1 {
+                by_files
+                    .entry(files.iter().map(|f| f.path.clone()).collect())
+                    .or_default()
+                    .push(name);
+            }
+        }
+        let mut findings = Vec::new();
+        for (paths, names) in by_files {
+            let files: Vec<&SpecFile> = paths
+                .iter()
+                .filter_map(|p| self.files.iter().find(|f| &f.path == p))
+                .collect();
+            let shown: Vec<String> = paths.iter().map(|p| roots.show(p)).collect();
+            let names: Vec<String> = names.iter().map(|n| format!("{KIND}={n}")).collect();
+            let same_dir = files.windows(2).any(|w| w[0].dir == w[1].dir);
+            if same_dir {
+                findings.push(fail(
+                    "specs.conflict",
+                    format!(
+                        "{} defined in {}: engines drop every device defined twice in one directory",
+                        summarize(&names),
+                        shown.join(" and ")
+                    ),
+                    "keep one of the files; for amd-ctk's /etc/cdi/amd.json: `rm /etc/cdi/amd.json` (amdgpu-cdi's spec covers the same devices)",
+                ));
+            } else {
+                let winner = files
+                    .iter()
+                    .max_by_key(|f| f.dir)
+                    .map(|f| roots.show(&f.path));
+                findings.push(warn(
+                    "specs.shadowed",
+                    format!(
+                        "{} defined in {}: only {} is used",
+                        summarize(&names),
+                        shown.join(" and "),
+                        winner.unwrap_or_default()
+                    ),
+                    "delete the spec that is not used so the two cannot drift apart",
+                ));
+            }
+        }
+        findings
+    }
+}
+
+impl SpecScan {
+    /// Compares each valid spec named like the refresh service's output (`amd.com-gpu.yaml` or
+    /// `.json`) with what `generate` writes now with the refresh service's options.
+    fn currentness(
+        &self,
+        roots: &HostRoots,
+        generate: &Result<GenerateOptions, String>,
+    ) -> Vec<super::Finding> {
+        let ours: Vec<&SpecFile> = self
+            .files
+            .iter()
+            .filter(|f| f.invalid.is_none())
+            .filter(|f| f.path.file_stem().is_some_and(|stem| stem == "amd.com-gpu"))
+            .collect();
+        if ours.is_empty() {
+            return Vec::new();
+        }
+        let options = match generate {
+            Ok(options) => options,
+            Err(why) => {
+                return vec![fail(
+                    "specs.current",
+                    why.clone(),
+                    "fix AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi: amdgpu-cdi-refresh.service fails with it too",
+                )];
+            }
+        };
+        let discovered = discover::discover(&DiscoverOptions {
+            sysfs_root: roots.sysfs_root.clone(),
+            dev_root: roots.dev_root.clone(),
+        });
+        // The spec describes the host's own /dev, whatever root doctor inspects it through.
+        let wanted = match discovered {
+            Ok(host) => generate::generate(&host, options),
+            Err(err) => {
+                return vec![info(
+                    "specs.current",
+                    format!("not compared with the hardware: {err}"),
+                )];
+            }
+        };
+        let wanted = match wanted {
+            Ok(spec) => spec,
+            Err(err) => {
+                return vec![info(
+                    "specs.current",
+                    format!("not compared with the hardware: {err}"),
+                )];
+            }
+        };
+        ours.iter()
+            .map(|file| {
+                let shown = roots.show(&file.path);
+                match check::compare_file(&file.path, &wanted) {
+                    Ok(Outcome::Current) => ok(
+                        "specs.current",
+                        format!("{shown} matches the GPUs present now"),
+                    ),
+                    Ok(Outcome::Stale { .. }) => fail(
+                        "specs.current",
+                        format!(
+                            "{shown} is stale: it differs from what `amdgpu-cdi generate` writes now"
+                        ),
+                        format!(
+                            "`systemctl start amdgpu-cdi-refresh.service` (or `amdgpu-cdi generate --output {shown}`); `amdgpu-cdi check --spec {shown}` shows the difference (pass the options the spec was generated with)"
+                        ),
+                    ),
+                    Err(err) => fail(
+                        "specs.current",
+                        format!("cannot compare {shown}: {err}"),
+                        "run doctor as root",
+                    ),
+                }
+            })
+            .collect()
+    }
+}
+
+/// `0, 1, 2, all` for short lists, `0, 1, ... (66 names)` for long ones.
+fn summarize(names: &[String]) -> String {
+    const SHOWN: usize = 6;
+    if names.len() <= SHOWN {
+        names.join(", ")
+    } else {
+        format!(
+            "{}, ... ({} names)",
+            names[..SHOWN - 1].join(", "),
+            names.len()
+        )
+    }
+}

@@ -1,0 +1,228 @@
+//! `amdgpu-cdi check` against the example hosts after simulated hardware changes: a GPU removed,
+//! a compute partition switch, a new kfd major. Exit 0 current, 1 stale with a diff, 2 on error.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use crate::support;
+
+/// Example hosts that have AMD GPUs.
+fn gpu_hosts() -> Vec<PathBuf> {
+    let mut hosts: Vec<PathBuf> = fs::read_dir(support::repo_root().join("examples/hosts"))
+        .expect("examples/hosts exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.join("sys/class/kfd/kfd").is_dir())
+        .collect();
+    hosts.sort();
+    assert!(
+        hosts.len() >= 5,
+        "expected the example hosts, found {hosts:?}"
+    );
+    hosts
+}
+
+/// Copies a tree, keeping symlinks as symlinks (sysfs trees are made of relative links).
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("create dir");
+    for entry in fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().expect("file type");
+        if kind.is_symlink() {
+            symlink(fs::read_link(entry.path()).expect("read link"), &target).expect("symlink");
+        } else if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+fn generate(sysfs: &Path, out: &Path, extra: &[&str]) {
+    support::amdgpu_cdi()
+        .arg("generate")
+        .arg("--sysfs-root")
+        .arg(sysfs)
+        .arg("--output")
+        .arg(out)
+        .args(extra)
+        .assert()
+        .success();
+}
+
+fn check(sysfs: &Path, spec: &Path, extra: &[&str]) -> (i32, String, String) {
+    let output = support::amdgpu_cdi()
+        .arg("check")
+        .arg("--sysfs-root")
+        .arg(sysfs)
+        .arg("--spec")
+        .arg(spec)
+        .args(extra)
+        .output()
+        .expect("run check");
+    (
+        output.status.code().expect("exit code"),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// KFD topology nodes that are GPUs (`simd_count` > 0).
+fn gpu_nodes(sysfs: &Path) -> Vec<PathBuf> {
+    let nodes = sysfs.join("class/kfd/kfd/topology/nodes");
+    let mut gpus: Vec<PathBuf> = fs::read_dir(&nodes)
+        .expect("topology nodes")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            fs::read_to_string(p.join("properties"))
+                .expect("properties")
+                .lines()
+                .any(|l| l.starts_with("simd_count ") && l != "simd_count 0")
+        })
+        .collect();
+    gpus.sort();
+    gpus
+}
+
+#[test]
+fn every_example_host_is_current_right_after_generate() {
+    for host in gpu_hosts() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let spec = tmp.path().join("amd.com-gpu.yaml");
+        let sysfs = host.join("sys");
+        generate(&sysfs, &spec, &[]);
+        let (code, stdout, stderr) = check(&sysfs, &spec, &[]);
+        assert_eq!(code, 0, "{}: {stdout}{stderr}", host.display());
+        assert_eq!(stdout, format!("{} is current\n", spec.display()));
+    }
+}
+
+#[test]
+fn every_example_host_is_stale_after_a_gpu_is_removed() {
+    for host in gpu_hosts() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let sysfs = tmp.path().join("sys");
+        copy_tree(&host.join("sys"), &sysfs);
+        let spec = tmp.path().join("amd.com-gpu.yaml");
+        generate(&sysfs, &spec, &[]);
+        let mut gpus = gpu_nodes(&sysfs);
+        let last = gpus.pop().expect("a GPU node");
+        fs::remove_dir_all(&last).expect("remove a GPU from the topology");
+        let (code, stdout, stderr) = check(&sysfs, &spec, &[]);
+        if gpus.is_empty() {
+            // The only GPU is gone: nothing to compare with, an error with a hint.
+            assert_eq!(code, 2, "{}: {stdout}{stderr}", host.display());
+            assert!(
+                stderr.starts_with("amdgpu-cdi: no AMD GPU found"),
+                "{stderr}"
+            );
+            continue;
+        }
+        assert_eq!(code, 1, "{}: {stdout}{stderr}", host.display());
+        assert!(
+            stdout.starts_with(&format!(
+                "{} differs from the spec generated now",
+                spec.display()
+            )),
+            "{stdout}"
+        );
+        assert!(stdout.contains("+++ generated now\n"), "{stdout}");
+        assert!(
+            stdout.lines().any(|l| l.starts_with("-- name: ")),
+            "a device must disappear: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_compute_partition_switch_makes_the_spec_stale() {
+    let hosts = support::repo_root().join("examples/hosts");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let spec = tmp.path().join("amd.com-gpu.yaml");
+    // The same 8x MI300X machine in SPX mode, then switched to CPX (64 partitions).
+    generate(&hosts.join("mi300x-spx/sys"), &spec, &[]);
+    let (code, stdout, _) = check(&hosts.join("mi300x-cpx/sys"), &spec, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("+- name: '63'"), "{stdout}");
+    // And back: the CPX spec is stale on the SPX host.
+    generate(&hosts.join("mi300x-cpx/sys"), &spec, &[]);
+    let (code, stdout, _) = check(&hosts.join("mi300x-spx/sys"), &spec, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("-- name: '63'"), "{stdout}");
+}
+
+#[test]
+fn a_new_kfd_major_only_matters_when_numbers_are_pinned() {
+    let host = support::repo_root().join("examples/hosts/workstation/sys");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let sysfs = tmp.path().join("sys");
+    copy_tree(&host, &sysfs);
+    let unpinned = tmp.path().join("unpinned.yaml");
+    let pinned = tmp.path().join("pinned.yaml");
+    generate(&sysfs, &unpinned, &[]);
+    generate(&sysfs, &pinned, &["--pin-device-numbers"]);
+    let dev = sysfs.join("class/kfd/kfd/dev");
+    let old = fs::read_to_string(&dev).expect("kfd dev");
+    let (major, minor) = old.trim().split_once(':').expect("MAJ:MIN");
+    assert_ne!(major, "498");
+    fs::write(&dev, format!("498:{minor}\n")).expect("new major");
+    // The default spec has no device numbers: a driver reload does not make it stale.
+    let (code, stdout, _) = check(&sysfs, &unpinned, &[]);
+    assert_eq!(code, 0, "{stdout}");
+    let (code, stdout, _) = check(&sysfs, &pinned, &["--pin-device-numbers"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains(&format!("\n-    major: {major}\n+    major: 498\n")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn formatting_is_not_a_change() {
+    let host = support::repo_root().join("examples/hosts/mi210x4/sys");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let yaml = tmp.path().join("a.yaml");
+    generate(&host, &yaml, &[]);
+    // The same spec as JSON, written by hand into a .json file: still current.
+    let json = tmp.path().join("a.json");
+    generate(&host, &json, &[]);
+    let pretty = fs::read_to_string(&json).expect("json spec");
+    let compact: serde_json::Value = serde_json::from_str(&pretty).expect("parse json");
+    fs::write(&json, compact.to_string()).expect("rewrite compact");
+    for spec in [&yaml, &json] {
+        let (code, stdout, _) = check(&host, spec, &[]);
+        assert_eq!(code, 0, "{stdout}");
+    }
+}
+
+#[test]
+fn a_missing_spec_is_stale_and_a_host_without_gpus_is_an_error() {
+    let hosts = support::repo_root().join("examples/hosts");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let spec = tmp.path().join("amd.com-gpu.yaml");
+    let (code, stdout, _) = check(&hosts.join("workstation/sys"), &spec, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.starts_with(&format!("{} does not exist", spec.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("--- /dev/null\n+++ generated now\n"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = check(&hosts.join("no-amd/sys"), &spec, &[]);
+    assert_eq!(code, 2, "{stdout}");
+    assert!(
+        stderr.starts_with("amdgpu-cdi: no AMD GPU found"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let (code, _, stderr) = check(
+        &hosts.join("workstation/sys"),
+        &spec,
+        &["--cdi-version", "x"],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("invalid --cdi-version"), "{stderr}");
+}

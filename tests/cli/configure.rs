@@ -1,0 +1,545 @@
+//! Golden-file tests of `amdgpu-cdi configure` for every engine and config layout.
+//!
+//! Each directory `tests/fixtures/configure/<engine>/<case>/` holds:
+//! - `input.<ext>`: the engine config before (absent: the file does not exist),
+//! - `main.conf`: for crio/podman, the engine's main config next to the drop-in directory,
+//! - `args`: extra arguments, whitespace separated (optional),
+//! - `expected.<ext>`: the config after `configure` (byte for byte), `expected-dropin.toml` for a
+//!   containerd drop-in; or `expected-error.txt`: the exact error line for a broken input.
+//!
+//! `@DIR@` in expected files stands for the temporary directory of the run. Every success case
+//! also checks that a second run changes nothing, that `--dry-run` writes nothing, and that
+//! `--remove` gives back a file equal in meaning to the input (in fact byte for byte).
+//! `GOLDEN_UPDATE=1` rewrites the expected files from the current output (review the diff).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::support::{amdgpu_cdi, repo_root};
+
+const RUNTIME: &str = "/usr/bin/amdgpu-container-runtime";
+
+fn cases(engine: &str) -> Vec<PathBuf> {
+    let dir = repo_root().join("tests/fixtures/configure").join(engine);
+    let mut cases: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("fixture dir entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no cases under {}", dir.display());
+    cases
+}
+
+/// Where the case's files live inside a temp dir, per engine.
+struct Layout {
+    /// The file `configure` edits or writes (`--config`).
+    config: PathBuf,
+    /// The engine's main config for drop-in engines.
+    main: Option<PathBuf>,
+    /// Fixture extension of the edited file.
+    ext: &'static str,
+}
+
+fn layout(engine: &str, root: &Path) -> Layout {
+    match engine {
+        "docker" => Layout {
+            config: root.join("daemon.json"),
+            main: None,
+            ext: "json",
+        },
+        "containerd" => Layout {
+            config: root.join("config.toml"),
+            main: None,
+            ext: "toml",
+        },
+        "crio" => Layout {
+            config: root.join("crio/crio.conf.d/99-amdgpu-cdi.conf"),
+            main: Some(root.join("crio/crio.conf")),
+            ext: "conf",
+        },
+        "podman" => Layout {
+            config: root.join("containers/containers.conf.d/99-amdgpu-cdi.conf"),
+            main: Some(root.join("containers/containers.conf")),
+            ext: "conf",
+        },
+        other => panic!("unknown engine {other}"),
+    }
+}
+
+fn read(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok()
+}
+
+fn placeholder(text: &str, root: &Path) -> String {
+    text.replace(&root.display().to_string(), "@DIR@")
+}
+
+fn check_golden(expected: &Path, actual: &str, root: &Path, case: &Path) {
+    let actual = placeholder(actual, root);
+    if std::env::var_os("GOLDEN_UPDATE").is_some() {
+        fs::write(expected, &actual).expect("update golden file");
+        return;
+    }
+    let want = read(expected).unwrap_or_else(|| panic!("missing {}", expected.display()));
+    assert_eq!(
+        actual,
+        want,
+        "case {}: output differs from {}",
+        case.display(),
+        expected.display()
+    );
+}
+
+fn args_of(case: &Path) -> Vec<String> {
+    read(&case.join("args"))
+        .map(|a| a.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Sets up a case in a fresh temp dir and returns (temp dir, layout, input text).
+fn prepare(engine: &str, case: &Path) -> (tempfile::TempDir, Layout, Option<String>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = layout(engine, dir.path());
+    let input = read(&case.join(format!("input.{}", layout.ext)));
+    if let Some(text) = &input {
+        fs::create_dir_all(layout.config.parent().expect("parent")).expect("mkdir");
+        fs::write(&layout.config, text).expect("write input");
+    }
+    if let (Some(main), Some(text)) = (&layout.main, read(&case.join("main.conf"))) {
+        fs::create_dir_all(main.parent().expect("parent")).expect("mkdir");
+        fs::write(main, text).expect("write main config");
+    }
+    (dir, layout, input)
+}
+
+fn configure(engine: &str, layout: &Layout, extra: &[String]) -> assert_cmd::Command {
+    let mut cmd = amdgpu_cdi();
+    cmd.args(["configure", engine, "--config"])
+        .arg(&layout.config);
+    cmd.args(extra);
+    cmd
+}
+
+fn same_meaning(engine: &str, a: &str, b: &str) -> bool {
+    if engine == "docker" {
+        let parse = |t: &str| -> serde_json::Value {
+            if t.trim().is_empty() {
+                serde_json::json!({})
+            } else {
+                serde_json::from_str(t).expect("valid JSON")
+            }
+        };
+        parse(a) == parse(b)
+    } else {
+        a.parse::<toml::Table>().expect("valid TOML") == b.parse::<toml::Table>().expect("valid")
+    }
+}
+
+fn run_case(engine: &str, case: &Path) {
+    let (dir, layout, input) = prepare(engine, case);
+    let root = dir.path();
+    let mut args = vec!["--runtime-path".to_string(), RUNTIME.to_string()];
+    args.extend(args_of(case));
+
+    let error_file = case.join("expected-error.txt");
+    if error_file.exists() {
+        let out = configure(engine, &layout, &args)
+            .assert()
+            .failure()
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "case {}: one error line: {stderr}",
+            case.display()
+        );
+        check_golden(&error_file, &stderr, root, case);
+        assert_eq!(
+            read(&layout.config),
+            input,
+            "case {}: input untouched",
+            case.display()
+        );
+        return;
+    }
+
+    // --dry-run writes nothing and shows the diff.
+    let out = configure(engine, &layout, &args)
+        .arg("--dry-run")
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains("+++ "),
+        "case {}: dry run shows a diff: {stdout}",
+        case.display()
+    );
+    assert_eq!(
+        read(&layout.config),
+        input,
+        "case {}: dry run wrote",
+        case.display()
+    );
+
+    // configure produces the golden file(s).
+    configure(engine, &layout, &args).assert().success();
+    let written = read(&layout.config).expect("config written");
+    check_golden(
+        &case.join(format!("expected.{}", layout.ext)),
+        &written,
+        root,
+        case,
+    );
+    let dropin = root.join("conf.d/99-amdgpu-cdi.toml");
+    let expected_dropin = case.join("expected-dropin.toml");
+    if engine == "containerd" && (dropin.exists() || expected_dropin.exists()) {
+        let text = read(&dropin).expect("containerd drop-in written");
+        check_golden(&expected_dropin, &text, root, case);
+    }
+
+    // A second run changes nothing and says so.
+    let out = configure(engine, &layout, &args).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains("nothing changed"),
+        "case {}: second run: {stdout}",
+        case.display()
+    );
+    assert_eq!(
+        read(&layout.config).as_deref(),
+        Some(written.as_str()),
+        "second run rewrote"
+    );
+
+    // --remove gives back the original.
+    configure(engine, &layout, &["--remove".to_string()])
+        .assert()
+        .success();
+    let restored = read(&layout.config);
+    match (&input, &restored) {
+        (None, None) => {}
+        (Some(original), Some(now)) => {
+            assert!(
+                same_meaning(engine, original, now),
+                "case {}: remove",
+                case.display()
+            );
+            assert_eq!(
+                original,
+                now,
+                "case {}: remove restores the bytes",
+                case.display()
+            );
+        }
+        _ => panic!(
+            "case {}: remove left {restored:?}, input was {input:?}",
+            case.display()
+        ),
+    }
+    assert!(!dropin.exists(), "containerd drop-in removed");
+    let leftovers: Vec<String> = walk(root)
+        .into_iter()
+        .map(|p| placeholder(&p.display().to_string(), root))
+        .filter(|p| p.contains("amdgpu-cdi.json") || p.contains(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "case {}: leftovers {leftovers:?}",
+        case.display()
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn run_engine(engine: &str) {
+    for case in cases(engine) {
+        run_case(engine, &case);
+    }
+}
+
+#[test]
+fn docker_golden_cases() {
+    run_engine("docker");
+}
+
+#[test]
+fn containerd_golden_cases() {
+    run_engine("containerd");
+}
+
+#[test]
+fn crio_golden_cases() {
+    run_engine("crio");
+}
+
+#[test]
+fn podman_golden_cases() {
+    run_engine("podman");
+}
+
+#[test]
+fn remove_keeps_features_cdi_that_was_on_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("daemon.json");
+    fs::write(&config, "{\n  \"features\": {\"cdi\": true}\n}\n").expect("write");
+    let run = |extra: &[&str]| {
+        let mut cmd = amdgpu_cdi();
+        cmd.args(["configure", "docker", "--config"])
+            .arg(&config)
+            .args(extra);
+        cmd.assert().success();
+    };
+    run(&["--runtime-path", RUNTIME]);
+    run(&["--remove"]);
+    let value: serde_json::Value =
+        serde_json::from_str(&read(&config).expect("config")).expect("json");
+    assert_eq!(value, serde_json::json!({"features": {"cdi": true}}));
+}
+
+#[test]
+fn remove_leaves_values_the_user_changed_afterwards() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("daemon.json");
+    fs::write(&config, "{}\n").expect("write");
+    amdgpu_cdi()
+        .args(["configure", "docker", "--runtime-path", RUNTIME, "--config"])
+        .arg(&config)
+        .assert()
+        .success();
+    let edited = read(&config)
+        .expect("config")
+        .replace(RUNTIME, "/opt/mine/runtime");
+    fs::write(&config, edited).expect("user edit");
+    let out = amdgpu_cdi()
+        .args(["configure", "docker", "--remove", "--config"])
+        .arg(&config)
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("runtimes.amd"),
+        "reports the kept key: {stderr}"
+    );
+    let value: serde_json::Value =
+        serde_json::from_str(&read(&config).expect("config")).expect("json");
+    assert_eq!(
+        value,
+        serde_json::json!({"runtimes": {"amd": {"path": "/opt/mine/runtime"}}})
+    );
+}
+
+#[test]
+fn remove_without_configure_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("daemon.json");
+    fs::write(&config, "{\"debug\": true}").expect("write");
+    amdgpu_cdi()
+        .args(["configure", "docker", "--remove", "--config"])
+        .arg(&config)
+        .assert()
+        .success()
+        .stdout("nothing to remove: amdgpu-cdi has not configured docker\n");
+    assert_eq!(read(&config).as_deref(), Some("{\"debug\": true}"));
+}
+
+#[test]
+fn relative_runtime_path_is_refused_before_touching_anything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("daemon.json");
+    amdgpu_cdi()
+        .args([
+            "configure",
+            "docker",
+            "--runtime-path",
+            "bin/wrapper",
+            "--config",
+        ])
+        .arg(&config)
+        .assert()
+        .failure()
+        .stderr(
+            "amdgpu-cdi: --runtime-path bin/wrapper is not absolute \
+             (engines run it from another directory)\n",
+        );
+    assert!(!config.exists());
+}
+
+#[test]
+fn foreign_dropin_is_not_overwritten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dropin = dir.path().join("99-amdgpu-cdi.conf");
+    fs::write(&dropin, "[engine]\n").expect("write");
+    amdgpu_cdi()
+        .args(["configure", "podman", "--config"])
+        .arg(&dropin)
+        .assert()
+        .failure();
+    assert_eq!(read(&dropin).as_deref(), Some("[engine]\n"));
+}
+
+#[test]
+fn backup_keeps_the_first_original_and_the_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("daemon.json");
+    fs::write(&config, "{\"debug\": true}\n").expect("write");
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let run = |extra: &[&str]| {
+        amdgpu_cdi()
+            .args(["configure", "docker", "--runtime-path", RUNTIME, "--config"])
+            .arg(&config)
+            .args(extra)
+            .assert()
+            .success();
+    };
+    run(&[]);
+    run(&["--set-as-default"]);
+    let backup = dir.path().join("daemon.json.amdgpu-cdi.bak");
+    assert_eq!(read(&backup).as_deref(), Some("{\"debug\": true}\n"));
+    let mode = fs::metadata(&config).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // The ledger keeps the value from before the first run: remove restores all of it.
+    amdgpu_cdi()
+        .args(["configure", "docker", "--remove", "--config"])
+        .arg(&config)
+        .assert()
+        .success();
+    assert_eq!(read(&config).as_deref(), Some("{\"debug\": true}\n"));
+    assert!(
+        !backup.exists(),
+        "a backup equal to the restored file is dropped"
+    );
+}
+
+#[test]
+fn help_is_stable() {
+    let out = amdgpu_cdi()
+        .args(["configure", "--help"])
+        .assert()
+        .success();
+    let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    insta::assert_snapshot!("configure_help", help);
+}
+
+#[test]
+fn dry_run_prints_a_unified_diff_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("daemon.json");
+    let input = "{\n  \"debug\": true,\n  \"features\": {\n    \"buildkit\": true\n  }\n}\n";
+    fs::write(&config, input).expect("write");
+    let out = amdgpu_cdi()
+        .args([
+            "configure",
+            "docker",
+            "--dry-run",
+            "--set-as-default",
+            "--runtime-path",
+            RUNTIME,
+        ])
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .success();
+    let stdout = placeholder(
+        &String::from_utf8_lossy(&out.get_output().stdout),
+        dir.path(),
+    );
+    insta::assert_snapshot!("configure_dry_run_docker", stdout);
+    assert_eq!(read(&config).as_deref(), Some(input));
+    assert!(
+        !dir.path().join("daemon.json.amdgpu-cdi.bak").exists(),
+        "no backup on a dry run"
+    );
+}
+
+#[test]
+fn messages_of_configure_rerun_and_remove() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    fs::write(&config, "version = 2\n").expect("write");
+    let mut transcript = String::new();
+    for extra in [&[][..], &[][..], &["--remove"][..]] {
+        let mut cmd = amdgpu_cdi();
+        cmd.args(["configure", "containerd", "--config"])
+            .arg(&config)
+            .args(extra);
+        if extra.is_empty() {
+            cmd.args(["--runtime-path", RUNTIME]);
+        }
+        let out = cmd.assert().success();
+        transcript.push_str(&format!("$ configure containerd {}\n", extra.join(" ")));
+        transcript.push_str(&String::from_utf8_lossy(&out.get_output().stdout));
+    }
+    insta::assert_snapshot!("configure_messages", placeholder(&transcript, dir.path()));
+}
+
+#[test]
+fn set_as_default_is_refused_for_podman() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dropin = dir.path().join("99-amdgpu-cdi.conf");
+    amdgpu_cdi()
+        .args(["configure", "podman", "--set-as-default", "--config"])
+        .arg(&dropin)
+        .assert()
+        .failure()
+        .stderr(
+            "amdgpu-cdi: --set-as-default does not apply to podman (podman injects CDI devices \
+             itself: podman run --device amd.com/gpu=0)\n",
+        );
+    assert!(!dropin.exists());
+}
+
+#[test]
+fn symlinked_config_is_edited_through_the_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let real = dir.path().join("real.json");
+    let link = dir.path().join("daemon.json");
+    fs::write(&real, "{}\n").expect("write");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    amdgpu_cdi()
+        .args(["configure", "docker", "--runtime-path", RUNTIME, "--config"])
+        .arg(&link)
+        .assert()
+        .success();
+    assert!(
+        fs::symlink_metadata(&link)
+            .expect("lstat")
+            .file_type()
+            .is_symlink(),
+        "link kept"
+    );
+    assert!(
+        read(&real).expect("real file").contains(RUNTIME),
+        "target edited"
+    );
+}
+
+#[test]
+fn docker_reserved_runtime_name_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("daemon.json");
+    amdgpu_cdi()
+        .args(["configure", "docker", "--runtime-name", "runc", "--config"])
+        .arg(&config)
+        .assert()
+        .failure()
+        .stderr(
+            "amdgpu-cdi: runtime name \"runc\" is reserved by Docker (dockerd would not start): \
+             use another, e.g. `amd`\n",
+        );
+    assert!(!config.exists());
+}

@@ -1,0 +1,337 @@
+//! `amdgpu-cdi doctor` against fixture roots (tests/fixtures/doctor/<case>) and the example hosts'
+//! sysfs trees: one case per failure it detects, each report snapshotted as users see it.
+//!
+//! Specs that `generate` writes are generated at test time into a copy of the fixture, so the
+//! snapshots do not depend on generate's exact output.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::check::copy_tree;
+use crate::support;
+
+struct Case {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+/// Copies fixture `name` into a temp dir and generates `(example host, spec path)` specs in it.
+fn case(name: &str, generated: &[(&str, &str)]) -> Case {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("root");
+    copy_tree(
+        &support::repo_root()
+            .join("tests/fixtures/doctor")
+            .join(name),
+        &root,
+    );
+    for (host, spec) in generated {
+        support::amdgpu_cdi()
+            .arg("generate")
+            .arg("--sysfs-root")
+            .arg(sysfs(host))
+            .arg("--output")
+            .arg(root.join(spec))
+            .assert()
+            .success();
+    }
+    Case { _tmp: tmp, root }
+}
+
+fn sysfs(host: &str) -> PathBuf {
+    support::repo_root()
+        .join("examples/hosts")
+        .join(host)
+        .join("sys")
+}
+
+fn doctor(root: &Path, host: &str, extra: &[&str]) -> (i32, String) {
+    let output = support::amdgpu_cdi()
+        .arg("doctor")
+        .arg("--root")
+        .arg(root)
+        .arg("--sysfs-root")
+        .arg(sysfs(host))
+        .arg("--path")
+        .arg(root.join("usr/bin"))
+        .args(if extra.contains(&"--user") {
+            &[][..]
+        } else {
+            &["--user", "alice"][..]
+        })
+        .args(extra)
+        .output()
+        .expect("run doctor");
+    assert!(
+        output.stderr.is_empty(),
+        "doctor wrote to stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        output.status.code().expect("exit code"),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn host_without_gpus_or_engines_reports_and_fails() {
+    let case = case("no-gpu", &[]);
+    let (code, report) = doctor(&case.root, "no-amd", &[]);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("no_gpu", report);
+}
+
+#[test]
+fn device_nodes_that_are_missing_or_not_devices_fail() {
+    let case = case("bad-nodes", &[]);
+    let (code, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("bad_nodes", report);
+}
+
+#[test]
+fn two_specs_defining_the_same_devices_in_one_dir_fail() {
+    let case = case(
+        "spec-conflict",
+        &[("workstation", "etc/cdi/amd.com-gpu.yaml")],
+    );
+    let (code, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("spec_conflict", report);
+}
+
+#[test]
+fn a_spec_shadowed_by_a_higher_priority_dir_warns() {
+    let case = case(
+        "spec-shadowed",
+        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
+    );
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert!(report.contains("[warn] amd.com/gpu=0, amd.com/gpu=1, amd.com/gpu=all defined in /etc/cdi/amd.json and /var/run/cdi/amd.com-gpu.yaml: only /var/run/cdi/amd.com-gpu.yaml is used"), "{report}");
+    assert!(
+        report.contains("[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now"),
+        "{report}"
+    );
+    insta::assert_snapshot!("spec_shadowed", report);
+}
+
+#[test]
+fn invalid_and_stale_specs_fail_and_other_vendors_are_ignored() {
+    // The spec on disk was generated on the 4x MI210 host; the hardware now is the workstation.
+    let case = case(
+        "spec-invalid-stale",
+        &[("mi210x4", "var/run/cdi/amd.com-gpu.yaml")],
+    );
+    let (code, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(code, 1);
+    assert!(!report.contains("other-vendor"), "{report}");
+    insta::assert_snapshot!("spec_invalid_stale", report);
+}
+
+#[test]
+fn engines_without_cdi_and_missing_wrapper_and_hook_binaries_fail() {
+    let case = case(
+        "engines-old",
+        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
+    );
+    let (code, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("engines_old", report);
+}
+
+#[test]
+fn engine_cdi_switches_versions_and_spec_dirs_are_checked() {
+    let case = case("engines-cdi", &[]);
+    let (code, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("engines_cdi", report);
+}
+
+#[test]
+fn broken_configs_and_odd_engine_binaries_are_reported_not_fatal() {
+    let case = case(
+        "broken-configs",
+        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
+    );
+    let (code, report) = doctor(&case.root, "workstation", &["--version-timeout", "2000"]);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("broken_configs", report);
+}
+
+#[test]
+fn json_report_has_the_same_findings() {
+    let case = case("engines-old", &[]);
+    let (code, json) = doctor(&case.root, "workstation", &["--format", "json"]);
+    assert_eq!(code, 1);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("doctor --format json");
+    let sections = value["sections"].as_array().expect("sections");
+    let titles: Vec<&str> = sections
+        .iter()
+        .map(|s| s["title"].as_str().expect("title"))
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "driver",
+            "device nodes",
+            "cdi specs",
+            "docker",
+            "containerd",
+            "podman",
+            "crio",
+            "hooks and runtime wrapper"
+        ]
+    );
+    for finding in sections
+        .iter()
+        .flat_map(|s| s["findings"].as_array().expect("findings"))
+    {
+        let status = finding["status"].as_str().expect("status");
+        assert!(
+            ["ok", "info", "warn", "fail"].contains(&status),
+            "{finding}"
+        );
+        if status == "warn" || status == "fail" {
+            assert!(finding["remedy"].is_string(), "no remedy: {finding}");
+        }
+    }
+}
+
+#[test]
+fn every_warning_and_failure_in_the_text_report_has_a_fix() {
+    for name in [
+        "no-gpu",
+        "bad-nodes",
+        "spec-invalid-stale",
+        "engines-old",
+        "engines-cdi",
+    ] {
+        let case = case(name, &[]);
+        let (_, report) = doctor(&case.root, "workstation", &[]);
+        let lines: Vec<&str> = report.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.starts_with("  [FAIL]") || line.starts_with("  [warn]") {
+                assert!(
+                    lines
+                        .get(i + 1)
+                        .is_some_and(|next| next.starts_with("         fix: ")),
+                    "{name}: no fix after {line:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Real character devices need root: mknod and chown. Under CI the test must run.
+fn can_make_devices(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(!in_ci, "{test}: needs root (CI=true: must not skip)");
+    eprintln!("SKIPPED {test}: needs root to create device nodes");
+    false
+}
+
+fn make_nodes(root: &Path, render_gid: u32) {
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(root.join("dev/dri")).expect("dev/dri");
+    for (path, minor) in [
+        ("dev/kfd", 5),
+        ("dev/dri/renderD128", 3),
+        ("dev/dri/renderD129", 3),
+    ] {
+        let node = root.join(path);
+        mknod(
+            &node,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o660),
+            makedev(1, minor),
+        )
+        .expect("mknod");
+        std::os::unix::fs::chown(&node, Some(0), Some(render_gid)).expect("chown");
+        fs::set_permissions(&node, fs::Permissions::from_mode(0o660)).expect("chmod");
+    }
+}
+
+#[test]
+fn a_healthy_host_passes_and_group_membership_is_checked() {
+    if !can_make_devices("a_healthy_host_passes_and_group_membership_is_checked") {
+        return;
+    }
+    let case = case(
+        "healthy",
+        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
+    );
+    make_nodes(&case.root, 993);
+    let (code, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(code, 0, "{report}");
+    insta::assert_snapshot!("healthy", report);
+
+    // bob is not in the render group: a warning with the usermod fix, not a failure.
+    let (code, report) = doctor(&case.root, "workstation", &["--user", "bob"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("[warn] /dev/kfd (1:5, mode 0660, group render): bob is not in group render, so it cannot open it"), "{report}");
+    assert!(
+        report.contains("fix: `usermod -aG render bob` and log in again"),
+        "{report}"
+    );
+
+    // An unknown user is a failure of its own.
+    let (code, report) = doctor(&case.root, "workstation", &["--user", "nobody-here"]);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains("[FAIL] user nobody-here is not in /etc/passwd"),
+        "{report}"
+    );
+}
+
+#[test]
+fn currentness_uses_the_refresh_service_options() {
+    let case = case("no-gpu", &[]);
+    let spec = case.root.join("var/run/cdi/amd.com-gpu.yaml");
+    support::amdgpu_cdi()
+        .arg("generate")
+        .arg("--sysfs-root")
+        .arg(sysfs("workstation"))
+        .args([
+            "--device-name-strategy",
+            "index",
+            "--device-name-strategy",
+            "pci",
+        ])
+        .arg("--output")
+        .arg(&spec)
+        .assert()
+        .success();
+    let current = "[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now";
+    // Without the service's options the spec looks stale...
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert!(
+        report.contains("[FAIL] /var/run/cdi/amd.com-gpu.yaml is stale"),
+        "{report}"
+    );
+    // ...with them it is current.
+    let defaults = case.root.join("etc/default/amdgpu-cdi");
+    fs::create_dir_all(defaults.parent().expect("parent")).expect("etc/default");
+    fs::write(
+        &defaults,
+        "# options for amdgpu-cdi-refresh.service\nAMDGPU_CDI_GENERATE_ARGS=\"--device-name-strategy index --device-name-strategy pci\"\n",
+    )
+    .expect("write defaults");
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert!(report.contains(current), "{report}");
+    // Options the service cannot use are a failure of their own.
+    fs::write(
+        &defaults,
+        "AMDGPU_CDI_GENERATE_ARGS=--device-name-strategy bogus\n",
+    )
+    .expect("write defaults");
+    let (code, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(code, 1);
+    assert!(
+        report.contains("[FAIL] AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi is not usable: invalid value 'bogus' for '--device-name-strategy <STRATEGY>'"),
+        "{report}"
+    );
+}

@@ -1,0 +1,485 @@
+//! `amdgpu-cdi generate` on the example hosts: the exact spec for each (insta snapshots), that
+//! every spec passes `cdi::validate`, the options, and the one-line errors with their exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{amdgpu_cdi, repo_root};
+
+/// Every example host with AMD GPUs.
+pub(crate) const HOSTS: &[&str] = &[
+    "workstation",
+    "mi210x4",
+    "mi300x-cpx",
+    "mi300x-cpx-dot",
+    "mi300x-spx",
+    "mi300a-tpx",
+    "old-kernel",
+    "nvidia-mixed",
+    "multi-domain",
+];
+
+/// A dev root that exists nowhere, so discovery never sees this machine's /dev.
+const NO_DEV: &str = "/nonexistent/amdgpu-cdi-test-dev";
+
+/// The sysfs tree of an example host.
+pub(crate) fn host_sysfs(host: &str) -> PathBuf {
+    repo_root().join("examples/hosts").join(host).join("sys")
+}
+
+/// Runs `generate` on an example host with extra arguments; returns stdout, asserting success.
+fn generate(host: &str, args: &[&str]) -> String {
+    let output = amdgpu_cdi()
+        .arg("generate")
+        .arg("--sysfs-root")
+        .arg(host_sysfs(host))
+        .args(args)
+        .output()
+        .expect("run amdgpu-cdi generate");
+    assert!(
+        output.status.success(),
+        "generate {host} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 spec")
+}
+
+fn assert_valid(text: &str, format: cdi::codec::Format) -> cdi::spec::Spec {
+    let spec = cdi::codec::parse(text.as_bytes(), format).expect("generated spec parses");
+    let problems = cdi::validate::validate(&spec);
+    assert!(
+        problems.is_empty(),
+        "generated spec is invalid: {problems:?}\n{text}"
+    );
+    spec
+}
+
+#[test]
+fn spec_of_every_example_host() {
+    for host in HOSTS {
+        let text = generate(host, &["--dev-root", "/"]);
+        let spec = assert_valid(&text, cdi::codec::Format::Yaml);
+        assert_eq!(spec.cdi_version, "0.5.0", "{host}: defaults need 0.5.0");
+        insta::assert_snapshot!(format!("generate-{host}"), text);
+    }
+}
+
+#[test]
+fn every_option_combination_validates() {
+    let variants: &[&[&str]] = &[
+        &[
+            "--device-name-strategy",
+            "uuid",
+            "--device-name-strategy",
+            "pci",
+            "--device-name-strategy",
+            "index",
+        ],
+        &["--annotations", "--include-card-nodes"],
+        &["--pin-device-numbers", "--no-all-device"],
+        &["--dev-root", NO_DEV, "--device-name-strategy", "pci"],
+    ];
+    for host in HOSTS {
+        for args in variants {
+            let text = generate(host, args);
+            assert_valid(&text, cdi::codec::Format::Yaml);
+        }
+    }
+}
+
+#[test]
+fn names_by_uuid_and_pci_for_partitions() {
+    let text = generate(
+        "mi300x-cpx",
+        &[
+            "--device-name-strategy",
+            "uuid",
+            "--device-name-strategy",
+            "pci",
+            "--no-all-device",
+        ],
+    );
+    insta::assert_snapshot!("generate-mi300x-cpx-uuid-pci", text);
+}
+
+#[test]
+fn annotations_and_card_nodes() {
+    let text = generate("workstation", &["--annotations", "--include-card-nodes"]);
+    let spec = assert_valid(&text, cdi::codec::Format::Yaml);
+    assert_eq!(spec.cdi_version, "0.6.0");
+    insta::assert_snapshot!("generate-workstation-annotations-cards", text);
+}
+
+#[test]
+fn pinned_numbers_with_a_dev_root_as_json() {
+    let text = generate(
+        "mi210x4",
+        &[
+            "--pin-device-numbers",
+            "--dev-root",
+            NO_DEV,
+            "--format",
+            "json",
+        ],
+    );
+    assert_valid(&text, cdi::codec::Format::Json);
+    insta::assert_snapshot!("generate-mi210x4-pinned-json", text);
+}
+
+#[test]
+fn additional_gids_come_from_the_nodes_under_the_dev_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dri = dir.path().join("dev/dri");
+    std::fs::create_dir_all(&dri).expect("dev/dri");
+    // Regular files stand in for the nodes: only their group matters here.
+    for name in ["dev/kfd", "dev/dri/renderD128", "dev/dri/renderD129"] {
+        std::fs::write(dir.path().join(name), "").expect("node");
+    }
+    let chown = |path: &str, gid: u32| {
+        nix::unistd::chown(
+            &dir.path().join(path),
+            None,
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+    };
+    if chown("dev/kfd", 992).is_err() {
+        eprintln!("SKIPPED additional_gids: cannot chown (not root)");
+        return;
+    }
+    chown("dev/dri/renderD128", 992).expect("chown");
+    chown("dev/dri/renderD129", 44).expect("chown");
+    let root = dir.path().to_str().expect("utf-8 temp path");
+    let text = generate("workstation", &["--additional-gids", "--dev-root", root]);
+    let spec = assert_valid(&text, cdi::codec::Format::Yaml);
+    assert_eq!(spec.cdi_version, "0.7.0");
+    assert_eq!(spec.container_edits.additional_gids, [44, 992]);
+}
+
+#[test]
+fn output_file_is_written_in_the_format_of_its_extension() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cdi/amd.com-gpu.json");
+    let out = amdgpu_cdi()
+        .arg("generate")
+        .arg("--sysfs-root")
+        .arg(host_sysfs("workstation"))
+        .arg("--output")
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout with --output");
+    let text = std::fs::read_to_string(&path).expect("spec written");
+    assert!(text.starts_with('{'), "json by extension: {text}");
+    assert_valid(&text, cdi::codec::Format::Json);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("cdi"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
+}
+
+/// Runs `generate` in `dir` with a relative sysfs root so messages do not depend on the checkout.
+fn failing(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = amdgpu_cdi()
+        .current_dir(dir)
+        .arg("generate")
+        .args(args)
+        .output()
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn errors_are_one_line_with_exit_code_2() {
+    let hosts = repo_root().join("examples/hosts");
+    let fixtures = repo_root().join("tests/fixtures/hosts");
+    let cases: &[(&Path, &str, &[&str], &str)] = &[
+        (
+            &hosts,
+            "no-amd",
+            &[],
+            "amdgpu-cdi: no AMD GPU found: no-amd/sys/class/kfd does not exist (is the amdgpu \
+             driver loaded? try `modprobe amdgpu`; use --sysfs-root for another sysfs tree)\n",
+        ),
+        (
+            &fixtures,
+            "no-driver",
+            &[],
+            "amdgpu-cdi: no usable AMD GPU: 0000:03:00.0 found, but no-driver/sys/class/kfd does \
+             not exist (the amdgpu driver is not loaded or not bound: try `modprobe amdgpu` and \
+             see `dmesg | grep amdgpu`)\n",
+        ),
+        (
+            &fixtures,
+            "no-gpu-nodes",
+            &[],
+            "amdgpu-cdi: no AMD GPU found: the KFD topology in \
+             no-gpu-nodes/sys/class/kfd/kfd/topology/nodes lists no GPU (is the amdgpu driver \
+             bound to a GPU? see `dmesg | grep amdgpu`)\n",
+        ),
+        (
+            &fixtures,
+            "garbage-properties",
+            &[],
+            "amdgpu-cdi: cannot parse \
+             garbage-properties/sys/class/kfd/kfd/topology/nodes/1/properties line 2: expected \
+             `key <decimal>`, found \"vendor_id 0x1002\" (is this a KFD topology node?)\n",
+        ),
+        (
+            &fixtures,
+            "missing-render",
+            &[],
+            "amdgpu-cdi: KFD node 2 uses render minor 140, but \
+             missing-render/sys/class/drm/renderD140 does not exist (was the GPU removed or its \
+             driver reloaded?)\n",
+        ),
+        (
+            &hosts,
+            "workstation",
+            &["--annotations", "--cdi-version", "0.5.0"],
+            "amdgpu-cdi: cdiVersion 0.5.0 cannot hold this spec: annotations needs 0.6.0 or newer\n",
+        ),
+        (
+            &hosts,
+            "workstation",
+            &["--cdi-version", "0.9.0"],
+            "amdgpu-cdi: unknown CDI version 0.9.0 (expected auto or one of 0.3.0 ... 1.1.0)\n",
+        ),
+        (
+            &hosts,
+            "workstation",
+            &["--format", "json", "--output", "spec.yaml"],
+            "amdgpu-cdi: --format json contradicts the extension of spec.yaml (engines parse .json \
+             as JSON and .yaml as YAML)\n",
+        ),
+        (
+            &hosts,
+            "workstation",
+            &["--device-name-strategy", "uuid"],
+            "amdgpu-cdi: GPU 1 (0000:11:00.0) has no unique id, so the uuid strategy cannot name \
+             it (add --device-name-strategy index or pci)\n",
+        ),
+        (
+            &hosts,
+            "workstation",
+            &["--vendor", "a"],
+            "amdgpu-cdi: invalid vendor \"a\": must be at least 2 characters (released CDI \
+             libraries crash on one)\n",
+        ),
+    ];
+    for (dir, host, args, expected) in cases {
+        let sysfs = format!("{host}/sys");
+        let mut all_args = vec!["--sysfs-root", sysfs.as_str()];
+        all_args.extend_from_slice(args);
+        let (code, stdout, stderr) = failing(dir, &all_args);
+        assert_eq!(
+            (code, stdout.as_str(), stderr.as_str()),
+            (2, "", *expected),
+            "{host} {args:?}"
+        );
+    }
+}
+
+#[test]
+fn unreadable_topology_is_an_error_naming_the_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(host_sysfs("workstation"))
+        .arg(dir.path().join("sys"))
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let properties = dir
+        .path()
+        .join("sys/devices/virtual/kfd/kfd/topology/nodes/2/properties");
+    std::fs::set_permissions(&properties, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+
+    // Root ignores file modes: drop to nobody for the run, with a copy of the binary nobody can
+    // reach (the checkout may live under a private home directory).
+    let binary = dir.path().join("amdgpu-cdi");
+    std::fs::copy(env!("CARGO_BIN_EXE_amdgpu-cdi"), &binary).expect("copy binary");
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&binary);
+        cmd
+    } else {
+        Command::new(&binary)
+    };
+    let out = cmd
+        .current_dir(dir.path())
+        .args(["generate", "--sysfs-root", "sys"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "no partial spec");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "amdgpu-cdi: cannot read sys/class/kfd/kfd/topology/nodes/2/properties: permission \
+         denied (is this running inside a restricted container?)\n"
+    );
+}
+
+/// Every file and symlink under `root`, with its content or target, relative to `root`.
+fn tree(root: &Path) -> Vec<(PathBuf, String)> {
+    let mut entries = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            let relative = path.strip_prefix(root).expect("under root").to_path_buf();
+            let meta = std::fs::symlink_metadata(&path).expect("lstat");
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).expect("readlink");
+                entries.push((relative, format!("-> {}", target.display())));
+            } else if meta.is_dir() {
+                stack.push(path);
+            } else {
+                entries.push((relative, std::fs::read_to_string(&path).expect("read")));
+            }
+        }
+    }
+    entries.sort();
+    entries
+}
+
+#[test]
+fn example_trees_match_their_generator() {
+    let Some(python) = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: python3 is needed to check examples/hosts"
+        );
+        eprintln!("SKIPPED example_trees_match_their_generator: needs python3");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new(python)
+        .arg(repo_root().join("examples/hosts/make-hosts.py"))
+        .arg("--out")
+        .arg(dir.path())
+        .status()
+        .expect("run make-hosts.py");
+    assert!(status.success());
+    // examples/hosts is the generator's alone; tests/fixtures/hosts also holds other fixtures,
+    // so there only the hosts the generator writes are compared.
+    for (sub, only_generated) in [("examples/hosts", false), ("tests/fixtures/hosts", true)] {
+        let generated = tree(&dir.path().join(sub));
+        let host_of = |path: &Path| path.components().next().map(|c| c.as_os_str().to_owned());
+        let hosts: Vec<_> = generated
+            .iter()
+            .filter_map(|(path, _)| host_of(path))
+            .collect();
+        let mut committed = tree(&repo_root().join(sub));
+        committed.retain(|(path, _)| path.components().count() > 1);
+        if only_generated {
+            committed.retain(|(path, _)| host_of(path).is_some_and(|h| hosts.contains(&h)));
+        }
+        assert!(
+            generated == committed,
+            "{sub} differs from what examples/hosts/make-hosts.py writes; rerun it and commit"
+        );
+    }
+}
+
+#[test]
+fn an_extension_engines_ignore_is_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = amdgpu_cdi()
+        .current_dir(dir.path())
+        .arg("generate")
+        .arg("--sysfs-root")
+        .arg(host_sysfs("workstation"))
+        .args(["--output", "amd.com-gpu.yml"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "amdgpu-cdi: warning: engines read only *.json and *.yaml spec files; amd.com-gpu.yml \
+         will not be loaded from a spec directory\n"
+    );
+    let text = std::fs::read_to_string(dir.path().join("amd.com-gpu.yml")).expect("written");
+    assert_valid(&text, cdi::codec::Format::Yaml);
+}
+
+#[test]
+fn help_texts() {
+    for command in ["generate", "gpus"] {
+        let out = amdgpu_cdi()
+            .args([command, "--help"])
+            .output()
+            .expect("run");
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        insta::assert_snapshot!(format!("help-{command}"), text);
+    }
+}
+
+#[test]
+fn amdgpu_cdi_validate_accepts_every_generated_spec() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for host in HOSTS {
+        for (suffix, args) in [
+            ("yaml", &[][..]),
+            (
+                "json",
+                &[
+                    "--device-name-strategy",
+                    "uuid",
+                    "--device-name-strategy",
+                    "pci",
+                    "--annotations",
+                ][..],
+            ),
+        ] {
+            let path = dir.path().join(format!("{host}.{suffix}"));
+            let out = amdgpu_cdi()
+                .arg("generate")
+                .arg("--sysfs-root")
+                .arg(host_sysfs(host))
+                .args(args)
+                .arg("--output")
+                .arg(&path)
+                .output()
+                .expect("run generate");
+            assert!(
+                out.status.success(),
+                "{host}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            files.push(path);
+        }
+    }
+    let out = amdgpu_cdi()
+        .arg("validate")
+        .args(&files)
+        .output()
+        .expect("run validate");
+    assert!(
+        out.status.success(),
+        "validate rejected a generated spec:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
