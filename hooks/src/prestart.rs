@@ -9,12 +9,13 @@
 //! its own mount namespace) with the owner CDI injection would give, then allow them in the
 //! device cgroup (v1 `devices.allow`, v2 eBPF program replacement).
 //!
-//! Rootless containers: the hook then runs without `CAP_MKNOD` in the host user namespace, so it
-//! cannot create nodes, and it cannot change the device cgroup either. A bind mount of the host
-//! node would need `setns` into the container's user and mount namespaces from a single-threaded
-//! process before the rootfs is pivoted; it is not implemented, and the hook says so instead of
-//! pretending. Containers with a user namespace started by root are supported: nodes are created
-//! by host root and owned by the host ids the container's ids map to.
+//! Rootless containers: the hook then runs as root inside the engine's user namespace (see
+//! [`privilege`]), where the host refuses `mknod` of devices and the device cgroup cannot be
+//! changed. It joins the container's mount namespace instead (the rootfs is mounted there but not
+//! yet pivoted) and bind-mounts each host node onto an empty file in the rootfs, checked with the
+//! same symlink policy; the device cgroup is left alone. An unprivileged hook refuses with an
+//! error that says why. Containers with a user namespace started by host root get created nodes
+//! owned by the host ids the container's ids map to.
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +48,20 @@ pub struct DeviceToAdd {
     pub gid: u32,
     /// Device cgroup access to allow.
     pub access: Access,
+    /// The host node, when known (needed to bind-mount it in rootless containers).
+    pub host_path: Option<PathBuf>,
+}
+
+/// What the hook can do, from who it runs as (see [`privilege`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    /// Root in the host's user namespace: create nodes, change the device cgroup.
+    HostRoot,
+    /// Root inside a user namespace (a rootless engine): bind-mount host nodes from inside the
+    /// container's mount namespace; no device cgroup change.
+    NamespacedRoot,
+    /// An unprivileged user: nothing is possible.
+    Unprivileged,
 }
 
 /// What the hook may assume about itself and where to look.
@@ -54,8 +69,8 @@ pub struct DeviceToAdd {
 pub struct Options {
     /// `/proc` and the mount table.
     pub cgroup_roots: CgroupRoots,
-    /// Whether the hook runs as root in the host user namespace (see [`is_host_root`]).
-    pub privileged: bool,
+    /// Who the hook runs as.
+    pub privilege: Privilege,
 }
 
 /// What [`inject`] did.
@@ -65,6 +80,8 @@ pub struct Report {
     pub nodes: Vec<(PathBuf, NodeOutcome)>,
     /// The device cgroup changes.
     pub cgroup: AllowOutcome,
+    /// The nodes were bind-mounted from the host (rootless), the device cgroup left alone.
+    pub bind_mounted: bool,
 }
 
 /// Errors of the prestart mechanics.
@@ -130,13 +147,29 @@ pub enum PrestartError {
     },
     /// The hook is not privileged.
     #[error(
-        "cannot add {count} device node(s) to container {id}: the hook is not running as root in the host user namespace (rootless container); creating device nodes and changing the device cgroup need host root, and bind-mounting host nodes from inside the container's namespaces is not supported - use CDI (--device) with a rootless engine instead"
+        "cannot add {count} device node(s) to container {id}: the hook runs as an unprivileged user; creating device nodes needs root in the host user namespace, and bind-mounting host nodes needs root in the container's user namespace"
     )]
     Rootless {
         /// Container id.
         id: String,
         /// How many nodes were requested.
         count: usize,
+    },
+    /// A rootless hook could not join the container's mount namespace.
+    #[error(
+        "cannot enter the mount namespace {path} of the container: {source} (a rootless hook must run in the user namespace that owns it)"
+    )]
+    EnterNamespace {
+        /// The namespace file.
+        path: PathBuf,
+        /// The cause.
+        source: Errno,
+    },
+    /// A device to bind-mount has no known host path.
+    #[error("cannot bind-mount {path} into the rootless container: its host path is unknown")]
+    MissingHostPath {
+        /// The container path.
+        path: PathBuf,
     },
     /// Node creation failed.
     #[error(transparent)]
@@ -284,27 +317,33 @@ pub fn devices_added(before: &Value, after: &Value) -> Result<Vec<DeviceToAdd>, 
             uid: id("uid"),
             gid: id("gid"),
             access,
+            host_path: None,
         });
     }
     Ok(added)
 }
 
-/// Whether the hook runs as root in the host's initial user namespace: effective uid 0 and an
-/// identity uid map over every id (`0 0 4294967295` in `<proc>/self/uid_map`). Inside a rootless
-/// engine's user namespace the effective uid is 0 as well, but the host refuses `mknod` there.
-pub fn is_host_root<S: Syscalls>(sys: &S, proc_root: &Path, euid_is_root: bool) -> bool {
+/// Who the hook runs as: root with the host's identity uid map (`0 0 4294967295` in
+/// `<proc>/self/uid_map`) is [`Privilege::HostRoot`]; root with any other map runs inside a user
+/// namespace (a rootless engine), where the host refuses `mknod` of devices:
+/// [`Privilege::NamespacedRoot`].
+pub fn privilege<S: Syscalls>(sys: &S, proc_root: &Path, euid_is_root: bool) -> Privilege {
     if !euid_is_root {
-        return false;
+        return Privilege::Unprivileged;
     }
     let Ok(map) = sys.read_to_string(&proc_root.join("self/uid_map")) else {
-        return false;
+        return Privilege::NamespacedRoot;
     };
     let lines: Vec<Vec<&str>> = map
         .lines()
         .map(|line| line.split_whitespace().collect())
         .filter(|fields: &Vec<&str>| !fields.is_empty())
         .collect();
-    lines == [vec!["0", "0", "4294967295"]]
+    if lines == [vec!["0", "0", "4294967295"]] {
+        Privilege::HostRoot
+    } else {
+        Privilege::NamespacedRoot
+    }
 }
 
 /// The device rules the runtime built its policy from: the config's `linux.resources.devices`
@@ -371,7 +410,7 @@ pub fn inject<S: Syscalls>(
     if devices.is_empty() {
         return Ok(Report::default());
     }
-    if !options.privileged {
+    if options.privilege == Privilege::Unprivileged {
         return Err(PrestartError::Rootless {
             id: state.id.clone(),
             count: devices.len(),
@@ -396,6 +435,9 @@ pub fn inject<S: Syscalls>(
                 source,
             });
         }
+    }
+    if options.privilege == Privilege::NamespacedRoot {
+        return bind_into(sys, options, state, config, devices, pid);
     }
     let view = rootfs_view(config, &state.bundle, &options.cgroup_roots.proc_root, pid)
         .ok_or_else(|| PrestartError::MissingRoot {
@@ -441,6 +483,71 @@ pub fn inject<S: Syscalls>(
             .zip(outcomes)
             .collect(),
         cgroup,
+        bind_mounted: false,
+    })
+}
+
+/// The rootless path: join the container's mount namespace (the rootfs is mounted there, not yet
+/// pivoted) and bind-mount each host node onto an empty file in the rootfs. The device cgroup is
+/// left alone: a rootless runtime cannot restrict devices by cgroup either.
+fn bind_into<S: Syscalls>(
+    sys: &S,
+    options: &Options,
+    state: &State,
+    config: &Value,
+    devices: &[DeviceToAdd],
+    pid: i32,
+) -> Result<Report, PrestartError> {
+    let root = config
+        .pointer("/root/path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| PrestartError::MissingRoot {
+            path: state.bundle.join("config.json"),
+        })?;
+    let rootfs = state.bundle.join(root);
+    let mut requests = Vec::with_capacity(devices.len());
+    for device in devices {
+        let host = device
+            .host_path
+            .clone()
+            .ok_or_else(|| PrestartError::MissingHostPath {
+                path: device.container_path.clone(),
+            })?;
+        requests.push((
+            NodeToCreate {
+                container_path: device.container_path.clone(),
+                node: NodeSpec {
+                    kind: if device.kind == DeviceType::Block {
+                        FileKind::BlockDevice
+                    } else {
+                        FileKind::CharDevice
+                    },
+                    major: u64::from(device.major),
+                    minor: u64::from(device.minor),
+                    mode: device.mode,
+                },
+                uid: 0,
+                gid: 0,
+            },
+            host,
+        ));
+    }
+    let ns = options
+        .cgroup_roots
+        .proc_root
+        .join(pid.to_string())
+        .join("ns/mnt");
+    sys.enter_mount_namespace(&ns)
+        .map_err(|source| PrestartError::EnterNamespace { path: ns, source })?;
+    let outcomes = Rootfs::open(sys, &rootfs)?.bind_nodes(&requests)?;
+    Ok(Report {
+        nodes: requests
+            .into_iter()
+            .map(|(n, _)| n.container_path)
+            .zip(outcomes)
+            .collect(),
+        cgroup: AllowOutcome::default(),
+        bind_mounted: true,
     })
 }
 
@@ -467,7 +574,7 @@ mod tests {
     fn options() -> Options {
         Options {
             cgroup_roots: CgroupRoots::default(),
-            privileged: true,
+            privilege: Privilege::HostRoot,
         }
     }
 
@@ -530,6 +637,7 @@ mod tests {
                     uid: 0,
                     gid: 0,
                     access: Access::ALL,
+                    host_path: None,
                 },
                 DeviceToAdd {
                     container_path: "/dev/dri/renderD129".into(),
@@ -540,6 +648,7 @@ mod tests {
                     uid: 1000,
                     gid: 44,
                     access: Access::parse("rw").expect("rw"),
+                    host_path: None,
                 },
             ]
         );
@@ -623,10 +732,13 @@ mod tests {
     fn rootless_says_what_is_not_possible() {
         let fake = host();
         let mut opts = options();
-        opts.privileged = false;
+        opts.privilege = Privilege::Unprivileged;
         let err =
             inject(&fake, &opts, &state(Some(42)), &config(), &devices()).expect_err("rootless");
-        assert!(err.to_string().contains("not running as root"), "{err}");
+        assert!(
+            err.to_string().contains("runs as an unprivileged user"),
+            "{err}"
+        );
         assert!(fake.ops().is_empty());
     }
 
@@ -659,23 +771,73 @@ mod tests {
     }
 
     #[test]
-    fn host_root_needs_the_identity_uid_map() {
+    fn privilege_comes_from_the_uid_map() {
         let fake = Fake::new();
         let proc = Path::new("/proc");
         fake.add(
             "/proc/self/uid_map",
             FakeEntry::File("         0          0 4294967295\n".into()),
         );
-        assert!(is_host_root(&fake, proc, true));
-        assert!(!is_host_root(&fake, proc, false));
+        assert_eq!(privilege(&fake, proc, true), Privilege::HostRoot);
+        assert_eq!(privilege(&fake, proc, false), Privilege::Unprivileged);
         fake.add(
             "/proc/self/uid_map",
             FakeEntry::File(
                 "         0       1000          1\n         1     100000      65536\n".into(),
             ),
         );
-        assert!(!is_host_root(&fake, proc, true), "rootless user namespace");
-        assert!(!is_host_root(&Fake::new(), proc, true), "unreadable map");
+        assert_eq!(privilege(&fake, proc, true), Privilege::NamespacedRoot);
+    }
+
+    #[test]
+    fn namespaced_root_bind_mounts_inside_the_container_mount_namespace() {
+        let fake = host();
+        fake.add("/bundle/rootfs/dev", FakeEntry::Dir);
+        let node = |major, minor| {
+            FakeEntry::Node(crate::syscalls::FileStat {
+                kind: FileKind::CharDevice,
+                major,
+                minor,
+                mode: 0o666,
+                uid: 0,
+                gid: 0,
+            })
+        };
+        fake.add("/host/dev/kfd", node(511, 0));
+        fake.add("/host/dev/dri/renderD129", node(226, 129));
+        let mut with_hosts = devices();
+        with_hosts[0].host_path = Some("/host/dev/kfd".into());
+        with_hosts[1].host_path = Some("/host/dev/dri/renderD129".into());
+        let mut opts = options();
+        opts.privilege = Privilege::NamespacedRoot;
+        let report = inject(&fake, &opts, &state(Some(42)), &config(), &with_hosts).expect("bind");
+        assert!(report.bind_mounted);
+        let ops = fake.ops();
+        assert_eq!(ops[0], Op::EnterMountNamespace("/proc/42/ns/mnt".into()));
+        assert!(ops.contains(&Op::BindMount(
+            "/host/dev/kfd".into(),
+            "/bundle/rootfs/dev/kfd".into()
+        )));
+        assert!(
+            !ops.iter().any(|op| matches!(op, Op::Write(..))),
+            "no cgroup write"
+        );
+        let err = inject(&Fake::new(), &opts, &state(Some(42)), &config(), &devices());
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn namespaced_root_without_host_paths_is_refused_before_entering() {
+        let fake = host();
+        let mut opts = options();
+        opts.privilege = Privilege::NamespacedRoot;
+        let err = inject(&fake, &opts, &state(Some(42)), &config(), &devices())
+            .expect_err("no host path");
+        assert_eq!(
+            err.to_string(),
+            "cannot bind-mount /dev/kfd into the rootless container: its host path is unknown"
+        );
+        assert!(fake.ops().is_empty());
     }
 
     #[test]

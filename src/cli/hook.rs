@@ -162,14 +162,14 @@ fn run_prestart(
     let (settings, log) = args.load(stage, extra)?;
     let sys = amdgpu_cdi_hooks::syscalls::Host;
     let cgroup_roots = amdgpu_cdi_hooks::cgroup::CgroupRoots::default();
-    let privileged = amdgpu_cdi_hooks::prestart::is_host_root(
+    let privilege = amdgpu_cdi_hooks::prestart::privilege(
         &sys,
         &cgroup_roots.proc_root,
         nix::unistd::geteuid().is_root(),
     );
     let options = amdgpu_cdi_hooks::prestart::Options {
         cgroup_roots,
-        privileged,
+        privilege,
     };
     let result = prestart::run(std::io::stdin().lock(), &sys, &options, &settings, &log);
     match result {

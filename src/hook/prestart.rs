@@ -1,23 +1,28 @@
 //! The `prestart` and `createRuntime` hook stages: for runtimes that read `config.json` once
 //! (runc, youki) and engines whose config can no longer change (hooks.d prestart hooks, raw
-//! bundles). The requests are resolved exactly like the precreate stage - the same
-//! [`super::inject`] runs on a copy of the bundle's config - and the device nodes that injection
-//! adds are then created in the live container by [`amdgpu_cdi_hooks::prestart`].
+//! bundles). The requests are resolved exactly like the precreate stage ([`super::select`]), their
+//! CDI edits are applied to a copy of the bundle's config, and the device nodes that adds are
+//! then created in the live container by [`amdgpu_cdi_hooks::prestart`] (bind-mounted from the
+//! host in rootless containers).
 //!
 //! Only device nodes (and their cgroup rules) can be added this late: the process environment,
 //! mounts and hooks of the CDI edits are fixed once the runtime has created the container, so
 //! they are left out and logged.
 
+use std::collections::BTreeMap;
 use std::io::Read;
+use std::path::PathBuf;
 
 use amdgpu_cdi_hooks::bundle::{self, BundleError};
 use amdgpu_cdi_hooks::log::DetailLog;
 use amdgpu_cdi_hooks::prestart::{self as mechanics, Options, PrestartError as MechanicsError};
 use amdgpu_cdi_hooks::state::{State, StateError};
 use amdgpu_cdi_hooks::syscalls::Syscalls;
+use cdi::edits::apply_many;
+use cdi::spec::ContainerEdits;
 use serde_json::Value;
 
-use super::{InjectError, Outcome, inject};
+use super::{InjectError, Outcome, Selection, select};
 use crate::settings::Settings;
 
 /// Why the prestart hook failed.
@@ -48,23 +53,48 @@ pub fn run<S: Syscalls>(
 ) -> Result<Outcome, PrestartError> {
     let state = State::read(input, "stdin")?;
     let config = bundle::read_config(&state.bundle)?;
+    let selected = match select(&config, settings, log)? {
+        Selection::Nothing(reason) => return Ok(Outcome::Unchanged(reason)),
+        Selection::Devices(selected) => selected,
+    };
     let mut injected = config.clone();
-    let outcome = inject(&mut injected, settings, log)?;
-    if let Outcome::Injected(_) = &outcome {
-        warn_about_late_edits(&config, &injected, log);
-        let devices = mechanics::devices_added(&config, &injected)?;
-        let report = mechanics::inject(sys, options, &state, &config, &devices)?;
-        for (path, result) in &report.nodes {
-            log.info(&format!("{}: {result:?}", path.display()));
-        }
-        if let Some(file) = &report.cgroup.v1_allow_file {
-            log.info(&format!("allowed in {}", file.display()));
-        }
-        if let Some(dir) = &report.cgroup.v2_replaced {
-            log.info(&format!("replaced the device program of {}", dir.display()));
-        }
+    let edits: Vec<&ContainerEdits> = selected.edits.iter().collect();
+    apply_many(&mut injected, &edits).map_err(|source| InjectError::Edit {
+        names: selected.names.clone(),
+        source,
+    })?;
+    warn_about_late_edits(&config, &injected, log);
+    let hosts = host_paths(&selected.edits);
+    let mut devices = mechanics::devices_added(&config, &injected)?;
+    for device in &mut devices {
+        device.host_path = hosts.get(&device.container_path).cloned();
     }
-    Ok(outcome)
+    let report = mechanics::inject(sys, options, &state, &config, &devices)?;
+    for (path, result) in &report.nodes {
+        log.info(&format!("{}: {result:?}", path.display()));
+    }
+    if let Some(file) = &report.cgroup.v1_allow_file {
+        log.info(&format!("allowed in {}", file.display()));
+    }
+    if let Some(dir) = &report.cgroup.v2_replaced {
+        log.info(&format!("replaced the device program of {}", dir.display()));
+    }
+    if report.bind_mounted {
+        log.info("rootless: bind-mounted the host nodes, device cgroup unchanged");
+    }
+    Ok(Outcome::Injected(selected.names))
+}
+
+/// Container path -> host path of every device node in `edits` (`hostPath` defaults to `path`).
+fn host_paths(edits: &[ContainerEdits]) -> BTreeMap<PathBuf, PathBuf> {
+    edits
+        .iter()
+        .flat_map(|edit| &edit.device_nodes)
+        .map(|node| {
+            let host = node.host_path.as_deref().unwrap_or(&node.path);
+            (PathBuf::from(&node.path), PathBuf::from(host))
+        })
+        .collect()
 }
 
 /// Logs the parts of the CDI edits a prestart hook cannot apply.
@@ -87,12 +117,13 @@ fn warn_about_late_edits(before: &Value, after: &Value, log: &DetailLog) {
 mod tests {
     use super::*;
     use amdgpu_cdi_hooks::cgroup::CgroupRoots;
+    use amdgpu_cdi_hooks::prestart::Privilege;
     use amdgpu_cdi_hooks::syscalls::Fake;
 
     fn options() -> Options {
         Options {
             cgroup_roots: CgroupRoots::default(),
-            privileged: true,
+            privilege: Privilege::HostRoot,
         }
     }
 

@@ -542,23 +542,128 @@ fn podman_hooks_d_prestart_file_injects_the_requested_gpu() {
     }
 }
 
+/// A sleeping process in its own user and mount namespaces (`unshare -U -r -m`), standing in for
+/// a rootless container's init before the pivot.
+struct NamespacedSleeper(Child);
+
+impl NamespacedSleeper {
+    fn start() -> Self {
+        let unshare = support::find_tool("unshare").expect("unshare");
+        let child = Command::new(unshare)
+            .args(["-U", "-r", "-m", "--propagation", "private"])
+            .args(["/bin/busybox", "sleep", "60"])
+            .spawn()
+            .expect("spawn unshare");
+        let pid = child.id();
+        let sleeper = Self(child);
+        let own = fs::read_link("/proc/self/ns/user").expect("own user namespace");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fs::read_link(format!("/proc/{pid}/ns/user")).ok().as_ref() == Some(&own) {
+            assert!(
+                Instant::now() < deadline,
+                "unshare never made its namespaces"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        sleeper
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for NamespacedSleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
-fn rootless_hook_says_what_it_cannot_do() {
-    if !support::prerequisites("rootless_hook", &["unshare"]) {
+fn rootless_hook_bind_mounts_the_gpu_into_the_container_mount_namespace() {
+    if !support::prerequisites("rootless_hook_bind_mounts", &["unshare", "nsenter"]) {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let host = fake_host(tmp.path());
     let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
     fs::create_dir_all(rootfs.join("dev")).expect("dev");
+    let sleeper = NamespacedSleeper::start();
+    let pid = sleeper.pid().to_string();
+    let nsenter = support::find_tool("nsenter").expect("nsenter");
+    let nsenter = nsenter.display().to_string();
+    // The hook runs as root of the container's user namespace, like under a rootless engine.
+    let (ok, stderr) = run_hook_with(
+        &host,
+        &bundle,
+        sleeper.pid(),
+        &[&nsenter, "-U", "-t", &pid, "--"],
+    );
+    let log = fs::read_to_string(&host.log).unwrap_or_default();
+    assert!(ok, "hook failed: {stderr}\nhook log:\n{log}");
+    assert!(
+        log.contains("bind-mounted the host nodes"),
+        "hook log: {log}"
+    );
+
+    // Inside the container's namespaces the host nodes are mounted and open.
+    let render = rootfs.join("dev/dri/renderD129");
+    let kfd = rootfs.join("dev/kfd");
+    let script = format!(
+        "test -c '{r}' && true < '{r}' && test -c '{k}' && true < '{k}' && echo MOUNTED; test -e '{g}' || echo GPU0_ABSENT",
+        r = render.display(),
+        k = kfd.display(),
+        g = rootfs.join("dev/dri/renderD128").display()
+    );
+    let (inside_ok, stdout, inside_err) = support::output(
+        Command::new(&nsenter)
+            .args(["-U", "-m", "-t", &pid, "--", "/bin/busybox", "sh", "-c"])
+            .arg(&script),
+    );
+    assert!(inside_ok, "check inside failed: {inside_err}");
+    assert!(
+        stdout.contains("MOUNTED") && stdout.contains("GPU0_ABSENT"),
+        "inside: {stdout}"
+    );
+    // Outside, only the empty mount points exist: nothing was mounted on the host.
+    let outside = fs::symlink_metadata(&render).expect("mount point");
+    assert!(outside.file_type().is_file() && outside.len() == 0);
+}
+
+#[test]
+fn unprivileged_hook_says_what_it_cannot_do() {
+    if !support::prerequisites("unprivileged_hook", &["setpriv"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Readable by the unprivileged user the hook runs as.
+    fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod tempdir");
+    let host = fake_host(tmp.path());
+    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
+    fs::create_dir_all(rootfs.join("dev")).expect("dev");
     let sleeper = Sleeper::start();
-    // `unshare -U -r`: root inside a new user namespace, like a hook under a rootless engine.
-    let unshare = support::find_tool("unshare").expect("unshare");
-    let unshare = unshare.display().to_string();
-    let (ok, stderr) = run_hook_with(&host, &bundle, sleeper.pid(), &[&unshare, "-U", "-r"]);
+    let setpriv = support::find_tool("setpriv").expect("setpriv");
+    let setpriv = setpriv.display().to_string();
+    let (ok, stderr) = run_hook_with(
+        &host,
+        &bundle,
+        sleeper.pid(),
+        &[
+            &setpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ],
+    );
     assert!(!ok, "hook must refuse");
     assert!(
-        stderr.contains("not running as root in the host user namespace"),
+        stderr.contains("the hook runs as an unprivileged user"),
         "unclear error: {stderr}"
     );
     assert_eq!(entries(&rootfs.join("dev")), Vec::<String>::new());
