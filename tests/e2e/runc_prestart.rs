@@ -494,11 +494,6 @@ fn podman_hooks_d_prestart_file_injects_the_requested_gpu() {
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let host = fake_host(tmp.path());
-    // podman 4 labels every container with `io.kubernetes.cri-o.*` annotations, which the default
-    // environment policy (outside-kubernetes) reads as a Kubernetes pod.
-    let mut settings = fs::read_to_string(&host.config).expect("read config.toml");
-    settings.push_str("accept-env-from-unprivileged = true\n");
-    fs::write(&host.config, settings).expect("write config.toml");
     let rootfs = support::busybox_rootfs(tmp.path());
     // The packaged hooks.d file, pointed at the binary under test and the test configuration.
     let packaged = fs::read_to_string(
