@@ -1,5 +1,5 @@
-//! End-to-end tests against real container engines (podman, runc, Docker, containerd) on a busybox
-//! rootfs with fake GPU nodes. They need root and the engines: under `CI=true` a missing
+//! End-to-end tests against real container engines (podman, runc, youki, Docker, containerd) on a
+//! busybox rootfs with fake GPU nodes. They need root and the engines: under `CI=true` a missing
 //! prerequisite fails the test; elsewhere the test is skipped with a printed reason.
 
 mod containerd_configure;
@@ -14,3 +14,4 @@ mod podman_hooks;
 mod runc_prestart;
 mod support;
 mod units;
+mod youki_prestart;

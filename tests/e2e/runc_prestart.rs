@@ -11,6 +11,9 @@
 //! three-GPU fixture, `--dev-root` on the fake nodes); the podman and hostile tests read the GPUs
 //! from a CDI spec dir, the other device source.
 //!
+//! `youki_prestart.rs` runs the same GPU 1 scenario ([`gpu_1_bundle`], [`assert_gpu_1_injected`])
+//! with youki.
+//!
 //! The hostile bundles run the hook directly with a state on stdin: under runc the `/dev` tmpfs
 //! would hide the planted `rootfs/dev` symlinks, so the hook's own policy is tested where it
 //! matters - on whatever rootfs it is given.
@@ -38,10 +41,11 @@ const NODES: [(&str, u64, u64); 4] = [
 /// A fake host `/dev` with kfd and render nodes, and how the hook finds the GPUs: by default a CDI
 /// spec dir naming renderD128/129 as GPUs 0 and 1 (`device-source = "cdi"`); with
 /// [`Host::discovering`], live discovery of the three-GPU sysfs fixture.
-struct Host {
+pub(crate) struct Host {
     dev: PathBuf,
     config: PathBuf,
-    log: PathBuf,
+    /// The hook's log file.
+    pub(crate) log: PathBuf,
     /// The hook's arguments after the stage.
     args: Vec<String>,
 }
@@ -169,8 +173,9 @@ fn stage_config(host: &Host, script: &str, with_mount_ns: bool, stage: &str) -> 
     })
 }
 
-/// Waits for a child with a deadline, killing it when the deadline passes.
-fn wait_output(mut child: Child, timeout: Duration) -> (bool, String, String) {
+/// Waits for a child with a deadline, killing it when the deadline passes; returns (success,
+/// stdout, stderr).
+pub(crate) fn wait_output(mut child: Child, timeout: Duration) -> (bool, String, String) {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(_status) = child.try_wait().expect("poll child") {
@@ -234,27 +239,7 @@ fn runc_create_runtime_hook_adds_the_requested_gpu() {
 /// usable, GPU 0 absent, and a hand-made node with GPU 0's numbers denied by the cgroup.
 fn runc_injects_gpu_1(stage: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let host = fake_host(tmp.path()).discovering(tmp.path());
-    let bundle = tmp.path().join("bundle");
-    let rootfs = support::busybox_rootfs(&bundle);
-    // GPU 0's numbers, made by hand in the image: present but never allowed.
-    mknod(
-        &rootfs.join("tmp/gpu0"),
-        SFlag::S_IFCHR,
-        Mode::from_bits_truncate(0o666),
-        makedev(10, 237),
-    )
-    .expect("mknod hand-made node");
-    let script = "\
-        test -c /dev/kfd && true < /dev/kfd && echo KFD_OPENS; \
-        test -c /dev/dri/renderD129 && true < /dev/dri/renderD129 && echo GPU1_OPENS; \
-        test -e /dev/dri/renderD128 || echo GPU0_ABSENT; \
-        test -c /tmp/gpu0 && echo HANDMADE_PRESENT; \
-        true < /tmp/gpu0 2>/dev/null || echo HANDMADE_DENIED; \
-        true";
-    let config = stage_config(&host, script, true, stage);
-    fs::write(bundle.join("config.json"), config.to_string()).expect("write config.json");
-
+    let (host, bundle) = gpu_1_bundle(tmp.path(), stage);
     let id = format!("amdgpu-cdi-{}-{}", stage.to_lowercase(), std::process::id());
     let state_root = tmp.path().join("runc-root");
     let _cleanup = RuncContainer {
@@ -275,6 +260,41 @@ fn runc_injects_gpu_1(stage: &str) {
     let (ok, stdout, stderr) = wait_output(child, Duration::from_secs(60));
     let log = fs::read_to_string(&host.log).unwrap_or_default();
     assert!(ok, "runc run failed: {stderr}\nhook log:\n{log}");
+    assert_gpu_1_injected(&stdout, &stderr, &log);
+}
+
+/// What the container of [`gpu_1_bundle`] runs: one marker per check that holds.
+const GPU_1_SCRIPT: &str = "\
+    test -c /dev/kfd && true < /dev/kfd && echo KFD_OPENS; \
+    test -c /dev/dri/renderD129 && true < /dev/dri/renderD129 && echo GPU1_OPENS; \
+    test -e /dev/dri/renderD128 || echo GPU0_ABSENT; \
+    test -c /tmp/gpu0 && echo HANDMADE_PRESENT; \
+    true < /tmp/gpu0 2>/dev/null || echo HANDMADE_DENIED; \
+    true";
+
+/// Writes, under `dir`, a host discovering the three-GPU fixture and a bundle (returned) whose
+/// busybox container requests GPU 1 with the hook registered for `stage` and runs
+/// [`GPU_1_SCRIPT`]. The image holds a hand-made node with GPU 0's numbers at `/tmp/gpu0`:
+/// present, but never allowed by the hook.
+pub(crate) fn gpu_1_bundle(dir: &Path, stage: &str) -> (Host, PathBuf) {
+    let host = fake_host(dir).discovering(dir);
+    let bundle = dir.join("bundle");
+    let rootfs = support::busybox_rootfs(&bundle);
+    mknod(
+        &rootfs.join("tmp/gpu0"),
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o666),
+        makedev(10, 237),
+    )
+    .expect("mknod hand-made node");
+    let config = stage_config(&host, GPU_1_SCRIPT, true, stage);
+    fs::write(bundle.join("config.json"), config.to_string()).expect("write config.json");
+    (host, bundle)
+}
+
+/// Checks the output of the [`gpu_1_bundle`] container and the hook's log: GPU 1 and kfd open,
+/// GPU 0 absent, the hand-made node denied by the device cgroup, one GPU injected.
+pub(crate) fn assert_gpu_1_injected(stdout: &str, stderr: &str, log: &str) {
     for marker in [
         "KFD_OPENS",
         "GPU1_OPENS",

@@ -39,9 +39,12 @@ pub fn prerequisites(test: &str, tools: &[&str]) -> bool {
     false
 }
 
-/// Finds an executable in the usual system directories.
+/// Finds an executable among the repository's own tools (`target/tools/bin`, filled by
+/// `scripts/install-youki`), then in the usual system directories.
 pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let repo_tools = concat!(env!("CARGO_MANIFEST_DIR"), "/target/tools/bin");
     [
+        repo_tools,
         "/usr/local/sbin",
         "/usr/local/bin",
         "/usr/sbin",
