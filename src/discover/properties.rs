@@ -1,11 +1,14 @@
 //! Parser for KFD topology `properties` files: one `key value` pair per line, values decimal.
 
-use std::collections::HashMap;
+use std::ops::Range;
 
-/// The parsed key/value pairs of one KFD topology node.
+/// The parsed key/value pairs of one KFD topology node. The keys stay in one copy of the file's
+/// text (a node has about 40 of them and discovery reads up to a few hundred nodes, so one
+/// allocation per key would dominate), and a lookup scans them: the last of repeated keys wins.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Properties {
-    values: HashMap<String, u64>,
+    text: String,
+    values: Vec<(Range<usize>, u64)>,
 }
 
 /// Why a `properties` file could not be parsed: the 1-based line number and its text.
@@ -19,7 +22,7 @@ impl Properties {
     /// Parses the text of a `properties` file. Blank lines are ignored; anything else that is not
     /// `key <decimal>` is a problem, because a half-understood node must not become a GPU.
     pub(crate) fn parse(text: &str) -> Result<Self, ParseProblem> {
-        let mut values = HashMap::new();
+        let mut values = Vec::with_capacity(48);
         for (number, line) in text.lines().enumerate() {
             let trimmed = line.trim();
             if trimmed.is_empty() {
@@ -34,7 +37,9 @@ impl Properties {
                 Some((key, value))
                     if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
                 {
-                    values.insert(key.to_string(), value);
+                    // `key` is a slice of `text`: its offset is the distance between the pointers.
+                    let start = key.as_ptr() as usize - text.as_ptr() as usize;
+                    values.push((start..start + key.len(), value));
                 }
                 _ => {
                     return Err(ParseProblem {
@@ -44,12 +49,19 @@ impl Properties {
                 }
             }
         }
-        Ok(Self { values })
+        Ok(Self {
+            text: text.to_string(),
+            values,
+        })
     }
 
     /// The value of `key`, when present.
     pub(crate) fn get(&self, key: &str) -> Option<u64> {
-        self.values.get(key).copied()
+        self.values
+            .iter()
+            .rev()
+            .find(|(range, _)| self.text.get(range.clone()) == Some(key))
+            .map(|(_, value)| *value)
     }
 }
 
@@ -80,6 +92,13 @@ mod tests {
         assert_eq!(problem.line, 1);
         assert!(Properties::parse("a 1 2").is_err());
         assert!(Properties::parse("lonely").is_err());
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_last_value() {
+        let props = Properties::parse("  simd_count 4\nsimd_count 8 \n").expect("valid properties");
+        assert_eq!(props.get("simd_count"), Some(8));
+        assert_eq!(props.get("simd"), None);
     }
 
     #[test]
