@@ -23,31 +23,46 @@ impl Properties {
     /// `key <decimal>` is a problem, because a half-understood node must not become a GPU.
     pub(crate) fn parse(text: &str) -> Result<Self, ParseProblem> {
         let mut values = Vec::with_capacity(48);
-        for (number, line) in text.lines().enumerate() {
-            let trimmed = line.trim();
-            if trimmed.is_empty() {
-                continue;
-            }
-            let mut fields = trimmed.split_ascii_whitespace();
-            let parsed = match (fields.next(), fields.next(), fields.next()) {
-                (Some(key), Some(value), None) => value.parse::<u64>().ok().map(|v| (key, v)),
-                _ => None,
-            };
-            match parsed {
-                Some((key, value))
-                    if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-                {
-                    // `key` is a slice of `text`: its offset is the distance between the pointers.
-                    let start = key.as_ptr() as usize - text.as_ptr() as usize;
-                    values.push((start..start + key.len(), value));
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        let mut number = 0;
+        // The lines of `str::lines` (a final `\n` ends the last line rather than starting one);
+        // a `\r` before a `\n` stays on the line, where the slow path trims it.
+        while start < bytes.len() {
+            let end = bytes[start..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| start + i);
+            number += 1;
+            let line = &text[start..end];
+            if let Some((key_len, value)) = canonical_line(line.as_bytes()) {
+                values.push((start..start + key_len, value));
+            } else {
+                let trimmed = line.trim();
+                if !trimmed.is_empty() {
+                    let mut fields = trimmed.split_ascii_whitespace();
+                    let parsed = match (fields.next(), fields.next(), fields.next()) {
+                        (Some(key), Some(value), None) => {
+                            value.parse::<u64>().ok().map(|v| (key, v))
+                        }
+                        _ => None,
+                    };
+                    match parsed {
+                        Some((key, value)) if key.bytes().all(is_key_byte) => {
+                            // `key` is a slice of `text`: its offset is the pointers' distance.
+                            let offset = key.as_ptr() as usize - text.as_ptr() as usize;
+                            values.push((offset..offset + key.len(), value));
+                        }
+                        _ => {
+                            return Err(ParseProblem {
+                                line: number,
+                                text: trimmed.chars().take(60).collect(),
+                            });
+                        }
+                    }
                 }
-                _ => {
-                    return Err(ParseProblem {
-                        line: number + 1,
-                        text: trimmed.chars().take(60).collect(),
-                    });
-                }
             }
+            start = end + 1;
         }
         Ok(Self {
             text: text.to_string(),
@@ -63,6 +78,29 @@ impl Properties {
             .find(|(range, _)| self.text.get(range.clone()) == Some(key))
             .map(|(_, value)| *value)
     }
+}
+
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The kernel's own spelling, `key value` with one space and a decimal value that fits: the key's
+/// length and the value. Anything else (other spacing, `+`, overflow, garbage) is `None` and goes
+/// through the general parser, which reads it the same way or reports it.
+fn canonical_line(line: &[u8]) -> Option<(usize, u64)> {
+    let space = line.iter().position(|&b| b == b' ')?;
+    let (key, digits) = (&line[..space], &line[space + 1..]);
+    if key.is_empty() || digits.is_empty() || !key.iter().all(|&b| is_key_byte(b)) {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some((space, value))
 }
 
 #[cfg(test)]
@@ -99,6 +137,23 @@ mod tests {
         let props = Properties::parse("  simd_count 4\nsimd_count 8 \n").expect("valid properties");
         assert_eq!(props.get("simd_count"), Some(8));
         assert_eq!(props.get("simd"), None);
+    }
+
+    #[test]
+    fn odd_spacing_and_line_ends_read_like_the_canonical_form() {
+        let text = "a 1\r\n\t b\t2 \n\n\u{b}c 3\nd +4\ne 18446744073709551615";
+        let props = Properties::parse(text).expect("valid properties");
+        for (key, value) in [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", u64::MAX)] {
+            assert_eq!(props.get(key), Some(value), "{key}");
+        }
+        let problem = Properties::parse("a 1\n\nb 18446744073709551616\n").expect_err("overflow");
+        assert_eq!(problem.line, 3);
+        assert_eq!(problem.text, "b 18446744073709551616");
+        let problem = Properties::parse("a 1\r\nb-c 2\r\n").expect_err("bad key");
+        assert_eq!((problem.line, problem.text.as_str()), (2, "b-c 2"));
+        assert!(Properties::parse("a  1").is_ok());
+        assert!(Properties::parse("a 1 ").is_ok());
+        assert!(Properties::parse("a 1x").is_err());
     }
 
     #[test]
