@@ -29,36 +29,35 @@ impl Properties {
         // The lines of `str::lines` (a final `\n` ends the last line rather than starting one);
         // a `\r` before a `\n` stays on the line, where the slow path trims it.
         while start < bytes.len() {
+            number += 1;
+            if let Some((key_len, value, end)) = canonical_line(bytes, start) {
+                values.push((start..start + key_len, value));
+                start = end + 1;
+                continue;
+            }
             let end = bytes[start..]
                 .iter()
                 .position(|&b| b == b'\n')
                 .map_or(bytes.len(), |i| start + i);
-            number += 1;
             let line = &text[start..end];
-            if let Some((key_len, value)) = canonical_line(line.as_bytes()) {
-                values.push((start..start + key_len, value));
-            } else {
-                let trimmed = line.trim();
-                if !trimmed.is_empty() {
-                    let mut fields = trimmed.split_ascii_whitespace();
-                    let parsed = match (fields.next(), fields.next(), fields.next()) {
-                        (Some(key), Some(value), None) => {
-                            value.parse::<u64>().ok().map(|v| (key, v))
-                        }
-                        _ => None,
-                    };
-                    match parsed {
-                        Some((key, value)) if key.bytes().all(is_key_byte) => {
-                            // `key` is a slice of `text`: its offset is the pointers' distance.
-                            let offset = key.as_ptr() as usize - text.as_ptr() as usize;
-                            values.push((offset..offset + key.len(), value));
-                        }
-                        _ => {
-                            return Err(ParseProblem {
-                                line: number,
-                                text: trimmed.chars().take(60).collect(),
-                            });
-                        }
+            let trimmed = line.trim();
+            if !trimmed.is_empty() {
+                let mut fields = trimmed.split_ascii_whitespace();
+                let parsed = match (fields.next(), fields.next(), fields.next()) {
+                    (Some(key), Some(value), None) => value.parse::<u64>().ok().map(|v| (key, v)),
+                    _ => None,
+                };
+                match parsed {
+                    Some((key, value)) if key.bytes().all(is_key_byte) => {
+                        // `key` is a slice of `text`: its offset is the pointers' distance.
+                        let offset = key.as_ptr() as usize - text.as_ptr() as usize;
+                        values.push((offset..offset + key.len(), value));
+                    }
+                    _ => {
+                        return Err(ParseProblem {
+                            line: number,
+                            text: trimmed.chars().take(60).collect(),
+                        });
                     }
                 }
             }
@@ -84,23 +83,30 @@ fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// The kernel's own spelling, `key value` with one space and a decimal value that fits: the key's
-/// length and the value. Anything else (other spacing, `+`, overflow, garbage) is `None` and goes
-/// through the general parser, which reads it the same way or reports it.
-fn canonical_line(line: &[u8]) -> Option<(usize, u64)> {
-    let space = line.iter().position(|&b| b == b' ')?;
-    let (key, digits) = (&line[..space], &line[space + 1..]);
-    if key.is_empty() || digits.is_empty() || !key.iter().all(|&b| is_key_byte(b)) {
+/// The kernel's own spelling of the line at `start`: `key value` with one space and a decimal
+/// value that fits, then `\n` or the end. Returns the key's length, the value and where the line
+/// ends, in one pass over its bytes. Anything else (other spacing, `+`, overflow, garbage) is
+/// `None` and goes through the general parser, which reads it the same way or reports it.
+fn canonical_line(bytes: &[u8], start: usize) -> Option<(usize, u64, usize)> {
+    let mut i = start;
+    while bytes.get(i).is_some_and(|&b| is_key_byte(b)) {
+        i += 1;
+    }
+    if i == start || bytes.get(i) != Some(&b' ') {
         return None;
     }
+    let key_len = i - start;
+    i += 1;
+    let digits = i;
     let mut value: u64 = 0;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
+    while let Some(&b) = bytes.get(i).filter(|b| b.is_ascii_digit()) {
         value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        i += 1;
     }
-    Some((space, value))
+    if i == digits || bytes.get(i).is_some_and(|&b| b != b'\n') {
+        return None;
+    }
+    Some((key_len, value, i))
 }
 
 #[cfg(test)]
