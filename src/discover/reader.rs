@@ -45,19 +45,24 @@ impl SysfsReader for RealSysfs {
     fn read_to_string(&self, path: &Path) -> io::Result<String> {
         // sysfs attributes are at most a page; reading without `std::fs::read_to_string`'s size
         // probe (an extra statx per file) keeps discovery at one open, read and close per file.
+        // The page buffer is zeroed once per thread, not once per file (hundreds per discovery).
         use std::io::Read;
-        let mut file = std::fs::File::open(path)?;
-        let mut bytes = Vec::with_capacity(4096);
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = file.read(&mut chunk)?;
-            bytes.extend_from_slice(&chunk[..n]);
-            // A short read is the end: sysfs hands out an attribute in one read, and regular
-            // files (fixtures) are read in full until their end.
-            if n < chunk.len() {
-                break;
-            }
+        thread_local! {
+            static PAGE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 4096]);
         }
+        let mut file = std::fs::File::open(path)?;
+        let mut bytes = Vec::new();
+        PAGE.with_borrow_mut(|chunk| -> io::Result<()> {
+            loop {
+                let n = file.read(chunk)?;
+                bytes.extend_from_slice(&chunk[..n]);
+                // A short read is the end: sysfs hands out an attribute in one read, and regular
+                // files (fixtures) are read in full until their end.
+                if n < chunk.len() {
+                    return Ok(());
+                }
+            }
+        })?;
         String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 

@@ -370,3 +370,37 @@ fn partition_parent_without_domain_is_an_error_when_ambiguous() {
         "{err}"
     );
 }
+
+#[test]
+fn injection_discovery_finds_the_same_gpus_without_descriptions() {
+    for host in [
+        "mi300x-cpx",
+        "mi300x-spx",
+        "mi300x-cpx-dot",
+        "mi210x4",
+        "mi300a-tpx",
+        "workstation",
+        "multi-domain",
+        "old-kernel",
+    ] {
+        let full = run(host).host;
+        let light = discover_for_injection(&example(host)).expect("example host discovers");
+        assert_eq!(light.kfd, full.kfd, "{host}");
+        assert_eq!(light.gpus.len(), full.gpus.len(), "{host}");
+        for (light, full) in light.gpus.iter().zip(&full.gpus) {
+            let described = Gpu {
+                card: full.card.clone(),
+                numa_node: full.numa_node,
+                product_name: full.product_name.clone(),
+                ..light.clone()
+            };
+            assert_eq!(&described, full, "{host}");
+            assert_eq!(light.card, None);
+            assert_eq!(light.numa_node, None);
+            assert_eq!(
+                light.product_name,
+                known_product(full.device_id).map(String::from)
+            );
+        }
+    }
+}

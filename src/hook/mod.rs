@@ -12,7 +12,7 @@ use cdi::registry::Registry;
 use cdi::spec::{ContainerEdits, Spec};
 use serde_json::{Map, Value};
 
-use crate::discover::{DiscoverOptions, Host, discover};
+use crate::discover::{DiscoverOptions, Host, discover_for_injection};
 use crate::generate::{GenerateOptions, generate};
 use crate::naming::{NameStrategy, device_names};
 use crate::request::grammar::{self, KIND, Selector};
@@ -77,7 +77,7 @@ impl DeviceSet {
     fn load(settings: &Settings, log: &DetailLog) -> Result<Self, InjectError> {
         match settings.device_source {
             DeviceSource::Discover => {
-                let host = discover(&DiscoverOptions {
+                let host = discover_for_injection(&DiscoverOptions {
                     sysfs_root: settings.sysfs_root.clone(),
                     dev_root: settings.dev_root.clone(),
                 })?;
