@@ -10,6 +10,7 @@ mod hook_precreate;
 mod hook_prestart;
 mod inject;
 mod list;
+mod readme;
 mod request;
 mod runtime;
 mod support;
