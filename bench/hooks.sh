@@ -19,6 +19,9 @@ mknod -m 666 "$work/dev/dev/kfd" c 1 5
 for node in "$host"/class/drm/renderD*; do
     mknod -m 666 "$work/dev/dev/dri/${node##*/}" c 1 3
 done
+for minor in 128 129 130; do # the three-GPU fixture of the wrapper benchmark
+    [ -e "$work/dev/dev/dri/renderD$minor" ] || mknod -m 666 "$work/dev/dev/dri/renderD$minor" c 1 3
+done
 : > "$work/empty.toml"
 
 config() { # $1: AMD_VISIBLE_DEVICES value (empty: unset)
@@ -37,28 +40,41 @@ JSON
 config "" > "$work/none.json"
 config "0-7" > "$work/eight.json"
 
+median() { # $1: hyperfine JSON; prints each command's median and min in ms
+    python3 - "$1" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"{r['command']}: median {r['median']*1000:.2f} ms, min {r['min']*1000:.2f} ms")
+PY
+}
+
+# hyperfine 1.15 has no --input: every command runs under the same `sh -c` with a stdin
+# redirect, and the `true` baseline measures that shell; the hook's whole-process cost is the
+# difference of the medians.
 hook="$bin/amdgpu-cdi hook precreate --config $work/empty.toml --sysfs-root $host --dev-root $work/dev"
 echo "== precreate hook: nothing requested / 8 of 64 partitions requested"
-hyperfine --warmup 50 --runs 1000 --export-markdown "$work/hook.md" \
-    -n "precreate, nothing requested" "$hook < $work/none.json > /dev/null" \
-    -n "precreate, 8 GPUs of 64 partitions" "$hook < $work/eight.json > /dev/null"
-cat "$work/hook.md"
+hyperfine -N --warmup 50 --runs 1000 --export-json "$work/hook.json" \
+    -n "baseline: sh -c 'true < config'" "/bin/sh -c 'true < $work/none.json > /dev/null'" \
+    -n "precreate, nothing requested" "/bin/sh -c '$hook < $work/none.json > /dev/null'" \
+    -n "precreate, 8 GPUs of 64 partitions" "/bin/sh -c '$hook < $work/eight.json > /dev/null'"
+median "$work/hook.json"
 
-echo "== runtime wrapper vs plain runc run (same bundle, /bin/true, 1 GPU requested)"
+echo "== runtime wrapper vs plain runc run (same bundle, /bin/true, 1 GPU of the 3-GPU fixture)"
 bundle=$work/bundle
 mkdir -p "$bundle/rootfs/bin"
 cp /bin/busybox "$bundle/rootfs/bin/busybox"
 ln -s busybox "$bundle/rootfs/bin/true"
 config "0" > "$work/bundle-config.json"
 runc=$(command -v runc || echo /usr/sbin/runc)
+small=$PWD/tests/fixtures/hosts/three-gpus/sys
 cat > "$work/wrapper.toml" <<TOML
-sysfs-root = "$host"
+sysfs-root = "$small"
 dev-root = "$work/dev"
 runtime = "$runc"
 TOML
 cd "$bundle"
-AMDGPU_CDI_CONFIG=$work/wrapper.toml hyperfine --warmup 5 --runs 100 --export-markdown "$work/runtime.md" \
+AMDGPU_CDI_CONFIG=$work/wrapper.toml hyperfine -N --warmup 5 --runs 200 --export-json "$work/runtime.json" \
     --prepare "cp $work/bundle-config.json $bundle/config.json" \
     -n "runc run" "$runc run -b $bundle bench-runc" \
     -n "amdgpu-container-runtime run" "$bin/amdgpu-container-runtime run -b $bundle bench-wrapper"
-cat "$work/runtime.md"
+median "$work/runtime.json"

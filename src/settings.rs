@@ -256,7 +256,8 @@ fn one_line(error: &toml::de::Error, text: &str) -> String {
     let message = error.message().trim().replace('\n', " ");
     match error.span() {
         Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
             format!("line {line}: {message}")
         }
         None => message,

@@ -2,6 +2,10 @@
 //! untrusted rootfs, device cgroup updates, and the runc-compatible runtime wrapper.
 
 pub mod bundle;
+pub mod cgroup;
 pub mod log;
+pub mod prestart;
+pub mod rootfs;
 pub mod state;
+pub mod syscalls;
 pub mod wrapper;

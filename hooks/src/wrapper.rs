@@ -12,8 +12,16 @@ use std::path::PathBuf;
 
 use crate::log::LogFormat;
 
-/// runc's global flags that take a value.
-const GLOBAL_VALUE_FLAGS: &[&str] = &["log", "log-format", "root", "criu", "rootless"];
+/// Global flags that take a value: runc's, plus crun's `--log-level` and `--cgroup-manager`.
+const GLOBAL_VALUE_FLAGS: &[&str] = &[
+    "log",
+    "log-format",
+    "root",
+    "criu",
+    "rootless",
+    "log-level",
+    "cgroup-manager",
+];
 
 /// Flags of `create` and `run` that take a value (besides `bundle`/`b`).
 const CREATE_VALUE_FLAGS: &[&str] = &["bundle", "b", "console-socket", "pid-file", "preserve-fds"];
@@ -239,6 +247,15 @@ mod tests {
         assert_eq!(inv.global.rootless.as_deref(), Some("auto"));
         assert_eq!(inv.global.criu, Some(PathBuf::from("/usr/sbin/criu")));
         assert_eq!(inv.subcommand.as_deref(), Some("state"));
+    }
+
+    #[test]
+    fn crun_value_flags_do_not_hide_the_subcommand() {
+        let inv = parse(&argv(
+            "--log-level error --cgroup-manager cgroupfs --root /r create -b /b c1",
+        ));
+        assert_eq!(inv.subcommand.as_deref(), Some("create"));
+        assert_eq!(inv.bundle, Some(PathBuf::from("/b")));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use amdgpu_cdi_hooks::log::DetailLog;
 use clap::{Args, Subcommand};
 
-use crate::hook::Outcome;
 use crate::hook::precreate::{self, PrecreateOutcome};
+use crate::hook::{Outcome, prestart};
 use crate::settings::{self, Overrides, Settings};
 
 /// Run as an OCI hook (hooks.d passes arguments, not environment).
@@ -43,6 +43,12 @@ pub struct StageArgs {
 pub enum HookStage {
     /// podman's precreate stage: OCI config on stdin, edited config on stdout.
     Precreate(StageArgs),
+    /// OCI prestart stage: container state on stdin; adds the requested device nodes to the
+    /// container being created (rootfs and device cgroup).
+    Prestart(StageArgs),
+    /// OCI createRuntime stage: the same as prestart.
+    #[command(name = "createRuntime", alias = "create-runtime")]
+    CreateRuntime(StageArgs),
     /// A stage this version does not know: ignored with a warning, exit 0.
     #[command(external_subcommand)]
     Unknown(Vec<OsString>),
@@ -86,6 +92,19 @@ impl HookArgs {
         }
         overrides
     }
+
+    /// The settings for `stage` (file, environment and command line) and its detail log, whose
+    /// lines are tagged with the stage name. Every stage starts with this.
+    pub fn load(
+        &self,
+        stage: &'static str,
+        extra: &[OsString],
+    ) -> anyhow::Result<(Settings, DetailLog)> {
+        let overrides = self.overrides(stage, extra);
+        let settings = Settings::load(&overrides, std::env::var_os(settings::ENV_VAR))?;
+        let log = DetailLog::new(settings.log_file.clone(), stage);
+        Ok((settings, log))
+    }
 }
 
 /// Runs `amdgpu-cdi hook`.
@@ -99,34 +118,67 @@ pub fn run(args: HookArgs) -> anyhow::Result<ExitCode> {
             eprintln!("amdgpu-cdi hook: warning: unknown hook stage {stage:?}, doing nothing");
             Ok(ExitCode::SUCCESS)
         }
-        HookStage::Precreate(stage) => {
-            let overrides = args.overrides("precreate", &stage.extra);
-            let settings = Settings::load(&overrides, std::env::var_os(settings::ENV_VAR))?;
-            let log = DetailLog::new(settings.log_file.clone(), "hook precreate");
-            let result = precreate::run(
-                std::io::stdin().lock(),
-                std::io::stdout().lock(),
-                &settings,
-                &log,
-            );
-            match result {
-                Ok(PrecreateOutcome::Done(Outcome::Injected(names))) => {
-                    log.info(&format!("injected {}", names.join(",")));
-                }
-                Ok(PrecreateOutcome::Done(Outcome::Unchanged(reason))) => {
-                    log.info(&format!("unchanged: {reason}"));
-                }
-                Ok(PrecreateOutcome::Refused(message)) => {
-                    // podman discards this stderr; the printed config carries the message.
-                    log.error(&format!("refused: {message}"));
-                    eprintln!("amdgpu-cdi: {message}");
-                }
-                Err(err) => {
-                    log.error(&err.to_string());
-                    return Err(err.into());
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+        HookStage::Precreate(stage) => precreate_stage(&args, stage),
+        HookStage::Prestart(stage) => run_prestart(&args, "prestart", &stage.extra),
+        HookStage::CreateRuntime(stage) => run_prestart(&args, "createRuntime", &stage.extra),
+    }
+}
+
+/// `amdgpu-cdi hook precreate`.
+fn precreate_stage(args: &HookArgs, stage: &StageArgs) -> anyhow::Result<ExitCode> {
+    let (settings, log) = args.load("precreate", &stage.extra)?;
+    let result = precreate::run(
+        std::io::stdin().lock(),
+        std::io::stdout().lock(),
+        &settings,
+        &log,
+    );
+    match result {
+        Ok(PrecreateOutcome::Done(Outcome::Injected(names))) => {
+            log.info(&format!("injected {}", names.join(",")));
+        }
+        Ok(PrecreateOutcome::Done(Outcome::Unchanged(reason))) => {
+            log.info(&format!("unchanged: {reason}"));
+        }
+        Ok(PrecreateOutcome::Refused(message)) => {
+            // podman discards this stderr; the printed config carries the message.
+            log.error(&format!("refused: {message}"));
+            eprintln!("amdgpu-cdi: {message}");
+        }
+        Err(err) => {
+            log.error(&err.to_string());
+            return Err(err.into());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the prestart/createRuntime stage (see [`crate::hook::prestart`]).
+fn run_prestart(
+    args: &HookArgs,
+    stage: &'static str,
+    extra: &[OsString],
+) -> anyhow::Result<ExitCode> {
+    let (settings, log) = args.load(stage, extra)?;
+    let sys = amdgpu_cdi_hooks::syscalls::Host;
+    let cgroup_roots = amdgpu_cdi_hooks::cgroup::CgroupRoots::default();
+    let privileged = amdgpu_cdi_hooks::prestart::is_host_root(
+        &sys,
+        &cgroup_roots.proc_root,
+        nix::unistd::geteuid().is_root(),
+    );
+    let options = amdgpu_cdi_hooks::prestart::Options {
+        cgroup_roots,
+        privileged,
+    };
+    let result = prestart::run(std::io::stdin().lock(), &sys, &options, &settings, &log);
+    match result {
+        Ok(Outcome::Injected(names)) => log.info(&format!("injected {}", names.join(","))),
+        Ok(Outcome::Unchanged(reason)) => log.info(&format!("unchanged: {reason}")),
+        Err(err) => {
+            log.error(&err.to_string());
+            return Err(err.into());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -27,7 +27,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run as an OCI hook: `amdgpu-cdi hook precreate`.
+    /// Run as an OCI hook stage (from a hooks.d file or a CDI spec).
     Hook(hook::HookArgs),
     /// Check CDI spec files; print every problem and exit 1 if there is any.
     Validate(validate::ValidateArgs),

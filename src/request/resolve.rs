@@ -66,10 +66,18 @@ impl Inventory {
                 valid: self.describe(),
             };
             if let Selector::Range(a, b) = entry.selector {
-                for i in a..=b {
-                    if !self.candidates.iter().any(|c| c.index == Some(i)) {
-                        return Err(unknown());
-                    }
+                // Covered completely iff it holds as many distinct indices as it is long (no
+                // loop over the range: `0-99999999` must stay cheap).
+                let mut inside: Vec<usize> = self
+                    .candidates
+                    .iter()
+                    .filter_map(|c| c.index)
+                    .filter(|i| (a..=b).contains(i))
+                    .collect();
+                inside.sort_unstable();
+                inside.dedup();
+                if inside.len() != b - a + 1 {
+                    return Err(unknown());
                 }
             }
             let mut any = false;
@@ -221,6 +229,7 @@ mod tests {
              amd.com/gpu=GPU-bbbb00000000 ... (7 in all))"
         );
         assert_eq!(resolve("2-4").expect_err("partly outside").entry, "2-4");
+        assert_eq!(resolve("0-99999999").expect_err("huge").entry, "0-99999999");
         assert_eq!(resolve("GPU-1").expect_err("unknown id").entry, "GPU-1");
         assert_eq!(
             resolve("0001:03:00.0").expect_err("domain").entry,

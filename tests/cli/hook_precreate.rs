@@ -220,3 +220,14 @@ fn the_shipped_hooks_d_file_is_valid() {
     assert_eq!(hook["when"]["always"], true);
     assert_eq!(hook["stages"], serde_json::json!(["precreate"]));
 }
+
+#[test]
+fn hook_help() {
+    let out = amdgpu_cdi()
+        .args(["hook", "--help"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    insta::assert_snapshot!("hook_help", String::from_utf8_lossy(&out.stdout));
+}

@@ -7,6 +7,7 @@ mod doctor;
 mod generate;
 mod gpus;
 mod hook_precreate;
+mod hook_prestart;
 mod inject;
 mod list;
 mod request;

@@ -43,7 +43,7 @@ fn containerd_ctr_with_the_wrapper_gets_the_gpu() {
         .stderr(log)
         .spawn()
         .expect("start containerd");
-    let _daemon = Daemon::new(child);
+    let _daemon = Daemon::new(child, d);
     let ctr = || {
         let mut cmd = Command::new(find_tool("ctr").expect("ctr"));
         cmd.arg("--address").arg(&socket);

@@ -30,20 +30,23 @@ pub(crate) fn wrapper_config(dir: &Path, dev_root: &Path) -> PathBuf {
     path
 }
 
-/// Stops a daemon on drop: SIGTERM, then SIGKILL after a bounded wait.
+/// Stops a daemon on drop: SIGTERM, then SIGKILL after a bounded wait; then detaches the mounts
+/// it left under its state directory.
 pub(crate) struct Daemon {
     child: Child,
+    state: PathBuf,
 }
 
 impl Daemon {
-    /// Wraps a started daemon.
-    pub(crate) fn new(child: Child) -> Self {
-        Self { child }
+    /// Wraps a started daemon whose state lives under `state`.
+    pub(crate) fn new(child: Child, state: &Path) -> Self {
+        Self {
+            child,
+            state: state.to_path_buf(),
+        }
     }
-}
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
+    fn stop(&mut self) {
         use nix::sys::signal::{Signal, kill};
         use nix::unistd::Pid;
         if let Ok(pid) = i32::try_from(self.child.id()) {
@@ -61,6 +64,63 @@ impl Drop for Daemon {
     }
 }
 
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        unmount_under(&self.state);
+    }
+}
+
+/// Detaches every mount at or below `dir` (deepest first): daemons leave private bind mounts of
+/// their state directories behind, which would keep the temp dir from being removed. podman's
+/// `container cleanup` (spawned by conmon) and shims may still run with the directory on their
+/// command line and mount it again, so this waits for them and repeats (bounded).
+pub(crate) fn unmount_under(dir: &Path) {
+    for _ in 0..10 {
+        let users = wait_until(Duration::from_secs(10), || processes_using(dir) == 0);
+        let mounts = mounts_under(dir);
+        for point in &mounts {
+            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+        }
+        if users && mounts.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Processes other than this one whose command line mentions `dir`.
+fn processes_using(dir: &Path) -> usize {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let me = std::process::id().to_string();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    procs
+        .flatten()
+        .filter(|p| p.file_name() != me.as_str())
+        .filter(|p| {
+            fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+        })
+        .count()
+}
+
+/// Mount points at or below `dir`, deepest first.
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points
+}
+
 /// Polls `ready` every 200 ms until it holds or `timeout` passes.
 pub(crate) fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -73,9 +133,10 @@ pub(crate) fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> 
     false
 }
 
+/// A running dockerd; fields drop in order, so the daemon stops before its directory goes.
 struct Docker {
-    dir: tempfile::TempDir,
     _daemon: Daemon,
+    dir: tempfile::TempDir,
 }
 
 impl Docker {
@@ -104,8 +165,8 @@ impl Docker {
             .spawn()
             .expect("start dockerd");
         let docker = Self {
+            _daemon: Daemon::new(child, d),
             dir,
-            _daemon: Daemon::new(child),
         };
         let up = wait_until(Duration::from_secs(60), || {
             docker

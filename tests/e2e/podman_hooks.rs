@@ -49,7 +49,16 @@ impl Setup {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+}
 
+impl Drop for Setup {
+    /// podman leaves its storage's private bind mount behind.
+    fn drop(&mut self) {
+        crate::docker_runtime::unmount_under(self.dir.path());
+    }
+}
+
+impl Setup {
     /// Runs `script` in a container with `AMD_VISIBLE_DEVICES=value`.
     fn run(&self, value: &str, script: &str) -> (bool, String, String) {
         let mut cmd = podman(&self.path("podman"));

@@ -1,0 +1,162 @@
+//! The `prestart` and `createRuntime` hook stages: for runtimes that read `config.json` once
+//! (runc, youki) and engines whose config can no longer change (hooks.d prestart hooks, raw
+//! bundles). The requests are resolved exactly like the precreate stage - the same
+//! [`super::inject`] runs on a copy of the bundle's config - and the device nodes that injection
+//! adds are then created in the live container by [`amdgpu_cdi_hooks::prestart`].
+//!
+//! Only device nodes (and their cgroup rules) can be added this late: the process environment,
+//! mounts and hooks of the CDI edits are fixed once the runtime has created the container, so
+//! they are left out and logged.
+
+use std::io::Read;
+
+use amdgpu_cdi_hooks::bundle::{self, BundleError};
+use amdgpu_cdi_hooks::log::DetailLog;
+use amdgpu_cdi_hooks::prestart::{self as mechanics, Options, PrestartError as MechanicsError};
+use amdgpu_cdi_hooks::state::{State, StateError};
+use amdgpu_cdi_hooks::syscalls::Syscalls;
+use serde_json::Value;
+
+use super::{InjectError, Outcome, inject};
+use crate::settings::Settings;
+
+/// Why the prestart hook failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PrestartError {
+    /// The state on stdin could not be read.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The bundle's config could not be read.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The requests could not be resolved or their CDI edits applied.
+    #[error(transparent)]
+    Inject(#[from] InjectError),
+    /// The nodes could not be added to the container.
+    #[error(transparent)]
+    Mechanics(#[from] MechanicsError),
+}
+
+/// Reads the container state from `input`, resolves the requests of its bundle's config and adds
+/// the requested device nodes to the container.
+pub fn run<S: Syscalls>(
+    input: impl Read,
+    sys: &S,
+    options: &Options,
+    settings: &Settings,
+    log: &DetailLog,
+) -> Result<Outcome, PrestartError> {
+    let state = State::read(input, "stdin")?;
+    let config = bundle::read_config(&state.bundle)?;
+    let mut injected = config.clone();
+    let outcome = inject(&mut injected, settings, log)?;
+    if let Outcome::Injected(_) = &outcome {
+        warn_about_late_edits(&config, &injected, log);
+        let devices = mechanics::devices_added(&config, &injected)?;
+        let report = mechanics::inject(sys, options, &state, &config, &devices)?;
+        for (path, result) in &report.nodes {
+            log.info(&format!("{}: {result:?}", path.display()));
+        }
+        if let Some(file) = &report.cgroup.v1_allow_file {
+            log.info(&format!("allowed in {}", file.display()));
+        }
+        if let Some(dir) = &report.cgroup.v2_replaced {
+            log.info(&format!("replaced the device program of {}", dir.display()));
+        }
+    }
+    Ok(outcome)
+}
+
+/// Logs the parts of the CDI edits a prestart hook cannot apply.
+fn warn_about_late_edits(before: &Value, after: &Value, log: &DetailLog) {
+    for (what, pointer) in [
+        ("environment", "/process/env"),
+        ("mounts", "/mounts"),
+        ("hooks", "/hooks"),
+        ("additional groups", "/process/user/additionalGids"),
+    ] {
+        if before.pointer(pointer) != after.pointer(pointer) {
+            log.warn(&format!(
+                "the CDI edits change the container's {what}: a prestart hook cannot apply that (use the precreate hook or the runtime wrapper)"
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amdgpu_cdi_hooks::cgroup::CgroupRoots;
+    use amdgpu_cdi_hooks::syscalls::Fake;
+
+    fn options() -> Options {
+        Options {
+            cgroup_roots: CgroupRoots::default(),
+            privileged: true,
+        }
+    }
+
+    #[test]
+    fn nothing_requested_changes_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            tmp.path().join("config.json"),
+            r#"{"ociVersion":"1.0.2","process":{"env":["PATH=/bin"]},"root":{"path":"rootfs"}}"#,
+        )
+        .expect("config");
+        let state = format!(
+            r#"{{"ociVersion":"1.0.2","id":"c","status":"created","pid":1,"bundle":"{}"}}"#,
+            tmp.path().display()
+        );
+        let fake = Fake::new();
+        let log = DetailLog::new(None, "hook prestart");
+        let outcome = run(
+            state.as_bytes(),
+            &fake,
+            &options(),
+            &Settings::default(),
+            &log,
+        )
+        .expect("run");
+        assert_eq!(outcome, Outcome::Unchanged("no GPU requested"));
+        assert!(fake.ops().is_empty());
+    }
+
+    #[test]
+    fn unreadable_state_is_an_error() {
+        let fake = Fake::new();
+        let log = DetailLog::new(None, "hook prestart");
+        let err = run(
+            &b"not json"[..],
+            &fake,
+            &options(),
+            &Settings::default(),
+            &log,
+        )
+        .expect_err("bad state");
+        assert!(
+            err.to_string()
+                .contains("cannot parse the container state from stdin"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_bundle_config_is_an_error() {
+        let state = r#"{"ociVersion":"1.0.2","id":"c","status":"created","pid":1,"bundle":"/nonexistent/bundle"}"#;
+        let fake = Fake::new();
+        let log = DetailLog::new(None, "hook prestart");
+        let err = run(
+            state.as_bytes(),
+            &fake,
+            &options(),
+            &Settings::default(),
+            &log,
+        )
+        .expect_err("no config");
+        assert!(
+            err.to_string().contains("/nonexistent/bundle/config.json"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,565 @@
+//! `amdgpu-cdi hook prestart` with runc 1.1.5 on a raw bundle, and the hook's refusals on hostile
+//! bundles.
+//!
+//! The fake GPU nodes use misc device numbers runc does NOT allow by default (`10:229` fuse as
+//! kfd, `10:237` loop-control and `10:256` vga_arbiter as render nodes), so a node that opens
+//! inside the container proves the hook's device cgroup rule, and GPU 0's numbers staying denied
+//! prove the cgroup is enforced. (The shared `support::fake_gpu_nodes` numbers 1:3 and 1:5 are in
+//! runc's default allow list and could not show that.)
+//!
+//! The runc tests run the hook as installed by default (live discovery: `--sysfs-root` on the
+//! three-GPU fixture, `--dev-root` on the fake nodes); the podman and hostile tests read the GPUs
+//! from a CDI spec dir, the other device source.
+//!
+//! The hostile bundles run the hook directly with a state on stdin: under runc the `/dev` tmpfs
+//! would hide the planted `rootfs/dev` symlinks, so the hook's own policy is tested where it
+//! matters - on whatever rootfs it is given.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+use serde_json::json;
+
+use crate::support;
+
+/// kfd and the render nodes of the three-GPU sysfs fixture: (name under dev/, major, minor).
+const NODES: [(&str, u64, u64); 4] = [
+    ("kfd", 10, 229),
+    ("dri/renderD128", 10, 237),
+    ("dri/renderD129", 10, 256),
+    ("dri/renderD130", 10, 259),
+];
+
+/// A fake host `/dev` with kfd and render nodes, and how the hook finds the GPUs: by default a CDI
+/// spec dir naming renderD128/129 as GPUs 0 and 1 (`device-source = "cdi"`); with
+/// [`Host::discovering`], live discovery of the three-GPU sysfs fixture.
+struct Host {
+    dev: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+    /// The hook's arguments after the stage.
+    args: Vec<String>,
+}
+
+impl Host {
+    /// Discover the GPUs from `tests/fixtures/hosts/three-gpus` with this fake `/dev`, the way the
+    /// hook runs by default (`--sysfs-root`, `--dev-root`).
+    fn discovering(mut self, dir: &Path) -> Self {
+        let config = dir.join("discover.toml");
+        fs::write(&config, format!("log-file = \"{}\"\n", self.log.display()))
+            .expect("write discover.toml");
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/three-gpus/sys");
+        let dev_root = self.dev.parent().expect("dev root").to_path_buf();
+        self.args = vec![
+            "--config".into(),
+            config.display().to_string(),
+            "--sysfs-root".into(),
+            fixture.display().to_string(),
+            "--dev-root".into(),
+            dev_root.display().to_string(),
+        ];
+        self.config = config;
+        self
+    }
+}
+
+fn fake_host(dir: &Path) -> Host {
+    let dev = dir.join("devroot/dev");
+    fs::create_dir_all(dev.join("dri")).expect("create fake dev");
+    for (name, major, minor) in NODES {
+        mknod(
+            &dev.join(name),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(major, minor),
+        )
+        .expect("mknod fake GPU node");
+    }
+    let cdi = dir.join("cdi");
+    fs::create_dir_all(&cdi).expect("create spec dir");
+    let node = |path: &str, host: &str| json!({"path": path, "hostPath": dev.join(host).display().to_string()});
+    let spec = json!({
+        "cdiVersion": "0.5.0",
+        "kind": "amd.com/gpu",
+        "devices": [
+            {"name": "0", "containerEdits": {"deviceNodes": [node("/dev/dri/renderD128", "dri/renderD128")]}},
+            {"name": "1", "containerEdits": {"deviceNodes": [node("/dev/dri/renderD129", "dri/renderD129")]}}
+        ],
+        "containerEdits": {"deviceNodes": [node("/dev/kfd", "kfd")]}
+    });
+    fs::write(cdi.join("amd.com-gpu.json"), spec.to_string()).expect("write CDI spec");
+    let log = dir.join("hook.log");
+    let config = dir.join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "device-source = \"cdi\"\nspec-dirs = [\"{}\"]\nlog-file = \"{}\"\n",
+            cdi.display(),
+            log.display()
+        ),
+    )
+    .expect("write config.toml");
+    let args = vec!["--config".into(), config.display().to_string()];
+    Host {
+        dev,
+        config,
+        log,
+        args,
+    }
+}
+
+fn hook_args(host: &Host) -> Vec<String> {
+    stage_args(host, "prestart")
+}
+
+fn stage_args(host: &Host, stage: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec!["amdgpu-cdi".into(), "hook".into(), stage.into()];
+    args.extend(host.args.iter().cloned());
+    args
+}
+
+/// A runc bundle config: busybox `sh -c script`, AMD_VISIBLE_DEVICES=1, the hook registered.
+fn bundle_config(host: &Host, script: &str, with_mount_ns: bool) -> serde_json::Value {
+    stage_config(host, script, with_mount_ns, "prestart")
+}
+
+/// [`bundle_config`] with the hook registered for `stage` (`prestart` or `createRuntime`).
+fn stage_config(host: &Host, script: &str, with_mount_ns: bool, stage: &str) -> serde_json::Value {
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+    ];
+    if with_mount_ns {
+        namespaces.push(json!({"type": "mount"}));
+    }
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["/bin/sh", "-c", script],
+            "env": ["PATH=/bin", "AMD_VISIBLE_DEVICES=1"],
+            "cwd": "/",
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": "prestart",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}
+        ],
+        "hooks": {
+            stage: [{
+                "path": support::bin("amdgpu-cdi").display().to_string(),
+                "args": stage_args(host, stage),
+                "timeout": 30
+            }]
+        },
+        "linux": {
+            "namespaces": namespaces,
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]}
+        }
+    })
+}
+
+/// Waits for a child with a deadline, killing it when the deadline passes.
+fn wait_output(mut child: Child, timeout: Duration) -> (bool, String, String) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(_status) = child.try_wait().expect("poll child") {
+            let out = child.wait_with_output().expect("collect output");
+            return (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect output");
+            panic!(
+                "timed out after {timeout:?}; stdout: {} stderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Deletes a runc container on drop (it may be left behind by a failed test).
+struct RuncContainer {
+    root: PathBuf,
+    id: String,
+}
+
+impl Drop for RuncContainer {
+    fn drop(&mut self) {
+        if let Some(runc) = support::find_tool("runc") {
+            let _ = Command::new(runc)
+                .arg("--root")
+                .arg(&self.root)
+                .args(["delete", "--force", &self.id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn runc_prestart_hook_adds_the_requested_gpu_and_the_cgroup_enforces_the_rest() {
+    if !support::prerequisites("runc_prestart_hook", &["runc"]) {
+        return;
+    }
+    runc_injects_gpu_1("prestart");
+}
+
+#[test]
+fn runc_create_runtime_hook_adds_the_requested_gpu() {
+    if !support::prerequisites("runc_create_runtime_hook", &["runc"]) {
+        return;
+    }
+    runc_injects_gpu_1("createRuntime");
+}
+
+/// Starts a busybox container with runc and the hook registered for `stage`; checks GPU 1 is
+/// usable, GPU 0 absent, and a hand-made node with GPU 0's numbers denied by the cgroup.
+fn runc_injects_gpu_1(stage: &str) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = fake_host(tmp.path()).discovering(tmp.path());
+    let bundle = tmp.path().join("bundle");
+    let rootfs = support::busybox_rootfs(&bundle);
+    // GPU 0's numbers, made by hand in the image: present but never allowed.
+    mknod(
+        &rootfs.join("tmp/gpu0"),
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o666),
+        makedev(10, 237),
+    )
+    .expect("mknod hand-made node");
+    let script = "\
+        test -c /dev/kfd && true < /dev/kfd && echo KFD_OPENS; \
+        test -c /dev/dri/renderD129 && true < /dev/dri/renderD129 && echo GPU1_OPENS; \
+        test -e /dev/dri/renderD128 || echo GPU0_ABSENT; \
+        test -c /tmp/gpu0 && echo HANDMADE_PRESENT; \
+        true < /tmp/gpu0 2>/dev/null || echo HANDMADE_DENIED; \
+        true";
+    let config = stage_config(&host, script, true, stage);
+    fs::write(bundle.join("config.json"), config.to_string()).expect("write config.json");
+
+    let id = format!("amdgpu-cdi-{}-{}", stage.to_lowercase(), std::process::id());
+    let state_root = tmp.path().join("runc-root");
+    let _cleanup = RuncContainer {
+        root: state_root.clone(),
+        id: id.clone(),
+    };
+    let child = Command::new(support::find_tool("runc").expect("runc"))
+        .arg("--root")
+        .arg(&state_root)
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn runc");
+    let (ok, stdout, stderr) = wait_output(child, Duration::from_secs(60));
+    let log = fs::read_to_string(&host.log).unwrap_or_default();
+    assert!(ok, "runc run failed: {stderr}\nhook log:\n{log}");
+    for marker in [
+        "KFD_OPENS",
+        "GPU1_OPENS",
+        "GPU0_ABSENT",
+        "HANDMADE_PRESENT",
+        "HANDMADE_DENIED",
+    ] {
+        assert!(
+            stdout.contains(marker),
+            "missing {marker} in container output:\n{stdout}\nstderr: {stderr}\nhook log:\n{log}"
+        );
+    }
+    assert!(log.contains("injected 1"), "hook log: {log}");
+}
+
+/// A sleeping process (no own mount namespace) to stand in for a container's init.
+struct Sleeper(Child);
+
+impl Sleeper {
+    fn start() -> Self {
+        Self(
+            Command::new("/bin/busybox")
+                .args(["sleep", "60"])
+                .spawn()
+                .expect("spawn sleeper"),
+        )
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the hook on `bundle` with a state naming `pid`; returns (success, stderr).
+fn run_hook(host: &Host, bundle: &Path, pid: u32) -> (bool, String) {
+    run_hook_with(host, bundle, pid, &[])
+}
+
+/// Like [`run_hook`], with the hook started through `wrapper` (e.g. `unshare -U -r`).
+fn run_hook_with(host: &Host, bundle: &Path, pid: u32, wrapper: &[&str]) -> (bool, String) {
+    let state = json!({
+        "ociVersion": "1.0.2",
+        "id": "hostile",
+        "status": "created",
+        "pid": pid,
+        "bundle": bundle.display().to_string()
+    });
+    let hook = support::bin("amdgpu-cdi");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(&hook);
+            command
+        }
+        None => Command::new(&hook),
+    };
+    let mut child = command
+        .args(&hook_args(host)[1..])
+        .env_remove("AMDGPU_CDI_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hook");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(state.to_string().as_bytes())
+        .expect("write state");
+    let (ok, _stdout, stderr) = wait_output(child, Duration::from_secs(30));
+    (ok, stderr)
+}
+
+/// A bundle without a mount namespace (the hook then works on the bundle's rootfs directly).
+fn hostile_bundle(dir: &Path, host: &Host) -> (PathBuf, PathBuf) {
+    let bundle = dir.join("bundle");
+    let rootfs = bundle.join("rootfs");
+    fs::create_dir_all(&rootfs).expect("create rootfs");
+    let config = bundle_config(host, "true", false);
+    fs::write(bundle.join("config.json"), config.to_string()).expect("write config.json");
+    (bundle, rootfs)
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn hostile_rootfs_dev_symlink_to_a_host_dir_is_refused() {
+    if !support::prerequisites("hostile_rootfs_dev_symlink", &[]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = fake_host(tmp.path());
+    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
+    let host_dir = tmp.path().join("host-dir");
+    fs::create_dir_all(&host_dir).expect("host dir");
+    symlink(&host_dir, rootfs.join("dev")).expect("plant dev symlink");
+    let sleeper = Sleeper::start();
+    let (ok, stderr) = run_hook(&host, &bundle, sleeper.pid());
+    assert!(!ok, "hook must refuse");
+    assert!(
+        stderr.contains("/dev is a symlink"),
+        "unclear error: {stderr}"
+    );
+    assert_eq!(
+        entries(&host_dir),
+        Vec::<String>::new(),
+        "nothing created on the host"
+    );
+}
+
+#[test]
+fn hostile_rootfs_dri_symlink_to_etc_is_refused() {
+    if !support::prerequisites("hostile_rootfs_dri_symlink", &[]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = fake_host(tmp.path());
+    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
+    fs::create_dir_all(rootfs.join("dev")).expect("dev");
+    fs::create_dir_all(rootfs.join("etc")).expect("etc");
+    symlink("../../etc", rootfs.join("dev/dri")).expect("plant dri symlink");
+    // Where `../../etc` would lead from the bundle's rootfs/dev if it were followed naively.
+    let escaped = bundle.join("etc");
+    let sleeper = Sleeper::start();
+    let (ok, stderr) = run_hook(&host, &bundle, sleeper.pid());
+    assert!(!ok, "hook must refuse");
+    assert!(
+        stderr.contains("/dev/dri is a symlink"),
+        "unclear error: {stderr}"
+    );
+    assert!(!escaped.exists(), "nothing created outside the rootfs");
+    assert_eq!(entries(&rootfs.join("etc")), Vec::<String>::new());
+    assert_eq!(
+        entries(&rootfs.join("dev")),
+        vec!["dri".to_string()],
+        "not even kfd"
+    );
+    assert!(!Path::new("/etc/renderD129").exists());
+}
+
+#[test]
+fn hostile_regular_file_where_a_node_goes_is_refused() {
+    if !support::prerequisites("hostile_regular_file", &[]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = fake_host(tmp.path());
+    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
+    fs::create_dir_all(rootfs.join("dev/dri")).expect("dev/dri");
+    fs::write(rootfs.join("dev/dri/renderD129"), "not a device").expect("plant file");
+    let sleeper = Sleeper::start();
+    let (ok, stderr) = run_hook(&host, &bundle, sleeper.pid());
+    assert!(!ok, "hook must refuse");
+    assert!(
+        stderr.contains("refusing to replace /dev/dri/renderD129")
+            && stderr.contains("a regular file"),
+        "unclear error: {stderr}"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("dev/dri/renderD129")).expect("file kept"),
+        "not a device"
+    );
+    assert_eq!(
+        entries(&rootfs.join("dev")),
+        vec!["dri".to_string()],
+        "not even kfd"
+    );
+    assert!(host.dev.join("kfd").exists());
+}
+
+#[test]
+fn hostile_state_whose_pid_is_gone_is_refused() {
+    if !support::prerequisites("hostile_gone_pid", &[]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = fake_host(tmp.path());
+    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
+    fs::create_dir_all(rootfs.join("dev")).expect("dev");
+    let mut gone = Command::new("/bin/busybox")
+        .arg("true")
+        .spawn()
+        .expect("spawn");
+    let pid = gone.id();
+    gone.wait().expect("reap");
+    let (ok, stderr) = run_hook(&host, &bundle, pid);
+    assert!(!ok, "hook must refuse");
+    assert!(
+        stderr.contains(&format!("container process {pid} is gone")),
+        "unclear error: {stderr}"
+    );
+    assert_eq!(entries(&rootfs.join("dev")), Vec::<String>::new());
+}
+
+#[test]
+fn podman_hooks_d_prestart_file_injects_the_requested_gpu() {
+    if !support::prerequisites("podman_hooks_d_prestart", &["podman", "runc"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = fake_host(tmp.path());
+    // podman 4 labels every container with `io.kubernetes.cri-o.*` annotations, which the default
+    // environment policy (outside-kubernetes) reads as a Kubernetes pod.
+    let mut settings = fs::read_to_string(&host.config).expect("read config.toml");
+    settings.push_str("accept-env-from-unprivileged = true\n");
+    fs::write(&host.config, settings).expect("write config.toml");
+    let rootfs = support::busybox_rootfs(tmp.path());
+    // The packaged hooks.d file, pointed at the binary under test and the test configuration.
+    let packaged = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/hooks.d/amdgpu-cdi-prestart.json"),
+    )
+    .expect("read packaging/hooks.d/amdgpu-cdi-prestart.json");
+    let mut hook: serde_json::Value = serde_json::from_str(&packaged).expect("hooks.d JSON");
+    assert_eq!(hook["stages"], json!(["prestart"]));
+    hook["hook"]["path"] = json!(support::bin("amdgpu-cdi").display().to_string());
+    hook["hook"]["args"]
+        .as_array_mut()
+        .expect("args")
+        .extend([json!("--config"), json!(host.config.display().to_string())]);
+    let hooks_dir = tmp.path().join("hooks.d");
+    fs::create_dir_all(&hooks_dir).expect("hooks dir");
+    fs::write(hooks_dir.join("amdgpu-cdi-prestart.json"), hook.to_string()).expect("write hook");
+
+    let script = "\
+        test -c /dev/kfd && true < /dev/kfd && echo KFD_OPENS; \
+        test -c /dev/dri/renderD129 && true < /dev/dri/renderD129 && echo GPU1_OPENS; \
+        test -e /dev/dri/renderD128 || echo GPU0_ABSENT; \
+        true";
+    let mut cmd = support::podman(&tmp.path().join("podman"));
+    cmd.arg("--hooks-dir")
+        .arg(&hooks_dir)
+        .args(["-e", "AMD_VISIBLE_DEVICES=1", "--rootfs"])
+        .arg(&rootfs)
+        .args(["/bin/sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn podman");
+    let (ok, stdout, stderr) = wait_output(child, Duration::from_secs(120));
+    let log = fs::read_to_string(&host.log).unwrap_or_default();
+    assert!(ok, "podman run failed: {stderr}\nhook log:\n{log}");
+    for marker in ["KFD_OPENS", "GPU1_OPENS", "GPU0_ABSENT"] {
+        assert!(
+            stdout.contains(marker),
+            "missing {marker} in container output:\n{stdout}\nstderr: {stderr}\nhook log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn rootless_hook_says_what_it_cannot_do() {
+    if !support::prerequisites("rootless_hook", &["unshare"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = fake_host(tmp.path());
+    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
+    fs::create_dir_all(rootfs.join("dev")).expect("dev");
+    let sleeper = Sleeper::start();
+    // `unshare -U -r`: root inside a new user namespace, like a hook under a rootless engine.
+    let unshare = support::find_tool("unshare").expect("unshare");
+    let unshare = unshare.display().to_string();
+    let (ok, stderr) = run_hook_with(&host, &bundle, sleeper.pid(), &[&unshare, "-U", "-r"]);
+    assert!(!ok, "hook must refuse");
+    assert!(
+        stderr.contains("not running as root in the host user namespace"),
+        "unclear error: {stderr}"
+    );
+    assert_eq!(entries(&rootfs.join("dev")), Vec::<String>::new());
+}
