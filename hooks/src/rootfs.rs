@@ -277,7 +277,12 @@ impl<'a, S: Syscalls> Rootfs<'a, S> {
             .collect()
     }
 
-    fn create(&self, request: &NodeToCreate) -> Result<NodeOutcome, RootfsError> {
+    /// Walks to the parent directory of `request`, creating missing directories (mode 0755):
+    /// returns its handle (`None` for the rootfs itself), the leaf name and the node's path.
+    fn parent(
+        &self,
+        request: &NodeToCreate,
+    ) -> Result<(Option<S::Dir>, String, PathBuf), RootfsError> {
         let parts = components(&request.container_path)?;
         let (leaf, parents) = parts.split_last().ok_or_else(|| RootfsError::InvalidPath {
             path: request.container_path.clone(),
@@ -299,25 +304,74 @@ impl<'a, S: Syscalls> Rootfs<'a, S> {
             dir = Some(self.open_child(current, name, request, &here)?);
         }
         here.push(leaf);
+        Ok((dir, leaf.clone(), here))
+    }
+
+    /// After `EEXIST`: accept what is there only if it is the identical device.
+    fn existing(
+        &self,
+        dir: &S::Dir,
+        leaf: &str,
+        here: PathBuf,
+        request: &NodeToCreate,
+    ) -> Result<NodeOutcome, RootfsError> {
+        match self.stat(dir, leaf, &here)? {
+            Some(stat) => self
+                .identical(&stat, request)
+                .map(|()| NodeOutcome::AlreadyPresent),
+            None => Err(self.syscall("create", here)(Errno::EEXIST)),
+        }
+    }
+
+    fn create(&self, request: &NodeToCreate) -> Result<NodeOutcome, RootfsError> {
+        let (dir, leaf, here) = self.parent(request)?;
         let current = dir.as_ref().unwrap_or(&self.root);
-        match self.sys.mknod_at(current, leaf, request.node) {
+        match self.sys.mknod_at(current, &leaf, request.node) {
             Ok(()) => {}
-            Err(Errno::EEXIST) => {
-                // Created concurrently: accept it only if identical.
-                let stat = self.stat(current, leaf, &here)?;
-                return match stat {
-                    Some(stat) => self
-                        .identical(&stat, request)
-                        .map(|()| NodeOutcome::AlreadyPresent),
-                    None => Err(self.syscall("create device node", here)(Errno::EEXIST)),
-                };
-            }
+            Err(Errno::EEXIST) => return self.existing(current, &leaf, here, request),
             Err(source) => return Err(self.syscall("create device node", here)(source)),
         }
         self.sys
-            .chown_at(current, leaf, request.uid, request.gid)
+            .chown_at(current, &leaf, request.uid, request.gid)
             .map_err(self.syscall("set the owner of", here))?;
         Ok(NodeOutcome::Created)
+    }
+
+    /// Bind-mounts host nodes into the rootfs instead of creating them (for a hook without
+    /// `CAP_MKNOD` in the host user namespace, running in the container's mount namespace): each
+    /// `(request, host path)` gets an empty file as mount point and the host node mounted on it.
+    /// Like [`Rootfs::create_nodes`], everything is checked before anything changes; an
+    /// identical device already there is accepted.
+    pub fn bind_nodes(
+        &self,
+        requests: &[(NodeToCreate, PathBuf)],
+    ) -> Result<Vec<NodeOutcome>, RootfsError> {
+        let present = requests
+            .iter()
+            .map(|(request, _)| self.check(request))
+            .collect::<Result<Vec<bool>, _>>()?;
+        requests
+            .iter()
+            .zip(present)
+            .map(|((request, host), present)| {
+                if present {
+                    return Ok(NodeOutcome::AlreadyPresent);
+                }
+                let (dir, leaf, here) = self.parent(request)?;
+                let current = dir.as_ref().unwrap_or(&self.root);
+                match self.sys.create_file_at(current, &leaf) {
+                    Ok(()) => {}
+                    Err(Errno::EEXIST) => return self.existing(current, &leaf, here, request),
+                    Err(source) => {
+                        return Err(self.syscall("create the mount point", here)(source));
+                    }
+                }
+                self.sys
+                    .bind_mount_at(host, current, &leaf)
+                    .map_err(self.syscall("bind-mount the host node onto", here))?;
+                Ok(NodeOutcome::Created)
+            })
+            .collect()
     }
 }
 
@@ -487,6 +541,49 @@ mod tests {
             err.to_string(),
             "cannot open the container rootfs /proc/4242/root/bundle/rootfs: ENOENT: No such file or directory"
         );
+    }
+
+    #[test]
+    fn bind_mounts_host_nodes_onto_new_empty_files() {
+        let fake = fake_rootfs();
+        fake.add(
+            "/dev/dri/renderD129",
+            FakeEntry::Node(FileStat {
+                kind: FileKind::CharDevice,
+                major: 226,
+                minor: 129,
+                mode: 0o666,
+                uid: 0,
+                gid: 0,
+            }),
+        );
+        let rootfs = Rootfs::open(&fake, Path::new(ROOT)).expect("open");
+        let request = (render(129), PathBuf::from("/dev/dri/renderD129"));
+        let outcome = rootfs.bind_nodes(std::slice::from_ref(&request)).expect("bind");
+        assert_eq!(outcome, vec![NodeOutcome::Created]);
+        let target = PathBuf::from(format!("{ROOT}/dev/dri/renderD129"));
+        assert_eq!(
+            fake.ops(),
+            vec![
+                Op::Mkdir(format!("{ROOT}/dev/dri").into(), 0o755),
+                Op::CreateFile(target.clone()),
+                Op::BindMount("/dev/dri/renderD129".into(), target),
+            ]
+        );
+        let again = rootfs.bind_nodes(&[request]).expect("again");
+        assert_eq!(again, vec![NodeOutcome::AlreadyPresent]);
+    }
+
+    #[test]
+    fn bind_refuses_symlinks_like_create() {
+        let fake = Fake::new();
+        fake.add(format!("{ROOT}/dev"), FakeEntry::Symlink("/etc".into()));
+        let rootfs = Rootfs::open(&fake, Path::new(ROOT)).expect("open");
+        let err = rootfs
+            .bind_nodes(&[(render(128), PathBuf::from("/dev/dri/renderD128"))])
+            .expect_err("symlink");
+        assert!(matches!(err, RootfsError::Symlink { .. }), "{err}");
+        assert!(fake.ops().is_empty());
     }
 
     mod real {

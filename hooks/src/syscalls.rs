@@ -88,6 +88,15 @@ pub trait Syscalls {
     fn mknod_at(&self, dir: &Self::Dir, name: &str, node: NodeSpec) -> Result<(), Errno>;
     /// Changes the owner of `name` below `dir` without following a symlink (`fchownat`).
     fn chown_at(&self, dir: &Self::Dir, name: &str, uid: u32, gid: u32) -> Result<(), Errno>;
+    /// Creates the empty regular file `name` below `dir` (`O_CREAT | O_EXCL | O_NOFOLLOW`), to
+    /// serve as a bind-mount target.
+    fn create_file_at(&self, dir: &Self::Dir, name: &str) -> Result<(), Errno>;
+    /// Bind-mounts the trusted host path `source` onto `name` below `dir`, never following a
+    /// symlink at `name` (the target is opened first and mounted through its descriptor).
+    fn bind_mount_at(&self, source: &Path, dir: &Self::Dir, name: &str) -> Result<(), Errno>;
+    /// Joins the mount namespace `ns` (`/proc/<pid>/ns/mnt`); the process must be
+    /// single-threaded. Paths resolve in that namespace afterwards.
+    fn enter_mount_namespace(&self, ns: &Path) -> Result<(), Errno>;
     /// `lstat` of a trusted host path (the host device node).
     fn stat(&self, path: &Path) -> Result<FileStat, Errno>;
     /// Reads a small text file (`/proc/<pid>/cgroup`, mountinfo).
@@ -207,6 +216,42 @@ impl Syscalls for Host {
         )
     }
 
+    fn create_file_at(&self, dir: &OwnedFd, name: &str) -> Result<(), Errno> {
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+        nix::fcntl::openat(dir, name, flags, Mode::empty()).map(drop)
+    }
+
+    fn bind_mount_at(&self, source: &Path, dir: &OwnedFd, name: &str) -> Result<(), Errno> {
+        let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let how = OpenHow::new().flags(flags).resolve(
+            ResolveFlag::RESOLVE_IN_ROOT
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::RESOLVE_NO_SYMLINKS,
+        );
+        let target = match nix::fcntl::openat2(dir, name, how) {
+            Err(Errno::ENOSYS) => nix::fcntl::openat(dir, name, flags, Mode::empty()),
+            other => other,
+        }?;
+        let st = nix::sys::stat::fstat(&target)?;
+        if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
+            return Err(Errno::ELOOP);
+        }
+        let through = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&target));
+        nix::mount::mount(
+            Some(source),
+            through.as_str(),
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    }
+
+    fn enter_mount_namespace(&self, ns: &Path) -> Result<(), Errno> {
+        let fd = nix::fcntl::open(ns, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNS)
+    }
+
     fn stat(&self, path: &Path) -> Result<FileStat, Errno> {
         nix::sys::stat::lstat(path).map(|st| file_stat(&st))
     }
@@ -266,6 +311,12 @@ pub enum Op {
     Mknod(PathBuf, NodeSpec),
     /// `fchownat(path, uid, gid)`.
     Chown(PathBuf, u32, u32),
+    /// An empty file was created as a mount target.
+    CreateFile(PathBuf),
+    /// `source` was bind-mounted onto the path.
+    BindMount(PathBuf, PathBuf),
+    /// The mount namespace was entered.
+    EnterMountNamespace(PathBuf),
     /// A write to a control file.
     Write(PathBuf, String),
     /// A device program was loaded (its instruction count).
@@ -448,6 +499,41 @@ impl Syscalls for Fake {
             None => return Err(Errno::ENOENT),
         }
         self.ops.borrow_mut().push(Op::Chown(path, uid, gid));
+        Ok(())
+    }
+
+    fn create_file_at(&self, dir: &PathBuf, name: &str) -> Result<(), Errno> {
+        let path = dir.join(name);
+        self.check(&path)?;
+        if self.entry(&path).is_some() {
+            return Err(Errno::EEXIST);
+        }
+        self.entries
+            .borrow_mut()
+            .insert(path.clone(), FakeEntry::File(String::new()));
+        self.ops.borrow_mut().push(Op::CreateFile(path));
+        Ok(())
+    }
+
+    fn bind_mount_at(&self, source: &Path, dir: &PathBuf, name: &str) -> Result<(), Errno> {
+        let path = dir.join(name);
+        self.check(&path)?;
+        let Some(FakeEntry::File(_)) = self.entry(&path) else {
+            return Err(Errno::ELOOP);
+        };
+        let mounted = self.entry(source).ok_or(Errno::ENOENT)?;
+        self.entries.borrow_mut().insert(path.clone(), mounted);
+        self.ops
+            .borrow_mut()
+            .push(Op::BindMount(source.to_path_buf(), path));
+        Ok(())
+    }
+
+    fn enter_mount_namespace(&self, ns: &Path) -> Result<(), Errno> {
+        self.check(ns)?;
+        self.ops
+            .borrow_mut()
+            .push(Op::EnterMountNamespace(ns.to_path_buf()));
         Ok(())
     }
 
