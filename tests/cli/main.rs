@@ -1,5 +1,6 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
+mod bad_input;
 mod check;
 mod configure;
 mod differential;
