@@ -3,8 +3,10 @@
 mod bad_input;
 mod check;
 mod configure;
+mod crash_safety;
 mod differential;
 mod doctor;
+mod fuzz_replay;
 mod generate;
 mod gpus;
 mod hook_precreate;
