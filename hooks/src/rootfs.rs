@@ -559,7 +559,9 @@ mod tests {
         );
         let rootfs = Rootfs::open(&fake, Path::new(ROOT)).expect("open");
         let request = (render(129), PathBuf::from("/dev/dri/renderD129"));
-        let outcome = rootfs.bind_nodes(std::slice::from_ref(&request)).expect("bind");
+        let outcome = rootfs
+            .bind_nodes(std::slice::from_ref(&request))
+            .expect("bind");
         assert_eq!(outcome, vec![NodeOutcome::Created]);
         let target = PathBuf::from(format!("{ROOT}/dev/dri/renderD129"));
         assert_eq!(
