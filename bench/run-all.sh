@@ -10,7 +10,8 @@
 # every side-by-side pair gets the ratio of the medians.
 #
 # Needs root (hooks.sh and prestart.sh make device nodes and cgroups), hyperfine, python3,
-# golang-go with the Debian CDI library package, busybox-static, runc. Takes 10-20 minutes.
+# golang-go with the Debian CDI library package, busybox-static, runc. A few minutes on a quiet
+# machine, more under load.
 # Usage: sudo bench/run-all.sh [area...]   (areas: generate validate inject hooks prestart)
 set -euo pipefail
 cd "$(dirname "$0")/.."
