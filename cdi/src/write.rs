@@ -12,6 +12,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::codec::{self, Format};
 use crate::spec::Spec;
@@ -101,13 +102,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<WriteOutcome
     let name = path
         .file_name()
         .ok_or_else(|| WriteError::NotAFilePath { path: path.into() })?;
-    if is_unchanged(path, bytes, mode) {
-        return Ok(WriteOutcome::Unchanged);
-    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    remove_stale_temps(&dir, name, Path::new("/proc"));
+    if is_unchanged(path, bytes, mode) {
+        return Ok(WriteOutcome::Unchanged);
+    }
     let temp = TempFile {
         path: dir.join(temp_name(name)),
         keep: false,
@@ -173,6 +175,52 @@ pub fn write_spec(path: &Path, spec: &Spec) -> Result<WriteOutcome, WriteError> 
 fn temp_name(name: &std::ffi::OsStr) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id())
+}
+
+/// How old a dead writer's temp file must be before [`remove_stale_temps`] deletes it.
+const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// Removes the `.<name>.tmp-<pid>-<n>` files that writers killed between creating their temp file
+/// and renaming it (SIGKILL, a crash) left next to `<name>`. Engines ignore them (not a spec
+/// extension), but they would pile up in a persistent directory like /etc/cdi. A file is removed
+/// only when no process `<pid>` exists under `proc` AND it is older than [`STALE_AFTER`], so a
+/// live writer in another pid namespace keeps its file. Best effort: errors are ignored, and
+/// nothing is removed when `proc` is not mounted.
+fn remove_stale_temps(dir: &Path, name: &std::ffi::OsStr, proc: &Path) {
+    if !proc.join("self").exists() {
+        return;
+    }
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let own_pid = std::process::id().to_string();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some((pid, n)) = rest.split_once('-') else {
+            continue;
+        };
+        if pid.parse::<u32>().is_err() || n.parse::<u64>().is_err() || pid == own_pid {
+            continue;
+        }
+        if proc.join(pid).exists() {
+            continue;
+        }
+        let stale = entry.metadata().is_ok_and(|meta| {
+            meta.is_file()
+                && meta
+                    .modified()
+                    .ok()
+                    .and_then(|time| time.elapsed().ok())
+                    .is_some_and(|age| age >= STALE_AFTER)
+        });
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn is_unchanged(path: &Path, bytes: &[u8], mode: u32) -> bool {
@@ -331,6 +379,41 @@ mod tests {
         let err = write_spec(&dir.path().join("spec.yml"), &spec).expect_err("yml refused");
         assert!(matches!(err, WriteError::UnknownFormat { .. }), "{err}");
         assert_eq!(entries(dir.path()), ["new"]);
+    }
+
+    #[test]
+    fn stale_temp_files_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let proc = tempfile::tempdir().expect("fake /proc");
+        fs::create_dir(proc.path().join("self")).expect("self");
+        fs::create_dir(proc.path().join("4242")).expect("a live pid");
+        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+        let make = |name: &str, age: Option<std::time::SystemTime>| {
+            let path = dir.path().join(name);
+            let file = File::create(&path).expect("create");
+            if let Some(time) = age {
+                file.set_modified(time).expect("set mtime");
+            }
+        };
+        make(".a.yaml.tmp-999999-0", Some(old)); // dead writer, old: removed
+        make(".a.yaml.tmp-999999-1", None); // dead writer, fresh: kept
+        make(".a.yaml.tmp-4242-0", Some(old)); // live writer: kept
+        make(".b.yaml.tmp-999999-0", Some(old)); // another file's temp: kept
+        make(".a.yaml.tmp-x-0", Some(old)); // not our pattern: kept
+        remove_stale_temps(dir.path(), std::ffi::OsStr::new("a.yaml"), proc.path());
+        assert_eq!(
+            entries(dir.path()),
+            [
+                ".a.yaml.tmp-4242-0",
+                ".a.yaml.tmp-999999-1",
+                ".a.yaml.tmp-x-0",
+                ".b.yaml.tmp-999999-0"
+            ]
+        );
+        // Without a mounted /proc nothing is removed.
+        make(".a.yaml.tmp-999999-0", Some(old));
+        remove_stale_temps(dir.path(), std::ffi::OsStr::new("a.yaml"), dir.path());
+        assert!(dir.path().join(".a.yaml.tmp-999999-0").exists());
     }
 
     #[test]

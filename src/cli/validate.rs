@@ -36,9 +36,9 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         checked += 1;
         let name = file
             .file_name()
-            .and_then(|n| n.to_str())
+            .map(|n| n.to_string_lossy())
             .unwrap_or_default();
-        if !registry::is_spec_file_name(name) {
+        if !registry::is_spec_file_name(&name) {
             eprintln!(
                 "warning: {}: engines only read *.json and *.yaml files from a spec directory",
                 file.display()

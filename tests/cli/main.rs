@@ -1,9 +1,12 @@
 //! Integration tests of the `amdgpu-cdi` command line against fixture trees (no root needed).
 
+mod bad_input;
 mod check;
 mod configure;
+mod crash_safety;
 mod differential;
 mod doctor;
+mod fuzz_replay;
 mod generate;
 mod gpus;
 mod hook_precreate;

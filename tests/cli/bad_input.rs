@@ -1,0 +1,681 @@
+//! The bad input table: malformed specs, configs, container states, sysfs trees, selectors and
+//! arguments fed to `amdgpu-cdi` (CLI and hooks) and `amdgpu-container-runtime`. Every row must
+//! end with a non-zero exit code that is not a panic (101) or a signal, within a time limit, with
+//! exactly one line on stderr that starts with the program's name (`validate` prints its problems
+//! on stdout and a one-line summary on stderr). Inputs are files under
+//! `tests/fixtures/bad-input/`; the huge ones and non-UTF-8 arguments are made by the test.
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::support::repo_root;
+
+/// Longest a row may run (a hang fails the row; debug builds on a loaded machine are slow).
+const TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// Which binary a row runs.
+#[derive(Clone, Copy, Debug)]
+enum Bin {
+    Cli,
+    Runtime,
+}
+
+/// One malformed input and how it is fed.
+struct Case {
+    name: &'static str,
+    bin: Bin,
+    /// Arguments; `{fx}` is the fixture dir, `{tmp}` the row's temp dir, `{repo}` the repo root.
+    args: Vec<OsString>,
+    stdin: Vec<u8>,
+    /// Contents of `{tmp}/bundle/config.json`, if the row needs a bundle.
+    bundle: Option<Vec<u8>>,
+    /// A copy of the three-GPU sysfs fixture at `{tmp}/host/sys` with node 1's `properties`
+    /// replaced by these bytes.
+    properties: Option<Vec<u8>>,
+    /// A precreate refusal: podman discards the hook's stderr and exit code is not shown, so the
+    /// hook exits 0 with its one-line error on stderr and prints the config with the error as
+    /// `process.args[0]` (the container fails to start with that message; see docs/requests.md).
+    refused: bool,
+}
+
+fn fx() -> PathBuf {
+    repo_root().join("tests/fixtures/bad-input")
+}
+
+fn read(name: &str) -> Vec<u8> {
+    fs::read(fx().join(name)).unwrap_or_else(|err| panic!("fixture {name}: {err}"))
+}
+
+/// The OCI config fixture with `AMD_VISIBLE_DEVICES` set to `value`.
+fn request(value: &str) -> Vec<u8> {
+    String::from_utf8(read("oci/request.json"))
+        .expect("utf-8 fixture")
+        .replace(
+            "AMD_VISIBLE_DEVICES=REQUEST",
+            &format!("AMD_VISIBLE_DEVICES={value}"),
+        )
+        .into_bytes()
+}
+
+fn case(name: &'static str, bin: Bin, args: &[&str]) -> Case {
+    Case {
+        name,
+        bin,
+        args: args.iter().map(OsString::from).collect(),
+        stdin: Vec::new(),
+        bundle: None,
+        properties: None,
+        refused: false,
+    }
+}
+
+impl Case {
+    fn stdin(mut self, bytes: Vec<u8>) -> Self {
+        self.stdin = bytes;
+        self
+    }
+
+    fn bundle(mut self, config: Vec<u8>) -> Self {
+        self.bundle = Some(config);
+        self
+    }
+
+    fn properties(mut self, bytes: Vec<u8>) -> Self {
+        self.properties = Some(bytes);
+        self
+    }
+
+    fn refused(mut self) -> Self {
+        self.refused = true;
+        self
+    }
+
+    fn arg(mut self, arg: OsString) -> Self {
+        self.args.push(arg);
+        self
+    }
+}
+
+/// Every row of the table.
+fn table() -> Vec<Case> {
+    use Bin::{Cli, Runtime};
+    let big = "7".repeat(1 << 20);
+    // The longest single argument Linux accepts is 128 KiB.
+    let long_arg = "7".repeat(100_000);
+    let mut non_utf8 = b"/tmp/spec-\xff\xfe".to_vec();
+    non_utf8.extend_from_slice(b".yaml");
+    let mut huge_yaml = b"cdiVersion: \"0.5.0\"\nkind: amd.com/gpu\ndevices:\n".to_vec();
+    huge_yaml.extend(std::iter::repeat_n(b"  - name: x\n".as_slice(), 1 << 20).flatten());
+    let nested = [vec![b'['; 1 << 20], vec![b']'; 1 << 20]].concat();
+    vec![
+        // validate: broken spec files.
+        case(
+            "validate-truncated-yaml",
+            Cli,
+            &["validate", "{fx}/specs/truncated.yaml"],
+        ),
+        case(
+            "validate-empty-file",
+            Cli,
+            &["validate", "{fx}/specs/empty.yaml"],
+        ),
+        case(
+            "validate-nul-bytes",
+            Cli,
+            &["validate", "{fx}/specs/nul-bytes.json"],
+        ),
+        case(
+            "validate-wrong-types",
+            Cli,
+            &["validate", "{fx}/specs/wrong-types.json"],
+        ),
+        case(
+            "validate-not-a-mapping",
+            Cli,
+            &["validate", "{fx}/specs/not-a-mapping.yaml"],
+        ),
+        case(
+            "validate-binary",
+            Cli,
+            &["validate", "{fx}/specs/binary.yaml"],
+        ),
+        case(
+            "validate-alias-bomb",
+            Cli,
+            &["validate", "{fx}/specs/alias-bomb.yaml"],
+        ),
+        case(
+            "validate-duplicate-key",
+            Cli,
+            &["validate", "{fx}/specs/duplicate-key.json"],
+        ),
+        case(
+            "validate-absurd-version",
+            Cli,
+            &["validate", "{fx}/specs/absurd-version.json"],
+        ),
+        case(
+            "validate-missing-file",
+            Cli,
+            &["validate", "{fx}/specs/nonexistent.yaml"],
+        ),
+        case("validate-non-utf8-path", Cli, &["validate"]).arg(OsString::from_vec(non_utf8)),
+        case("validate-huge-yaml", Cli, &["validate", "{tmp}/huge.yaml"]).stdin(huge_yaml),
+        case(
+            "validate-deep-nesting",
+            Cli,
+            &["validate", "{tmp}/deep.json"],
+        )
+        .stdin(nested.clone()),
+        // inject: broken OCI configs and device names.
+        case(
+            "inject-truncated-config",
+            Cli,
+            &[
+                "inject",
+                "--config",
+                "{fx}/oci/truncated.json",
+                "--spec-dir",
+                "{repo}/tests/fixtures/requests/cdi",
+                "amd.com/gpu=0",
+            ],
+        ),
+        case(
+            "inject-config-not-an-object",
+            Cli,
+            &[
+                "inject",
+                "--config",
+                "-",
+                "--spec-dir",
+                "{repo}/tests/fixtures/requests/cdi",
+                "amd.com/gpu=0",
+            ],
+        )
+        .stdin(read("oci/not-an-object.json")),
+        case(
+            "inject-config-nul-bytes",
+            Cli,
+            &[
+                "inject",
+                "--config",
+                "-",
+                "--spec-dir",
+                "{repo}/tests/fixtures/requests/cdi",
+                "amd.com/gpu=0",
+            ],
+        )
+        .stdin(read("oci/nul-bytes.json")),
+        case(
+            "inject-config-not-utf8",
+            Cli,
+            &[
+                "inject",
+                "--config",
+                "{fx}/oci/not-utf8.json",
+                "--spec-dir",
+                "{repo}/tests/fixtures/requests/cdi",
+                "amd.com/gpu=0",
+            ],
+        ),
+        case(
+            "inject-huge-device-name",
+            Cli,
+            &[
+                "inject",
+                "--config",
+                "{repo}/tests/fixtures/oci/config.json",
+                "--spec-dir",
+                "{repo}/tests/fixtures/requests/cdi",
+                &format!("amd.com/gpu={long_arg}"),
+            ],
+        ),
+        case(
+            "inject-garbage-device-name",
+            Cli,
+            &[
+                "inject",
+                "--config",
+                "{repo}/tests/fixtures/oci/config.json",
+                "--spec-dir",
+                "{repo}/tests/fixtures/requests/cdi",
+                "=/=\u{7f}\u{1}",
+            ],
+        ),
+        // generate / gpus: unusable sysfs trees, outputs and options.
+        case(
+            "generate-missing-sysfs",
+            Cli,
+            &[
+                "generate",
+                "--sysfs-root",
+                "/nonexistent/sys",
+                "--output",
+                "{tmp}/out.yaml",
+            ],
+        ),
+        case(
+            "generate-sysfs-is-a-file",
+            Cli,
+            &[
+                "generate",
+                "--sysfs-root",
+                "{fx}/specs/empty.yaml",
+                "--output",
+                "{tmp}/out.yaml",
+            ],
+        ),
+        case(
+            "generate-output-in-missing-dir",
+            Cli,
+            &[
+                "generate",
+                "--sysfs-root",
+                "{repo}/tests/fixtures/hosts/three-gpus/sys",
+                "--dev-root",
+                "{repo}/tests/fixtures/hosts/three-gpus",
+                "--output",
+                "{fx}/specs/empty.yaml/out.yaml",
+            ],
+        ),
+        case(
+            "generate-output-is-a-directory",
+            Cli,
+            &[
+                "generate",
+                "--sysfs-root",
+                "{repo}/tests/fixtures/hosts/three-gpus/sys",
+                "--dev-root",
+                "{repo}/tests/fixtures/hosts/three-gpus",
+                "--output",
+                "{tmp}/existing.yaml",
+            ],
+        ),
+        case(
+            "generate-absurd-cdi-version",
+            Cli,
+            &[
+                "generate",
+                "--sysfs-root",
+                "{repo}/tests/fixtures/hosts/three-gpus/sys",
+                "--cdi-version",
+                "99999999999999999999.0.0",
+            ],
+        ),
+        case(
+            "generate-huge-vendor",
+            Cli,
+            &[
+                "generate",
+                "--sysfs-root",
+                "{repo}/tests/fixtures/hosts/three-gpus/sys",
+                "--vendor",
+                &long_arg,
+            ],
+        ),
+        case(
+            "generate-bad-class",
+            Cli,
+            &[
+                "generate",
+                "--sysfs-root",
+                "{repo}/tests/fixtures/hosts/three-gpus/sys",
+                "--class",
+                "gpu/../../etc",
+            ],
+        ),
+        case(
+            "gpus-garbage-properties",
+            Cli,
+            &[
+                "gpus",
+                "--sysfs-root",
+                "{repo}/tests/fixtures/hosts/garbage-properties/sys",
+            ],
+        ),
+        case(
+            "gpus-properties-not-a-number",
+            Cli,
+            &["gpus", "--sysfs-root", "{tmp}/host/sys"],
+        )
+        .properties(read("properties/not-a-number")),
+        case(
+            "gpus-properties-huge-number",
+            Cli,
+            &["gpus", "--sysfs-root", "{tmp}/host/sys"],
+        )
+        .properties(read("properties/huge-number")),
+        case(
+            "gpus-properties-nul-bytes",
+            Cli,
+            &["gpus", "--sysfs-root", "{tmp}/host/sys"],
+        )
+        .properties(read("properties/nul-bytes")),
+        case(
+            "gpus-properties-not-utf8",
+            Cli,
+            &["gpus", "--sysfs-root", "{tmp}/host/sys"],
+        )
+        .properties(read("properties/not-utf8")),
+        case(
+            "gpus-properties-huge-file",
+            Cli,
+            &["gpus", "--sysfs-root", "{tmp}/host/sys"],
+        )
+        .properties(b"simd_count 1\n".repeat(1 << 20)),
+        case(
+            "check-missing-sysfs",
+            Cli,
+            &[
+                "check",
+                "--sysfs-root",
+                "/nonexistent/sys",
+                "--spec",
+                "{fx}/specs/truncated.yaml",
+            ],
+        ),
+        // hook precreate: the OCI config on stdin.
+        case(
+            "precreate-truncated-stdin",
+            Cli,
+            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(read("oci/truncated.json")),
+        case(
+            "precreate-empty-stdin",
+            Cli,
+            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
+        ),
+        case(
+            "precreate-nul-bytes",
+            Cli,
+            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(read("oci/nul-bytes.json")),
+        case(
+            "precreate-not-an-object",
+            Cli,
+            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(read("oci/not-an-object.json")),
+        case(
+            "precreate-huge-stdin",
+            Cli,
+            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(vec![b' '; 20 << 20]),
+        case(
+            "precreate-deep-nesting",
+            Cli,
+            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(nested),
+        case(
+            "precreate-selector-overflow",
+            Cli,
+            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(request("99999999999999999999"))
+        .refused(),
+        case(
+            "precreate-selector-1mb",
+            Cli,
+            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(request(&big))
+        .refused(),
+        case(
+            "precreate-selector-huge-range",
+            Cli,
+            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(request("0-18446744073709551615"))
+        .refused(),
+        case(
+            "precreate-selector-garbage",
+            Cli,
+            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(request(",,-,\\u0000,GPU-"))
+        .refused(),
+        case(
+            "precreate-broken-config-file",
+            Cli,
+            &["hook", "precreate", "--config", "{fx}/config/broken.toml"],
+        )
+        .stdin(request("0")),
+        case(
+            "precreate-unknown-config-key",
+            Cli,
+            &[
+                "hook",
+                "precreate",
+                "--config",
+                "{fx}/config/unknown-key.toml",
+            ],
+        )
+        .stdin(request("0")),
+        // hook prestart: the container state on stdin.
+        case(
+            "prestart-truncated-state",
+            Cli,
+            &["hook", "prestart", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(read("state/truncated.json")),
+        case(
+            "prestart-missing-bundle",
+            Cli,
+            &["hook", "prestart", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(read("state/missing-bundle.json")),
+        case(
+            "prestart-garbage-bundle-config",
+            Cli,
+            &["hook", "prestart", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(read("state/bundle.json"))
+        .bundle(read("oci/nul-bytes.json")),
+        case(
+            "prestart-absurd-pid",
+            Cli,
+            &["hook", "prestart", "--config", "{tmp}/hook.toml"],
+        )
+        .stdin(read("state/absurd-pid.json"))
+        .bundle(request("0")),
+        // the runtime wrapper's create.
+        case(
+            "runtime-missing-bundle",
+            Runtime,
+            &["create", "--bundle", "{tmp}/nonexistent", "c1"],
+        ),
+        case(
+            "runtime-truncated-bundle-config",
+            Runtime,
+            &["create", "--bundle", "{tmp}/bundle", "c1"],
+        )
+        .bundle(read("oci/truncated.json")),
+        case(
+            "runtime-bundle-config-not-utf8",
+            Runtime,
+            &["create", "--bundle", "{tmp}/bundle", "c1"],
+        )
+        .bundle(read("oci/not-utf8.json")),
+        case(
+            "runtime-selector-overflow",
+            Runtime,
+            &["create", "--bundle", "{tmp}/bundle", "c1"],
+        )
+        .bundle(request("99999999999999999999")),
+        case(
+            "runtime-selector-1mb",
+            Runtime,
+            &["create", "--bundle", "{tmp}/bundle", "c1"],
+        )
+        .bundle(request(&big)),
+        case(
+            "runtime-bundle-flag-without-value",
+            Runtime,
+            &["create", "--bundle"],
+        ),
+    ]
+}
+
+fn substitute(text: &str, tmp: &Path) -> String {
+    text.replace("{fx}", &fx().display().to_string())
+        .replace("{tmp}", &tmp.display().to_string())
+        .replace("{repo}", &repo_root().display().to_string())
+}
+
+/// Copies a directory tree, keeping symbolic links as links.
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("create dir");
+    for entry in fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().expect("file type");
+        if kind.is_symlink() {
+            let link = fs::read_link(entry.path()).expect("read link");
+            std::os::unix::fs::symlink(link, &target).expect("symlink");
+        } else if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Runs one row; returns a description of what went wrong, if anything.
+fn run(case: &Case) -> Option<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tmp = dir.path();
+    let hook_config = format!(
+        "device-source = \"cdi\"\nspec-dirs = [\"{}\"]\nruntime = \"{}\"\nlog-file = \"{}\"\n",
+        repo_root().join("tests/fixtures/requests/cdi").display(),
+        repo_root()
+            .join("tests/fixtures/requests/bin/record-runtime")
+            .display(),
+        tmp.join("detail.log").display()
+    );
+    fs::write(tmp.join("hook.toml"), hook_config).expect("write hook config");
+    fs::create_dir(tmp.join("existing.yaml")).expect("directory named like a spec");
+    // Rows that name a file under {tmp} get their generated input there, not on stdin.
+    let mut stdin = case.stdin.clone();
+    for (name, file) in [
+        ("validate-huge-yaml", "huge.yaml"),
+        ("validate-deep-nesting", "deep.json"),
+    ] {
+        if case.name == name {
+            fs::write(tmp.join(file), std::mem::take(&mut stdin)).expect("write input");
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(&stdin) {
+        stdin = substitute(text, tmp).into_bytes();
+    }
+    if let Some(config) = &case.bundle {
+        fs::create_dir(tmp.join("bundle")).expect("bundle dir");
+        fs::write(tmp.join("bundle/config.json"), config).expect("write bundle config");
+    }
+    if let Some(properties) = &case.properties {
+        copy_tree(
+            &repo_root().join("tests/fixtures/hosts/three-gpus"),
+            &tmp.join("host"),
+        );
+        let node = tmp.join("host/sys/class/kfd/kfd/topology/nodes/1/properties");
+        fs::write(node, properties).expect("write properties");
+    }
+    let (program, name) = match case.bin {
+        Bin::Cli => (env!("CARGO_BIN_EXE_amdgpu-cdi"), "amdgpu-cdi"),
+        Bin::Runtime => (
+            env!("CARGO_BIN_EXE_amdgpu-container-runtime"),
+            "amdgpu-container-runtime",
+        ),
+    };
+    let args: Vec<OsString> = case
+        .args
+        .iter()
+        .map(|arg| match arg.to_str() {
+            Some(text) => OsString::from(substitute(text, tmp)),
+            None => arg.clone(),
+        })
+        .collect();
+    let output = assert_cmd::Command::new(program)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("AMDGPU_CDI_CONFIG", tmp.join("hook.toml"))
+        .env("RECORD_ARGS", tmp.join("argv"))
+        .current_dir(tmp)
+        .args(&args)
+        .write_stdin(stdin)
+        .timeout(TIME_LIMIT)
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(err) => return Some(format!("did not finish: {err}")),
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut problems = Vec::new();
+    match output.status.code() {
+        None => problems.push(format!("killed by a signal: {:?}", output.status)),
+        Some(0) if case.refused => {
+            let config: Option<serde_json::Value> = serde_json::from_slice(&output.stdout).ok();
+            let args0 = config
+                .as_ref()
+                .and_then(|c| c["process"]["args"][0].as_str());
+            if !args0.is_some_and(|arg| arg.starts_with("/proc/amdgpu-cdi: ")) {
+                problems.push("refused without the error as process.args[0]".to_string());
+            }
+        }
+        Some(_) if case.refused => problems.push("a refusal must exit 0".to_string()),
+        Some(0) => problems.push("exit 0".to_string()),
+        Some(101) => problems.push("exit 101 (panic)".to_string()),
+        Some(_) => {}
+    }
+    if stderr.lines().count() != 1 || !stderr.ends_with('\n') {
+        problems.push("stderr is not exactly one line".to_string());
+    }
+    let is_validate = case.args.first().is_some_and(|arg| arg == "validate");
+    if !is_validate && !stderr.starts_with(&format!("{name}: ")) {
+        problems.push(format!("stderr does not start with `{name}: `"));
+    }
+    let leftovers: Vec<String> = fs::read_dir(tmp)
+        .expect("read temp dir")
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp-"))
+        .collect();
+    if !leftovers.is_empty() {
+        problems.push(format!("temporary files left behind: {leftovers:?}"));
+    }
+    if tmp.join("argv").exists() {
+        problems.push("the runtime was executed".to_string());
+    }
+    if problems.is_empty() {
+        return None;
+    }
+    let shown: String = stderr.chars().take(600).collect();
+    Some(format!(
+        "{}; exit {:?}; stderr: {shown:?}",
+        problems.join(", "),
+        output.status.code()
+    ))
+}
+
+#[test]
+fn every_bad_input_gives_one_line_and_a_nonzero_exit() {
+    let table = table();
+    assert!(table.len() >= 30, "the table has {} rows", table.len());
+    let failures: Vec<String> = table
+        .iter()
+        .filter_map(|case| run(case).map(|problem| format!("{}: {problem}", case.name)))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failures.len(),
+        table.len(),
+        failures.join("\n")
+    );
+}
