@@ -72,9 +72,17 @@ sysfs-root = "$small"
 dev-root = "$work/dev"
 runtime = "$runc"
 TOML
+# The baseline is plain runc on the config the wrapper produces (the same devices injected, e.g.
+# by hand or by CDI), so the difference is the wrapper's own cost, not runc creating two more
+# device nodes; "runc run, no devices" shows what those nodes cost runc.
+"$bin/amdgpu-cdi" hook precreate --config "$work/wrapper.toml" \
+    < "$work/bundle-config.json" > "$work/bundle-injected.json"
 cd "$bundle"
 AMDGPU_CDI_CONFIG=$work/wrapper.toml hyperfine -N --warmup 5 --runs 200 --export-json "$work/runtime.json" \
-    --prepare "cp $work/bundle-config.json $bundle/config.json" \
+    --prepare "cp $work/bundle-injected.json $bundle/config.json" \
     -n "runc run" "$runc run -b $bundle bench-runc" \
+    --prepare "cp $work/bundle-config.json $bundle/config.json" \
+    -n "runc run, no devices" "$runc run -b $bundle bench-runc-plain" \
+    --prepare "cp $work/bundle-config.json $bundle/config.json" \
     -n "amdgpu-container-runtime run" "$bin/amdgpu-container-runtime run -b $bundle bench-wrapper"
 median "$work/runtime.json"
