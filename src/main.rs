@@ -7,7 +7,10 @@ fn main() -> ExitCode {
     match amdgpu_cdi::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("amdgpu-cdi: {err:#}");
+            eprintln!(
+                "amdgpu-cdi: {}",
+                amdgpu_cdi::report::plain_os_errors(&format!("{err:#}"))
+            );
             ExitCode::from(2)
         }
     }

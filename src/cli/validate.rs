@@ -106,7 +106,9 @@ fn plural(n: usize, what: &str) -> String {
 
 /// One `PATH: problem` line for each thing a registry error says is wrong.
 pub(crate) fn problem_lines(err: &RegistryError) -> Vec<String> {
-    let at = |path: &Path, text: &dyn std::fmt::Display| format!("{}: {text}", path.display());
+    let at = |path: &Path, text: &dyn std::fmt::Display| {
+        crate::report::plain_os_errors(&format!("{}: {text}", path.display()))
+    };
     match err {
         RegistryError::ReadDir { dir, source } => {
             vec![at(dir, &format!("cannot read directory: {source}"))]

@@ -46,17 +46,7 @@ pub enum RuntimeError {
 
 /// An error with its causes, on one line.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    crate::report::error_line(err)
 }
 
 /// Edits the bundle when `invocation` creates a container. Returns what was done.
