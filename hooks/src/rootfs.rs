@@ -136,6 +136,10 @@ pub struct Rootfs<'a, S: Syscalls> {
     display: PathBuf,
 }
 
+/// Where a node goes: the handle of its parent directory (`None` for the rootfs itself), the
+/// node's name in it, and its path inside the container.
+type ParentDir<D> = (Option<D>, String, PathBuf);
+
 impl<'a, S: Syscalls> Rootfs<'a, S> {
     /// Opens the rootfs at `path` (e.g. `/proc/<pid>/root/<bundle rootfs>`).
     pub fn open(sys: &'a S, path: &Path) -> Result<Self, RootfsError> {
@@ -162,24 +166,10 @@ impl<'a, S: Syscalls> Rootfs<'a, S> {
 
     /// Checks one node without changing anything: `Ok(true)` when an identical node exists.
     fn check(&self, request: &NodeToCreate) -> Result<bool, RootfsError> {
-        let parts = components(&request.container_path)?;
-        let (leaf, parents) = parts.split_last().ok_or_else(|| RootfsError::InvalidPath {
-            path: request.container_path.clone(),
-        })?;
-        let mut here = PathBuf::from("/");
-        let mut dir: Option<S::Dir> = None;
-        for name in parents {
-            here.push(name);
-            let current = dir.as_ref().unwrap_or(&self.root);
-            match self.stat(current, name, &here)? {
-                None => return Ok(false),
-                Some(stat) => self.expect_directory(&stat, request, &here)?,
-            }
-            dir = Some(self.open_child(current, name, request, &here)?);
-        }
-        here.push(leaf);
-        let current = dir.as_ref().unwrap_or(&self.root);
-        match self.stat(current, leaf, &here)? {
+        let Some((dir, leaf, here)) = self.walk_to_parent(request, false)? else {
+            return Ok(false);
+        };
+        match self.stat(dir.as_ref().unwrap_or(&self.root), &leaf, &here)? {
             None => Ok(false),
             Some(stat) => self.identical(&stat, request).map(|()| true),
         }
@@ -279,10 +269,21 @@ impl<'a, S: Syscalls> Rootfs<'a, S> {
 
     /// Walks to the parent directory of `request`, creating missing directories (mode 0755):
     /// returns its handle (`None` for the rootfs itself), the leaf name and the node's path.
-    fn parent(
+    fn parent(&self, request: &NodeToCreate) -> Result<ParentDir<S::Dir>, RootfsError> {
+        self.walk_to_parent(request, true)?
+            .ok_or_else(|| RootfsError::InvalidPath {
+                path: request.container_path.clone(),
+            })
+    }
+
+    /// Walks component by component (never following a symlink) to the parent directory of
+    /// `request`. A missing directory is created (mode 0755) when `create` is set; otherwise the
+    /// walk stops with `None`.
+    fn walk_to_parent(
         &self,
         request: &NodeToCreate,
-    ) -> Result<(Option<S::Dir>, String, PathBuf), RootfsError> {
+        create: bool,
+    ) -> Result<Option<ParentDir<S::Dir>>, RootfsError> {
         let parts = components(&request.container_path)?;
         let (leaf, parents) = parts.split_last().ok_or_else(|| RootfsError::InvalidPath {
             path: request.container_path.clone(),
@@ -294,6 +295,7 @@ impl<'a, S: Syscalls> Rootfs<'a, S> {
             let current = dir.as_ref().unwrap_or(&self.root);
             match self.stat(current, name, &here)? {
                 Some(stat) => self.expect_directory(&stat, request, &here)?,
+                None if !create => return Ok(None),
                 None => match self.sys.mkdir_at(current, name, 0o755) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(source) => {
@@ -304,7 +306,7 @@ impl<'a, S: Syscalls> Rootfs<'a, S> {
             dir = Some(self.open_child(current, name, request, &here)?);
         }
         here.push(leaf);
-        Ok((dir, leaf.clone(), here))
+        Ok(Some((dir, leaf.clone(), here)))
     }
 
     /// After `EEXIST`: accept what is there only if it is the identical device.

@@ -41,6 +41,13 @@ struct Case {
     refused: bool,
 }
 
+/// `hook precreate` with the test's settings file.
+const PRECREATE: &[&str] = &["hook", "precreate", "--config", "{tmp}/hook.toml"];
+/// `gpus` on the test's own sysfs tree (its KFD properties replaced per case).
+const GPUS_TMP_HOST: &[&str] = &["gpus", "--sysfs-root", "{tmp}/host/sys"];
+/// The wrapper's `create` of the test bundle.
+const CREATE: &[&str] = &["create", "--bundle", "{tmp}/bundle", "c1"];
+
 fn fx() -> PathBuf {
     repo_root().join("tests/fixtures/bad-input")
 }
@@ -336,36 +343,16 @@ fn table() -> Vec<Case> {
                 "{repo}/tests/fixtures/hosts/garbage-properties/sys",
             ],
         ),
-        case(
-            "gpus-properties-not-a-number",
-            Cli,
-            &["gpus", "--sysfs-root", "{tmp}/host/sys"],
-        )
-        .properties(read("properties/not-a-number")),
-        case(
-            "gpus-properties-huge-number",
-            Cli,
-            &["gpus", "--sysfs-root", "{tmp}/host/sys"],
-        )
-        .properties(read("properties/huge-number")),
-        case(
-            "gpus-properties-nul-bytes",
-            Cli,
-            &["gpus", "--sysfs-root", "{tmp}/host/sys"],
-        )
-        .properties(read("properties/nul-bytes")),
-        case(
-            "gpus-properties-not-utf8",
-            Cli,
-            &["gpus", "--sysfs-root", "{tmp}/host/sys"],
-        )
-        .properties(read("properties/not-utf8")),
-        case(
-            "gpus-properties-huge-file",
-            Cli,
-            &["gpus", "--sysfs-root", "{tmp}/host/sys"],
-        )
-        .properties(b"simd_count 1\n".repeat(1 << 20)),
+        case("gpus-properties-not-a-number", Cli, GPUS_TMP_HOST)
+            .properties(read("properties/not-a-number")),
+        case("gpus-properties-huge-number", Cli, GPUS_TMP_HOST)
+            .properties(read("properties/huge-number")),
+        case("gpus-properties-nul-bytes", Cli, GPUS_TMP_HOST)
+            .properties(read("properties/nul-bytes")),
+        case("gpus-properties-not-utf8", Cli, GPUS_TMP_HOST)
+            .properties(read("properties/not-utf8")),
+        case("gpus-properties-huge-file", Cli, GPUS_TMP_HOST)
+            .properties(b"simd_count 1\n".repeat(1 << 20)),
         case(
             "check-missing-sysfs",
             Cli,
@@ -378,69 +365,24 @@ fn table() -> Vec<Case> {
             ],
         ),
         // hook precreate: the OCI config on stdin.
-        case(
-            "precreate-truncated-stdin",
-            Cli,
-            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(read("oci/truncated.json")),
-        case(
-            "precreate-empty-stdin",
-            Cli,
-            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
-        ),
-        case(
-            "precreate-nul-bytes",
-            Cli,
-            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(read("oci/nul-bytes.json")),
-        case(
-            "precreate-not-an-object",
-            Cli,
-            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(read("oci/not-an-object.json")),
-        case(
-            "precreate-huge-stdin",
-            Cli,
-            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(vec![b' '; 20 << 20]),
-        case(
-            "precreate-deep-nesting",
-            Cli,
-            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(nested),
-        case(
-            "precreate-selector-overflow",
-            Cli,
-            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(request("99999999999999999999"))
-        .refused(),
-        case(
-            "precreate-selector-1mb",
-            Cli,
-            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(request(&big))
-        .refused(),
-        case(
-            "precreate-selector-huge-range",
-            Cli,
-            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(request("0-18446744073709551615"))
-        .refused(),
-        case(
-            "precreate-selector-garbage",
-            Cli,
-            &["hook", "precreate", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(request(",,-,\\u0000,GPU-"))
-        .refused(),
+        case("precreate-truncated-stdin", Cli, PRECREATE).stdin(read("oci/truncated.json")),
+        case("precreate-empty-stdin", Cli, PRECREATE),
+        case("precreate-nul-bytes", Cli, PRECREATE).stdin(read("oci/nul-bytes.json")),
+        case("precreate-not-an-object", Cli, PRECREATE).stdin(read("oci/not-an-object.json")),
+        case("precreate-huge-stdin", Cli, PRECREATE).stdin(vec![b' '; 20 << 20]),
+        case("precreate-deep-nesting", Cli, PRECREATE).stdin(nested),
+        case("precreate-selector-overflow", Cli, PRECREATE)
+            .stdin(request("99999999999999999999"))
+            .refused(),
+        case("precreate-selector-1mb", Cli, PRECREATE)
+            .stdin(request(&big))
+            .refused(),
+        case("precreate-selector-huge-range", Cli, PRECREATE)
+            .stdin(request("0-18446744073709551615"))
+            .refused(),
+        case("precreate-selector-garbage", Cli, PRECREATE)
+            .stdin(request(",,-,\\u0000,GPU-"))
+            .refused(),
         case(
             "precreate-broken-config-file",
             Cli,
@@ -491,30 +433,10 @@ fn table() -> Vec<Case> {
             Runtime,
             &["create", "--bundle", "{tmp}/nonexistent", "c1"],
         ),
-        case(
-            "runtime-truncated-bundle-config",
-            Runtime,
-            &["create", "--bundle", "{tmp}/bundle", "c1"],
-        )
-        .bundle(read("oci/truncated.json")),
-        case(
-            "runtime-bundle-config-not-utf8",
-            Runtime,
-            &["create", "--bundle", "{tmp}/bundle", "c1"],
-        )
-        .bundle(read("oci/not-utf8.json")),
-        case(
-            "runtime-selector-overflow",
-            Runtime,
-            &["create", "--bundle", "{tmp}/bundle", "c1"],
-        )
-        .bundle(request("99999999999999999999")),
-        case(
-            "runtime-selector-1mb",
-            Runtime,
-            &["create", "--bundle", "{tmp}/bundle", "c1"],
-        )
-        .bundle(request(&big)),
+        case("runtime-truncated-bundle-config", Runtime, CREATE).bundle(read("oci/truncated.json")),
+        case("runtime-bundle-config-not-utf8", Runtime, CREATE).bundle(read("oci/not-utf8.json")),
+        case("runtime-selector-overflow", Runtime, CREATE).bundle(request("99999999999999999999")),
+        case("runtime-selector-1mb", Runtime, CREATE).bundle(request(&big)),
         case(
             "runtime-bundle-flag-without-value",
             Runtime,

@@ -161,24 +161,27 @@ fn containerd_loads_the_configured_runtime_and_its_binary_runs_a_gpu_container()
     let (ok, stdout, stderr) = output(
         daemon
             .ctr()
-            .args(["run", "--rm", "--runtime", "io.containerd.runc.v2", "--runc-binary", &binary])
-            .args(["--env", "AMD_VISIBLE_DEVICES=0", "--env", "PATH=/bin", "--rootfs"])
+            .args([
+                "run",
+                "--rm",
+                "--runtime",
+                "io.containerd.runc.v2",
+                "--runc-binary",
+                &binary,
+            ])
+            .args([
+                "--env",
+                "AMD_VISIBLE_DEVICES=0",
+                "--env",
+                "PATH=/bin",
+                "--rootfs",
+            ])
             .arg(&rootfs)
             .args(["t1", "/bin/sh", "-c"])
-            .arg("stat -c '%n %t:%T' /dev/kfd /dev/dri/renderD128 && head -c 4 /dev/kfd >/dev/null && cat /dev/dri/renderD128 && echo opened"),
+            .arg(support::CDI_GPU_0_PROBE),
     );
     assert!(ok, "GPU container failed: {stdout}{stderr}");
-    assert!(stdout.contains("/dev/kfd 1:5"), "kfd injected: {stdout}");
-    assert!(
-        stdout.contains("/dev/dri/renderD128 1:3"),
-        "render node injected: {stdout}"
-    );
-    assert!(
-        stdout.contains("opened"),
-        "nodes open inside the container: {stdout}"
-    );
-    let log = fs::read_to_string(dir.join("wrapper.log")).expect("wrapper log: the wrapper ran");
-    assert!(log.contains("injected amd.com/gpu=0"), "wrapper log: {log}");
+    support::assert_cdi_gpu_0_injected(&stdout, dir);
     drop(daemon);
 
     // --remove gives back the original file.

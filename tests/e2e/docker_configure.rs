@@ -87,22 +87,9 @@ fn dockerd_runs_a_gpu_container_through_the_configured_runtime() {
         cmd.args(["amdgpu-cdi-busybox", "sh", "-c", script]);
         output(&mut cmd)
     };
-    let (ok, stdout, stderr) = run(
-        &["AMD_VISIBLE_DEVICES=0"],
-        "stat -c '%n %t:%T' /dev/kfd /dev/dri/renderD128 && head -c 4 /dev/kfd >/dev/null && cat /dev/dri/renderD128 && echo opened",
-    );
+    let (ok, stdout, stderr) = run(&["AMD_VISIBLE_DEVICES=0"], support::CDI_GPU_0_PROBE);
     assert!(ok, "GPU container failed: {stdout}{stderr}");
-    assert!(stdout.contains("/dev/kfd 1:5"), "kfd injected: {stdout}");
-    assert!(
-        stdout.contains("/dev/dri/renderD128 1:3"),
-        "render node injected: {stdout}"
-    );
-    assert!(
-        stdout.contains("opened"),
-        "nodes open inside the container: {stdout}"
-    );
-    let log = fs::read_to_string(dir.join("wrapper.log")).expect("wrapper log: the wrapper ran");
-    assert!(log.contains("injected amd.com/gpu=0"), "wrapper log: {log}");
+    support::assert_cdi_gpu_0_injected(&stdout, dir);
 
     // Without a request the configured runtime changes nothing.
     let (ok, stdout, _) = run(&[], "test -e /dev/kfd && echo present || echo absent");

@@ -481,3 +481,24 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     points
 }
+
+/// A container script for the one-GPU spec of [`wrapper_settings_cdi`]: the numbers of `/dev/kfd`
+/// and `renderD128`, then `opened` once both were read.
+pub const CDI_GPU_0_PROBE: &str = "stat -c '%n %t:%T' /dev/kfd /dev/dri/renderD128 && \
+    head -c 4 /dev/kfd >/dev/null && cat /dev/dri/renderD128 && echo opened";
+
+/// Checks the output of [`CDI_GPU_0_PROBE`] and that the wrapper logged the injection to
+/// `dir/wrapper.log` (see [`wrapper_settings_cdi`]).
+pub fn assert_cdi_gpu_0_injected(stdout: &str, dir: &Path) {
+    assert!(stdout.contains("/dev/kfd 1:5"), "kfd injected: {stdout}");
+    assert!(
+        stdout.contains("/dev/dri/renderD128 1:3"),
+        "render node injected: {stdout}"
+    );
+    assert!(
+        stdout.contains("opened"),
+        "nodes open inside the container: {stdout}"
+    );
+    let log = fs::read_to_string(dir.join("wrapper.log")).expect("wrapper log: the wrapper ran");
+    assert!(log.contains("injected amd.com/gpu=0"), "wrapper log: {log}");
+}
