@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use properties::Properties;
-pub use reader::{NodeStat, RealSysfs, SysfsReader};
+pub use reader::{NodeStat, OpenDir, RealSysfs, SysfsReader};
 
 /// KFD's `vendor_id` for AMD (0x1002).
 pub const AMD_VENDOR_ID: u16 = 0x1002;
@@ -393,9 +393,13 @@ pub fn discover(options: &DiscoverOptions) -> Result<Host, DiscoverError> {
 
 /// Discovers what injecting GPUs into a container needs, for the hooks and the runtime wrapper,
 /// which run for every container: the same GPUs, in the same order and with the same render
-/// nodes, partitions and ids as [`discover`], but without reading what only descriptions use:
-/// `card` and `numa_node` are `None` and `product_name` comes only from the built-in table.
-/// On a 64-partition host this skips a quarter of discovery's system calls.
+/// node paths, partitions and ids as [`discover`], but without reading what only descriptions
+/// and pinned device numbers use: `card` and `numa_node` are `None`, `product_name` comes only
+/// from the built-in table, and a render node carries only its path (major and minor 0, no
+/// group or mode: specs name nodes by path and the engine reads the numbers from the node).
+/// The render node's parent comes from one `readlink` of its own `class/drm` link instead of a
+/// listing of every DRM minor. On a 64-partition host this skips over half of discovery's
+/// system calls.
 pub fn discover_for_injection(options: &DiscoverOptions) -> Result<Host, DiscoverError> {
     let scan = Scan {
         options,
@@ -473,6 +477,14 @@ fn is_number(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The directories a scan reads many entries of, opened once.
+struct Dirs {
+    /// `class/drm`.
+    drm: OpenDir,
+    /// `bus/pci/devices`.
+    pci: OpenDir,
+}
+
 /// Physical GPUs of `amdgpu_xcp` partitions, found once per KFD location.
 #[derive(Default)]
 struct Parents {
@@ -520,6 +532,16 @@ impl Scan<'_> {
         self.options.sysfs_root.join("class/kfd/kfd")
     }
 
+    /// Reads the file `name` below `dir`.
+    fn read_at(&self, dir: &OpenDir, name: &str) -> Result<String, DiscoverError> {
+        self.reader
+            .read_at(dir, name)
+            .map_err(|error| DiscoverError::Read {
+                path: dir.path().join(name),
+                error,
+            })
+    }
+
     fn read(&self, path: &Path) -> Result<String, DiscoverError> {
         self.reader
             .read_to_string(path)
@@ -536,6 +558,18 @@ impl Scan<'_> {
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(DiscoverError::Read {
                 path: path.to_path_buf(),
+                error,
+            }),
+        }
+    }
+
+    /// [`Scan::read_optional`] of the file `name` below `dir`.
+    fn read_optional_at(&self, dir: &OpenDir, name: &str) -> Result<Option<String>, DiscoverError> {
+        match self.reader.read_at(dir, name) {
+            Ok(text) => Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(DiscoverError::Read {
+                path: dir.path().join(name),
                 error,
             }),
         }
@@ -572,11 +606,29 @@ impl Scan<'_> {
         }
 
         let mut pci_cache: HashMap<PciAddress, PciInfo> = HashMap::new();
-        let drm = self.drm_index()?;
+        let dirs = Dirs {
+            drm: self
+                .reader
+                .open_dir(&self.options.sysfs_root.join("class/drm")),
+            pci: self
+                .reader
+                .open_dir(&self.options.sysfs_root.join("bus/pci/devices")),
+        };
+        let drm = match self.detail {
+            Detail::Full => Some(self.drm_index(&dirs.drm)?),
+            Detail::Injection => None,
+        };
         let mut parents = Parents::default();
         let mut gpus = Vec::with_capacity(kfd_gpus.len());
         for kfd_gpu in &kfd_gpus {
-            gpus.push(self.gpu(kfd_gpu, &drm, &mut pci_cache, &mut parents, &mut warnings)?);
+            gpus.push(self.gpu(
+                kfd_gpu,
+                &dirs,
+                drm.as_ref(),
+                &mut pci_cache,
+                &mut parents,
+                &mut warnings,
+            )?);
         }
 
         gpus.sort_by_key(|gpu| (gpu.pci_address, gpu.partition.as_ref().map(|p| p.index)));
@@ -624,10 +676,11 @@ impl Scan<'_> {
         let mut nodes: Vec<u32> = names.iter().filter_map(|n| n.parse().ok()).collect();
         nodes.sort_unstable();
         let mut gpus = Vec::new();
+        let nodes_open = self.reader.open_dir(nodes_dir);
         for node in nodes {
-            let node_dir = nodes_dir.join(node.to_string());
-            let properties_path = node_dir.join("properties");
-            let text = self.read(&properties_path)?;
+            let properties_name = format!("{node}/properties");
+            let properties_path = nodes_dir.join(&properties_name);
+            let text = self.read_at(&nodes_open, &properties_name)?;
             let properties =
                 Properties::parse(&text).map_err(|problem| DiscoverError::Malformed {
                     path: properties_path.clone(),
@@ -638,13 +691,13 @@ impl Scan<'_> {
             if properties.get("simd_count").unwrap_or(0) == 0 {
                 continue;
             }
-            let gpu_id_path = node_dir.join("gpu_id");
-            let gpu_id_text = self.read(&gpu_id_path)?;
+            let gpu_id_name = format!("{node}/gpu_id");
+            let gpu_id_text = self.read_at(&nodes_open, &gpu_id_name)?;
             let gpu_id: u32 = gpu_id_text
                 .trim()
                 .parse()
                 .map_err(|_| DiscoverError::BadValue {
-                    path: gpu_id_path.clone(),
+                    path: nodes_dir.join(&gpu_id_name),
                     expected: "a decimal gpu id",
                     found: gpu_id_text.trim().chars().take(60).collect(),
                 })?;
@@ -673,7 +726,8 @@ impl Scan<'_> {
     fn gpu(
         &self,
         kfd_gpu: &KfdGpu,
-        drm: &DrmIndex,
+        dirs: &Dirs,
+        drm: Option<&DrmIndex>,
         pci_cache: &mut HashMap<PciAddress, PciInfo>,
         parents: &mut Parents,
         warnings: &mut Vec<String>,
@@ -696,23 +750,37 @@ impl Scan<'_> {
         let low_bits = u8::try_from(location_id & 0x7).unwrap_or(0);
 
         // The render node and what it hangs off.
-        let drm_dir = self.options.sysfs_root.join("class/drm");
         let render_name = format!("renderD{render_minor}");
-        let render_dir = drm_dir.join(&render_name);
-        let Some(parent) = drm.parents.get(&render_name) else {
+        let render_dir = dirs.drm.path().join(&render_name);
+        let looked_up;
+        let parent = match drm {
+            Some(drm) => drm.parents.get(&render_name),
+            None => {
+                looked_up = self.drm_parent(&dirs.drm, &render_name, true)?;
+                looked_up.as_ref()
+            }
+        };
+        let Some(parent) = parent else {
             return Err(DiscoverError::MissingRenderNode {
                 node: kfd_gpu.node,
                 minor: render_minor,
                 path: render_dir,
             });
         };
-        let (r_major, r_minor) = self.read_dev_numbers(&render_dir.join("dev"))?;
-        let render = self.device_node(
-            PathBuf::from(format!("/dev/dri/{render_name}")),
-            r_major,
-            r_minor,
-            warnings,
-        );
+        let render_path = PathBuf::from(format!("/dev/dri/{render_name}"));
+        let render = match self.detail {
+            Detail::Full => {
+                let (r_major, r_minor) = self.read_dev_numbers(&render_dir.join("dev"))?;
+                self.device_node(render_path, r_major, r_minor, warnings)
+            }
+            Detail::Injection => DeviceNode {
+                path: render_path,
+                major: 0,
+                minor: 0,
+                gid: None,
+                file_mode: None,
+            },
+        };
         let parent_name = parent.name.clone();
         let pci_address = if let Ok(address) = parent_name.parse::<PciAddress>() {
             if address.bus != bus
@@ -732,6 +800,7 @@ impl Scan<'_> {
                 Some(address) => *address,
                 None => {
                     let address = self.partition_parent(
+                        &dirs.pci,
                         kfd_gpu.node,
                         domain,
                         bus,
@@ -750,14 +819,14 @@ impl Scan<'_> {
             });
         };
 
-        let card = match self.detail {
-            Detail::Full => self.card_node(drm, &parent.dir, warnings)?,
-            Detail::Injection => None,
+        let card = match drm {
+            Some(drm) => self.card_node(drm, &parent.dir, warnings)?,
+            None => None,
         };
         let info = match pci_cache.get(&pci_address) {
             Some(info) => info.clone(),
             None => {
-                let info = self.pci_info(&pci_address)?;
+                let info = self.pci_info(&dirs.pci, &pci_address)?;
                 pci_cache.insert(pci_address, info.clone());
                 info
             }
@@ -803,6 +872,7 @@ impl Scan<'_> {
     /// device: the AMD PCI device with DRM nodes at KFD's bus and device (and domain, if known).
     fn partition_parent(
         &self,
+        pci_open: &OpenDir,
         node: u32,
         domain: Option<u32>,
         bus: u8,
@@ -832,9 +902,11 @@ impl Scan<'_> {
             if domain.is_some_and(|d| d != address.domain) {
                 continue;
             }
-            let dir = pci_dir.join(address.to_string());
-            let vendor = self.read_optional(&dir.join("vendor"))?;
-            if vendor.as_deref() == Some("0x1002") && self.reader.is_dir(&dir.join("drm")) {
+            let name = address.to_string();
+            let vendor = self.read_optional_at(pci_open, &format!("{name}/vendor"))?;
+            if vendor.as_deref() == Some("0x1002")
+                && self.reader.is_dir(&pci_dir.join(name).join("drm"))
+            {
                 candidates.push(*address);
             }
         }
@@ -862,14 +934,13 @@ impl Scan<'_> {
     /// Where every DRM minor hangs: one listing of `class/drm` and one `readlink` per entry.
     /// The kernel writes class links as `../../devices/<path>/<parent>/drm/<name>`, so the link
     /// text names the parent device; a link of another shape is resolved fully.
-    fn drm_index(&self) -> Result<DrmIndex, DiscoverError> {
-        let drm_dir = self.options.sysfs_root.join("class/drm");
-        let names = match self.reader.read_dir_names(&drm_dir) {
+    fn drm_index(&self, drm_dir: &OpenDir) -> Result<DrmIndex, DiscoverError> {
+        let names = match self.reader.read_dir_names(drm_dir.path()) {
             Ok(names) => names,
             Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(error) => {
                 return Err(DiscoverError::Read {
-                    path: drm_dir,
+                    path: drm_dir.path().to_path_buf(),
                     error,
                 });
             }
@@ -884,21 +955,8 @@ impl Scan<'_> {
             if !is_render && card.is_none() {
                 continue;
             }
-            let link = drm_dir.join(&name);
-            let read_error = |error| DiscoverError::Read {
-                path: link.clone(),
-                error,
-            };
-            let target = self.reader.read_link(&link).map_err(read_error)?;
-            let parent = match DrmParent::from_target(&target) {
-                Some(parent) => parent,
-                None => {
-                    let resolved = self.reader.canonicalize(&link).map_err(read_error)?;
-                    match DrmParent::from_target(&resolved) {
-                        Some(parent) => parent,
-                        None => continue,
-                    }
-                }
+            let Some(parent) = self.drm_parent(drm_dir, &name, false)? else {
+                continue;
             };
             if let Some(minor) = card {
                 index
@@ -913,6 +971,34 @@ impl Scan<'_> {
             cards.sort_unstable();
         }
         Ok(index)
+    }
+
+    /// The device a `class/drm` link points into: `None` when the link's target, even fully
+    /// resolved, is not `.../<parent>/drm/<name>`, or (with `missing_is_none`) when there is no
+    /// such link.
+    fn drm_parent(
+        &self,
+        drm_dir: &OpenDir,
+        name: &str,
+        missing_is_none: bool,
+    ) -> Result<Option<DrmParent>, DiscoverError> {
+        let link = drm_dir.path().join(name);
+        let read_error = |error| DiscoverError::Read {
+            path: link.clone(),
+            error,
+        };
+        let target = match self.reader.read_link_at(drm_dir, name) {
+            Ok(target) => target,
+            Err(error) if missing_is_none && error.kind() == io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(error) => return Err(read_error(error)),
+        };
+        if let Some(parent) = DrmParent::from_target(&target) {
+            return Ok(Some(parent));
+        }
+        let resolved = self.reader.canonicalize(&link).map_err(read_error)?;
+        Ok(DrmParent::from_target(&resolved))
     }
 
     /// The `card<N>` node of the same DRM parent device as a render node, when it has one.
@@ -938,30 +1024,19 @@ impl Scan<'_> {
         )))
     }
 
-    fn pci_info(&self, address: &PciAddress) -> Result<PciInfo, DiscoverError> {
-        let dir = self
-            .options
-            .sysfs_root
-            .join("bus/pci/devices")
-            .join(address.to_string());
+    fn pci_info(&self, pci_dir: &OpenDir, address: &PciAddress) -> Result<PciInfo, DiscoverError> {
+        let dir = address.to_string();
+        let read = |name: &str| self.read_optional_at(pci_dir, &format!("{dir}/{name}"));
         let full = self.detail == Detail::Full;
-        let numa_text = if full {
-            self.read_optional(&dir.join("numa_node"))?
-        } else {
-            None
-        };
+        let numa_text = if full { read("numa_node")? } else { None };
         let numa_node = numa_text
             .and_then(|n| n.parse::<i32>().ok())
             .filter(|&n| n >= 0);
         Ok(PciInfo {
             numa_node,
-            compute_partition: self.read_optional(&dir.join("current_compute_partition"))?,
-            memory_partition: self.read_optional(&dir.join("current_memory_partition"))?,
-            product_name: if full {
-                self.read_optional(&dir.join("product_name"))?
-            } else {
-                None
-            },
+            compute_partition: read("current_compute_partition")?,
+            memory_partition: read("current_memory_partition")?,
+            product_name: if full { read("product_name")? } else { None },
         })
     }
 

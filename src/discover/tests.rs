@@ -371,36 +371,75 @@ fn partition_parent_without_domain_is_an_error_when_ambiguous() {
     );
 }
 
+/// Every host tree of the repository: the example hosts and the test fixtures.
+fn all_host_trees() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut trees = Vec::new();
+    for dir in ["examples/hosts", "tests/fixtures/hosts"] {
+        let entries = std::fs::read_dir(root.join(dir)).expect("host directory lists");
+        for entry in entries {
+            let sys = entry.expect("host entry").path().join("sys");
+            if sys.is_dir() {
+                trees.push(sys);
+            }
+        }
+    }
+    trees.sort();
+    trees
+}
+
 #[test]
 fn injection_discovery_finds_the_same_gpus_without_descriptions() {
-    for host in [
-        "mi300x-cpx",
-        "mi300x-spx",
-        "mi300x-cpx-dot",
-        "mi210x4",
-        "mi300a-tpx",
-        "workstation",
-        "multi-domain",
-        "old-kernel",
-    ] {
-        let full = run(host).host;
-        let light = discover_for_injection(&example(host)).expect("example host discovers");
+    let trees = all_host_trees();
+    assert!(trees.len() >= 15, "{trees:?}");
+    let mut compared = 0;
+    for sysfs_root in trees {
+        let host = sysfs_root.display().to_string();
+        let options = DiscoverOptions {
+            sysfs_root,
+            dev_root: PathBuf::from("/nonexistent/amdgpu-cdi-test-dev"),
+        };
+        let (full, light) = match (discover(&options), discover_for_injection(&options)) {
+            (Ok(full), Ok(light)) => (full, light),
+            (Err(full), Err(light)) => {
+                assert_eq!(light.to_string(), full.to_string(), "{host}");
+                continue;
+            }
+            (full, light) => panic!("{host}: full {full:?}, injection {light:?}"),
+        };
+        compared += 1;
         assert_eq!(light.kfd, full.kfd, "{host}");
         assert_eq!(light.gpus.len(), full.gpus.len(), "{host}");
         for (light, full) in light.gpus.iter().zip(&full.gpus) {
             let described = Gpu {
+                render: full.render.clone(),
                 card: full.card.clone(),
                 numa_node: full.numa_node,
                 product_name: full.product_name.clone(),
                 ..light.clone()
             };
             assert_eq!(&described, full, "{host}");
+            assert_eq!(light.render.path, full.render.path, "{host}");
+            assert_eq!((light.render.major, light.render.minor), (0, 0));
+            assert_eq!((light.render.gid, light.render.file_mode), (None, None));
             assert_eq!(light.card, None);
             assert_eq!(light.numa_node, None);
             assert_eq!(
                 light.product_name,
                 known_product(full.device_id).map(String::from)
             );
+            for strategy in [
+                crate::naming::NameStrategy::Index,
+                crate::naming::NameStrategy::Uuid,
+                crate::naming::NameStrategy::Pci,
+            ] {
+                assert_eq!(
+                    crate::naming::device_name(light, strategy),
+                    crate::naming::device_name(full, strategy),
+                    "{host}"
+                );
+            }
         }
     }
+    assert!(compared >= 10, "only {compared} hosts discovered");
 }
