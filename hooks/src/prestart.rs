@@ -52,6 +52,22 @@ pub struct DeviceToAdd {
     pub host_path: Option<PathBuf>,
 }
 
+impl DeviceToAdd {
+    /// The node to create for this device: its type, numbers and permission bits.
+    pub fn node_spec(&self) -> NodeSpec {
+        NodeSpec {
+            kind: if self.kind == DeviceType::Block {
+                FileKind::BlockDevice
+            } else {
+                FileKind::CharDevice
+            },
+            major: u64::from(self.major),
+            minor: u64::from(self.minor),
+            mode: self.mode,
+        }
+    }
+}
+
 /// What the hook can do, from who it runs as (see [`privilege`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Privilege {
@@ -452,16 +468,7 @@ pub fn inject<S: Syscalls>(
         let (uid, gid) = host_owner(config, device.uid, device.gid)?;
         to_create.push(NodeToCreate {
             container_path: device.container_path.clone(),
-            node: NodeSpec {
-                kind: if device.kind == DeviceType::Block {
-                    FileKind::BlockDevice
-                } else {
-                    FileKind::CharDevice
-                },
-                major: u64::from(device.major),
-                minor: u64::from(device.minor),
-                mode: device.mode,
-            },
+            node: device.node_spec(),
             uid,
             gid,
         });
@@ -516,16 +523,7 @@ fn bind_into<S: Syscalls>(
         requests.push((
             NodeToCreate {
                 container_path: device.container_path.clone(),
-                node: NodeSpec {
-                    kind: if device.kind == DeviceType::Block {
-                        FileKind::BlockDevice
-                    } else {
-                        FileKind::CharDevice
-                    },
-                    major: u64::from(device.major),
-                    minor: u64::from(device.minor),
-                    mode: device.mode,
-                },
+                node: device.node_spec(),
                 uid: 0,
                 gid: 0,
             },

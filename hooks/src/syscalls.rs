@@ -402,6 +402,22 @@ impl Fake {
     fn entry(&self, path: &Path) -> Option<FakeEntry> {
         self.entries.borrow().get(path).cloned()
     }
+
+    /// Adds `entry` at `path` unless something is there (`EEXIST`), recording `op(path)`.
+    fn create_new(
+        &self,
+        path: PathBuf,
+        entry: FakeEntry,
+        op: impl FnOnce(PathBuf) -> Op,
+    ) -> Result<(), Errno> {
+        self.check(&path)?;
+        if self.entry(&path).is_some() {
+            return Err(Errno::EEXIST);
+        }
+        self.entries.borrow_mut().insert(path.clone(), entry);
+        self.ops.borrow_mut().push(op(path));
+        Ok(())
+    }
 }
 
 fn fake_stat(entry: &FakeEntry) -> FileStat {
@@ -453,24 +469,10 @@ impl Syscalls for Fake {
     }
 
     fn mkdir_at(&self, dir: &PathBuf, name: &str, mode: u32) -> Result<(), Errno> {
-        let path = dir.join(name);
-        self.check(&path)?;
-        if self.entry(&path).is_some() {
-            return Err(Errno::EEXIST);
-        }
-        self.entries
-            .borrow_mut()
-            .insert(path.clone(), FakeEntry::Dir);
-        self.ops.borrow_mut().push(Op::Mkdir(path, mode));
-        Ok(())
+        self.create_new(dir.join(name), FakeEntry::Dir, |path| Op::Mkdir(path, mode))
     }
 
     fn mknod_at(&self, dir: &PathBuf, name: &str, node: NodeSpec) -> Result<(), Errno> {
-        let path = dir.join(name);
-        self.check(&path)?;
-        if self.entry(&path).is_some() {
-            return Err(Errno::EEXIST);
-        }
         let st = FileStat {
             kind: node.kind,
             major: node.major,
@@ -479,11 +481,9 @@ impl Syscalls for Fake {
             uid: 0,
             gid: 0,
         };
-        self.entries
-            .borrow_mut()
-            .insert(path.clone(), FakeEntry::Node(st));
-        self.ops.borrow_mut().push(Op::Mknod(path, node));
-        Ok(())
+        self.create_new(dir.join(name), FakeEntry::Node(st), |path| {
+            Op::Mknod(path, node)
+        })
     }
 
     fn chown_at(&self, dir: &PathBuf, name: &str, uid: u32, gid: u32) -> Result<(), Errno> {
@@ -503,16 +503,11 @@ impl Syscalls for Fake {
     }
 
     fn create_file_at(&self, dir: &PathBuf, name: &str) -> Result<(), Errno> {
-        let path = dir.join(name);
-        self.check(&path)?;
-        if self.entry(&path).is_some() {
-            return Err(Errno::EEXIST);
-        }
-        self.entries
-            .borrow_mut()
-            .insert(path.clone(), FakeEntry::File(String::new()));
-        self.ops.borrow_mut().push(Op::CreateFile(path));
-        Ok(())
+        self.create_new(
+            dir.join(name),
+            FakeEntry::File(String::new()),
+            Op::CreateFile,
+        )
     }
 
     fn bind_mount_at(&self, source: &Path, dir: &PathBuf, name: &str) -> Result<(), Errno> {
