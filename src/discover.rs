@@ -3,10 +3,11 @@
 //! # What is read
 //!
 //! - `class/kfd/kfd/dev` (the `/dev/kfd` numbers) and `class/kfd/kfd/topology/nodes/<n>/
-//!   {properties,gpu_id}`: every KFD node with a non-zero `gpu_id` and SIMDs is a GPU, or one
-//!   compute partition of a GPU. KFD topology is the list of record: a render node that KFD does
-//!   not list (the placeholder `amdgpu_xcp` nodes present in every partition mode) is not a GPU,
-//!   and a node KFD lists but that cannot be read is an error, never a shorter list.
+//!   {properties,gpu_id}`: every KFD node with SIMDs and AMD's `vendor_id` is a GPU, or one
+//!   compute partition of a GPU (CPU nodes have no SIMDs; `gpu_id`, 0 for them, is only
+//!   reported). KFD topology is the list of record: a render node that KFD does not list (the
+//!   placeholder `amdgpu_xcp` nodes present in every partition mode) is not a GPU, and a node
+//!   KFD lists but that cannot be read is an error, never a shorter list.
 //! - `class/drm/renderD<drm_render_minor>`: its `dev` file, its `device` link (a PCI device, or a
 //!   partition platform device `amdgpu_xcp_<k>` / `amdgpu_xcp.<k>`) and the `card<N>` beside it.
 //! - `bus/pci/devices/<BDF>/{vendor,numa_node,current_compute_partition,
@@ -143,7 +144,7 @@ pub struct Gpu {
     pub partition: Option<Partition>,
     /// KFD topology node number.
     pub kfd_node: u32,
-    /// KFD `gpu_id`.
+    /// KFD `gpu_id` (0 from [`discover_for_injection`], which does not read it).
     pub gpu_id: u32,
     /// KFD `unique_id`, shown by ROCm as `GPU-<hex>`.
     pub unique_id: Option<u64>,
@@ -394,12 +395,12 @@ pub fn discover(options: &DiscoverOptions) -> Result<Host, DiscoverError> {
 /// Discovers what injecting GPUs into a container needs, for the hooks and the runtime wrapper,
 /// which run for every container: the same GPUs, in the same order and with the same render
 /// node paths, partitions and ids as [`discover`], but without reading what only descriptions
-/// and pinned device numbers use: `card` and `numa_node` are `None`, `product_name` comes only
-/// from the built-in table, and a render node carries only its path (major and minor 0, no
-/// group or mode: specs name nodes by path and the engine reads the numbers from the node).
-/// The render node's parent comes from one `readlink` of its own `class/drm` link instead of a
-/// listing of every DRM minor. On a 64-partition host this skips over half of discovery's
-/// system calls.
+/// and pinned device numbers use: `gpu_id` is 0, `card` and `numa_node` are `None`,
+/// `product_name` comes only from the built-in table, and a render node carries only its path
+/// (major and minor 0, no group or mode: specs name nodes by path and the engine reads the
+/// numbers from the node). The render node's parent comes from one `readlink` of its own
+/// `class/drm` link instead of a listing of every DRM minor. On a 64-partition host this skips
+/// over two thirds of discovery's system calls.
 pub fn discover_for_injection(options: &DiscoverOptions) -> Result<Host, DiscoverError> {
     let scan = Scan {
         options,
@@ -682,26 +683,14 @@ impl Scan<'_> {
             let properties_path = nodes_dir.join(&properties_name);
             let text = self.read_at(&nodes_open, &properties_name)?;
             let properties =
-                Properties::parse(&text).map_err(|problem| DiscoverError::Malformed {
+                Properties::parse(text).map_err(|problem| DiscoverError::Malformed {
                     path: properties_path.clone(),
                     line: problem.line,
                     text: problem.text,
                 })?;
-            // CPU nodes have no SIMDs (and gpu_id 0).
+            // CPU nodes have no SIMDs (and gpu_id 0). The decision uses the properties alone, so
+            // injection, which skips the gpu_id files, numbers GPUs exactly as full discovery.
             if properties.get("simd_count").unwrap_or(0) == 0 {
-                continue;
-            }
-            let gpu_id_name = format!("{node}/gpu_id");
-            let gpu_id_text = self.read_at(&nodes_open, &gpu_id_name)?;
-            let gpu_id: u32 = gpu_id_text
-                .trim()
-                .parse()
-                .map_err(|_| DiscoverError::BadValue {
-                    path: nodes_dir.join(&gpu_id_name),
-                    expected: "a decimal gpu id",
-                    found: gpu_id_text.trim().chars().take(60).collect(),
-                })?;
-            if gpu_id == 0 {
                 continue;
             }
             let vendor = properties
@@ -713,6 +702,10 @@ impl Scan<'_> {
             if vendor != u64::from(AMD_VENDOR_ID) {
                 continue;
             }
+            let gpu_id = match self.detail {
+                Detail::Full => self.gpu_id(&nodes_open, node)?,
+                Detail::Injection => 0,
+            };
             gpus.push(KfdGpu {
                 node,
                 gpu_id,
@@ -721,6 +714,17 @@ impl Scan<'_> {
             });
         }
         Ok(gpus)
+    }
+
+    /// The KFD `gpu_id` of a GPU node (reported by `gpus`, never used to decide what a GPU is).
+    fn gpu_id(&self, nodes_open: &OpenDir, node: u32) -> Result<u32, DiscoverError> {
+        let name = format!("{node}/gpu_id");
+        let text = self.read_at(nodes_open, &name)?;
+        text.trim().parse().map_err(|_| DiscoverError::BadValue {
+            path: nodes_open.path().join(&name),
+            expected: "a decimal gpu id",
+            found: text.trim().chars().take(60).collect(),
+        })
     }
 
     fn gpu(

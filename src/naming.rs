@@ -29,6 +29,9 @@ pub enum NameStrategy {
 }
 
 impl NameStrategy {
+    /// Every strategy, in the order a device's names are listed (index first).
+    pub const ALL: [Self; 3] = [Self::Index, Self::Uuid, Self::Pci];
+
     /// The strategy's command-line spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -30,9 +30,6 @@ pub struct GpusArgs {
     pub format: GpusFormat,
 }
 
-const ALL_STRATEGIES: [NameStrategy; 3] =
-    [NameStrategy::Index, NameStrategy::Uuid, NameStrategy::Pci];
-
 /// Prints the GPUs; warnings go to stderr.
 pub fn run(args: GpusArgs) -> anyhow::Result<ExitCode> {
     let options = DiscoverOptions {
@@ -98,7 +95,7 @@ pub fn table(host: &Host) -> String {
                     .map(|n| n.to_string())
                     .unwrap_or_else(|| "-".into()),
                 gpu.rocm_uuid().unwrap_or_else(|| "-".into()),
-                device_names(gpu, &ALL_STRATEGIES).join(","),
+                device_names(gpu, &NameStrategy::ALL).join(","),
                 gpu.product_name.clone().unwrap_or_else(|| "-".into()),
             ]
         })
@@ -138,7 +135,7 @@ pub fn json(host: &Host) -> serde_json::Value {
         .map(|gpu| {
             serde_json::json!({
                 "index": gpu.index,
-                "names": device_names(gpu, &ALL_STRATEGIES),
+                "names": device_names(gpu, &NameStrategy::ALL),
                 "pci_address": gpu.pci_address.to_string(),
                 "partition": gpu.partition.as_ref().map(|p| serde_json::json!({
                     "index": p.index,

@@ -21,7 +21,7 @@ pub(crate) struct ParseProblem {
 impl Properties {
     /// Parses the text of a `properties` file. Blank lines are ignored; anything else that is not
     /// `key <decimal>` is a problem, because a half-understood node must not become a GPU.
-    pub(crate) fn parse(text: &str) -> Result<Self, ParseProblem> {
+    pub(crate) fn parse(text: String) -> Result<Self, ParseProblem> {
         let mut values = Vec::with_capacity(48);
         let bytes = text.as_bytes();
         let mut start = 0;
@@ -63,10 +63,7 @@ impl Properties {
             }
             start = end + 1;
         }
-        Ok(Self {
-            text: text.to_string(),
-            values,
-        })
+        Ok(Self { text, values })
     }
 
     /// The value of `key`, when present.
@@ -115,7 +112,7 @@ mod tests {
 
     #[test]
     fn parses_key_value_lines() {
-        let props = Properties::parse("cpu_cores_count 0\nsimd_count 304\n\ndomain 1\n")
+        let props = Properties::parse("cpu_cores_count 0\nsimd_count 304\n\ndomain 1\n".into())
             .expect("valid properties");
         assert_eq!(props.get("simd_count"), Some(304));
         assert_eq!(props.get("domain"), Some(1));
@@ -124,7 +121,8 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_its_line() {
-        let problem = Properties::parse("simd_count 4\nvendor_id 0x1002\n").expect_err("hex value");
+        let problem =
+            Properties::parse("simd_count 4\nvendor_id 0x1002\n".into()).expect_err("hex value");
         assert_eq!(
             problem,
             ParseProblem {
@@ -132,15 +130,16 @@ mod tests {
                 text: "vendor_id 0x1002".into()
             }
         );
-        let problem = Properties::parse("\u{0}\u{1}garbage").expect_err("binary");
+        let problem = Properties::parse("\u{0}\u{1}garbage".into()).expect_err("binary");
         assert_eq!(problem.line, 1);
-        assert!(Properties::parse("a 1 2").is_err());
-        assert!(Properties::parse("lonely").is_err());
+        assert!(Properties::parse("a 1 2".into()).is_err());
+        assert!(Properties::parse("lonely".into()).is_err());
     }
 
     #[test]
     fn a_repeated_key_keeps_its_last_value() {
-        let props = Properties::parse("  simd_count 4\nsimd_count 8 \n").expect("valid properties");
+        let props =
+            Properties::parse("  simd_count 4\nsimd_count 8 \n".into()).expect("valid properties");
         assert_eq!(props.get("simd_count"), Some(8));
         assert_eq!(props.get("simd"), None);
     }
@@ -148,23 +147,24 @@ mod tests {
     #[test]
     fn odd_spacing_and_line_ends_read_like_the_canonical_form() {
         let text = "a 1\r\n\t b\t2 \n\n\u{b}c 3\nd +4\ne 18446744073709551615";
-        let props = Properties::parse(text).expect("valid properties");
+        let props = Properties::parse(text.to_string()).expect("valid properties");
         for (key, value) in [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", u64::MAX)] {
             assert_eq!(props.get(key), Some(value), "{key}");
         }
-        let problem = Properties::parse("a 1\n\nb 18446744073709551616\n").expect_err("overflow");
+        let problem =
+            Properties::parse("a 1\n\nb 18446744073709551616\n".into()).expect_err("overflow");
         assert_eq!(problem.line, 3);
         assert_eq!(problem.text, "b 18446744073709551616");
-        let problem = Properties::parse("a 1\r\nb-c 2\r\n").expect_err("bad key");
+        let problem = Properties::parse("a 1\r\nb-c 2\r\n".into()).expect_err("bad key");
         assert_eq!((problem.line, problem.text.as_str()), (2, "b-c 2"));
-        assert!(Properties::parse("a  1").is_ok());
-        assert!(Properties::parse("a 1 ").is_ok());
-        assert!(Properties::parse("a 1x").is_err());
+        assert!(Properties::parse("a  1".into()).is_ok());
+        assert!(Properties::parse("a 1 ".into()).is_ok());
+        assert!(Properties::parse("a 1x".into()).is_err());
     }
 
     #[test]
     fn accepts_values_beyond_u32() {
-        let props = Properties::parse("unique_id 18446744073709551615").expect("u64 max");
+        let props = Properties::parse("unique_id 18446744073709551615".into()).expect("u64 max");
         assert_eq!(props.get("unique_id"), Some(u64::MAX));
     }
 }

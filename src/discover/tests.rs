@@ -416,9 +416,11 @@ fn injection_discovery_finds_the_same_gpus_without_descriptions() {
                 card: full.card.clone(),
                 numa_node: full.numa_node,
                 product_name: full.product_name.clone(),
+                gpu_id: full.gpu_id,
                 ..light.clone()
             };
             assert_eq!(&described, full, "{host}");
+            assert_eq!(light.gpu_id, 0, "injection does not read gpu_id");
             assert_eq!(light.render.path, full.render.path, "{host}");
             assert_eq!((light.render.major, light.render.minor), (0, 0));
             assert_eq!((light.render.gid, light.render.file_mode), (None, None));

@@ -17,7 +17,7 @@ use crate::generate::{GenerateOptions, generate};
 use crate::naming::{NameStrategy, device_names};
 use crate::request::grammar::{self, KIND, Selector};
 use crate::request::resolve::{Candidate, Inventory};
-use crate::request::{self, INJECTED_ANNOTATION, RequestError};
+use crate::request::{self, INJECTED_ANNOTATION, RequestError, Requests};
 use crate::settings::{DeviceSource, Settings};
 
 /// What an injection did.
@@ -61,10 +61,13 @@ pub enum InjectError {
 /// The devices requests are resolved against, and how to inject them.
 #[derive(Debug)]
 enum DeviceSet {
-    /// A spec generated from live discovery, named by index.
-    Generated {
-        spec: Box<Spec>,
+    /// The GPUs of live discovery, named by index. Their CDI spec is generated for the selected
+    /// GPUs only (the index names and the spec-level `/dev/kfd` edit do not depend on the others).
+    /// `named`: the inventory has every CDI name of each GPU, not only its index.
+    Discovered {
+        host: Host,
         inventory: Inventory,
+        named: bool,
     },
     /// The `amd.com/gpu` devices of the CDI spec dirs.
     Registry {
@@ -74,26 +77,24 @@ enum DeviceSet {
 }
 
 impl DeviceSet {
-    fn load(settings: &Settings, log: &DetailLog) -> Result<Self, InjectError> {
+    /// Loads the devices. `named`: discovered GPUs answer to every CDI name, not only their index.
+    fn load(settings: &Settings, log: &DetailLog, named: bool) -> Result<Self, InjectError> {
         match settings.device_source {
             DeviceSource::Discover => {
                 let host = discover_for_injection(&DiscoverOptions {
                     sysfs_root: settings.sysfs_root.clone(),
                     dev_root: settings.dev_root.clone(),
                 })?;
-                let spec = generate(
-                    &host,
-                    &GenerateOptions {
-                        strategies: vec![NameStrategy::Index],
-                        all_device: false,
-                        dev_root: settings.dev_root.clone(),
-                        ..GenerateOptions::default()
-                    },
-                )?;
-                let inventory = host_inventory(&host);
-                Ok(Self::Generated {
-                    spec: Box::new(spec),
+                let strategies: &[NameStrategy] = if named {
+                    &NameStrategy::ALL
+                } else {
+                    &[NameStrategy::Index]
+                };
+                let inventory = host_inventory(&host, strategies);
+                Ok(Self::Discovered {
+                    host,
                     inventory,
+                    named,
                 })
             }
             DeviceSource::Cdi => {
@@ -112,17 +113,33 @@ impl DeviceSet {
 
     fn inventory(&self) -> &Inventory {
         match self {
-            Self::Generated { inventory, .. } | Self::Registry { inventory, .. } => inventory,
+            Self::Discovered { inventory, .. } | Self::Registry { inventory, .. } => inventory,
+        }
+    }
+
+    /// Resolves `requests`. When discovered GPUs were loaded without their names and a request
+    /// fails, it is resolved again against every name so that the error lists them.
+    fn resolve(&self, requests: &Requests) -> Result<Vec<String>, RequestError> {
+        match (requests.resolve(self.inventory()), self) {
+            (Err(_), Self::Discovered { host, named, .. }) if !named => {
+                requests.resolve(&host_inventory(host, &NameStrategy::ALL))
+            }
+            (result, _) => result,
         }
     }
 
     /// The edits of the named devices in application order: each spec's own edits once, before
     /// its first device, then the device's (the reference library's order).
-    fn edits(&self, names: &[String]) -> Result<Vec<ContainerEdits>, InjectError> {
+    fn edits(
+        &self,
+        names: &[String],
+        settings: &Settings,
+    ) -> Result<Vec<ContainerEdits>, InjectError> {
         let mut edits = Vec::with_capacity(names.len() + 1);
         match self {
-            Self::Generated { spec, .. } => {
-                edits.push(spec.container_edits.clone());
+            Self::Discovered { host, .. } => {
+                let spec = selected_spec(host, names, settings)?;
+                edits.push(spec.container_edits);
                 for name in names {
                     let device = spec
                         .devices
@@ -150,13 +167,37 @@ impl DeviceSet {
     }
 }
 
-/// Every name a discovered GPU answers to: the generated index name first (the one injected),
-/// then its unique-id and PCI names.
-const ALL_STRATEGIES: [NameStrategy; 3] =
-    [NameStrategy::Index, NameStrategy::Uuid, NameStrategy::Pci];
+/// The CDI spec of the GPUs of `host` whose index names are in `names`, as `generate` writes it
+/// for the whole host (index names, no `all` device).
+fn selected_spec(host: &Host, names: &[String], settings: &Settings) -> Result<Spec, InjectError> {
+    let indices: Vec<usize> = names.iter().filter_map(|name| name.parse().ok()).collect();
+    let selected = Host {
+        kfd: host.kfd.clone(),
+        gpus: host
+            .gpus
+            .iter()
+            .filter(|gpu| indices.contains(&gpu.index))
+            .cloned()
+            .collect(),
+    };
+    Ok(generate(&selected, &injection_options(settings))?)
+}
 
-/// The inventory of a discovered host, in amdgpu-cdi's order.
-fn host_inventory(host: &Host) -> Inventory {
+/// How injection generates a spec: index names, no `all` device, nodes under the dev root.
+fn injection_options(settings: &Settings) -> GenerateOptions {
+    GenerateOptions {
+        strategies: vec![NameStrategy::Index],
+        all_device: false,
+        dev_root: settings.dev_root.clone(),
+        ..GenerateOptions::default()
+    }
+}
+
+/// The inventory of a discovered host, in amdgpu-cdi's order. Each candidate answers to the names
+/// of `strategies`, the index name (the one injected) first: resolving indices, ranges, ids and
+/// PCI addresses needs no names, and formatting three names for each of 64 partitions is a
+/// visible part of a hook's run, so they are made only when a request or an error needs them.
+fn host_inventory(host: &Host, strategies: &[NameStrategy]) -> Inventory {
     Inventory {
         candidates: host
             .gpus
@@ -166,7 +207,7 @@ fn host_inventory(host: &Host) -> Inventory {
                 index: Some(gpu.index),
                 unique_id: gpu.unique_id,
                 pci_address: Some(gpu.pci_address),
-                names: device_names(gpu, &ALL_STRATEGIES),
+                names: device_names(gpu, strategies),
             })
             .collect(),
     }
@@ -254,9 +295,9 @@ pub fn select(
     if requests.is_empty() {
         return Ok(Selection::Nothing("no GPU requested"));
     }
-    let devices = DeviceSet::load(settings, log)?;
-    let names = requests.resolve(devices.inventory())?;
-    let edits = devices.edits(&names)?;
+    let devices = DeviceSet::load(settings, log, requests.names_cdi_devices())?;
+    let names = devices.resolve(&requests)?;
+    let edits = devices.edits(&names, settings)?;
     Ok(Selection::Devices(Selected { names, edits }))
 }
 
@@ -330,6 +371,105 @@ mod tests {
             inject(&mut plain, &settings, &log).expect("no work"),
             Outcome::Unchanged("no GPU requested")
         );
+    }
+
+    /// The edits of the selected GPUs' own spec equal those of the whole host's spec, on every
+    /// example host: a GPU alone, the first and last together, and all of them.
+    #[test]
+    fn selected_specs_carry_the_whole_host_specs_edits() {
+        let hosts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hosts");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&hosts).expect("examples/hosts") {
+            let sysfs_root = entry.expect("entry").path().join("sys");
+            if !sysfs_root.is_dir() {
+                continue;
+            }
+            let settings = Settings {
+                sysfs_root: sysfs_root.clone(),
+                dev_root: "/nonexistent".into(),
+                ..Settings::default()
+            };
+            // Hosts without GPUs (no-amd) have nothing to select.
+            let Ok(host) = discover_for_injection(&DiscoverOptions {
+                sysfs_root: settings.sysfs_root.clone(),
+                dev_root: settings.dev_root.clone(),
+            }) else {
+                continue;
+            };
+            let whole = generate(&host, &injection_options(&settings)).expect("whole spec");
+            let set = DeviceSet::Discovered {
+                inventory: host_inventory(&host, &NameStrategy::ALL),
+                host: host.clone(),
+                named: true,
+            };
+            let last = host.gpus.len() - 1;
+            let mut picks: Vec<Vec<usize>> = (0..=last).map(|i| vec![i]).collect();
+            picks.push(vec![0, last]);
+            picks.push((0..=last).collect());
+            for pick in picks {
+                let names: Vec<String> = pick.iter().map(ToString::to_string).collect();
+                let mut expected = vec![whole.container_edits.clone()];
+                expected.extend(names.iter().map(|name| {
+                    let device = whole.devices.iter().find(|d| d.name == *name);
+                    device.expect("named device").container_edits.clone()
+                }));
+                let edits = set.edits(&names, &settings).expect("edits");
+                assert_eq!(edits, expected, "{} {names:?}", sysfs_root.display());
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "only {checked} selections checked");
+    }
+
+    /// Requests by index resolve without the GPUs' other names; a failing one still lists them
+    /// all, and a request by CDI name finds the GPU by any of its names.
+    #[test]
+    fn names_are_made_when_a_request_or_its_error_needs_them() {
+        let settings = Settings {
+            sysfs_root: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/hosts/three-gpus/sys"),
+            dev_root: "/nonexistent".into(),
+            ..Settings::default()
+        };
+        let log = DetailLog::default();
+        let request =
+            |value: &str| json!({"process": {"env": [format!("AMD_VISIBLE_DEVICES={value}")]}});
+        let Selection::Devices(by_index) = select(&request("1"), &settings, &log).expect("gpu 1")
+        else {
+            panic!("nothing selected");
+        };
+        assert_eq!(by_index.names, ["1"]);
+
+        let err = select(&request("7"), &settings, &log).expect_err("no gpu 7");
+        let message = err.to_string();
+        assert!(message.contains("no GPU matches \"7\""), "{message}");
+        assert!(
+            message.contains("CDI names amd.com/gpu=0 amd.com/gpu=GPU-"),
+            "{message}"
+        );
+        assert!(message.contains("amd.com/gpu=0000:"), "{message}");
+
+        let host = discover_for_injection(&DiscoverOptions {
+            sysfs_root: settings.sysfs_root.clone(),
+            dev_root: settings.dev_root.clone(),
+        })
+        .expect("three GPUs");
+        let pci_name = format!("amd.com/gpu={}", host.gpus[2].pci_address);
+        let Selection::Devices(by_name) =
+            select(&request(&pci_name), &settings, &log).expect("pci")
+        else {
+            panic!("nothing selected");
+        };
+        assert_eq!(by_name.names, ["2"]);
+        assert_eq!(by_name.edits, by_index_edits(&settings, "2"));
+    }
+
+    fn by_index_edits(settings: &Settings, index: &str) -> Vec<ContainerEdits> {
+        let config = json!({"process": {"env": [format!("AMD_VISIBLE_DEVICES={index}")]}});
+        match select(&config, settings, &DetailLog::default()).expect("by index") {
+            Selection::Devices(selected) => selected.edits,
+            Selection::Nothing(reason) => panic!("{reason}"),
+        }
     }
 
     #[test]

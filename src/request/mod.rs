@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use self::grammar::{Entry, GrammarError, Selection, VALID_FORMS};
+use self::grammar::{Entry, GrammarError, Selection, Selector, VALID_FORMS};
 use self::resolve::{Inventory, UnknownEntry};
 
 /// The environment variable naming the GPUs a container wants.
@@ -112,6 +112,14 @@ impl Requests {
     /// True when nothing is asked for (everything unset, `void` or `none`).
     pub fn is_empty(&self) -> bool {
         self.requests.is_empty()
+    }
+
+    /// True when an entry selects a device by its CDI name (`amd.com/gpu=<name>`).
+    pub fn names_cdi_devices(&self) -> bool {
+        self.requests
+            .iter()
+            .flat_map(|request| &request.entries)
+            .any(|entry| matches!(entry.selector, Selector::CdiName(_)))
     }
 
     /// The CDI names of the requested devices, deduplicated, in inventory order.
