@@ -145,7 +145,7 @@ pub struct GenerateArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub host: HostArgs,
-    /// Write the spec to FILE atomically (mode 0644) instead of standard output.
+    /// Write the spec to FILE atomically (mode 0644) instead of standard output (`-`, the default).
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Spec format [default: from the --output extension, else yaml].
@@ -157,7 +157,9 @@ pub struct GenerateArgs {
 }
 
 /// Discovers, generates and writes the spec. Nothing is written on error.
-pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    // `-` is standard output, as for `inject --config -` (standard input).
+    args.output = args.output.filter(|path| path.as_os_str() != "-");
     let options = args.content.generate_options(&args.host.dev_root)?;
     let format = output_format(args.format, args.output.as_deref())?;
     if let Some(path) = &args.output

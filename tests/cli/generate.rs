@@ -186,6 +186,33 @@ fn output_file_is_written_in_the_format_of_its_extension() {
     assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
 }
 
+#[test]
+fn output_dash_is_standard_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = amdgpu_cdi()
+        .current_dir(dir.path())
+        .arg("generate")
+        .arg("--sysfs-root")
+        .arg(host_sysfs("workstation"))
+        .args(["--output", "-"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(stdout, generate("workstation", &[]));
+    let files: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
+    assert!(files.is_empty(), "no file named -: {files:?}");
+}
+
 /// Runs `generate` in `dir` with a relative sysfs root so messages do not depend on the checkout.
 fn failing(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = amdgpu_cdi()
