@@ -4,6 +4,11 @@
 //! The edit keeps every other key, the key order (serde_json with `preserve_order`) and the file's
 //! indentation. Docker rejects unknown keys in daemon.json, so `cdi-spec-dirs` (Docker 25+) is only
 //! written when asked for.
+//!
+//! A UTF-8 byte order mark at the start (Notepad and PowerShell 5 write one) is skipped when
+//! reading, as dockerd does since 23.0 (RFC 8259 lets a parser ignore it). A file that is edited is
+//! written without it, so that dockerd before 23.0, which refuses the mark, reads the result too;
+//! a file left unchanged keeps its bytes, mark included.
 
 use serde_json::{Map, Value, json};
 
@@ -67,7 +72,11 @@ pub fn same_meaning(a: &str, b: &str) -> bool {
     matches!((parse(a), parse(b)), (Ok(a), Ok(b)) if a == b)
 }
 
+/// The UTF-8 byte order mark, as a character.
+const BOM: char = '\u{feff}';
+
 fn parse(text: &str) -> Result<Value, EditError> {
+    let text = text.strip_prefix(BOM).unwrap_or(text);
     if text.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }
@@ -205,6 +214,31 @@ mod tests {
         assert_eq!(detect_indent("{\n  \"a\": 1\n}"), "  ");
         assert_eq!(detect_indent("{\n\t\"a\": 1\n}"), "\t");
         assert_eq!(detect_indent("{\"a\": 1}"), "    ");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_not_written_back() {
+        let settings = Settings::for_tests();
+        let original = "\u{feff}{\r\n  \"debug\": true\r\n}\r\n";
+        let edited = configure(original, &settings).expect("a BOM is not a parse error");
+        assert!(!edited.text.starts_with(BOM), "{:?}", edited.text);
+        assert!(
+            edited
+                .text
+                .starts_with("{\n  \"debug\": true,\n  \"features\"")
+        );
+        assert!(same_meaning(original, "{\"debug\": true}"));
+        // Removing gives back the meaning; the bytes come back from the backup (see `mod.rs`).
+        let reverted = remove(&edited.text, &edited.changes).expect("remove");
+        assert!(same_meaning(&reverted.text, original));
+        // Nothing to change: the file keeps its bytes, mark included.
+        let configured = format!("{BOM}{}", edited.text);
+        let again = configure(&configured, &settings).expect("configure again");
+        assert!(again.changes.is_empty());
+        assert_eq!(again.text, configured);
+        // A mark alone is an empty file; a mark that is not at the start is still an error.
+        assert!(is_empty("\u{feff}"));
+        assert!(configure("{}\u{feff}", &settings).is_err());
     }
 
     #[test]
