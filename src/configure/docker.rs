@@ -256,20 +256,11 @@ mod tests {
 
 #[cfg(test)]
 mod properties {
-    use std::path::PathBuf;
-
     use proptest::prelude::*;
     use serde_json::{Map, Value};
 
     use super::*;
-
-    fn name() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("amd".to_string()),
-            Just("runc".to_string()),
-            "[a-z]{1,6}"
-        ]
-    }
+    use crate::configure::strategies::{runtime_name, settings, spec_dirs};
 
     fn runtime() -> impl Strategy<Value = Value> {
         (
@@ -286,17 +277,6 @@ mod properties {
             })
     }
 
-    fn dirs() -> impl Strategy<Value = Vec<String>> {
-        proptest::collection::vec(
-            prop_oneof![
-                Just("/etc/cdi".to_string()),
-                Just("/var/run/cdi".to_string()),
-                "/[a-z]{1,5}"
-            ],
-            0..3,
-        )
-    }
-
     /// A daemon.json with any mix of the keys `configure` touches and unrelated ones.
     fn daemon_json() -> impl Strategy<Value = Value> {
         (
@@ -305,9 +285,13 @@ mod properties {
                 any::<bool>(),
                 0..3,
             )),
-            proptest::option::of(proptest::collection::btree_map(name(), runtime(), 0..3)),
-            proptest::option::of(name()),
-            proptest::option::of(dirs()),
+            proptest::option::of(proptest::collection::btree_map(
+                runtime_name(),
+                runtime(),
+                0..3,
+            )),
+            proptest::option::of(runtime_name()),
+            proptest::option::of(spec_dirs()),
             proptest::option::of(any::<bool>()),
         )
             .prop_map(|(features, runtimes, default, spec_dirs, debug)| {
@@ -329,15 +313,6 @@ mod properties {
                 }
                 Value::Object(root)
             })
-    }
-
-    fn settings() -> impl Strategy<Value = Settings> {
-        (name(), any::<bool>(), dirs()).prop_map(|(runtime_name, set_as_default, dirs)| Settings {
-            runtime_name,
-            runtime_path: PathBuf::from("/usr/bin/amdgpu-container-runtime"),
-            set_as_default,
-            cdi_spec_dirs: dirs.into_iter().map(PathBuf::from).collect(),
-        })
     }
 
     proptest! {

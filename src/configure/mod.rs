@@ -23,6 +23,8 @@ pub mod crio;
 pub mod docker;
 pub mod persist;
 pub mod podman;
+#[cfg(test)]
+mod strategies;
 mod toml_tree;
 
 use std::fmt;
