@@ -10,7 +10,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use amdgpu_cdi::discover::{DiscoverOptions, NodeStat, RealSysfs, SysfsReader};
+use amdgpu_cdi::discover::{DiscoverOptions, RealSysfs, SysfsReader};
 use amdgpu_cdi::settings::{DeviceSource, Settings};
 use amdgpu_cdi_hooks::log::DetailLog;
 use cdi::codec::{self, Format};
@@ -108,21 +108,6 @@ impl SysfsReader for FuzzedProperties<'_> {
                 .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err));
         }
         RealSysfs.read_to_string(path)
-    }
-    fn read_dir_names(&self, path: &Path) -> io::Result<Vec<String>> {
-        RealSysfs.read_dir_names(path)
-    }
-    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
-        RealSysfs.read_link(path)
-    }
-    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
-        RealSysfs.canonicalize(path)
-    }
-    fn is_dir(&self, path: &Path) -> bool {
-        RealSysfs.is_dir(path)
-    }
-    fn stat(&self, path: &Path) -> io::Result<NodeStat> {
-        RealSysfs.stat(path)
     }
 }
 

@@ -3,12 +3,14 @@
 //! A spec goes stale when the driver is reloaded, a compute partition switch renumbers the render
 //! nodes or a GPU comes or goes; engines then fail with an opaque "unresolvable CDI devices". The
 //! comparison is semantic (both sides parsed into the CDI model), so formatting or key order on
-//! disk never counts as a change; the diff shows both sides in the same canonical rendering.
+//! disk never counts as a change; the diff shows both sides in the same canonical rendering. A file
+//! that cannot be read or parsed is an error naming the file and the problem, not staleness: a diff
+//! against text that is not a spec would only hide the line that is wrong.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use cdi::codec::{self, Format};
+use cdi::codec::{self, CodecError, Format};
 use cdi::spec::Spec;
 use similar::TextDiff;
 
@@ -19,12 +21,25 @@ use crate::generate::{self, GenerateError, GenerateOptions};
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
     /// The spec file exists but cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         /// The spec file.
         path: PathBuf,
         /// The underlying error.
+        #[source]
         source: io::Error,
+    },
+    /// The spec file is not a CDI spec (the problem names its line and field).
+    #[error(
+        "cannot parse {}: {problem} (fix or delete it, or rewrite it with `amdgpu-cdi generate --output {}`)",
+        path.display(),
+        path.display()
+    )]
+    Parse {
+        /// The spec file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: CodecError,
     },
     /// Discovery failed, so there is nothing to compare with.
     #[error(transparent)]
@@ -39,9 +54,9 @@ pub enum CheckError {
 pub enum Outcome {
     /// The same spec.
     Current,
-    /// Different (or missing, or unparsable): a unified diff from the file to the wanted spec.
+    /// Different or missing: a unified diff from the file to the wanted spec.
     Stale {
-        /// Why, one line: `differs`, `does not exist`, or the parse error.
+        /// Why, one line: the file differs or does not exist.
         reason: String,
         /// Unified diff, old = on disk, new = generated now.
         diff: String,
@@ -59,7 +74,8 @@ pub fn check(
     compare_file(spec_path, &wanted)
 }
 
-/// Compares the file at `spec_path` with `wanted`.
+/// Compares the file at `spec_path` with `wanted`. A missing file is stale; one that cannot be read
+/// or is not a CDI spec is an error.
 pub fn compare_file(spec_path: &Path, wanted: &Spec) -> Result<Outcome, CheckError> {
     let format = Format::from_path(spec_path);
     let shown = spec_path.display().to_string();
@@ -78,16 +94,19 @@ pub fn compare_file(spec_path: &Path, wanted: &Spec) -> Result<Outcome, CheckErr
             });
         }
     };
-    let wanted_text = codec::to_string(wanted, format);
     match codec::parse(&bytes, format) {
         Ok(on_disk) if on_disk == *wanted => Ok(Outcome::Current),
         Ok(on_disk) => Ok(Outcome::Stale {
             reason: format!("{shown} differs from the spec generated now"),
-            diff: unified_diff(&codec::to_string(&on_disk, format), &wanted_text, &shown),
+            diff: unified_diff(
+                &codec::to_string(&on_disk, format),
+                &codec::to_string(wanted, format),
+                &shown,
+            ),
         }),
-        Err(err) => Ok(Outcome::Stale {
-            reason: format!("{shown} is not a valid CDI spec: {err}"),
-            diff: unified_diff(&String::from_utf8_lossy(&bytes), &wanted_text, &shown),
+        Err(problem) => Err(CheckError::Parse {
+            path: spec_path.to_path_buf(),
+            problem,
         }),
     }
 }
@@ -153,17 +172,47 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_or_broken_file_is_stale_not_an_error() {
+    fn a_missing_file_is_stale() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("amd.com-gpu.yaml");
         let outcome = compare_file(&path, &spec(&["0"])).expect("compares");
         assert!(
             matches!(outcome, Outcome::Stale { ref reason, .. } if reason.ends_with("does not exist"))
         );
-        std::fs::write(&path, "cdiVersion: [").expect("write");
-        let outcome = compare_file(&path, &spec(&["0"])).expect("compares");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_spec_is_an_error_naming_file_and_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("amd.com-gpu.yaml");
+        std::fs::write(&path, "cdiVersion: \"0.5.0\"\nkind: [\n").expect("write");
+        let err = compare_file(&path, &spec(&["0"])).expect_err("an unparsable spec is an error");
+        assert!(matches!(err, CheckError::Parse { .. }), "{err:?}");
+        let line = err.to_string();
         assert!(
-            matches!(outcome, Outcome::Stale { ref reason, .. } if reason.contains("is not a valid CDI spec"))
+            line.starts_with(&format!("cannot parse {}: line 2 ", path.display())),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(&format!("--output {}`)", path.display())),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn an_unreadable_file_is_an_error_naming_it_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A directory where the spec should be: reading it fails whoever runs the test.
+        let err = compare_file(dir.path(), &spec(&["0"])).expect_err("a directory is unreadable");
+        assert_eq!(
+            err.to_string(),
+            format!("cannot read {}", dir.path().display())
+        );
+        let source = std::error::Error::source(&err).expect("the I/O error is the source");
+        assert_eq!(
+            source.downcast_ref::<io::Error>().map(io::Error::kind),
+            Some(io::ErrorKind::IsADirectory)
         );
     }
 }

@@ -1,5 +1,6 @@
 //! `amdgpu-cdi check`: arguments, conversion into discovery and generation options, and the exit
-//! status (0 current, 1 stale with a diff, 2 on error).
+//! status (0 current, 1 stale with a diff, 2 on error, including a spec file that cannot be read or
+//! parsed).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,8 +12,9 @@ use crate::check::{self, Outcome};
 
 /// Compare a spec on disk with what `generate` would write now.
 ///
-/// Exits 0 when the spec is current, 1 when it is stale (printing a unified diff from the file to
-/// the spec generated now), 2 on error. Pass the same content options the spec was generated with.
+/// Exits 0 when the spec is current, 1 when it is stale or missing (printing a unified diff from the
+/// file to the spec generated now), 2 on error: a spec file that cannot be read or parsed is an
+/// error naming the file and the line. Pass the same content options the spec was generated with.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The spec file to check.

@@ -100,6 +100,12 @@ impl ConfigureArgs {
 /// Runs `amdgpu-cdi configure`.
 pub fn run(args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
+    // Held until this function returns: the plan's reads and its writes form one step.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(configure::lock(&options)?)
+    };
     let plan = configure::plan(&options)?;
     let wrapper = &options.settings.runtime_path;
     if !options.remove && options.engine != Engine::Podman && !wrapper.is_file() {

@@ -74,7 +74,12 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Show the host's AMD GPUs and partitions with their CDI names.
     Gpus(gpus::GpusArgs),
-    /// Compare a spec on disk with what `generate` would write now (exit 0 current, 1 stale).
+    /// Compare a spec on disk with what `generate` writes now (exit 0 current, 1 stale, 2 error).
+    ///
+    /// Exits 0 when the spec is current, 1 when it is stale or missing (printing a unified diff
+    /// from the file to the spec generated now), 2 on error: a spec file that cannot be read or
+    /// parsed is an error naming the file and the line. Pass the same content options the spec
+    /// was generated with.
     Check(check::CheckArgs),
     /// Check everything containers need to get AMD GPUs, with a fix for every failure.
     Doctor(doctor::DoctorArgs),

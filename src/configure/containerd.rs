@@ -269,11 +269,10 @@ mod tests {
 
 #[cfg(test)]
 mod properties {
-    use std::path::PathBuf;
-
     use proptest::prelude::*;
 
     use super::*;
+    use crate::configure::strategies::settings;
 
     /// A config of version 2 or 3 with any mix of the tables `configure` touches.
     fn config() -> impl Strategy<Value = String> {
@@ -319,20 +318,6 @@ mod properties {
                     ));
                 }
                 text
-            })
-    }
-
-    fn settings() -> impl Strategy<Value = Settings> {
-        (
-            prop_oneof![Just("amd".to_string()), Just("runc".to_string())],
-            any::<bool>(),
-            proptest::collection::vec("/[a-z]{1,5}", 0..3),
-        )
-            .prop_map(|(runtime_name, set_as_default, dirs)| Settings {
-                runtime_name,
-                runtime_path: PathBuf::from("/usr/bin/amdgpu-container-runtime"),
-                set_as_default,
-                cdi_spec_dirs: dirs.into_iter().map(PathBuf::from).collect(),
             })
     }
 

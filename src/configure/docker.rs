@@ -4,6 +4,11 @@
 //! The edit keeps every other key, the key order (serde_json with `preserve_order`) and the file's
 //! indentation. Docker rejects unknown keys in daemon.json, so `cdi-spec-dirs` (Docker 25+) is only
 //! written when asked for.
+//!
+//! A UTF-8 byte order mark at the start (Notepad and PowerShell 5 write one) is skipped when
+//! reading, as dockerd does since 23.0 (RFC 8259 lets a parser ignore it). A file that is edited is
+//! written without it, so that dockerd before 23.0, which refuses the mark, reads the result too;
+//! a file left unchanged keeps its bytes, mark included.
 
 use serde_json::{Map, Value, json};
 
@@ -67,7 +72,11 @@ pub fn same_meaning(a: &str, b: &str) -> bool {
     matches!((parse(a), parse(b)), (Ok(a), Ok(b)) if a == b)
 }
 
+/// The UTF-8 byte order mark, as a character.
+const BOM: char = '\u{feff}';
+
 fn parse(text: &str) -> Result<Value, EditError> {
+    let text = text.strip_prefix(BOM).unwrap_or(text);
     if text.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }
@@ -208,6 +217,31 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_is_skipped_and_not_written_back() {
+        let settings = Settings::for_tests();
+        let original = "\u{feff}{\r\n  \"debug\": true\r\n}\r\n";
+        let edited = configure(original, &settings).expect("a BOM is not a parse error");
+        assert!(!edited.text.starts_with(BOM), "{:?}", edited.text);
+        assert!(
+            edited
+                .text
+                .starts_with("{\n  \"debug\": true,\n  \"features\"")
+        );
+        assert!(same_meaning(original, "{\"debug\": true}"));
+        // Removing gives back the meaning; the bytes come back from the backup (see `mod.rs`).
+        let reverted = remove(&edited.text, &edited.changes).expect("remove");
+        assert!(same_meaning(&reverted.text, original));
+        // Nothing to change: the file keeps its bytes, mark included.
+        let configured = format!("{BOM}{}", edited.text);
+        let again = configure(&configured, &settings).expect("configure again");
+        assert!(again.changes.is_empty());
+        assert_eq!(again.text, configured);
+        // A mark alone is an empty file; a mark that is not at the start is still an error.
+        assert!(is_empty("\u{feff}"));
+        assert!(configure("{}\u{feff}", &settings).is_err());
+    }
+
+    #[test]
     fn features_that_is_not_an_object_is_refused() {
         let settings = Settings::for_tests();
         let err = configure("{\"features\": true}", &settings)
@@ -222,20 +256,11 @@ mod tests {
 
 #[cfg(test)]
 mod properties {
-    use std::path::PathBuf;
-
     use proptest::prelude::*;
     use serde_json::{Map, Value};
 
     use super::*;
-
-    fn name() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("amd".to_string()),
-            Just("runc".to_string()),
-            "[a-z]{1,6}"
-        ]
-    }
+    use crate::configure::strategies::{runtime_name, settings, spec_dirs};
 
     fn runtime() -> impl Strategy<Value = Value> {
         (
@@ -252,17 +277,6 @@ mod properties {
             })
     }
 
-    fn dirs() -> impl Strategy<Value = Vec<String>> {
-        proptest::collection::vec(
-            prop_oneof![
-                Just("/etc/cdi".to_string()),
-                Just("/var/run/cdi".to_string()),
-                "/[a-z]{1,5}"
-            ],
-            0..3,
-        )
-    }
-
     /// A daemon.json with any mix of the keys `configure` touches and unrelated ones.
     fn daemon_json() -> impl Strategy<Value = Value> {
         (
@@ -271,9 +285,13 @@ mod properties {
                 any::<bool>(),
                 0..3,
             )),
-            proptest::option::of(proptest::collection::btree_map(name(), runtime(), 0..3)),
-            proptest::option::of(name()),
-            proptest::option::of(dirs()),
+            proptest::option::of(proptest::collection::btree_map(
+                runtime_name(),
+                runtime(),
+                0..3,
+            )),
+            proptest::option::of(runtime_name()),
+            proptest::option::of(spec_dirs()),
             proptest::option::of(any::<bool>()),
         )
             .prop_map(|(features, runtimes, default, spec_dirs, debug)| {
@@ -295,15 +313,6 @@ mod properties {
                 }
                 Value::Object(root)
             })
-    }
-
-    fn settings() -> impl Strategy<Value = Settings> {
-        (name(), any::<bool>(), dirs()).prop_map(|(runtime_name, set_as_default, dirs)| Settings {
-            runtime_name,
-            runtime_path: PathBuf::from("/usr/bin/amdgpu-container-runtime"),
-            set_as_default,
-            cdi_spec_dirs: dirs.into_iter().map(PathBuf::from).collect(),
-        })
     }
 
     proptest! {

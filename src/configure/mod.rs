@@ -9,6 +9,9 @@
 //! 3. [`execute`] writes the plan (backup once, atomic write, ledger) or, for `--dry-run`, only
 //!    renders it as a unified diff.
 //!
+//! A run that writes takes the config's [`lock`] before step 2 and keeps it until step 3 is done,
+//! so concurrent runs on one config read and write it one after the other.
+//!
 //! Docker and containerd configs are edited in place and a ledger (`<config>.amdgpu-cdi.json`)
 //! records what amdgpu-cdi set and what was there before, so `--remove` undoes exactly that (see
 //! [`change`]). CRI-O, podman and containerd 2.x with `imports` get a drop-in file that belongs
@@ -20,13 +23,15 @@ pub mod crio;
 pub mod docker;
 pub mod persist;
 pub mod podman;
+#[cfg(test)]
+mod strategies;
 mod toml_tree;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use change::{Change, EditError};
-use persist::{Ledger, PersistError};
+use persist::{FileLock, Ledger, PersistError};
 
 /// First line of every drop-in amdgpu-cdi writes; a drop-in without it is not touched.
 pub const DROPIN_HEADER: &str = "# Written by `amdgpu-cdi configure`; \
@@ -309,7 +314,38 @@ impl Plan {
     }
 }
 
-/// Reads the engine's files and computes the plan.
+/// The lock of one `configure` target, held from [`plan`] to the end of [`execute`]; see
+/// [`lock`].
+#[derive(Debug)]
+pub struct ConfigLock {
+    /// `None` when there is nothing a run could write (see [`lock`]).
+    _file: Option<FileLock>,
+}
+
+/// Waits for and takes the exclusive lock of the file `options` names (after following a
+/// symlink, as [`plan`] does): `.<name>.amdgpu-cdi.lock` beside it, removed when the lock is
+/// dropped. It covers everything a run on that file writes: the file, its backup and ledger and,
+/// for containerd, the drop-in named after it. Hold it across [`plan`] and [`execute`]; a dry run
+/// writes nothing and needs no lock.
+///
+/// `--remove` when the file's directory does not exist locks nothing (and creates nothing): there
+/// is nothing to remove, whatever runs at the same time.
+pub fn lock(options: &Options) -> Result<ConfigLock, ConfigureError> {
+    let config = persist::resolve_symlink(&options.config);
+    let dir_exists = config
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .is_none_or(Path::is_dir);
+    let file = if options.remove && !dir_exists {
+        None
+    } else {
+        Some(FileLock::acquire(&config)?)
+    };
+    Ok(ConfigLock { _file: file })
+}
+
+/// Reads the engine's files and computes the plan. Take the [`lock`] first when the plan is to be
+/// executed.
 pub fn plan(options: &Options) -> Result<Plan, ConfigureError> {
     // Edit the file a symlinked config points to: renaming over the link would replace it.
     let options = &Options {
@@ -612,7 +648,8 @@ pub enum Outcome {
 }
 
 /// Writes the plan: for each changed file a backup of the original (once), an atomic write or a
-/// delete, then its ledger. Files are independent; an error stops at the file that failed.
+/// delete, then its ledger. Files are independent; an error stops at the file that failed. The
+/// caller holds the [`lock`] taken before the plan was made.
 pub fn execute(plan: &Plan) -> Result<Vec<Outcome>, ConfigureError> {
     let mut outcomes = Vec::new();
     for edit in &plan.files {

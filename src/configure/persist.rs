@@ -1,14 +1,17 @@
 //! Writing engine configs safely: a one-time backup of the original, atomic replacement that keeps
-//! the file mode, and the ledger of what amdgpu-cdi changed (`<config>.amdgpu-cdi.json`).
+//! the file mode, the ledger of what amdgpu-cdi changed (`<config>.amdgpu-cdi.json`), and the lock
+//! that serialises concurrent runs on one config (`.<config name>.amdgpu-cdi.lock` beside it).
 //!
 //! The atomic write is `cdi::write::write_atomic` (temp file in the same directory, fsync, rename,
 //! fsync of the directory).
 
-use std::fs;
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::change::Change;
@@ -45,6 +48,14 @@ pub enum PersistError {
     #[error("cannot remove {path}: {error}")]
     Remove {
         /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: io::Error,
+    },
+    /// The lock file beside a config could not be created or locked.
+    #[error("cannot lock {path}: {error} (run as root?)")]
+    Lock {
+        /// The lock file.
         path: PathBuf,
         /// The I/O error.
         error: io::Error,
@@ -97,6 +108,98 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// `<dir>/.<name>.amdgpu-cdi.lock`: the lock file of `<dir>/<name>` (hidden, and no engine reads
+/// files with that extension from a config or drop-in directory).
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut name = OsString::from(".");
+    name.push(path.file_name().unwrap_or(path.as_os_str()));
+    name.push(".amdgpu-cdi.lock");
+    parent_dir(path).join(name)
+}
+
+/// The directory of `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// An exclusive `flock` on the lock file of one config, held until dropped. Every `configure` run
+/// that writes a config (and its backup, ledger and drop-in) holds it from the first read to the
+/// last write, so two runs on one file act one after the other and neither loses the other's
+/// change. The lock is on a file of its own because the config is replaced by rename: a lock on
+/// the old inode would not stop a run that opened the new one.
+///
+/// The lock file is removed on release, while still locked. A run that opened it before then
+/// and locks it afterwards finds that the path no longer names the inode it locked and starts
+/// over, so at most one run at a time holds the lock of the current file.
+#[derive(Debug)]
+pub struct FileLock {
+    path: PathBuf,
+    /// Unlocked and closed when the lock is dropped.
+    _flock: Flock<File>,
+}
+
+impl FileLock {
+    /// Waits for and takes the lock of `config`, creating its directory (0755) when missing.
+    pub fn acquire(config: &Path) -> Result<Self, PersistError> {
+        let path = lock_path(config);
+        let failed = |error: io::Error| PersistError::Lock {
+            path: path.clone(),
+            error,
+        };
+        let dir = parent_dir(config);
+        fs::create_dir_all(dir).map_err(|error| PersistError::CreateDir {
+            dir: dir.to_path_buf(),
+            error,
+        })?;
+        loop {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(failed)?;
+            let locked = loop {
+                match Flock::lock(file, FlockArg::LockExclusive) {
+                    Ok(locked) => break locked,
+                    Err((unlocked, nix::errno::Errno::EINTR)) => file = unlocked,
+                    Err((_, errno)) => return Err(failed(io::Error::from(errno))),
+                }
+            };
+            let held = locked.metadata().map_err(failed)?;
+            match fs::symlink_metadata(&path) {
+                Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+                    return Ok(FileLock {
+                        path,
+                        _flock: locked,
+                    });
+                }
+                // Removed (or removed and made again) by the run that held it: start over.
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(failed(error)),
+            }
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Removed while still locked (see the type's documentation); the flock goes with the
+        // descriptor right after. A lock file left behind (no permission) is harmless: the next
+        // run locks and removes it.
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 /// Copies `original` to the backup path unless a backup exists already (the first backup holds
@@ -211,6 +314,57 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).expect("read"), "{\"a\": 1}");
         let leftovers = fs::read_dir(dir.path()).expect("readdir").count();
         assert_eq!(leftovers, 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn the_lock_file_is_hidden_beside_the_config() {
+        assert_eq!(
+            lock_path(Path::new("/etc/docker/daemon.json")),
+            Path::new("/etc/docker/.daemon.json.amdgpu-cdi.lock")
+        );
+        assert_eq!(
+            lock_path(Path::new("config.toml")),
+            Path::new("./.config.toml.amdgpu-cdi.lock")
+        );
+    }
+
+    #[test]
+    fn a_second_lock_waits_for_the_first_and_the_lock_file_goes_with_the_last() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Duration;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The config's directory does not exist yet: taking the lock creates it.
+        let config = dir.path().join("etc/daemon.json");
+        let first = FileLock::acquire(&config).expect("first lock");
+        assert!(first.path().is_file());
+        let taken = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (config, taken) = (config.clone(), Arc::clone(&taken));
+            std::thread::spawn(move || {
+                let second = FileLock::acquire(&config).expect("second lock");
+                taken.store(true, Ordering::SeqCst);
+                second
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !taken.load(Ordering::SeqCst),
+            "the second lock did not wait"
+        );
+        let path = first.path().to_path_buf();
+        drop(first);
+        // The waiter locked the removed file, saw that, and locked a new one.
+        let second = waiter.join().expect("waiter");
+        assert!(taken.load(Ordering::SeqCst));
+        assert!(path.is_file(), "the second holder's lock file");
+        drop(second);
+        assert!(!path.exists(), "the lock file is removed on release");
+        let left: Vec<_> = fs::read_dir(dir.path().join("etc"))
+            .expect("readdir")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

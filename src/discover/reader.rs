@@ -46,19 +46,50 @@ impl OpenDir {
 
 /// The reads discovery makes. [`RealSysfs`] is the real file system; tests wrap it to inject
 /// errors for chosen paths.
+///
+/// Every method but [`SysfsReader::read_to_string`] has a default: the real file system by path,
+/// and the relative reads through the path-based ones. A test double therefore implements only
+/// what it changes, and every file read, relative or not, reaches its `read_to_string`.
+/// [`RealSysfs`] adds reads relative to opened directories.
 pub trait SysfsReader {
     /// Reads a whole (small) file.
     fn read_to_string(&self, path: &Path) -> io::Result<String>;
-    /// Lists the entry names of a directory, in no particular order.
-    fn read_dir_names(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Lists the entry names of a directory, in no particular order (names that are not UTF-8
+    /// are left out).
+    fn read_dir_names(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(path)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
     /// Reads a symbolic link's target.
-    fn read_link(&self, path: &Path) -> io::Result<PathBuf>;
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        std::fs::read_link(path)
+    }
     /// Resolves every symbolic link in `path` (`realpath(3)`).
-    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        std::fs::canonicalize(path)
+    }
     /// True when `path` is a directory (following symlinks).
-    fn is_dir(&self, path: &Path) -> bool;
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
     /// `stat(2)` of a device node (following symlinks).
-    fn stat(&self, path: &Path) -> io::Result<NodeStat>;
+    fn stat(&self, path: &Path) -> io::Result<NodeStat> {
+        use nix::sys::stat::{SFlag, major, minor, stat};
+        let st = stat(path).map_err(io::Error::from)?;
+        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        Ok(NodeStat {
+            is_char_device: kind == SFlag::S_IFCHR,
+            major: u32::try_from(major(st.st_rdev)).unwrap_or(u32::MAX),
+            minor: u32::try_from(minor(st.st_rdev)).unwrap_or(u32::MAX),
+            gid: st.st_gid,
+            mode: st.st_mode & 0o7777,
+        })
+    }
     /// Opens a directory for [`SysfsReader::read_at`] and [`SysfsReader::read_link_at`]. Never
     /// fails: a directory that cannot be opened is remembered by path, and the relative reads
     /// then report what the path-based ones report.
@@ -114,41 +145,6 @@ impl SysfsReader for RealSysfs {
                 .map_err(io::Error::from),
             None => self.read_link(&dir.path.join(name)),
         }
-    }
-
-    fn read_dir_names(&self, path: &Path) -> io::Result<Vec<String>> {
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(path)? {
-            if let Ok(name) = entry?.file_name().into_string() {
-                names.push(name);
-            }
-        }
-        Ok(names)
-    }
-
-    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
-        std::fs::read_link(path)
-    }
-
-    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
-        std::fs::canonicalize(path)
-    }
-
-    fn is_dir(&self, path: &Path) -> bool {
-        path.is_dir()
-    }
-
-    fn stat(&self, path: &Path) -> io::Result<NodeStat> {
-        use nix::sys::stat::{SFlag, major, minor, stat};
-        let st = stat(path).map_err(io::Error::from)?;
-        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-        Ok(NodeStat {
-            is_char_device: kind == SFlag::S_IFCHR,
-            major: u32::try_from(major(st.st_rdev)).unwrap_or(u32::MAX),
-            minor: u32::try_from(minor(st.st_rdev)).unwrap_or(u32::MAX),
-            gid: st.st_gid,
-            mode: st.st_mode & 0o7777,
-        })
     }
 }
 

@@ -197,18 +197,6 @@ impl SysfsReader for Faulty {
         }
         RealSysfs.read_to_string(path)
     }
-    fn read_dir_names(&self, path: &Path) -> io::Result<Vec<String>> {
-        RealSysfs.read_dir_names(path)
-    }
-    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
-        RealSysfs.read_link(path)
-    }
-    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
-        RealSysfs.canonicalize(path)
-    }
-    fn is_dir(&self, path: &Path) -> bool {
-        RealSysfs.is_dir(path)
-    }
     fn stat(&self, path: &Path) -> io::Result<NodeStat> {
         match self.stats.iter().find(|(suffix, _)| path.ends_with(suffix)) {
             Some((_, st)) => Ok(*st),

@@ -219,14 +219,30 @@ struct EngineConfig {
 const WRAPPER: &str = "amdgpu-container-runtime";
 const DEFAULT_SPEC_DIRS: [&str; 2] = ["/etc/cdi", "/var/run/cdi"];
 
-fn docker_config(roots: &HostRoots) -> EngineConfig {
+/// dockerd skips a UTF-8 byte order mark at the start of daemon.json from this release on and
+/// refuses the file before it (moby/moby#44770).
+const DOCKER_SKIPS_BOM: EngineVersion = EngineVersion::new(23, 0, 0);
+
+fn docker_config(roots: &HostRoots, version: Option<EngineVersion>) -> EngineConfig {
     let path = roots.host("/etc/docker/daemon.json");
     let mut config = EngineConfig::default();
     let Ok(text) = fs::read_to_string(&path) else {
         return config;
     };
     config.file = Some(roots.show(&path));
-    let json: serde_json::Value = match serde_json::from_str(&text) {
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(_) if version.is_some_and(|v| v < DOCKER_SKIPS_BOM) => {
+            config.broken = Some(format!(
+                "{}: it starts with a UTF-8 byte order mark, which dockerd before 23.0 refuses \
+                 (save it as UTF-8 without one)",
+                roots.show(&path)
+            ));
+            return config;
+        }
+        Some(rest) => rest,
+        None => &text,
+    };
+    let json: serde_json::Value = match serde_json::from_str(text) {
         Ok(json) => json,
         Err(e) => {
             config.broken = Some(format!("{}: {e}", roots.show(&path)));
@@ -537,7 +553,7 @@ fn engine_section(
         }
     };
     let config = match engine {
-        Engine::Docker => docker_config(roots),
+        Engine::Docker => docker_config(roots, version),
         Engine::Containerd => containerd_config(roots, version),
         Engine::Podman => podman_config(roots),
         Engine::Crio => crio_config(roots),
@@ -885,6 +901,29 @@ mod tests {
         };
         assert!(cdi_state(Engine::Docker, EngineVersion::new(26, 1, 0), &on).0);
         assert!(!cdi_state(Engine::Docker, EngineVersion::new(20, 10, 24), &on).0);
+    }
+
+    #[test]
+    fn a_daemon_json_byte_order_mark_is_skipped_from_docker_23() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir_all(dir.path().join("etc/docker")).expect("mkdir");
+        fs::write(
+            dir.path().join("etc/docker/daemon.json"),
+            "\u{feff}{\"features\": {\"cdi\": true}}\n",
+        )
+        .expect("write daemon.json");
+        let roots = HostRoots::under(dir.path(), Vec::new());
+        for version in [None, Some(EngineVersion::new(23, 0, 0))] {
+            let config = docker_config(&roots, version);
+            assert_eq!(config.broken, None, "{version:?}");
+            assert_eq!(config.cdi_enabled, Some(true), "{version:?}");
+        }
+        let old = docker_config(&roots, Some(EngineVersion::new(20, 10, 24)));
+        let broken = old.broken.expect("dockerd 20.10 refuses the mark");
+        assert!(
+            broken.ends_with("daemon.json: it starts with a UTF-8 byte order mark, which dockerd before 23.0 refuses (save it as UTF-8 without one)"),
+            "{broken}"
+        );
     }
 
     #[test]

@@ -281,7 +281,10 @@ impl SpecScan {
                     ),
                     Err(err) => fail(
                         "specs.current",
-                        format!("cannot compare {shown}: {err}"),
+                        format!(
+                            "cannot compare {shown}: {}",
+                            crate::report::error_line(&err)
+                        ),
                         "run doctor as root",
                     ),
                 }

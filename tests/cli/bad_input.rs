@@ -67,6 +67,23 @@ fn request(value: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// `check` of `spec` on the three-GPU fixture host.
+fn check_spec(name: &'static str, spec: &str) -> Case {
+    case(
+        name,
+        Bin::Cli,
+        &[
+            "check",
+            "--sysfs-root",
+            "{repo}/tests/fixtures/hosts/three-gpus/sys",
+            "--dev-root",
+            "{repo}/tests/fixtures/hosts/three-gpus",
+            "--spec",
+            spec,
+        ],
+    )
+}
+
 fn case(name: &'static str, bin: Bin, args: &[&str]) -> Case {
     Case {
         name,
@@ -364,6 +381,16 @@ fn table() -> Vec<Case> {
                 "{fx}/specs/truncated.yaml",
             ],
         ),
+        // check: spec files that are not specs are errors, not staleness.
+        check_spec("check-truncated-spec", "{fx}/specs/truncated.yaml"),
+        check_spec("check-empty-spec", "{fx}/specs/empty.yaml"),
+        check_spec("check-binary-spec", "{fx}/specs/binary.yaml"),
+        check_spec("check-not-a-mapping-spec", "{fx}/specs/not-a-mapping.yaml"),
+        check_spec("check-alias-bomb-spec", "{fx}/specs/alias-bomb.yaml"),
+        check_spec("check-nul-bytes-spec", "{fx}/specs/nul-bytes.json"),
+        check_spec("check-wrong-types-spec", "{fx}/specs/wrong-types.json"),
+        check_spec("check-duplicate-key-spec", "{fx}/specs/duplicate-key.json"),
+        check_spec("check-spec-is-a-directory", "{tmp}/existing.yaml"),
         // hook precreate: the OCI config on stdin.
         case("precreate-truncated-stdin", Cli, PRECREATE).stdin(read("oci/truncated.json")),
         case("precreate-empty-stdin", Cli, PRECREATE),

@@ -226,3 +226,44 @@ fn a_missing_spec_is_stale_and_a_host_without_gpus_is_an_error() {
     assert_eq!(code, 2);
     assert!(stderr.contains("invalid --cdi-version"), "{stderr}");
 }
+
+#[test]
+fn a_spec_that_does_not_parse_is_an_error_naming_file_and_line_not_stale() {
+    let host = support::repo_root().join("examples/hosts/workstation/sys");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let spec = tmp.path().join("amd.com-gpu.yaml");
+    generate(&host, &spec, &[]);
+    // A hand edit gone wrong: a misspelt field on line 2 (strict parsing refuses it).
+    let text = fs::read_to_string(&spec).expect("spec");
+    let (first, rest) = text.split_once('\n').expect("more than one line");
+    fs::write(&spec, format!("{first}\nkinds: 'amd.com/gpu'\n{rest}")).expect("break the spec");
+    let (code, stdout, stderr) = check(&host, &spec, &[]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_eq!(stdout, "", "no diff against text that is not a spec");
+    let line = stderr
+        .strip_suffix('\n')
+        .filter(|line| !line.contains('\n'))
+        .unwrap_or_else(|| panic!("one line on stderr: {stderr:?}"));
+    assert!(
+        line.starts_with(&format!(
+            "amdgpu-cdi: cannot parse {}: line 2 column 1: kinds: unknown field `kinds`",
+            spec.display()
+        )),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(&format!(
+            "`amdgpu-cdi generate --output {}`)",
+            spec.display()
+        )),
+        "{line}"
+    );
+    // The same file fixed but outdated is stale again (exit 1 with a diff).
+    fs::write(&spec, text.replace("- name: '0'", "- name: '9'")).expect("outdated spec");
+    let (code, stdout, _) = check(&host, &spec, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("\n-- name: '9'\n+- name: '0'\n"),
+        "{stdout}"
+    );
+}

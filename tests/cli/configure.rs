@@ -1,4 +1,5 @@
-//! Golden-file tests of `amdgpu-cdi configure` for every engine and config layout.
+//! Golden-file tests of `amdgpu-cdi configure` for every engine and config layout, and concurrent
+//! runs on one file.
 //!
 //! Each directory `tests/fixtures/configure/<engine>/<case>/` holds:
 //! - `input.<ext>`: the engine config before (absent: the file does not exist),
@@ -123,7 +124,9 @@ fn configure(engine: &str, layout: &Layout, extra: &[String]) -> assert_cmd::Com
 
 fn same_meaning(engine: &str, a: &str, b: &str) -> bool {
     if engine == "docker" {
+        // dockerd 23+ skips a UTF-8 byte order mark, and so does `configure`.
         let parse = |t: &str| -> serde_json::Value {
+            let t = t.strip_prefix('\u{feff}').unwrap_or(t);
             if t.trim().is_empty() {
                 serde_json::json!({})
             } else {
@@ -542,4 +545,191 @@ fn docker_reserved_runtime_name_is_refused() {
              use another, e.g. `amd`\n",
         );
     assert!(!config.exists());
+}
+
+/// A config big enough that reading, editing and writing it takes a debug build tens of
+/// milliseconds, so runs started together overlap (a registry mirror or a label per line).
+fn large_config(engine: &str) -> String {
+    const ENTRIES: usize = 3000;
+    match engine {
+        "docker" => {
+            let labels: Vec<String> = (0..ENTRIES)
+                .map(|i| format!("    \"rack.example/slot-{i}=gpu-node-{i}\""))
+                .collect();
+            format!("{{\n  \"labels\": [\n{}\n  ]\n}}\n", labels.join(",\n"))
+        }
+        _ => {
+            let mut text = "version = 2\n".to_string();
+            for i in 0..ENTRIES {
+                text.push_str(&format!(
+                    "\n[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"r{i}.example\"]\n  endpoint = [\"https://r{i}.example\"]\n"
+                ));
+            }
+            text
+        }
+    }
+}
+
+/// Regression: two `configure` runs on one file at once both read the old file and the second
+/// write dropped the first run's change (and its ledger entry). Now each run holds the file's lock
+/// from its first read to its last write: N runs adding N runtime names end with all N in the file
+/// and the ledger, and one `--remove` gives back the original bytes.
+#[test]
+fn concurrent_runs_on_one_config_are_serialised() {
+    const RUNS: usize = 8;
+    for (engine, name) in [("docker", "daemon.json"), ("containerd", "config.toml")] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join(name);
+        let original = large_config(engine);
+        fs::write(&config, &original).expect("write config");
+        let children: Vec<std::process::Child> = (0..RUNS)
+            .map(|i| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_amdgpu-cdi"))
+                    .args(["configure", engine, "--runtime-path", RUNTIME])
+                    .args(["--runtime-name", &format!("gpu{i}"), "--config"])
+                    .arg(&config)
+                    .env_remove("AMDGPU_CDI_CONFIG")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("start configure")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("wait for configure");
+            assert!(
+                out.status.success(),
+                "{engine}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = read(&config).expect("config");
+        let runtimes: Vec<String> = (0..RUNS)
+            .map(|i| format!("gpu{i}"))
+            .filter(|name| match engine {
+                "docker" => {
+                    let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+                    value["runtimes"][name]["path"] == RUNTIME
+                }
+                _ => {
+                    let table: toml::Table = text.parse().expect("toml");
+                    table["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+                        .get(name)
+                        .is_some_and(|entry| {
+                            entry["options"]["BinaryName"].as_str() == Some(RUNTIME)
+                        })
+                }
+            })
+            .collect();
+        assert_eq!(
+            runtimes.len(),
+            RUNS,
+            "{engine}: runtimes left in the file: {runtimes:?}"
+        );
+        let ledger = read(&dir.path().join(format!("{name}.amdgpu-cdi.json"))).expect("ledger");
+        for i in 0..RUNS {
+            assert!(
+                ledger.contains(&format!("\"gpu{i}\"")),
+                "{engine}: ledger lacks gpu{i}: {ledger}"
+            );
+        }
+        // The ledger is consistent with the file: one --remove undoes all of it, byte for byte.
+        amdgpu_cdi()
+            .args(["configure", engine, "--remove", "--config"])
+            .arg(&config)
+            .assert()
+            .success();
+        assert!(
+            read(&config).as_deref() == Some(original.as_str()),
+            "{engine}: remove"
+        );
+        let left: Vec<PathBuf> = walk(dir.path())
+            .into_iter()
+            .filter(|p| p != &config)
+            .collect();
+        assert!(left.is_empty(), "{engine}: left behind: {left:?}");
+    }
+}
+
+/// Concurrent `configure docker` runs (each adding its own runtime) and `--remove` runs on a
+/// configured file: whatever the order, the file and its ledger agree (every runtime in the file is
+/// in the ledger and the other way round), and one more `--remove` gives back the original bytes.
+#[test]
+fn concurrent_configure_and_remove_keep_file_and_ledger_in_step() {
+    const RUNS: usize = 8;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("daemon.json");
+    let original = large_config("docker");
+    let ledger = dir.path().join("daemon.json.amdgpu-cdi.json");
+    for round in 0..4 {
+        fs::write(&config, &original).expect("write config");
+        amdgpu_cdi()
+            .args(["configure", "docker", "--runtime-path", RUNTIME, "--config"])
+            .arg(&config)
+            .assert()
+            .success();
+        let children: Vec<std::process::Child> = (0..RUNS)
+            .map(|i| {
+                let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_amdgpu-cdi"));
+                cmd.args(["configure", "docker", "--config"])
+                    .arg(&config)
+                    .env_remove("AMDGPU_CDI_CONFIG")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped());
+                if i % 2 == 0 {
+                    cmd.args(["--runtime-path", RUNTIME, "--runtime-name"])
+                        .arg(format!("gpu{i}"));
+                } else {
+                    cmd.arg("--remove");
+                }
+                cmd.spawn().expect("start configure")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("wait for configure");
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = read(&config).expect("config");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let mut in_file: Vec<String> = value["runtimes"]
+            .as_object()
+            .map(|runtimes| runtimes.keys().cloned().collect())
+            .unwrap_or_default();
+        in_file.sort();
+        let recorded: serde_json::Value = read(&ledger)
+            .map(|text| serde_json::from_str(&text).expect("ledger is JSON"))
+            .unwrap_or_default();
+        let mut in_ledger: Vec<String> = recorded["changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|change| match change["key"].as_array()?.as_slice() {
+                [runtimes, name] if runtimes == "runtimes" => name.as_str().map(str::to_string),
+                _ => None,
+            })
+            .collect();
+        in_ledger.sort();
+        assert_eq!(
+            in_file, in_ledger,
+            "round {round}: file and ledger disagree"
+        );
+        amdgpu_cdi()
+            .args(["configure", "docker", "--remove", "--config"])
+            .arg(&config)
+            .assert()
+            .success();
+        assert!(
+            read(&config).as_deref() == Some(original.as_str()),
+            "round {round}: not the original after remove"
+        );
+        let left: Vec<PathBuf> = walk(dir.path())
+            .into_iter()
+            .filter(|p| p != &config)
+            .collect();
+        assert!(left.is_empty(), "round {round}: left behind: {left:?}");
+    }
 }
