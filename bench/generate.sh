@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
 # Benchmark: `amdgpu-cdi generate` as a whole process on the 64-partition example host
-# (8x MI300X in CPX), release build. Target: median under 5 ms, and no child processes.
-# Needs hyperfine; strace (optional) confirms that no process is spawned.
+# (8x MI300X in CPX), the shipped (static) release binary. Target: median under 5 ms, and no
+# child processes. Needs python3; strace (optional) confirms that no process is spawned.
 # Usage: bench/generate.sh [extra hyperfine args]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/common.sh"
 
 host=examples/hosts/mi300x-cpx/sys
-bin=target/release/amdgpu-cdi
-cargo build --release --locked --bin amdgpu-cdi >&2
+cdi=$bin/amdgpu-cdi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 # The command once, to check it works and count its output.
-"$bin" generate --sysfs-root "$host" --dev-root /nonexistent >"$out/spec.yaml"
+"$cdi" generate --sysfs-root "$host" --dev-root /nonexistent >"$out/spec.yaml"
 echo "spec: $(grep -c "name: " "$out/spec.yaml") devices, $(wc -c <"$out/spec.yaml") bytes" >&2
 
 if command -v strace >/dev/null 2>&1; then
     strace -f -qq -e trace=fork,vfork,clone,clone3,execve -o "$out/strace" \
-        "$bin" generate --sysfs-root "$host" --dev-root /nonexistent >/dev/null
+        "$cdi" generate --sysfs-root "$host" --dev-root /nonexistent >/dev/null
     spawned=$(grep -cE '(fork|clone3?)\(' "$out/strace" || true)
     execs=$(grep -c 'execve(' "$out/strace" || true)
     echo "processes: $execs execve (the command itself), $spawned fork/clone" >&2
@@ -30,7 +29,7 @@ if command -v strace >/dev/null 2>&1; then
 fi
 
 hyperfine -N --warmup 50 --runs 500 --export-json "$out/result.json" "$@" \
-    "$bin generate --sysfs-root $host --dev-root /nonexistent"
+    -n "amdgpu-cdi generate, 64 partitions" "$cdi generate --sysfs-root $host --dev-root /nonexistent"
 
 python3 - "$out/result.json" <<'PY'
 import json, sys

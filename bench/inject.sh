@@ -3,13 +3,14 @@
 # by the reference Go library 0.5.2 (tests/go/cdi-inject), whole process each, with hyperfine.
 # Prints a Markdown table for BENCHMARKS.md. Target: ours at least 5x faster (median).
 #
-# Needs: hyperfine, golang-go and the Debian CDI library package (built offline), python3.
+# Ours is the shipped (static) release binary.
+#
+# Needs: golang-go and the Debian CDI library package (built offline), python3.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/common.sh"
 
 out=target/bench-inject
 mkdir -p "$out"
-cargo build --release --quiet --bin amdgpu-cdi
 (cd tests/go/cdi-inject &&
     GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../../$out/go-cache" GOFLAGS= \
         go build -o "../../../$out/cdi-inject" .)
@@ -17,7 +18,7 @@ cargo build --release --quiet --bin amdgpu-cdi
 specs=tests/fixtures/specs/good
 config=tests/fixtures/oci/config.json
 device=example.com/device=0
-ours=(target/release/amdgpu-cdi inject --spec-dir "$specs" --config "$config" "$device")
+ours=("$bin/amdgpu-cdi" inject --spec-dir "$specs" --config "$config" "$device")
 go=("$out/cdi-inject" -spec-dir "$specs" -config "$config" "$device")
 
 # Both must succeed on the same input before timing them.
@@ -25,10 +26,10 @@ go=("$out/cdi-inject" -spec-dir "$specs" -config "$config" "$device")
 "${go[@]}" > "$out/go.json"
 
 # The third command is the floor: starting our binary and printing the version.
-hyperfine --shell=none --warmup 20 --runs "${RUNS:-300}" --export-json "$out/results.json" \
+hyperfine -N --warmup 20 --runs "${RUNS:-300}" --export-json "$out/results.json" \
     -n amdgpu-cdi "${ours[*]}" \
     -n go-cdi-0.5.2 "${go[*]}" \
-    -n floor "target/release/amdgpu-cdi --version"
+    -n floor "$bin/amdgpu-cdi --version"
 
 python3 - "$out/results.json" <<'PY'
 import json, statistics, sys

@@ -2,19 +2,20 @@
 # Benchmark of `amdgpu-cdi hook prestart`: the whole hook process per container, with 8 GPUs
 # requested (kfd + 8 render nodes created, 9 cgroup v1 rules written) found by live discovery of
 # examples/hosts/mi300x-spx or from a CDI spec dir, and with nothing requested.
-# Needs root (mknod, cgroups) and hyperfine. The "container" is a sleeping process in a scratch
-# device cgroup; its rootfs is a plain directory reset before each run.
+# Needs root (mknod, cgroups) and python3. The "container" is a sleeping process in a scratch
+# device cgroup; its rootfs is a plain directory reset before each run. The hook reads the
+# container state on stdin: hyperfine's `--input` gives it the file directly, no shell.
 #
-# Usage: bench/prestart.sh [path/to/amdgpu-cdi]   (default: target/release/amdgpu-cdi, built here)
+# Usage: bench/prestart.sh [path/to/amdgpu-cdi]   (default: the shipped static release binary,
+#                                                  built here with scripts/build-release)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-bin="${1:-}"
-if [ -z "$bin" ]; then
-    cargo build --release --locked --bin amdgpu-cdi >&2
-    bin="$PWD/target/release/amdgpu-cdi"
-fi
 [ "$(id -u)" -eq 0 ] || { echo "bench/prestart.sh: needs root" >&2; exit 1; }
+if [ -n "${1:-}" ]; then
+    cdi=$(realpath "$1")
+    BENCH_BIN_DIR=$(dirname "$cdi") # nothing to build
+fi
+. "$(dirname "$0")/common.sh"
+cdi=${cdi:-$bin/amdgpu-cdi}
 
 work="$(mktemp -d /tmp/amdgpu-cdi-bench.XXXXXX)"
 cgroup=""
@@ -66,8 +67,8 @@ fi
 printf '{"ociVersion":"1.0.2","id":"bench","status":"created","pid":%s,"bundle":"%s"}' \
     "$sleeper" "$work/bundle" >"$work/state.json"
 
-discover="$bin hook prestart --config $work/discover.toml --sysfs-root $sysfs --dev-root $work/devroot"
-fromcdi="$bin hook prestart --config $work/cdi.toml"
+discover="$cdi hook prestart --config $work/discover.toml --sysfs-root $sysfs --dev-root $work/devroot"
+fromcdi="$cdi hook prestart --config $work/cdi.toml"
 reset="rm -rf $work/bundle/rootfs/dev && mkdir $work/bundle/rootfs/dev"
 
 config "0-7"
@@ -78,26 +79,13 @@ for run in "$discover" "$fromcdi"; do
         { echo "bench/prestart.sh: expected 8 render nodes" >&2; exit 1; }
 done
 
-median() { # $1: hyperfine JSON; prints each command's median and min in ms
-    python3 - "$1" <<'PY'
-import json, sys
-for r in json.load(open(sys.argv[1]))["results"]:
-    print(f"| {r['command']} | {r['median']*1000:.2f} ms | {r['min']*1000:.2f} ms |")
-PY
-}
-
-# hyperfine 1.15 has no --input: every command runs under the same `sh -c` with a stdin redirect
-# (-N: no extra shell), and the baseline measures that shell; the hook's whole-process cost is the
-# difference of the medians. The rootfs dev/ is reset before every run (also for the baseline).
-hyperfine -N --warmup 10 --runs 300 --export-json "$work/eight.json" \
+# The rootfs dev/ is reset before every run (a shell for the reset only; it is not timed).
+hyperfine -N --warmup 10 --runs 300 --input "$work/state.json" --export-json "$work/eight.json" \
     --prepare "/bin/sh -c '$reset'" \
-    -n "baseline: sh -c 'true < state'" "/bin/sh -c 'true < $work/state.json'" \
-    -n "prestart, 8 GPUs, discovery" "/bin/sh -c '$discover < $work/state.json'" \
-    -n "prestart, 8 GPUs, CDI spec dir" "/bin/sh -c '$fromcdi < $work/state.json'"
+    -n "floor: /bin/true" /bin/true \
+    -n "prestart, 8 GPUs, discovery" "$discover" \
+    -n "prestart, 8 GPUs, CDI spec dir" "$fromcdi"
 config ""
-hyperfine -N --warmup 10 --runs 300 --export-json "$work/none.json" \
-    -n "prestart, nothing requested" "/bin/sh -c '$discover < $work/state.json'"
-echo "| command | median | min |"
-echo "|---|---:|---:|"
-median "$work/eight.json"
-median "$work/none.json"
+hyperfine -N --warmup 10 --runs 300 --input "$work/state.json" --export-json "$work/none.json" \
+    -n "prestart, nothing requested" "$discover"
+print_medians "$work/eight.json" "$work/none.json"
