@@ -102,7 +102,10 @@ pub enum CappedReadError {
 
 /// Reads all of `reader` but at most `limit` bytes; more is an error, not a truncation.
 pub fn read_capped(reader: impl Read, limit: u64) -> Result<Vec<u8>, CappedReadError> {
-    let mut bytes = Vec::new();
+    // Room for a typical OCI config (10-30 kB) from the start: `Take` hides a file's size, and
+    // without room `read_to_end` probes with 32-byte reads, a system call each.
+    let room = usize::try_from(limit.min(64 * 1024)).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(room);
     reader
         .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)

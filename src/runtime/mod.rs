@@ -4,8 +4,9 @@
 //! subcommand goes straight to the runtime. Errors reach the engine through runc's `--log` file in
 //! the engine's `--log-format`, and stderr.
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use amdgpu_cdi_hooks::bundle;
@@ -40,7 +41,7 @@ pub enum RuntimeError {
         path: PathBuf,
         /// The failure.
         #[source]
-        source: nix::Error,
+        source: std::io::Error,
     },
 }
 
@@ -66,30 +67,18 @@ pub fn prepare(
     Ok(Some(outcome))
 }
 
-fn c_string(arg: &[u8]) -> Result<CString, RuntimeError> {
-    CString::new(arg).map_err(|_| RuntimeError::NulArgument(String::from_utf8_lossy(arg).into()))
-}
-
-/// Replaces this process with `runtime`, passing `args` (without argv0) unchanged.
+/// Replaces this process with `runtime`, passing `args` (without argv0) unchanged. The runtime
+/// starts as an engine would start it: Rust ignores `SIGPIPE` in every program it builds, and
+/// an ignored signal survives `execve`, so the exec restores its default (and an empty signal
+/// mask) first.
 pub fn exec(runtime: &Path, args: &[OsString]) -> RuntimeError {
-    let argv: Result<Vec<CString>, RuntimeError> = std::iter::once(runtime.as_os_str())
-        .chain(args.iter().map(OsString::as_os_str))
-        .map(|a| c_string(a.as_bytes()))
-        .collect();
-    let argv = match argv {
-        Ok(argv) => argv,
-        Err(err) => return err,
-    };
-    let path = match c_string(runtime.as_os_str().as_bytes()) {
-        Ok(path) => path,
-        Err(err) => return err,
-    };
-    match nix::unistd::execv(&path, &argv) {
-        Err(source) => RuntimeError::Exec {
-            path: runtime.to_path_buf(),
-            source,
-        },
-        Ok(never) => match never {},
+    if let Some(arg) = args.iter().find(|arg| arg.as_bytes().contains(&0)) {
+        return RuntimeError::NulArgument(arg.to_string_lossy().into_owned());
+    }
+    let source = std::process::Command::new(runtime).args(args).exec();
+    RuntimeError::Exec {
+        path: runtime.to_path_buf(),
+        source,
     }
 }
 

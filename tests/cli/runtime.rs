@@ -3,6 +3,7 @@
 //! errors go to the engine's `--log` in its `--log-format` and to stderr.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use crate::support::repo_root;
@@ -208,6 +209,36 @@ fn a_missing_runtime_is_reported() {
         .assert()
         .code(1)
         .stderr(predicates::str::starts_with(
-            "amdgpu-container-runtime: cannot execute the runtime /nonexistent/runc: ENOENT",
+            "amdgpu-container-runtime: cannot execute the runtime /nonexistent/runc: no such \
+             file or directory",
         ));
+}
+
+/// The runtime starts with the signal state an engine would give it: Rust programs ignore
+/// SIGPIPE, and an ignored signal would otherwise survive the exec into the runtime.
+#[test]
+fn the_runtime_gets_default_signal_handling() {
+    let setup = Setup::new("void");
+    let runtime = setup.path("signals-runtime");
+    fs::write(
+        &runtime,
+        "#!/bin/sh\nexec grep -E '^Sig(Ign|Blk):' /proc/self/status > \"$RECORD_ARGS\"\n",
+    )
+    .expect("write runtime");
+    fs::set_permissions(&runtime, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let config = format!("runtime = \"{}\"\n", runtime.display());
+    fs::write(setup.path("config.toml"), config).expect("write config");
+    setup.wrapper(&["state", "c1"]).assert().success();
+    let recorded = setup.recorded_argv().expect("the runtime ran");
+    let mask = |name: &str| {
+        let line = recorded.iter().find(|l| l.starts_with(name)).expect(name);
+        u64::from_str_radix(line[name.len()..].trim(), 16).expect("hex mask")
+    };
+    const SIGPIPE_BIT: u64 = 1 << (13 - 1);
+    assert_eq!(
+        mask("SigIgn:") & SIGPIPE_BIT,
+        0,
+        "SIGPIPE ignored: {recorded:?}"
+    );
+    assert_eq!(mask("SigBlk:"), 0, "signals blocked: {recorded:?}");
 }
