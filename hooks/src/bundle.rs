@@ -59,26 +59,47 @@ pub fn config_path(bundle: &Path) -> PathBuf {
 
 /// Parses OCI config bytes into a JSON object; `path` names the source in errors.
 pub fn parse_config(bytes: &[u8], path: &Path) -> Result<Value, BundleError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| BundleError::Parse {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| parse_error(path, &e))?;
     if !value.is_object() {
-        return Err(BundleError::Parse {
-            path: path.to_path_buf(),
-            reason: "the top level is not a JSON object".to_string(),
-        });
+        return Err(not_an_object(path));
     }
     Ok(value)
 }
 
-/// Reads an OCI config from `reader` (the precreate hook's stdin), at most [`STDIN_LIMIT`] bytes.
-/// Returns the raw bytes too, so a caller with nothing to change can echo them unchanged.
-pub fn read_config_from(
-    reader: impl std::io::Read,
-    what: &Path,
-) -> Result<(Vec<u8>, Value), BundleError> {
-    let bytes = read_capped(reader, STDIN_LIMIT).map_err(|e| match e {
+/// Checks that the bytes are a JSON object without building it, at a fraction of the cost of
+/// [`parse_config`]: a caller with nothing to change in a config still refuses a broken one,
+/// with `parse_config`'s own message. Only `parse_config`'s value checks are skipped (numbers
+/// beyond `f64`, lone UTF-16 surrogates in escapes): such a config goes to the runtime, which
+/// judges it as it would without amdgpu-cdi.
+pub fn check_config(bytes: &[u8], path: &Path) -> Result<(), BundleError> {
+    let well_formed = std::str::from_utf8(bytes).is_ok()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+    let object = bytes.iter().find(|b| !b" \t\r\n".contains(b)) == Some(&b'{');
+    if well_formed && object {
+        return Ok(());
+    }
+    // Broken: parsing it again gives the same message as `parse_config`.
+    parse_config(bytes, path).map(drop)
+}
+
+fn parse_error(path: &Path, error: &serde_json::Error) -> BundleError {
+    BundleError::Parse {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    }
+}
+
+fn not_an_object(path: &Path) -> BundleError {
+    BundleError::Parse {
+        path: path.to_path_buf(),
+        reason: "the top level is not a JSON object".to_string(),
+    }
+}
+
+/// Reads an OCI config's bytes from `reader` (the precreate hook's stdin), at most
+/// [`STDIN_LIMIT`] bytes; `what` names the source in errors.
+pub fn read_bytes_from(reader: impl std::io::Read, what: &Path) -> Result<Vec<u8>, BundleError> {
+    read_capped(reader, STDIN_LIMIT).map_err(|e| match e {
         CappedReadError::Io(source) => BundleError::Read {
             path: what.to_path_buf(),
             source,
@@ -87,19 +108,35 @@ pub fn read_config_from(
             path: what.to_path_buf(),
             limit,
         },
+    })
+}
+
+/// Reads the bytes of `<bundle>/config.json`, returning its path too.
+pub fn read_bytes(bundle: &Path) -> Result<(PathBuf, Vec<u8>), BundleError> {
+    let path = config_path(bundle);
+    let file = fs::File::open(&path).map_err(|source| BundleError::Read {
+        path: path.clone(),
+        source,
     })?;
+    let bytes = read_bytes_from(file, &path)?;
+    Ok((path, bytes))
+}
+
+/// Reads an OCI config from `reader` (the precreate hook's stdin), at most [`STDIN_LIMIT`] bytes.
+/// Returns the raw bytes too, so a caller with nothing to change can echo them unchanged.
+pub fn read_config_from(
+    reader: impl std::io::Read,
+    what: &Path,
+) -> Result<(Vec<u8>, Value), BundleError> {
+    let bytes = read_bytes_from(reader, what)?;
     let value = parse_config(&bytes, what)?;
     Ok((bytes, value))
 }
 
 /// Reads `<bundle>/config.json`.
 pub fn read_config(bundle: &Path) -> Result<Value, BundleError> {
-    let path = config_path(bundle);
-    let file = fs::File::open(&path).map_err(|source| BundleError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    read_config_from(file, &path).map(|(_, value)| value)
+    let (path, bytes) = read_bytes(bundle)?;
+    parse_config(&bytes, &path)
 }
 
 /// Serializes a config the way runtimes expect it: compact JSON, key order kept.
@@ -143,6 +180,40 @@ fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8], mode: u32) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checking_fails_with_the_parse_error_and_is_lenient_only_on_values() {
+        let inputs: [&[u8]; 15] = [
+            br#"{"ociVersion":"1.0.2","process":{"env":["A=1"]}}"#,
+            b" \n{}\n",
+            b"[1,2]",
+            b"42",
+            b"\"config\"",
+            b"{not json",
+            b"{}x",
+            b"",
+            b"{\"a\":1,}",
+            b"{\"a\":\"\\q\"}",
+            b"{\"a\":1e400}",
+            b"\xef\xbb\xbf{}",
+            br#"{"a":"\ud800"}"#,
+            b"{\"a\":\"\xff\"}",
+            b"{\"a\":\"\x01\"}",
+        ];
+        let path = Path::new("stdin");
+        let mut lenient = Vec::new();
+        for input in inputs {
+            let text = String::from_utf8_lossy(input);
+            let parsed = parse_config(input, path)
+                .map(drop)
+                .map_err(|e| e.to_string());
+            match check_config(input, path).map_err(|e| e.to_string()) {
+                Ok(()) if parsed.is_err() => lenient.push(text),
+                checked => assert_eq!(checked, parsed, "{text}"),
+            }
+        }
+        assert_eq!(lenient, [r#"{"a":1e400}"#, r#"{"a":"\ud800"}"#]);
+    }
 
     #[test]
     fn rewriting_keeps_unknown_fields_key_order_and_mode() {

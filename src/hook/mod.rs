@@ -293,7 +293,7 @@ pub fn select(
         ));
     }
     if requests.is_empty() {
-        return Ok(Selection::Nothing("no GPU requested"));
+        return Ok(Selection::Nothing(request::NOTHING_REQUESTED));
     }
     let devices = DeviceSet::load(settings, log, requests.names_cdi_devices())?;
     let names = devices.resolve(&requests)?;

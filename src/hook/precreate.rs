@@ -15,6 +15,7 @@ use amdgpu_cdi_hooks::log::DetailLog;
 use serde_json::{Value, json};
 
 use super::{Outcome, inject};
+use crate::request;
 use crate::settings::Settings;
 
 /// The prefix of the unstartable process of a refused config.
@@ -61,7 +62,16 @@ pub fn run(
     settings: &Settings,
     log: &DetailLog,
 ) -> Result<PrecreateOutcome, PrecreateError> {
-    let (bytes, mut config) = bundle::read_config_from(input, Path::new("stdin"))?;
+    let stdin = Path::new("stdin");
+    let bytes = bundle::read_bytes_from(input, stdin)?;
+    if request::cannot_request(&bytes) {
+        bundle::check_config(&bytes, stdin)?;
+        write_out(&mut output, &bytes)?;
+        return Ok(PrecreateOutcome::Done(Outcome::Unchanged(
+            request::NOTHING_REQUESTED,
+        )));
+    }
+    let mut config = bundle::parse_config(&bytes, stdin)?;
     let (outcome, out) = match inject(&mut config, settings, log) {
         Ok(outcome @ Outcome::Unchanged(_)) => (PrecreateOutcome::Done(outcome), bytes),
         Ok(outcome @ Outcome::Injected(_)) => {
@@ -76,11 +86,15 @@ pub fn run(
             )
         }
     };
-    output
-        .write_all(&out)
-        .and_then(|()| output.flush())
-        .map_err(PrecreateError::Write)?;
+    write_out(&mut output, &out)?;
     Ok(outcome)
+}
+
+fn write_out(output: &mut impl Write, bytes: &[u8]) -> Result<(), PrecreateError> {
+    output
+        .write_all(bytes)
+        .and_then(|()| output.flush())
+        .map_err(PrecreateError::Write)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use cdi::spec::ContainerEdits;
 use serde_json::Value;
 
 use super::{InjectError, Outcome, Selection, select};
+use crate::request;
 use crate::settings::Settings;
 
 /// Why the prestart hook failed.
@@ -52,7 +53,12 @@ pub fn run<S: Syscalls>(
     log: &DetailLog,
 ) -> Result<Outcome, PrestartError> {
     let state = State::read(input, "stdin")?;
-    let config = bundle::read_config(&state.bundle)?;
+    let (path, bytes) = bundle::read_bytes(&state.bundle)?;
+    if request::cannot_request(&bytes) {
+        bundle::check_config(&bytes, &path)?;
+        return Ok(Outcome::Unchanged(request::NOTHING_REQUESTED));
+    }
+    let config = bundle::parse_config(&bytes, &path)?;
     let selected = match select(&config, settings, log)? {
         Selection::Nothing(reason) => return Ok(Outcome::Unchanged(reason)),
         Selection::Devices(selected) => selected,

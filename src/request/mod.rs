@@ -24,6 +24,25 @@ pub const SWARM_PREFIX: &str = "DOCKER_RESOURCE_";
 /// config carrying it is left alone, so the hook and the wrapper can both be configured.
 pub const INJECTED_ANNOTATION: &str = "amd.com/gpu.injected";
 
+/// Why a config's bytes were not parsed: [`cannot_request`] held.
+pub const NOTHING_REQUESTED: &str = "no GPU requested";
+
+/// True when the raw bytes of an OCI config cannot hold a request, so the config need not be
+/// parsed: they are UTF-8 without a backslash (no JSON escape can spell a name another way), and
+/// none of `AMD_VISIBLE_DEVICES`, `DOCKER_RESOURCE_` and `cdi.k8s.io/` appears in them. Most
+/// containers ask for no GPU; with the wrapper as an engine's default runtime, or the hook in
+/// every podman container, this skips parsing a 10-30 kB config for each of them. A false
+/// `false` only costs the parse: [`read_requests`] decides.
+pub fn cannot_request(raw: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return false;
+    };
+    !text.contains('\\')
+        && ![ENV_VAR, SWARM_PREFIX, ANNOTATION_PREFIX]
+            .iter()
+            .any(|marker| text.contains(marker))
+}
+
 /// Whether environment requests (`AMD_VISIBLE_DEVICES`, `DOCKER_RESOURCE_*`) of unprivileged
 /// containers are honoured. Privileged containers (with `CAP_SYS_ADMIN`) can open any device
 /// anyway, so their variables are always honoured.
@@ -417,5 +436,73 @@ mod tests {
             &json!({"annotations": {INJECTED_ANNOTATION: "0"}})
         ));
         assert!(!already_injected(&json!({"annotations": {}})));
+    }
+
+    #[test]
+    fn configs_without_markers_cannot_request() {
+        let plain = br#"{"process":{"env":["PATH=/bin","AMD_GPU=1"]},"annotations":{"a":"b"}}"#;
+        assert!(cannot_request(plain));
+        for marked in [
+            r#"{"process":{"env":["AMD_VISIBLE_DEVICES=0"]}}"#,
+            r#"{"process":{"env":["DOCKER_RESOURCE_AMD_GPU=GPU-1"]}}"#,
+            r#"{"annotations":{"cdi.k8s.io/x":"amd.com/gpu=0"}}"#,
+            r#"{"process":{"args":["echo","AMD_VISIBLE_DEVICES"]}}"#,
+            r#"{"process":{"env":["\u0041MD_VISIBLE_DEVICES=0"]}}"#,
+            r#"{"annotations":{"cdi.k8s.io\/x":"amd.com/gpu=0"}}"#,
+        ] {
+            assert!(!cannot_request(marked.as_bytes()), "{marked}");
+        }
+        assert!(!cannot_request(b"{\"a\":\"\xff\"}"), "not UTF-8");
+    }
+
+    proptest::proptest! {
+        /// Whenever the bytes are judged unable to request, the parsed config requests nothing
+        /// and ignores nothing: skipping the parse never drops a request. Names and values are
+        /// drawn from the markers and near misses, in plain and escaped spellings.
+        #[test]
+        fn skipping_the_parse_never_drops_a_request(
+            env in proptest::collection::vec((piece(), piece()), 0..4),
+            annotations in proptest::collection::vec((piece(), piece()), 0..3),
+            escape_slash in proptest::bool::ANY,
+            escape_a in proptest::bool::ANY,
+        ) {
+            let env: Vec<String> = env.iter().map(|(name, value)| format!("{name}={value}")).collect();
+            let annotations: serde_json::Map<String, Value> = annotations
+                .iter()
+                .map(|(key, value)| (format!("cdi.k8s.io/{key}"), Value::String(value.to_string())))
+                .chain([("other".to_string(), Value::String("amd.com/gpu=0".into()))])
+                .collect();
+            let config = json!({"process": {"env": env}, "annotations": annotations});
+            let mut text = serde_json::to_string(&config).expect("serialize");
+            // Escapes JSON allows, spelling the same strings differently.
+            if escape_slash {
+                text = text.replace('/', r"\/");
+            }
+            if escape_a {
+                text = text.replace('A', r"\u0041");
+            }
+            let parsed: Value = serde_json::from_str(&text).expect("parse");
+            let found = read_requests(&parsed, &options(EnvPolicy::Always));
+            if cannot_request(text.as_bytes()) {
+                let found = found.expect("nothing to reject");
+                proptest::prop_assert!(found.is_empty() && found.ignored.is_empty(), "{text}");
+            }
+        }
+    }
+
+    const PIECES_LIST: [&str; 9] = [
+        "AMD_VISIBLE_DEVICES",
+        "AMD_VISIBLE",
+        "DOCKER_RESOURCE_AMD_GPU",
+        "DOCKER_RESOURCE_",
+        "amd.com/gpu=0",
+        "0",
+        "all",
+        "x",
+        "",
+    ];
+
+    fn piece() -> proptest::sample::Select<&'static str> {
+        proptest::sample::select(&PIECES_LIST[..])
     }
 }

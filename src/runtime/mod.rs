@@ -59,7 +59,12 @@ pub fn prepare(
     let Some(bundle_dir) = &invocation.bundle else {
         return Ok(None);
     };
-    let mut config = bundle::read_config(bundle_dir)?;
+    let (path, bytes) = bundle::read_bytes(bundle_dir)?;
+    if crate::request::cannot_request(&bytes) {
+        bundle::check_config(&bytes, &path)?;
+        return Ok(Some(Outcome::Unchanged(crate::request::NOTHING_REQUESTED)));
+    }
+    let mut config = bundle::parse_config(&bytes, &path)?;
     let outcome = hook::inject(&mut config, settings, log).map_err(Box::new)?;
     if let Outcome::Injected(_) = &outcome {
         bundle::write_config(bundle_dir, &config)?;
