@@ -312,14 +312,20 @@ pub fn inject(
         Selection::Nothing(reason) => return Ok(Outcome::Unchanged(reason)),
         Selection::Devices(selected) => selected,
     };
-    let mut work = config.clone();
+    // `apply_many` changes nothing when it fails, and marking cannot fail once the annotations
+    // are known to be an object (or absent), so the config needs no copy.
+    if !config
+        .get("annotations")
+        .is_none_or(serde_json::Value::is_object)
+    {
+        return Err(InjectError::Annotations);
+    }
     let refs: Vec<&ContainerEdits> = selected.edits.iter().collect();
-    apply_many(&mut work, &refs).map_err(|source| InjectError::Edit {
+    apply_many(config, &refs).map_err(|source| InjectError::Edit {
         names: selected.names.clone(),
         source,
     })?;
-    mark(&mut work, &selected.names)?;
-    *config = work;
+    mark(config, &selected.names)?;
     Ok(Outcome::Injected(selected.names))
 }
 
@@ -470,6 +476,22 @@ mod tests {
             Selection::Devices(selected) => selected.edits,
             Selection::Nothing(reason) => panic!("{reason}"),
         }
+    }
+
+    #[test]
+    fn annotations_that_are_not_an_object_fail_without_touching_the_config() {
+        let settings = Settings {
+            sysfs_root: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/hosts/three-gpus/sys"),
+            dev_root: "/nonexistent".into(),
+            ..Settings::default()
+        };
+        let mut config = json!({"process": {"env": ["AMD_VISIBLE_DEVICES=0"]},
+                                "annotations": ["not", "an", "object"]});
+        let before = config.clone();
+        let err = inject(&mut config, &settings, &DetailLog::default()).expect_err("array");
+        assert!(matches!(err, InjectError::Annotations), "{err}");
+        assert_eq!(config, before);
     }
 
     #[test]
