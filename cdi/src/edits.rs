@@ -127,20 +127,67 @@ pub fn apply_spec_devices(
 
 /// Applies several sets of edits as one: they are concatenated in order (the last Intel RDT
 /// setting wins), then applied kind by kind like the reference library does.
+///
+/// Everything that can fail (host device nodes, the shape of the config's fields, hook names) is
+/// checked before the first change, in the order the edits are applied, so a failure leaves
+/// `config` as it was without a copy of it: a config is 10-30 kB, and copying it was most of the
+/// work of injecting a device.
 pub fn apply_many(config: &mut Value, edits: &[&ContainerEdits]) -> Result<(), EditError> {
-    let mut work = config.clone();
-    apply_in_place(&mut work, edits)?;
-    *config = work;
-    Ok(())
+    let resolved = check(config, edits)?;
+    apply_checked(config, edits, &resolved)
 }
 
-fn apply_in_place(config: &mut Value, edits: &[&ContainerEdits]) -> Result<(), EditError> {
+/// Resolves the device nodes of `edits` and checks every field they will change, in the order
+/// they are applied, without changing anything.
+fn check(config: &Value, edits: &[&ContainerEdits]) -> Result<Vec<ResolvedNode>, EditError> {
+    if edits.iter().any(|e| !e.env.is_empty()) {
+        check_array_at(config, &["process", "env"])?;
+    }
+    let mut resolved = Vec::new();
+    for node in edits.iter().flat_map(|e| &e.device_nodes) {
+        let node = resolve_node(node)?;
+        check_array_at(config, &["linux", "devices"])?;
+        if node.kind == "b" || node.kind == "c" {
+            check_array_at(config, &["linux", "resources", "devices"])?;
+        }
+        resolved.push(node);
+    }
+    if edits.iter().any(|e| !e.net_devices.is_empty()) {
+        check_object_at(config, &["linux", "netDevices"])?;
+    }
+    if edits.iter().any(|e| !e.mounts.is_empty()) {
+        check_array_at(config, &["mounts"])?;
+    }
+    for hook in edits.iter().flat_map(|e| &e.hooks) {
+        check_hook_name(hook)?;
+        check_array_at(config, &["hooks", &hook.hook_name])?;
+    }
+    if edits.iter().any(|e| e.intel_rdt.is_some()) {
+        check_object_at(config, &["linux"])?;
+    }
+    if edits
+        .iter()
+        .flat_map(|e| &e.additional_gids)
+        .any(|g| *g != 0)
+    {
+        check_array_at(config, &["process", "user", "additionalGids"])?;
+    }
+    Ok(resolved)
+}
+
+/// Applies `edits` to a config [`check`] accepted, with the nodes it resolved. The errors of the
+/// field helpers cannot occur any more; they are passed on rather than assumed away.
+fn apply_checked(
+    config: &mut Value,
+    edits: &[&ContainerEdits],
+    resolved: &[ResolvedNode],
+) -> Result<(), EditError> {
     let env: Vec<&String> = edits.iter().flat_map(|e| &e.env).collect();
     if !env.is_empty() {
         apply_env(config, &env)?;
     }
-    for node in edits.iter().flat_map(|e| &e.device_nodes) {
-        apply_device_node(config, node)?;
+    for (node, resolved) in edits.iter().flat_map(|e| &e.device_nodes).zip(resolved) {
+        apply_device_node(config, node, resolved)?;
     }
     for net in edits.iter().flat_map(|e| &e.net_devices) {
         let map = object_at(config, &["linux", "netDevices"])?;
@@ -302,8 +349,11 @@ fn device_number(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn apply_device_node(config: &mut Value, node: &DeviceNode) -> Result<(), EditError> {
-    let resolved = resolve_node(node)?;
+fn apply_device_node(
+    config: &mut Value,
+    node: &DeviceNode,
+    resolved: &ResolvedNode,
+) -> Result<(), EditError> {
     let uid = node
         .uid
         .map(u64::from)
@@ -421,12 +471,18 @@ fn path_depth(path: &str) -> usize {
     }
 }
 
-fn apply_hook(config: &mut Value, hook: &Hook) -> Result<(), EditError> {
-    if !HOOK_NAMES.contains(&hook.hook_name.as_str()) {
-        return Err(EditError::UnknownHook {
+fn check_hook_name(hook: &Hook) -> Result<(), EditError> {
+    if HOOK_NAMES.contains(&hook.hook_name.as_str()) {
+        Ok(())
+    } else {
+        Err(EditError::UnknownHook {
             name: hook.hook_name.clone(),
-        });
+        })
     }
+}
+
+fn apply_hook(config: &mut Value, hook: &Hook) -> Result<(), EditError> {
+    check_hook_name(hook)?;
     let mut entry = Map::new();
     entry.insert("path".into(), json!(hook.path));
     if !hook.args.is_empty() {
@@ -494,6 +550,40 @@ fn array_at<'a>(root: &'a mut Value, path: &[&str]) -> Result<&'a mut Vec<Value>
         *slot = Value::Array(Vec::new());
     }
     slot.as_array_mut().ok_or_else(|| shape(path, "an array"))
+}
+
+/// Fails exactly when [`object_at`] would, without changing anything.
+fn check_object_at(root: &Value, path: &[&str]) -> Result<(), EditError> {
+    let mut current = Some(root);
+    for (depth, key) in path.iter().enumerate() {
+        // Missing or null: created from here on, so nothing below can be in the way.
+        let Some(value) = current.filter(|v| !v.is_null()) else {
+            return Ok(());
+        };
+        let map = value
+            .as_object()
+            .ok_or_else(|| shape(&path[..depth], "an object"))?;
+        current = map.get(*key);
+    }
+    match current.filter(|v| !v.is_null()) {
+        Some(value) if !value.is_object() => Err(shape(path, "an object")),
+        _ => Ok(()),
+    }
+}
+
+/// Fails exactly when [`array_at`] would, without changing anything.
+fn check_array_at(root: &Value, path: &[&str]) -> Result<(), EditError> {
+    let (last, parent) = path.split_last().ok_or_else(|| shape(path, "an array"))?;
+    check_object_at(root, parent)?;
+    let slot = parent
+        .iter()
+        .try_fold(root, |value, key| value.get(*key))
+        .and_then(|object| object.get(*last))
+        .filter(|v| !v.is_null());
+    match slot {
+        Some(value) if !value.is_array() => Err(shape(path, "an array")),
+        _ => Ok(()),
+    }
 }
 
 fn shape(path: &[&str], expected: &'static str) -> EditError {
@@ -920,6 +1010,144 @@ mod tests {
             apply_many(&mut config, &refs).expect("env edits apply");
             let expected: Vec<String> = expected.into_iter().map(|(_, e)| e).collect();
             proptest::prop_assert_eq!(config["process"]["env"].clone(), json!(expected));
+        }
+    }
+
+    /// The edits one at a time (env and mounts as one step each, as they are applied), each
+    /// checked against and applied to the result of the steps before it, on a copy: the order
+    /// of work and errors `apply_many` promises, spelt out.
+    fn step_by_step(config: &Value, edits: &[&ContainerEdits]) -> Result<Value, EditError> {
+        let all = |f: fn(&ContainerEdits) -> ContainerEdits| {
+            edits
+                .iter()
+                .map(|e| f(e))
+                .fold(ContainerEdits::default(), |mut a, b| {
+                    a.env.extend(b.env);
+                    a.mounts.extend(b.mounts);
+                    a.additional_gids.extend(b.additional_gids);
+                    a
+                })
+        };
+        let mut steps = vec![all(|e| ContainerEdits {
+            env: e.env.clone(),
+            ..Default::default()
+        })];
+        for e in edits {
+            steps.extend(
+                e.device_nodes
+                    .iter()
+                    .map(|n| edits_with_nodes(vec![n.clone()])),
+            );
+        }
+        for e in edits {
+            steps.extend(e.net_devices.iter().map(|n| ContainerEdits {
+                net_devices: vec![n.clone()],
+                ..Default::default()
+            }));
+        }
+        steps.push(all(|e| ContainerEdits {
+            mounts: e.mounts.clone(),
+            ..Default::default()
+        }));
+        for e in edits {
+            steps.extend(e.hooks.iter().map(|h| ContainerEdits {
+                hooks: vec![h.clone()],
+                ..Default::default()
+            }));
+        }
+        steps.push(ContainerEdits {
+            intel_rdt: edits.iter().rev().find_map(|e| e.intel_rdt.clone()),
+            ..Default::default()
+        });
+        steps.push(all(|e| ContainerEdits {
+            additional_gids: e.additional_gids.clone(),
+            ..Default::default()
+        }));
+        let mut work = config.clone();
+        for step in &steps {
+            let resolved = check(&work, &[step])?;
+            apply_checked(&mut work, &[step], &resolved)?;
+        }
+        Ok(work)
+    }
+
+    fn shaped(kind: u8, array: Value, object: Value) -> Option<Value> {
+        match kind {
+            0 => None,
+            1 => Some(Value::Null),
+            2 => Some(array),
+            3 => Some(object),
+            _ => Some(json!("neither")),
+        }
+    }
+
+    proptest::proptest! {
+        /// Checking first and applying in place gives what applying step by step to a copy
+        /// gives: the same config, or the same first error and the config untouched.
+        #[test]
+        fn checking_first_equals_applying_step_by_step_to_a_copy(
+            shapes in proptest::collection::vec(0u8..5, 9),
+            envs in proptest::collection::vec("[AB]=[0-9]", 0..3),
+            nodes in proptest::collection::vec(0usize..4, 0..3),
+            mounts in proptest::collection::vec("/[ab]{1,2}", 0..3),
+            hooks in proptest::collection::vec(0usize..3, 0..3),
+            gids in proptest::collection::vec(0u32..3, 0..3),
+            rdt in proptest::bool::ANY,
+            split in 0usize..4,
+        ) {
+            let mut process = serde_json::Map::new();
+            let mut linux = serde_json::Map::new();
+            let mut root = serde_json::Map::new();
+            let set = |map: &mut serde_json::Map<String, Value>, key: &str, value: Option<Value>| {
+                if let Some(value) = value {
+                    map.insert(key.into(), value);
+                }
+            };
+            set(&mut process, "env", shaped(shapes[0], json!(["A=9", 1]), json!({})));
+            set(&mut process, "user", shaped(shapes[1], json!([]), json!({"uid": 5, "additionalGids": [2]})));
+            set(&mut linux, "devices", shaped(shapes[2], json!([{"path": "/dev/null"}]), json!({})));
+            set(&mut linux, "resources", shaped(shapes[3], json!([]), json!({"devices": []})));
+            set(&mut linux, "netDevices", shaped(shapes[4], json!([]), json!({"x": {}})));
+            set(&mut root, "process", shaped(shapes[5], json!([]), Value::Object(process)));
+            set(&mut root, "linux", shaped(shapes[6], json!([]), Value::Object(linux)));
+            set(&mut root, "mounts", shaped(shapes[7], json!([{"destination": "/a"}]), json!({})));
+            set(&mut root, "hooks", shaped(shapes[8], json!([]), json!({"prestart": []})));
+            let config = Value::Object(root);
+
+            let node_of = |i: &usize| match i {
+                0 => DeviceNode { kind: Some("c".into()), major: Some(7), ..node("/dev/fixed") },
+                1 => node("/dev/null"),
+                2 => node("/nonexistent/amdgpu-cdi-test"),
+                _ => node("/"),
+            };
+            let hook_of = |i: &usize| Hook {
+                hook_name: ["prestart", "createContainer", "precreate"][*i].into(),
+                path: "/bin/hook".into(),
+                ..Default::default()
+            };
+            let whole = ContainerEdits {
+                env: envs,
+                device_nodes: nodes.iter().map(node_of).collect(),
+                net_devices: if rdt { vec![NetDevice { host_interface_name: "eth0".into(), name: "n0".into() }] } else { vec![] },
+                mounts: mounts.iter().map(|m| Mount { host_path: "/h".into(), container_path: m.clone(), ..Default::default() }).collect(),
+                hooks: hooks.iter().map(hook_of).collect(),
+                intel_rdt: rdt.then(|| IntelRdt { clos_id: Some("c".into()), ..Default::default() }),
+                additional_gids: gids,
+            };
+            // The same edits as one set or as spec-level plus device edits.
+            let first = ContainerEdits { env: whole.env.iter().take(split).cloned().collect(), ..whole.clone() };
+            let second = ContainerEdits { env: whole.env.iter().skip(split).cloned().collect(), ..Default::default() };
+            for edits in [vec![&whole], vec![&first, &second]] {
+                let expected = step_by_step(&config, &edits).map_err(|e| e.to_string());
+                let mut actual = config.clone();
+                match apply_many(&mut actual, &edits) {
+                    Ok(()) => proptest::prop_assert_eq!(Ok(actual), expected),
+                    Err(err) => {
+                        proptest::prop_assert_eq!(Err(err.to_string()), expected);
+                        proptest::prop_assert_eq!(&actual, &config, "changed on error");
+                    }
+                }
+            }
         }
     }
 }
