@@ -122,23 +122,6 @@ pub fn read_bytes(bundle: &Path) -> Result<(PathBuf, Vec<u8>), BundleError> {
     Ok((path, bytes))
 }
 
-/// Reads an OCI config from `reader` (the precreate hook's stdin), at most [`STDIN_LIMIT`] bytes.
-/// Returns the raw bytes too, so a caller with nothing to change can echo them unchanged.
-pub fn read_config_from(
-    reader: impl std::io::Read,
-    what: &Path,
-) -> Result<(Vec<u8>, Value), BundleError> {
-    let bytes = read_bytes_from(reader, what)?;
-    let value = parse_config(&bytes, what)?;
-    Ok((bytes, value))
-}
-
-/// Reads `<bundle>/config.json`.
-pub fn read_config(bundle: &Path) -> Result<Value, BundleError> {
-    let (path, bytes) = read_bytes(bundle)?;
-    parse_config(&bytes, &path)
-}
-
 /// Serializes a config the way runtimes expect it: compact JSON, key order kept.
 pub fn to_bytes(config: &Value) -> Vec<u8> {
     // Serializing a `Value` into a Vec cannot fail: its map keys are strings.
@@ -223,7 +206,8 @@ mod tests {
         fs::write(config_path(dir.path()), original).expect("write config");
         fs::set_permissions(config_path(dir.path()), fs::Permissions::from_mode(0o600))
             .expect("chmod");
-        let config = read_config(dir.path()).expect("read config");
+        let (path, bytes) = read_bytes(dir.path()).expect("read config");
+        let config = parse_config(&bytes, &path).expect("parse config");
         write_config(dir.path(), &config).expect("write config");
         let written = fs::read_to_string(config_path(dir.path())).expect("read back");
         assert_eq!(written, original);
@@ -239,7 +223,7 @@ mod tests {
     #[test]
     fn a_missing_config_names_the_path() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = read_config(dir.path()).expect_err("missing config");
+        let err = read_bytes(dir.path()).expect_err("missing config");
         assert!(err.to_string().contains("config.json"), "{err}");
     }
 

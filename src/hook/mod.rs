@@ -6,6 +6,9 @@
 pub mod precreate;
 pub mod prestart;
 
+use std::path::Path;
+
+use amdgpu_cdi_hooks::bundle::{self, BundleError};
 use amdgpu_cdi_hooks::log::DetailLog;
 use cdi::edits::{EditError, apply_many};
 use cdi::registry::Registry;
@@ -274,6 +277,17 @@ pub enum Selection {
     Nothing(&'static str),
     /// These devices are requested.
     Devices(Selected),
+}
+
+/// The config in `bytes` when it may request a GPU. `None` when its bytes cannot hold a request
+/// ([`request::cannot_request`]), after checking that they are a JSON object, so a broken config
+/// is still refused with the message a parse gives.
+pub fn parse_if_requesting(bytes: &[u8], path: &Path) -> Result<Option<Value>, BundleError> {
+    if request::cannot_request(bytes) {
+        bundle::check_config(bytes, path)?;
+        return Ok(None);
+    }
+    bundle::parse_config(bytes, path).map(Some)
 }
 
 /// Resolves what `config` asks for against the configured device source. Fails when any request

@@ -14,7 +14,7 @@ use amdgpu_cdi_hooks::bundle::{self, BundleError};
 use amdgpu_cdi_hooks::log::DetailLog;
 use serde_json::{Value, json};
 
-use super::{Outcome, inject};
+use super::{Outcome, inject, parse_if_requesting};
 use crate::request;
 use crate::settings::Settings;
 
@@ -64,14 +64,12 @@ pub fn run(
 ) -> Result<PrecreateOutcome, PrecreateError> {
     let stdin = Path::new("stdin");
     let bytes = bundle::read_bytes_from(input, stdin)?;
-    if request::cannot_request(&bytes) {
-        bundle::check_config(&bytes, stdin)?;
+    let Some(mut config) = parse_if_requesting(&bytes, stdin)? else {
         write_out(&mut output, &bytes)?;
         return Ok(PrecreateOutcome::Done(Outcome::Unchanged(
             request::NOTHING_REQUESTED,
         )));
-    }
-    let mut config = bundle::parse_config(&bytes, stdin)?;
+    };
     let (outcome, out) = match inject(&mut config, settings, log) {
         Ok(outcome @ Outcome::Unchanged(_)) => (PrecreateOutcome::Done(outcome), bytes),
         Ok(outcome @ Outcome::Injected(_)) => {

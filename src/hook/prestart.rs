@@ -22,7 +22,7 @@ use cdi::edits::apply_many;
 use cdi::spec::ContainerEdits;
 use serde_json::Value;
 
-use super::{InjectError, Outcome, Selection, select};
+use super::{InjectError, Outcome, Selection, parse_if_requesting, select};
 use crate::request;
 use crate::settings::Settings;
 
@@ -54,11 +54,9 @@ pub fn run<S: Syscalls>(
 ) -> Result<Outcome, PrestartError> {
     let state = State::read(input, "stdin")?;
     let (path, bytes) = bundle::read_bytes(&state.bundle)?;
-    if request::cannot_request(&bytes) {
-        bundle::check_config(&bytes, &path)?;
+    let Some(config) = parse_if_requesting(&bytes, &path)? else {
         return Ok(Outcome::Unchanged(request::NOTHING_REQUESTED));
-    }
-    let config = bundle::parse_config(&bytes, &path)?;
+    };
     let selected = match select(&config, settings, log)? {
         Selection::Nothing(reason) => return Ok(Outcome::Unchanged(reason)),
         Selection::Devices(selected) => selected,

@@ -60,11 +60,9 @@ pub fn prepare(
         return Ok(None);
     };
     let (path, bytes) = bundle::read_bytes(bundle_dir)?;
-    if crate::request::cannot_request(&bytes) {
-        bundle::check_config(&bytes, &path)?;
+    let Some(mut config) = hook::parse_if_requesting(&bytes, &path)? else {
         return Ok(Some(Outcome::Unchanged(crate::request::NOTHING_REQUESTED)));
-    }
-    let mut config = bundle::parse_config(&bytes, &path)?;
+    };
     let outcome = hook::inject(&mut config, settings, log).map_err(Box::new)?;
     if let Outcome::Injected(_) = &outcome {
         bundle::write_config(bundle_dir, &config)?;
