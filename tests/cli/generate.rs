@@ -44,6 +44,18 @@ fn generate(host: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("utf-8 spec")
 }
 
+/// Runs `generate` for `host` with `dir` as the working directory (relative outputs land there).
+fn generate_in(dir: &Path, host: &str, args: &[&str]) -> std::process::Output {
+    amdgpu_cdi()
+        .current_dir(dir)
+        .arg("generate")
+        .arg("--sysfs-root")
+        .arg(host_sysfs(host))
+        .args(args)
+        .output()
+        .expect("run amdgpu-cdi generate")
+}
+
 fn assert_valid(text: &str, format: cdi::codec::Format) -> cdi::spec::Spec {
     let spec = cdi::codec::parse(text.as_bytes(), format).expect("generated spec parses");
     let problems = cdi::validate::validate(&spec);
@@ -159,14 +171,11 @@ fn additional_gids_come_from_the_nodes_under_the_dev_root() {
 fn output_file_is_written_in_the_format_of_its_extension() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("cdi/amd.com-gpu.json");
-    let out = amdgpu_cdi()
-        .arg("generate")
-        .arg("--sysfs-root")
-        .arg(host_sysfs("workstation"))
-        .arg("--output")
-        .arg(&path)
-        .output()
-        .expect("run");
+    let out = generate_in(
+        dir.path(),
+        "workstation",
+        &["--output", "cdi/amd.com-gpu.json"],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -189,14 +198,7 @@ fn output_file_is_written_in_the_format_of_its_extension() {
 #[test]
 fn output_dash_is_standard_output() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = amdgpu_cdi()
-        .current_dir(dir.path())
-        .arg("generate")
-        .arg("--sysfs-root")
-        .arg(host_sysfs("workstation"))
-        .args(["--output", "-"])
-        .output()
-        .expect("run");
+    let out = generate_in(dir.path(), "workstation", &["--output", "-"]);
     assert!(
         out.status.success(),
         "{}",
@@ -431,14 +433,7 @@ fn example_trees_match_their_generator() {
 #[test]
 fn an_extension_engines_ignore_is_a_warning() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = amdgpu_cdi()
-        .current_dir(dir.path())
-        .arg("generate")
-        .arg("--sysfs-root")
-        .arg(host_sysfs("workstation"))
-        .args(["--output", "amd.com-gpu.yml"])
-        .output()
-        .expect("run");
+    let out = generate_in(dir.path(), "workstation", &["--output", "amd.com-gpu.yml"]);
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
