@@ -552,13 +552,17 @@ fn array_at<'a>(root: &'a mut Value, path: &[&str]) -> Result<&'a mut Vec<Value>
     slot.as_array_mut().ok_or_else(|| shape(path, "an array"))
 }
 
-/// Fails exactly when [`object_at`] would, without changing anything.
-fn check_object_at(root: &Value, path: &[&str]) -> Result<(), EditError> {
+/// Fails exactly when [`object_at`] would, without changing anything. Returns the object at
+/// `path` when it exists (not when `object_at` would create it).
+fn check_object_at<'a>(
+    root: &'a Value,
+    path: &[&str],
+) -> Result<Option<&'a Map<String, Value>>, EditError> {
     let mut current = Some(root);
     for (depth, key) in path.iter().enumerate() {
         // Missing or null: created from here on, so nothing below can be in the way.
         let Some(value) = current.filter(|v| !v.is_null()) else {
-            return Ok(());
+            return Ok(None);
         };
         let map = value
             .as_object()
@@ -566,18 +570,18 @@ fn check_object_at(root: &Value, path: &[&str]) -> Result<(), EditError> {
         current = map.get(*key);
     }
     match current.filter(|v| !v.is_null()) {
-        Some(value) if !value.is_object() => Err(shape(path, "an object")),
-        _ => Ok(()),
+        Some(value) => value
+            .as_object()
+            .map(Some)
+            .ok_or_else(|| shape(path, "an object")),
+        None => Ok(None),
     }
 }
 
 /// Fails exactly when [`array_at`] would, without changing anything.
 fn check_array_at(root: &Value, path: &[&str]) -> Result<(), EditError> {
     let (last, parent) = path.split_last().ok_or_else(|| shape(path, "an array"))?;
-    check_object_at(root, parent)?;
-    let slot = parent
-        .iter()
-        .try_fold(root, |value, key| value.get(*key))
+    let slot = check_object_at(root, parent)?
         .and_then(|object| object.get(*last))
         .filter(|v| !v.is_null());
     match slot {
