@@ -38,22 +38,26 @@ impl Cli {
     /// parser alone. Anything that parser does not accept (including `--help`, `--version` and
     /// every error) goes to the full parser, so output and errors stay the same.
     pub fn parse_args(args: Vec<OsString>) -> Self {
-        let rest = args.get(1..).unwrap_or_default();
-        let alone = match rest.first().and_then(|name| name.to_str()) {
-            Some("hook") => parse_alone("hook", rest).map(Command::Hook),
-            Some("inject") => parse_alone("inject", rest).map(Command::Inject),
-            Some("validate") => parse_alone("validate", rest).map(Command::Validate),
-            _ => None,
-        };
-        match alone {
+        match parse_alone(args.get(1..).unwrap_or_default()) {
             Some(command) => Self { command },
             None => Self::parse_from(args),
         }
     }
 }
 
+/// Parses `args` (the subcommand's name first) with the parser of that subcommand alone, for the
+/// subcommands [`Cli::parse_args`] parses so; `None` for the others and whatever it refuses.
+fn parse_alone(args: &[OsString]) -> Option<Command> {
+    match args.first().and_then(|name| name.to_str()) {
+        Some("hook") => parse_one("hook", args).map(Command::Hook),
+        Some("inject") => parse_one("inject", args).map(Command::Inject),
+        Some("validate") => parse_one("validate", args).map(Command::Validate),
+        _ => None,
+    }
+}
+
 /// Parses `args` (the subcommand's name first) with the parser of one subcommand only.
-fn parse_alone<A: clap::Args>(name: &'static str, args: &[OsString]) -> Option<A> {
+fn parse_one<A: clap::Args>(name: &'static str, args: &[OsString]) -> Option<A> {
     let parser = A::augment_args(clap::Command::new(name));
     let matches = parser.try_get_matches_from(args).ok()?;
     A::from_arg_matches(&matches).ok()
@@ -118,14 +122,7 @@ mod tests {
 
     /// What the one-subcommand parser alone makes of `args`, as the full parser's type.
     fn alone(args: &[OsString]) -> Option<Cli> {
-        let rest = &args[1..];
-        let command = match rest[0].to_str() {
-            Some("hook") => parse_alone("hook", rest).map(Command::Hook),
-            Some("inject") => parse_alone("inject", rest).map(Command::Inject),
-            Some("validate") => parse_alone("validate", rest).map(Command::Validate),
-            _ => None,
-        };
-        command.map(|command| Cli { command })
+        parse_alone(&args[1..]).map(|command| Cli { command })
     }
 
     /// The one-subcommand parsers take exactly what the full parser takes, with the same result,
