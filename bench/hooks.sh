@@ -6,7 +6,9 @@
 #  3. `amdgpu-container-runtime run` against plain `runc run` of the same bundle (target: < 5%,
 #     judged on the bundle Docker 20.10 writes; a minimal hand-written bundle is the worst case),
 #     in alternating runs (bench/alternate.py), plus the wrapper's own work alone on each bundle:
-#     the wrapper with `/bin/true` as its runtime against `/bin/true` (hyperfine).
+#     the wrapper with `/bin/true` as its runtime against `/bin/true` (hyperfine);
+#  4. the hook and the wrapper on a config with 500k environment entries (issue 12: target
+#     median < 1000 ms each; /bin/true given the same input is the floor).
 # The hook reads the OCI config on stdin: hyperfine's `--input` gives it the file directly, so
 # the figures are the hook's process alone, no shell. `/bin/true` and an empty static Rust
 # program are measured beside it as the floor of any process on this machine.
@@ -159,6 +161,45 @@ own_work "$bundle" "$work/bundle-config.json" "$work/bundle-injected.json" "mini
 own_work "$docker_bundle" "$work/docker-config.json" "$work/docker-injected.json" \
     "Docker bundle" "$work/wrapper-own-docker.json"
 
+# A config with 500k environment entries (issue 12 item 3: the environment was parsed in
+# quadratic time, 100k entries cost the precreate hook 16 s of CPU): the minimal bundle's config
+# with `VAR<i>=<i>` entries before its own, 8.4 MB. The hook with nothing requested (`void`) and
+# with GPU 0 requested, and the wrapper with GPU 0 requested and /bin/true as its runtime; the
+# floor is /bin/true given the same input. Target: each median well under a second (< 1000 ms).
+big_env() { # $1: the config to grow, on stdout
+    python3 - "$1" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["process"]["env"][:0] = [f"VAR{i}={i}" for i in range(500_000)]
+print(json.dumps(config, separators=(",", ":")))
+PY
+}
+config "void" >"$work/void-config.json"
+big_env "$work/void-config.json" >"$work/env-500k-void.json"
+big_env "$work/bundle-config.json" >"$work/env-500k.json"
+$hook <"$work/env-500k.json" | grep -q '"path":"/dev/dri/renderD' ||
+    { echo "bench/hooks.sh: the hook did not inject into the 500k-entry config" >&2; exit 1; }
+cp "$work/env-500k.json" "$bundle/config.json"
+AMDGPU_CDI_CONFIG=$work/wrapper-true.toml "$bin/amdgpu-container-runtime" run -b "$bundle" bench
+grep -q renderD "$bundle/config.json" ||
+    { echo "bench/hooks.sh: the wrapper did not inject into the 500k-entry config" >&2; exit 1; }
+sync
+echo "== 500k environment entries: precreate hook and wrapper, whole process"
+hyperfine -N --warmup 3 --runs 30 --input "$work/env-500k-void.json" --output null \
+    --export-json "$work/env-500k-void-hook.json" \
+    -n "floor, 500k env entries on stdin: /bin/true" /bin/true \
+    -n "precreate, 500k env entries, nothing requested" "$hook"
+hyperfine -N --warmup 3 --runs 30 --input "$work/env-500k.json" --output null \
+    --export-json "$work/env-500k-hook.json" \
+    -n "precreate, 500k env entries, 1 GPU" "$hook"
+AMDGPU_CDI_CONFIG=$work/wrapper-true.toml hyperfine -N --warmup 3 --runs 30 \
+    --export-json "$work/env-500k-wrapper.json" \
+    --prepare "cp $work/env-500k.json $bundle/config.json" \
+    -n "wrapper, 500k env entries, 1 GPU, runtime /bin/true" \
+    "$bin/amdgpu-container-runtime run -b $bundle bench"
+print_medians "$work/env-500k-void-hook.json" "$work/env-500k-hook.json" \
+    "$work/env-500k-wrapper.json"
+
 # Then the whole: runc's run time varies by several milliseconds between runs and drifts with the
 # machine's load; alternating the commands run by run keeps that drift out of their difference.
 # The wrapper runs runc with --root too: runc's global options reach it unchanged.
@@ -184,6 +225,11 @@ echo "== targets"
 missed=0
 check_median "$work/hook-none.json" "precreate, nothing requested" 1 || missed=1
 check_median "$work/hook-eight.json" "precreate, 8 GPUs of 64 partitions" 2 || missed=1
+check_median "$work/env-500k-void-hook.json" "precreate, 500k env entries, nothing requested" \
+    1000 || missed=1
+check_median "$work/env-500k-hook.json" "precreate, 500k env entries, 1 GPU" 1000 || missed=1
+check_median "$work/env-500k-wrapper.json" "wrapper, 500k env entries, 1 GPU, runtime /bin/true" \
+    1000 || missed=1
 python3 - "$work" <<'PY' || missed=1
 import json, statistics, sys
 def load(name):

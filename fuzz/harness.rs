@@ -87,10 +87,16 @@ pub fn visible_devices(data: &[u8]) -> bool {
 }
 
 /// OCI input of the hooks: the container state (prestart) and the config (precreate, the
-/// wrapper's bundle) from the same bytes.
+/// wrapper's bundle) from the same bytes. Invariant: a config the strict reader accepts is the
+/// value a plain `serde_json` parse gives.
 pub fn oci_hook_input(data: &[u8]) -> bool {
     let state = amdgpu_cdi_hooks::state::State::from_slice(data, "stdin");
     let config = amdgpu_cdi_hooks::bundle::parse_config(data, Path::new("config.json"));
+    if let Ok(strict) = &config {
+        let plain: serde_json::Value = serde_json::from_slice(data)
+            .unwrap_or_else(|err| panic!("accepted by the strict reader only: {err}"));
+        assert_eq!(strict, &plain, "the strict reader built another value");
+    }
     let injected = precreate(data);
     state.is_ok() || (config.is_ok() && injected)
 }

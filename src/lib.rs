@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod generate;
 pub mod hook;
 pub mod naming;
+pub mod paths;
 pub mod report;
 pub mod request;
 pub mod runtime;

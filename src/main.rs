@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!(
                 "amdgpu-cdi: {}",
-                amdgpu_cdi::report::plain_os_errors(&format!("{err:#}"))
+                amdgpu_cdi::report::plain_line(&format!("{err:#}"))
             );
             ExitCode::from(2)
         }

@@ -119,6 +119,7 @@ mod tests {
             kfd_node: 1,
             gpu_id: 1234,
             unique_id,
+            hive_id: None,
             vendor_id: 0x1002,
             device_id: 0x74a1,
             gfx_target_version: Some(90402),

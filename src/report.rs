@@ -1,7 +1,9 @@
 //! How errors read on one line for users: the standard library prints an I/O error as
 //! `No such file or directory (os error 2)`; users read `no such file or directory`, in the
-//! lower-case style of every other message. Applied at the edges (the binaries' error lines, the
-//! wrapper's and hooks' messages, `validate`'s problem lines), never inside library errors.
+//! lower-case style of every other message; and a control character that reached a message from
+//! input (a request value, a file name) is escaped, so the line stays one line. Applied at the
+//! edges (the binaries' error lines, the wrapper's and hooks' messages, `validate`'s problem
+//! lines), never inside library errors.
 
 /// The chain of `err` and its causes on one line, each cause once, in plain words.
 pub fn error_line(err: &dyn std::error::Error) -> String {
@@ -15,7 +17,13 @@ pub fn error_line(err: &dyn std::error::Error) -> String {
         }
         source = cause.source();
     }
-    plain_os_errors(&text)
+    plain_line(&text)
+}
+
+/// `text` as one plain line: control characters escaped ([`cdi::text::escape`]), then
+/// [`plain_os_errors`].
+pub fn plain_line(text: &str) -> String {
+    plain_os_errors(&cdi::text::escape(text))
 }
 
 /// Rewrites every `Phrase (os error N)` in `text` as `phrase`: the operating system's message
@@ -79,6 +87,16 @@ mod tests {
         ] {
             assert_eq!(plain_os_errors(text), text);
         }
+    }
+
+    #[test]
+    fn lines_from_input_stay_one_line() {
+        assert_eq!(
+            plain_line(
+                "bad value \"1\n2026-01-01T00:00:00Z FORGED\": No such file or directory (os error 2)"
+            ),
+            "bad value \"1\\n2026-01-01T00:00:00Z FORGED\": no such file or directory"
+        );
     }
 
     #[test]

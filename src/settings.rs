@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::paths;
 use crate::request::{EnvPolicy, RequestOptions};
 
 /// The default configuration file.
@@ -86,7 +87,7 @@ impl Default for Settings {
             dev_root: PathBuf::from("/"),
             runtime: None,
             device_source: DeviceSource::Discover,
-            spec_dirs: vec![PathBuf::from("/etc/cdi"), PathBuf::from("/var/run/cdi")],
+            spec_dirs: paths::SPEC_DIRS.map(PathBuf::from).to_vec(),
             log_file: None,
             env_policy: EnvPolicy::OutsideKubernetes,
             swarm_resources: vec!["AMD_GPU".to_string(), "AMD-GPU".to_string()],

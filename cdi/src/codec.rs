@@ -5,11 +5,19 @@
 //! YAML 1.1 reader (`sigs.k8s.io/yaml`) reads it, and a plain scalar that reader would turn into
 //! different text (`yes` into `true`, `0755` into `493`) is refused rather than read differently.
 //! Writing quotes every YAML string scalar, so no reader can reinterpret `on`, `0755` or `1_000`.
+//!
+//! A file that fails to parse may not be a spec at all (a spec-dir entry can be anything), so a
+//! parse error shows positions and field names only: keys that do not look like names
+//! ([`crate::text::name`]) are shown as `<key>`, and the parsers' quoted values (`string "..."`,
+//! ``integer `5` ``) are dropped. Only the YAML 1.1 check, which runs on a file that parsed as a
+//! spec, quotes the scalar it refuses.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::spec::Spec;
+
+mod redact;
 
 /// The two serialisations of a CDI spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -147,7 +155,11 @@ fn parse_yaml(bytes: &[u8]) -> Result<Spec, CodecError> {
             format: Format::Yaml,
             line: Some(found.line),
             column: Some(found.column),
-            message: format!("{}: {}", found.field, found.message),
+            message: format!(
+                "{}: {}",
+                redact::shown_path(&found.field),
+                crate::text::escape(&found.message)
+            ),
         });
     }
     Ok(spec)
@@ -181,15 +193,16 @@ fn strip_position(message: &str, marker: &str) -> String {
     }
 }
 
-/// Prefixes the message with the field path, unless the error is about the document as a whole.
+/// Prefixes the message with the field path, unless the error is about the document as a whole;
+/// both are redacted ([`redact`]).
 fn with_field(field: Option<&str>, message: &str) -> String {
-    let message = reword(&one_line(message));
+    let message = redact::without_values(&reword(&one_line(message)));
     // A `?` segment stands for a map key that could not be read (e.g. a duplicate key).
     let field = field
         .map(|f| f.trim_end_matches('?').trim_end_matches('.'))
         .filter(|f| !f.is_empty());
     match field {
-        Some(field) => format!("{field}: {message}"),
+        Some(field) => format!("{}: {message}", redact::shown_path(field)),
         None => message,
     }
 }
@@ -853,5 +866,109 @@ mod tests {
             parse(text.as_bytes(), Format::Yaml).expect("re-parses"),
             spec
         );
+    }
+
+    /// Issue 12 item 11: a spec-dir symlink to /etc/shadow made `validate` print its first line.
+    /// Parse errors show positions and field names, never values.
+    #[test]
+    fn file_contents_in_errors_are_never_shown() {
+        for (text, format, expected) in [
+            (
+                "root:$y$j9T$SECRETHASH:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
+                Format::Yaml,
+                "line 1 column 1: <key>: unknown field, expected one of cdiVersion, kind, \
+                 annotations, devices, containerEdits",
+            ),
+            (
+                "-----BEGIN SECRET KEY-----\nMIIEvSECRET+/=\n-----END SECRET KEY-----\n",
+                Format::Yaml,
+                "line 1 column 1: expected mapping start",
+            ),
+            (
+                "\"SECRET\"",
+                Format::Json,
+                "line 1 column 8: invalid type: string, expected struct Spec",
+            ),
+            (
+                "cdiVersion: '0.5.0'\nkind: a/b\ndevices:\n- name: a\n  containerEdits:\n    \
+                 deviceNodes: [{path: /x, major: SECRET, uid: 1}]\n",
+                Format::Yaml,
+                "line 6 column 30: devices[0].containerEdits.deviceNodes[0].major: invalid type: \
+                 string, expected an integer in the range of i64",
+            ),
+            (
+                "{\"cdiVersion\": \"0.5.0\", \"kind\": 12345, \"devices\": []}",
+                Format::Json,
+                "line 1 column 37: kind: invalid type: integer, expected a string",
+            ),
+            (
+                "\u{0}SECRET",
+                Format::Yaml,
+                "line 1 column 1: unexpected character",
+            ),
+            (
+                "cdiVersion: '0.5.0'\nkind: a/b\nannotations:\n  SECRET:1: a\n  SECRET:1: b\n",
+                Format::Yaml,
+                "line 5 column 3: annotations: duplicate key",
+            ),
+            (
+                "{\"annotations\": {\"SECRET 1\": \"a\", \"SECRET 1\": \"b\"}}",
+                Format::Json,
+                "line 1 column 44: annotations: duplicate annotation key",
+            ),
+            (
+                "cdiVersion: '0.5.0'\nkind: a/b\nannotations: {\"SECRET:K\": [1]}\n",
+                Format::Yaml,
+                "line 3 column 27: annotations.<key>: expected string scalar",
+            ),
+        ] {
+            let error = parse(text.as_bytes(), format).expect_err(text);
+            assert_eq!(error.to_string(), expected, "{text:?}");
+            assert!(!error.to_string().contains("SECRET"), "{error}");
+        }
+    }
+
+    #[test]
+    fn misspelt_field_names_are_still_named_and_long_ones_truncated() {
+        let long = "x".repeat(50);
+        let error =
+            parse(format!("{long}: 1\n").as_bytes(), Format::Yaml).expect_err("unknown field");
+        let shown = format!("{}...", &long[..crate::text::NAME_LIMIT]);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "line 1 column 1: {shown}: unknown field `{shown}`, expected one of cdiVersion, \
+                 kind, annotations, devices, containerEdits"
+            )
+        );
+        let error = parse(b"cdiVersion: '0.5.0'\nkind: a/b\nkind: c/d\n", Format::Yaml)
+            .expect_err("duplicate");
+        assert_eq!(error.to_string(), "line 3 column 1: duplicate key `kind`");
+    }
+
+    proptest::proptest! {
+        /// Wherever a value sits in a file that is not a spec, the error does not show it.
+        #[test]
+        fn no_parse_error_shows_a_value(
+            token in "[A-Za-z0-9]{12}",
+            template in 0usize..9,
+        ) {
+            let secret = format!("S${token}");
+            let (text, format) = match template {
+                0 => (format!("{secret}: x\n"), Format::Yaml),
+                1 => (format!("{secret}\n"), Format::Yaml),
+                2 => (format!("\"{secret}\""), Format::Json),
+                3 => (format!("{{\"{secret}\": 1}}"), Format::Json),
+                4 => (format!("cdiVersion: {secret}\n"), Format::Yaml),
+                5 => (format!("cdiVersion: '0.5.0'\nkind: [{secret}]\n"), Format::Yaml),
+                6 => (format!("{{\"cdiVersion\": [\"{secret}\"]}}"), Format::Json),
+                7 => (format!("annotations:\n  {secret}: [x]\n"), Format::Yaml),
+                _ => (format!("devices:\n- {secret}\n"), Format::Yaml),
+            };
+            if let Err(error) = parse(text.as_bytes(), format) {
+                let shown = error.to_string();
+                proptest::prop_assert!(!shown.contains(&token), "{text:?} -> {shown}");
+            }
+        }
     }
 }

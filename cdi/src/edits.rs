@@ -28,6 +28,7 @@ use nix::sys::stat::{SFlag, lstat};
 use serde_json::{Map, Value, json};
 
 use crate::spec::{ContainerEdits, DeviceNode, Hook, IntelRdt, Mount, Spec};
+use crate::text::escape;
 use crate::validate::HOOK_NAMES;
 
 /// Why edits could not be applied. The config is unchanged whenever one of these is returned.
@@ -42,7 +43,11 @@ pub enum EditError {
         name: String,
     },
     /// The host node of a device node could not be stat'ed.
-    #[error("cannot stat host device {host_path} for CDI device node {path}")]
+    #[error(
+        "cannot stat host device {} for CDI device node {}",
+        escape(host_path),
+        escape(path)
+    )]
     StatHostDevice {
         /// The device node's path in the container.
         path: String,
@@ -54,8 +59,10 @@ pub enum EditError {
     },
     /// The host path is a symlink, a regular file, a directory or a socket.
     #[error(
-        "host path {host_path} of CDI device node {path} is not a device node (symlinks are not \
-         followed: point hostPath at the node itself)"
+        "host path {} of CDI device node {} is not a device node (symlinks are not followed: \
+         point hostPath at the node itself)",
+        escape(host_path),
+        escape(path)
     )]
     NotADeviceNode {
         /// The device node's path in the container.
@@ -65,8 +72,9 @@ pub enum EditError {
     },
     /// The spec declares a node type the host node does not have.
     #[error(
-        "CDI device node {path} declares type {declared:?} but host node {host_path} has type \
-         {found:?}"
+        "CDI device node {} declares type {declared:?} but host node {} has type {found:?}",
+        escape(path),
+        escape(host_path)
     )]
     TypeMismatch {
         /// The device node's path in the container.

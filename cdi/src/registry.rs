@@ -17,14 +17,26 @@
 //! silently), a device requested twice is injected once, and validation uses this crate's
 //! rules, which know versions up to 1.1.0 and also reject a declared version below what the
 //! content needs.
+//!
+//! Spec-dir entries are read under one rule ([`read_entry`]), because the reader is often root
+//! and a spec dir may be writable by others (`--spec-dir /tmp/x`): an entry is read only when it
+//! is a regular file, or a symbolic link to a regular file made by root, by the reading user, or
+//! by the owner of its target. Anything else (a FIFO, which would block Go's reader forever; a
+//! device; a link to a directory, a device, or another user's file) is recorded as an error
+//! naming the entry, and nothing is read from it. Go follows every link; a link one user plants
+//! to another user's file is the only spec a Go engine would load and this crate refuses, and it
+//! says so.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use serde_json::Value;
 
-use crate::codec::{self, LoadError};
+use crate::codec::{self, Format, LoadError};
 use crate::edits::{self, EditError};
 use crate::spec::{Device, Spec};
 use crate::validate::{self, Problem};
@@ -57,6 +69,14 @@ pub enum RegistryError {
         /// Everything wrong with it.
         problems: Vec<Problem>,
     },
+    /// A spec-dir entry that is not read (see [`read_entry`]).
+    #[error("refusing to read {}: {reason}", path.display())]
+    Refused {
+        /// The entry.
+        path: PathBuf,
+        /// Why.
+        reason: Refusal,
+    },
     /// Two files of the same directory provide the same device; neither provides it.
     #[error(
         "conflicting device {device}: provided by both {} and {} (same directory, so the device is \
@@ -80,10 +100,33 @@ impl RegistryError {
         match self {
             RegistryError::ReadDir { dir, .. } => dir,
             RegistryError::Load(err) => err.path(),
-            RegistryError::Invalid { path, .. } => path,
+            RegistryError::Invalid { path, .. } | RegistryError::Refused { path, .. } => path,
             RegistryError::Conflict { second, .. } => second,
         }
     }
+}
+
+/// Why a spec-dir entry is not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The entry is not a regular file.
+    #[error("it is {0}, not a regular file")]
+    NotRegular(&'static str),
+    /// The entry is a symbolic link to something other than a regular file.
+    #[error("it is a symbolic link to {0}, not to a regular file")]
+    LinkToNonRegular(&'static str),
+    /// The entry is a symbolic link that a user other than root, the reader and the target's
+    /// owner made.
+    #[error(
+        "it is a symbolic link made by uid {link_owner} to a file of uid {target_owner} (a link in \
+         a spec dir is followed only when root, the reading user or the target's owner made it)"
+    )]
+    ForeignLink {
+        /// The link's owner.
+        link_owner: u32,
+        /// The target's owner.
+        target_owner: u32,
+    },
 }
 
 fn join_problems(problems: &[Problem]) -> String {
@@ -101,7 +144,7 @@ pub enum InjectError {
     #[error(
         "unresolvable CDI device{} {} (available: {})",
         if names.len() == 1 { "" } else { "s" },
-        names.join(", "),
+        crate::text::escape(&names.join(", ")),
         if available.is_empty() { "none".to_string() } else { available.join(", ") }
     )]
     Unresolvable {
@@ -111,7 +154,7 @@ pub enum InjectError {
         available: Vec<String>,
     },
     /// Applying the edits failed.
-    #[error("cannot inject CDI devices {}", names.join(", "))]
+    #[error("cannot inject CDI devices {}", crate::text::escape(&names.join(", ")))]
     Edit {
         /// The requested names.
         names: Vec<String>,
@@ -178,7 +221,7 @@ impl Registry {
                 }
             };
             for path in files {
-                match load_checked(&path) {
+                match load_entry(&path) {
                     Ok(spec) => registry.add(
                         SpecFile {
                             path,
@@ -308,6 +351,79 @@ pub fn load_checked(path: &Path) -> Result<Spec, RegistryError> {
     }
 }
 
+/// Reads, parses and validates a spec-dir entry: [`read_entry`], then the checks of
+/// [`load_checked`].
+pub fn load_entry(path: &Path) -> Result<Spec, RegistryError> {
+    let bytes = read_entry(path)?;
+    let spec =
+        codec::parse(&bytes, Format::from_path(path)).map_err(|source| LoadError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let problems = validate::validate(&spec);
+    if problems.is_empty() {
+        Ok(spec)
+    } else {
+        Err(RegistryError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+}
+
+/// The bytes of a spec-dir entry, read only when it is a regular file or a symbolic link to a
+/// regular file made by root, by this process's effective user, or by the target's owner (the
+/// module documentation says why). The entry is inspected before it is opened, so a device or
+/// FIFO is never opened; the open is non-blocking and the opened file is checked again.
+pub fn read_entry(path: &Path) -> Result<Vec<u8>, RegistryError> {
+    let read_error = |source: io::Error| {
+        RegistryError::Load(LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let refused = |reason: Refusal| RegistryError::Refused {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let entry = std::fs::symlink_metadata(path).map_err(read_error)?;
+    let link_owner = entry.file_type().is_symlink().then(|| entry.uid());
+    let check = |meta: &std::fs::Metadata| match link_owner {
+        None if !meta.is_file() => Err(refused(Refusal::NotRegular(crate::text::file_type(
+            meta.mode(),
+        )))),
+        Some(_) if !meta.is_file() => Err(refused(Refusal::LinkToNonRegular(
+            crate::text::file_type(meta.mode()),
+        ))),
+        Some(owner)
+            if owner != 0 && owner != nix::unistd::geteuid().as_raw() && owner != meta.uid() =>
+        {
+            Err(refused(Refusal::ForeignLink {
+                link_owner: owner,
+                target_owner: meta.uid(),
+            }))
+        }
+        _ => Ok(()),
+    };
+    match link_owner {
+        Some(_) => check(&std::fs::metadata(path).map_err(read_error)?)?,
+        None => check(&entry)?,
+    }
+    let mut flags = OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    if link_owner.is_none() {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    let mut file: File = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .map_err(read_error)?;
+    check(&file.metadata().map_err(read_error)?)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(read_error)?;
+    Ok(bytes)
+}
+
 /// True for the file names the engines read from a spec directory: the text after the last dot
 /// is `json` or `yaml` (Go's `filepath.Ext`).
 pub fn is_spec_file_name(name: &str) -> bool {
@@ -325,7 +441,7 @@ fn spec_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
         if !is_spec_file_name(name) {
             continue;
         }
-        // Like Go's Walk: directories are skipped, symlinks are followed when read.
+        // Like Go's Walk: directories are skipped; what else is read is up to `read_entry`.
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
@@ -412,6 +528,85 @@ mod tests {
         assert_eq!(
             registry.device("example.com/dev=a").expect("a").file.path,
             dir.join("link.json")
+        );
+    }
+
+    #[test]
+    fn spec_dir_fifos_devices_and_links_to_them_are_refused_without_blocking() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cdi");
+        write(&dir, "good.json", &spec_text("example.com/dev", &["a"]));
+        nix::unistd::mkfifo(
+            &dir.join("fifo.yaml"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .expect("mkfifo");
+        std::os::unix::fs::symlink("/dev/null", dir.join("null.json")).expect("symlink");
+        std::os::unix::fs::symlink(tmp.path(), dir.join("dir.json")).expect("symlink");
+        let registry = Registry::load(std::slice::from_ref(&dir));
+        assert_eq!(names(&registry), ["example.com/dev=a"]);
+        let shown =
+            |name: &str, why: &str| format!("refusing to read {}: {why}", dir.join(name).display());
+        assert_eq!(
+            error_texts(&registry),
+            [
+                shown(
+                    "dir.json",
+                    "it is a symbolic link to a directory, not to a regular file"
+                ),
+                shown("fifo.yaml", "it is a FIFO, not a regular file"),
+                shown(
+                    "null.json",
+                    "it is a symbolic link to a character device, not to a regular file"
+                ),
+            ]
+        );
+    }
+
+    /// Issue 12 item 11: a privileged reader does not follow a link another user planted in a
+    /// spec dir to a file that user could not read (`/etc/shadow`); links made by root, by the
+    /// reader or by the target's owner are followed. Needs root to make files of other users.
+    #[test]
+    fn spec_dir_links_made_by_another_user_to_a_file_not_theirs_are_not_followed() {
+        use std::os::unix::fs::{PermissionsExt, lchown};
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "needs root (CI=true: must not skip)"
+            );
+            eprintln!("SKIPPED: needs root to make links owned by another user");
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let secret = write(
+            tmp.path(),
+            "shadow",
+            "root:$y$j9T$SECRET:19000:0:99999:7:::\n",
+        );
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).expect("chmod");
+        let theirs = write(
+            tmp.path(),
+            "theirs.json",
+            &spec_text("example.com/theirs", &["t"]),
+        );
+        lchown(&theirs, Some(65534), Some(65534)).expect("chown target");
+        let dir = tmp.path().join("cdi");
+        fs::create_dir_all(&dir).expect("mkdir");
+        for (name, target) in [("planted.yaml", &secret), ("own.json", &theirs)] {
+            let link = dir.join(name);
+            std::os::unix::fs::symlink(target, &link).expect("symlink");
+            lchown(&link, Some(65534), Some(65534)).expect("chown link");
+        }
+        let registry = Registry::load(std::slice::from_ref(&dir));
+        assert_eq!(names(&registry), ["example.com/theirs=t"]);
+        assert_eq!(
+            error_texts(&registry),
+            [format!(
+                "refusing to read {}: it is a symbolic link made by uid 65534 to a file of uid 0 \
+                 (a link in a spec dir is followed only when root, the reading user or the \
+                 target's owner made it)",
+                dir.join("planted.yaml").display()
+            )]
         );
     }
 

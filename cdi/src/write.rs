@@ -1,32 +1,97 @@
-//! Atomic file writes for spec files and the configs other tools read while we write them.
+//! Atomic file replacement: the one writer for CDI specs, the engine configs `configure` edits
+//! and the OCI bundle configs the runtime wrapper rewrites.
 //!
 //! Docker and containerd watch the spec directories and reload on every write or rename of a
 //! `*.json`/`*.yaml` file, so a spec must appear complete in one step: the bytes go to a temp file
 //! with a non-spec extension (`.<name>.tmp-<pid>-<n>`) in the SAME directory (a file renamed in
-//! from another directory is not noticed by the watchers), which is synced, given its final mode
+//! from another directory is not noticed by the watchers), which is given its final mode, synced
 //! and renamed over the target; then the directory is synced. Identical content is not rewritten,
 //! so re-running a generator does not wake every watcher.
+//!
+//! What may be replaced, whoever asks:
+//! - **Only a regular file, or nothing.** A character or block device, FIFO, socket or directory
+//!   at the path is refused with [`WriteError::NotRegular`] before anything is written, and left
+//!   as it is: `--output /dev/null` must not turn the host's `/dev/null` into a file.
+//! - **A symlink is written at its target.** [`write_file`] follows a symlink at the path (hop by
+//!   hop) and replaces the file it names atomically in that file's own directory, so a config
+//!   kept as a link by configuration management stays a link. A link is followed only when it
+//!   belongs to the caller or to root (the rule the kernel's `fs.protected_symlinks` applies in
+//!   sticky directories, here everywhere), and a link to a missing file is refused: neither is
+//!   something a careful admin has, both are how a symlink attack looks.
+//! - **Permission bits only.** The new file gets `mode & 0o777`: setuid, setgid and sticky bits
+//!   are never set, and never carried over from a replaced file ([`Mode::KeepOr`]).
+//!
+//! [`write_in`] does the same relative to a directory the caller opened once (the wrapper pins
+//! the bundle directory that way): the check, the temp file, the rename and the clean-up all
+//! name the file relative to that descriptor, so a path that is swapped meanwhile cannot redirect
+//! any of them. There a symlink at the name is refused, not followed.
 
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{FileStat, Mode as NixMode, SFlag};
+use nix::unistd::UnlinkatFlags;
 
 use crate::codec::{self, Format};
 use crate::spec::Spec;
 
+mod target;
+
+pub use target::{FileKind, check_target, resolve};
+
 /// The mode of spec files: world-readable, as engines running as other users must read them.
 pub const SPEC_MODE: u32 = 0o644;
 
-/// What [`write_atomic`] did.
+/// The permission bits a written file may get: no setuid, setgid or sticky bit, ever.
+pub const PERMISSION_BITS: u32 = 0o777;
+
+/// What [`write_file`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// The file was created or replaced.
     Written,
     /// The file already had these bytes and this mode; nothing was touched.
     Unchanged,
+}
+
+/// The permission bits of the written file (always masked with [`PERMISSION_BITS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// These bits, whatever the replaced file had.
+    Exactly(u32),
+    /// The replaced file's permission bits; these for a new file.
+    KeepOr(u32),
+}
+
+/// How [`write_file`] and [`write_in`] write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// The new file's permission bits.
+    pub mode: Mode,
+    /// Sync the file before and the directory after the rename, so the new content survives a
+    /// crash. A file that is read a moment later and is worthless after a crash (an OCI bundle's
+    /// config) skips that: a sync costs milliseconds.
+    pub durable: bool,
+}
+
+impl WriteOptions {
+    /// Durable, with exactly `mode`.
+    pub fn exactly(mode: u32) -> Self {
+        WriteOptions {
+            mode: Mode::Exactly(mode),
+            durable: true,
+        }
+    }
 }
 
 /// Why a file could not be written. The target is untouched and no temp file is left behind.
@@ -49,6 +114,58 @@ pub enum WriteError {
     CreateDir {
         /// The directory.
         dir: PathBuf,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
+    /// The path (or the file a symlink at it leads to) is not a regular file.
+    #[error("cannot write {path}: {}{kind}, not a regular file (it was left as it is)", via_text(.target.as_deref()))]
+    NotRegular {
+        /// The path the caller named.
+        path: PathBuf,
+        /// The file a symlink at `path` leads to, when it was followed.
+        target: Option<PathBuf>,
+        /// What is there instead.
+        kind: FileKind,
+    },
+    /// A symlink at the path belongs to someone else than the caller and root.
+    #[error(
+        "cannot write {path}: {link} is a symbolic link owned by uid {owner}, neither the caller \
+         nor root (replace the link with the file, or remove it)"
+    )]
+    ForeignSymlink {
+        /// The path the caller named.
+        path: PathBuf,
+        /// The link (`path` or a link it leads to).
+        link: PathBuf,
+        /// Its owner.
+        owner: u32,
+    },
+    /// A symlink at the path leads to nothing.
+    #[error(
+        "cannot write {path}: it is a symbolic link to {target}, which does not exist (create \
+         the file or remove the link)"
+    )]
+    DanglingSymlink {
+        /// The path the caller named.
+        path: PathBuf,
+        /// The missing file.
+        target: PathBuf,
+    },
+    /// Following the path's symlinks failed (a loop, an unreadable link or directory).
+    #[error("cannot follow {path}")]
+    Follow {
+        /// The path the caller named.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
+    /// What the path holds could not be checked.
+    #[error("cannot inspect {path}")]
+    Inspect {
+        /// The file.
+        path: PathBuf,
         /// The failure.
         #[source]
         source: io::Error,
@@ -91,67 +208,93 @@ pub enum WriteError {
     },
 }
 
+impl WriteError {
+    /// Whether the path was refused for what it is (not a regular file, a symlink that is not
+    /// followed) rather than failing while being written.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            WriteError::NotRegular { .. }
+                | WriteError::ForeignSymlink { .. }
+                | WriteError::DanglingSymlink { .. }
+                | WriteError::Follow { .. }
+        )
+    }
+}
+
+fn via_text(target: Option<&Path>) -> String {
+    match target {
+        Some(target) => format!("it leads to {}, ", target.display()),
+        None => "it is ".to_string(),
+    }
+}
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Writes `bytes` to `path` atomically with permission bits `mode`, unless the file already holds
-/// exactly these bytes with this mode. The parent directory must exist.
-///
-/// The new file belongs to the calling user; the owner, extended attributes and hard links of a
-/// file it replaces are not carried over, and a symlink at `path` is replaced, not followed.
+/// Writes `bytes` to `path` atomically and durably with permission bits `mode`; see
+/// [`write_file`].
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<WriteOutcome, WriteError> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| WriteError::NotAFilePath { path: path.into() })?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    remove_stale_temps(&dir, name, Path::new("/proc"));
-    if is_unchanged(path, bytes, mode) {
-        return Ok(WriteOutcome::Unchanged);
-    }
-    let temp = TempFile {
-        path: dir.join(temp_name(name)),
-        keep: false,
-    };
-    let temp_err = |step: &'static str| {
-        let temp = temp.path.clone();
-        move |source| WriteError::Temp {
-            step,
-            temp,
-            path: path.into(),
-            source,
+    write_file(path, bytes, WriteOptions::exactly(mode))
+}
+
+/// Writes `bytes` to `path` atomically, unless the file already holds exactly these bytes with
+/// this mode. The parent directory must exist.
+///
+/// `path` must be a regular file or missing; a symlink is followed to the file it names (see the
+/// module documentation for the rules), which is then replaced in its own directory. The new file
+/// belongs to the calling user; the owner, extended attributes and hard links of a file it
+/// replaces are not carried over.
+pub fn write_file(
+    path: &Path,
+    bytes: &[u8],
+    options: WriteOptions,
+) -> Result<WriteOutcome, WriteError> {
+    let target = resolve(path)?;
+    let (dir, name) = split(&target)?;
+    let dir_fd = match open_dir(&dir) {
+        Ok(fd) => fd,
+        Err(source) => {
+            return Err(WriteError::Temp {
+                step: "create",
+                temp: dir.join(temp_name(name)),
+                path: target.clone(),
+                source,
+            });
         }
     };
+    let place = Place {
+        dir: dir_fd.as_fd(),
+        dir_path: &dir,
+        name,
+        path: target.clone(),
+        named: path,
+    };
+    write_at(&place, bytes, options)
+}
 
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp.path)
-        .map_err(temp_err("create"))?;
-    file.write_all(bytes).map_err(temp_err("write"))?;
-    file.set_permissions(Permissions::from_mode(mode))
-        .map_err(temp_err("chmod"))?;
-    file.sync_all().map_err(temp_err("sync"))?;
-    drop(file);
-
-    fs::rename(&temp.path, path).map_err(|source| WriteError::Rename {
-        temp: temp.path.clone(),
-        path: path.into(),
-        source,
-    })?;
-    let mut temp = temp;
-    temp.keep = true;
-
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| WriteError::SyncDir {
-            dir: dir.clone(),
-            path: path.into(),
-            source,
-        })?;
-    Ok(WriteOutcome::Written)
+/// Writes `bytes` atomically as `name` inside the directory `dir` (opened by the caller;
+/// `dir_path` names it in errors), with the rules of [`write_file`] except that a symlink at
+/// `name` is refused rather than followed. Every step names the file relative to `dir`.
+pub fn write_in(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    name: &OsStr,
+    bytes: &[u8],
+    options: WriteOptions,
+) -> Result<WriteOutcome, WriteError> {
+    let path = dir_path.join(name);
+    let plain = !name.is_empty() && name != "." && name != ".." && !name.as_bytes().contains(&b'/');
+    if !plain {
+        return Err(WriteError::NotAFilePath { path });
+    }
+    let place = Place {
+        dir,
+        dir_path,
+        name,
+        path: path.clone(),
+        named: &path,
+    };
+    write_at(&place, bytes, options)
 }
 
 /// Serialises `spec` in the format its extension names (`.json` or `.yaml`) and writes it with
@@ -170,9 +313,160 @@ pub fn write_spec(path: &Path, spec: &Spec) -> Result<WriteOutcome, WriteError> 
     write_atomic(path, codec::to_string(spec, format).as_bytes(), SPEC_MODE)
 }
 
+/// The directory (`.` for a bare name) and the file name of `path`.
+fn split(path: &Path) -> Result<(PathBuf, &OsStr), WriteError> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| WriteError::NotAFilePath { path: path.into() })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((dir, name))
+}
+
+/// Opens a directory for `*at` calls (and its sync), following symlinks on the way as any path
+/// lookup does.
+pub fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        NixMode::empty(),
+    )
+    .map_err(io::Error::from)
+}
+
+/// One file to write, named relative to an open directory.
+struct Place<'a> {
+    dir: BorrowedFd<'a>,
+    dir_path: &'a Path,
+    name: &'a OsStr,
+    /// `dir_path/name`, for messages.
+    path: PathBuf,
+    /// The path the caller named (a symlink leading to `path`, or `path`).
+    named: &'a Path,
+}
+
+fn write_at(
+    place: &Place<'_>,
+    bytes: &[u8],
+    options: WriteOptions,
+) -> Result<WriteOutcome, WriteError> {
+    let existing = existing_file(place)?;
+    let mode = match (options.mode, &existing) {
+        (Mode::KeepOr(_), Some(stat)) => stat.st_mode,
+        (Mode::KeepOr(mode) | Mode::Exactly(mode), _) => mode,
+    } & PERMISSION_BITS;
+    remove_stale_temps(place.dir, place.name, Path::new("/proc"));
+    if let Some(stat) = &existing
+        && is_unchanged(place, stat, bytes, mode)
+    {
+        return Ok(WriteOutcome::Unchanged);
+    }
+    let temp_name = temp_name(place.name);
+    let temp = TempFile {
+        dir: place.dir,
+        name: OsString::from(&temp_name),
+        keep: false,
+    };
+    let temp_path = place.dir_path.join(&temp_name);
+    let temp_err = |step: &'static str| {
+        let temp = temp_path.clone();
+        move |source| WriteError::Temp {
+            step,
+            temp,
+            path: place.path.clone(),
+            source,
+        }
+    };
+
+    let fd = nix::fcntl::openat(
+        place.dir,
+        temp.name.as_os_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        NixMode::from_bits_truncate(0o600),
+    )
+    .map_err(|errno| temp_err("create")(io::Error::from(errno)))?;
+    let mut file = File::from(fd);
+    file.write_all(bytes).map_err(temp_err("write"))?;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(temp_err("chmod"))?;
+    if options.durable {
+        file.sync_all().map_err(temp_err("sync"))?;
+    }
+    drop(file);
+
+    #[cfg(test)]
+    tests::before_rename();
+    nix::fcntl::renameat(place.dir, temp.name.as_os_str(), place.dir, place.name).map_err(
+        |errno| WriteError::Rename {
+            temp: temp_path.clone(),
+            path: place.path.clone(),
+            source: io::Error::from(errno),
+        },
+    )?;
+    let mut temp = temp;
+    temp.keep = true;
+
+    if options.durable {
+        nix::unistd::fsync(place.dir).map_err(|errno| WriteError::SyncDir {
+            dir: place.dir_path.to_path_buf(),
+            path: place.path.clone(),
+            source: io::Error::from(errno),
+        })?;
+    }
+    Ok(WriteOutcome::Written)
+}
+
+/// The status of the regular file at the place, `None` when there is none; anything else there
+/// is refused.
+fn existing_file(place: &Place<'_>) -> Result<Option<FileStat>, WriteError> {
+    match nix::sys::stat::fstatat(place.dir, place.name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(stat) => match FileKind::of(stat.st_mode) {
+            None => Ok(Some(stat)),
+            Some(kind) => Err(WriteError::NotRegular {
+                path: place.named.to_path_buf(),
+                target: (place.named != place.path).then(|| place.path.clone()),
+                kind,
+            }),
+        },
+        Err(Errno::ENOENT) => Ok(None),
+        Err(errno) => Err(WriteError::Inspect {
+            path: place.path.clone(),
+            source: io::Error::from(errno),
+        }),
+    }
+}
+
+/// Whether the regular file at the place holds exactly `bytes` with exactly `mode` (permission
+/// bits and no others).
+fn is_unchanged(place: &Place<'_>, stat: &FileStat, bytes: &[u8], mode: u32) -> bool {
+    if stat.st_mode & 0o7777 != mode || u64::try_from(stat.st_size).ok() != Some(bytes.len() as u64)
+    {
+        return false;
+    }
+    let Ok(fd) = nix::fcntl::openat(
+        place.dir,
+        place.name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        NixMode::empty(),
+    ) else {
+        return false;
+    };
+    let mut file = File::from(fd);
+    let is_regular = file.metadata().is_ok_and(|m| m.is_file());
+    let mut old = Vec::with_capacity(bytes.len());
+    is_regular
+        && Read::by_ref(&mut file)
+            .take(bytes.len() as u64 + 1)
+            .read_to_end(&mut old)
+            .is_ok()
+        && old == bytes
+}
+
 /// `.<name>.tmp-<pid>-<n>`: hidden, unique within the process, and not a spec extension, so the
 /// watchers of Docker and containerd ignore writes to it.
-fn temp_name(name: &std::ffi::OsStr) -> String {
+fn temp_name(name: &OsStr) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id())
 }
@@ -181,23 +475,33 @@ fn temp_name(name: &std::ffi::OsStr) -> String {
 const STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// Removes the `.<name>.tmp-<pid>-<n>` files that writers killed between creating their temp file
-/// and renaming it (SIGKILL, a crash) left next to `<name>`. Engines ignore them (not a spec
-/// extension), but they would pile up in a persistent directory like /etc/cdi. A file is removed
-/// only when no process `<pid>` exists under `proc` AND it is older than [`STALE_AFTER`], so a
-/// live writer in another pid namespace keeps its file. Best effort: errors are ignored, and
-/// nothing is removed when `proc` is not mounted.
-fn remove_stale_temps(dir: &Path, name: &std::ffi::OsStr, proc: &Path) {
+/// and renaming it (SIGKILL, a crash) left next to `<name>` in `dir`. Engines ignore them (not a
+/// spec extension), but they would pile up in a persistent directory like /etc/cdi. A file is
+/// removed only when no process `<pid>` exists under `proc` AND it is a regular file older than
+/// [`STALE_AFTER`], so a live writer in another pid namespace keeps its file. Best effort: errors
+/// are ignored, and nothing is removed when `proc` is not mounted.
+fn remove_stale_temps(dir: BorrowedFd<'_>, name: &OsStr, proc: &Path) {
     if !proc.join("self").exists() {
         return;
     }
     let prefix = format!(".{}.tmp-", name.to_string_lossy());
     let own_pid = std::process::id().to_string();
-    let Ok(entries) = fs::read_dir(dir) else {
+    let Ok(mut entries) = Dir::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        NixMode::empty(),
+    ) else {
         return;
     };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+    let now = SystemTime::now();
+    for entry in entries.iter().flatten() {
+        let Some(rest) = entry
+            .file_name()
+            .to_str()
+            .ok()
+            .and_then(|n| n.strip_prefix(&prefix))
+        else {
             continue;
         };
         let Some((pid, n)) = rest.split_once('-') else {
@@ -209,41 +513,35 @@ fn remove_stale_temps(dir: &Path, name: &std::ffi::OsStr, proc: &Path) {
         if proc.join(pid).exists() {
             continue;
         }
-        let stale = entry.metadata().is_ok_and(|meta| {
-            meta.is_file()
-                && meta
-                    .modified()
-                    .ok()
-                    .and_then(|time| time.elapsed().ok())
-                    .is_some_and(|age| age >= STALE_AFTER)
-        });
+        let file_name = entry.file_name();
+        let stale = nix::sys::stat::fstatat(dir, file_name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|stat| {
+                let modified = SystemTime::UNIX_EPOCH
+                    + Duration::from_secs(u64::try_from(stat.st_mtime).unwrap_or(0));
+                SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
+                    && now
+                        .duration_since(modified)
+                        .is_ok_and(|age| age >= STALE_AFTER)
+            });
         if stale {
-            let _ = fs::remove_file(entry.path());
+            let _ = nix::unistd::unlinkat(dir, file_name, UnlinkatFlags::NoRemoveDir);
         }
     }
 }
 
-fn is_unchanged(path: &Path, bytes: &[u8], mode: u32) -> bool {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return false;
-    };
-    if !meta.is_file() || meta.permissions().mode() & 0o7777 != mode & 0o7777 {
-        return false;
-    }
-    meta.len() == bytes.len() as u64 && fs::read(path).is_ok_and(|old| old == bytes)
-}
-
 /// The temp file, removed when dropped unless it was renamed into place.
-struct TempFile {
-    path: PathBuf,
+struct TempFile<'a> {
+    dir: BorrowedFd<'a>,
+    name: OsString,
     keep: bool,
 }
 
-impl Drop for TempFile {
+impl Drop for TempFile<'_> {
     fn drop(&mut self) {
         if !self.keep {
             // Best effort: the file may not exist if creating it failed.
-            let _ = fs::remove_file(&self.path);
+            let _ =
+                nix::unistd::unlinkat(self.dir, self.name.as_os_str(), UnlinkatFlags::NoRemoveDir);
         }
     }
 }
@@ -251,7 +549,20 @@ impl Drop for TempFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
+    use std::cell::RefCell;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    thread_local! {
+        /// Run by the writer right before its rename (in this thread's next write only).
+        static BEFORE_RENAME: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+    }
+
+    /// The test seam: called by [`write_at`] between writing the temp file and the rename.
+    pub(super) fn before_rename() {
+        if let Some(action) = BEFORE_RENAME.with(|slot| slot.borrow_mut().take()) {
+            action();
+        }
+    }
 
     fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
@@ -299,28 +610,167 @@ mod tests {
         assert_eq!(fs::read(&path).expect("read"), b"{ }");
     }
 
+    /// Until issue 12 a symlink was replaced by a regular file; now the file it names is written,
+    /// in its own directory, and the link stays.
     #[test]
-    fn replaces_a_symlink_instead_of_writing_through_it() {
+    fn a_symlink_is_written_at_its_target_in_the_targets_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let target = dir.path().join("target");
-        fs::write(&target, "x").expect("write target");
-        let link = dir.path().join("spec.json");
-        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let real = dir.path().join("managed");
+        fs::create_dir(&real).expect("mkdir");
+        let target = real.join("daemon.json");
+        fs::write(&target, "old").expect("write target");
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o640)).expect("chmod");
+        // A chain of two links, the first relative.
+        std::os::unix::fs::symlink(&target, dir.path().join("second")).expect("symlink");
+        let link = dir.path().join("daemon.json");
+        std::os::unix::fs::symlink("second", &link).expect("symlink");
+        let options = WriteOptions {
+            mode: Mode::KeepOr(0o644),
+            durable: true,
+        };
         assert_eq!(
-            write_atomic(&link, b"x", 0o644).expect("write"),
+            write_file(&link, b"new", options).expect("write"),
             WriteOutcome::Written
         );
-        assert!(fs::symlink_metadata(&link).expect("stat").is_file());
-        assert_eq!(fs::read(&target).expect("read"), b"x");
+        assert!(fs::symlink_metadata(&link).expect("lstat").is_symlink());
+        assert_eq!(fs::read(&target).expect("read"), b"new");
+        assert_eq!(fs::metadata(&target).expect("stat").mode() & 0o7777, 0o640);
+        assert_eq!(entries(&real), ["daemon.json"]);
+        assert_eq!(entries(dir.path()), ["daemon.json", "managed", "second"]);
+        assert_eq!(resolve(&link).expect("resolve"), target);
+    }
+
+    #[test]
+    fn a_symlink_to_nothing_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("spec.json");
+        std::os::unix::fs::symlink("missing/spec.json", &link).expect("symlink");
+        let err = write_atomic(&link, b"{}", 0o644).expect_err("dangling");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot write {}: it is a symbolic link to {}, which does not exist (create the \
+                 file or remove the link)",
+                link.display(),
+                dir.path().join("missing/spec.json").display()
+            )
+        );
+        assert_eq!(entries(dir.path()), ["spec.json"]);
+        let looping = dir.path().join("loop.json");
+        std::os::unix::fs::symlink("loop.json", &looping).expect("symlink");
+        let err = write_atomic(&looping, b"{}", 0o644).expect_err("loop");
+        assert!(matches!(err, WriteError::Follow { .. }), "{err}");
+    }
+
+    /// FIFOs, sockets and directories (devices need root: tests/e2e/special_files.rs) are refused
+    /// before anything is written, directly and behind a symlink.
+    #[test]
+    fn special_files_are_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo.yaml");
+        nix::unistd::mkfifo(&fifo, NixMode::from_bits_truncate(0o666)).expect("mkfifo");
+        let socket = dir.path().join("socket.yaml");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        let directory = dir.path().join("dir.yaml");
+        fs::create_dir(&directory).expect("mkdir");
+        let link = dir.path().join("link.yaml");
+        std::os::unix::fs::symlink(&fifo, &link).expect("symlink");
+        let cases = [
+            (&fifo, "it is a FIFO".to_string()),
+            (&socket, "it is a socket".to_string()),
+            (&directory, "it is a directory".to_string()),
+            (&link, format!("it leads to {}, a FIFO", fifo.display())),
+        ];
+        for (path, what) in cases {
+            let err = write_atomic(path, b"x", 0o644).expect_err("refused");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "cannot write {}: {what}, not a regular file (it was left as it is)",
+                    path.display()
+                )
+            );
+        }
+        assert_eq!(
+            entries(dir.path()),
+            ["dir.yaml", "fifo.yaml", "link.yaml", "socket.yaml"]
+        );
+        assert!(
+            fs::symlink_metadata(&fifo)
+                .expect("lstat")
+                .file_type()
+                .is_fifo()
+        );
+        assert!(fs::read_dir(&directory).expect("dir").next().is_none());
+    }
+
+    #[test]
+    fn only_permission_bits_are_written_or_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.json");
+        fs::write(&path, "{}").expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o6777)).expect("chmod");
+        let keep = WriteOptions {
+            mode: Mode::KeepOr(0o644),
+            durable: false,
+        };
+        // Even the same bytes are rewritten: the setuid and setgid bits must go.
+        assert_eq!(
+            write_file(&path, b"{}", keep).expect("write"),
+            WriteOutcome::Written
+        );
+        assert_eq!(fs::metadata(&path).expect("stat").mode() & 0o7777, 0o777);
+        write_atomic(&path, b"{}", 0o4755).expect("write");
+        assert_eq!(fs::metadata(&path).expect("stat").mode() & 0o7777, 0o755);
+    }
+
+    /// `write_in` names everything relative to the directory it was given: renaming that
+    /// directory and putting another in its place does not redirect the write.
+    #[test]
+    fn write_in_stays_in_the_directory_it_was_given() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bundle = dir.path().join("bundle");
+        fs::create_dir(&bundle).expect("mkdir");
+        let fd = open_dir(&bundle).expect("open dir");
+        fs::rename(&bundle, dir.path().join("moved")).expect("rename");
+        fs::create_dir(&bundle).expect("mkdir again");
+        let options = WriteOptions {
+            mode: Mode::KeepOr(0o644),
+            durable: false,
+        };
+        write_in(fd.as_fd(), &bundle, "config.json".as_ref(), b"{}", options).expect("write");
+        assert_eq!(entries(&bundle), Vec::<String>::new());
+        assert_eq!(entries(&dir.path().join("moved")), ["config.json"]);
+        // A symlink at the name is not followed but refused.
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("moved/link")).expect("ln");
+        let err =
+            write_in(fd.as_fd(), &bundle, "link".as_ref(), b"{}", options).expect_err("symlink");
+        assert!(
+            err.to_string()
+                .ends_with(": it is a symbolic link, not a regular file (it was left as it is)"),
+            "{err}"
+        );
+        for name in ["", ".", "..", "a/b"] {
+            assert!(matches!(
+                write_in(fd.as_fd(), &bundle, name.as_ref(), b"", options),
+                Err(WriteError::NotAFilePath { .. })
+            ));
+        }
     }
 
     #[test]
     fn failure_leaves_target_and_directory_clean() {
         let dir = tempfile::tempdir().expect("tempdir");
-        // Renaming a file over a non-empty directory fails after the temp file was written.
+        // Renaming a file over a non-empty directory fails after the temp file was written (a
+        // directory there from the start is refused before: it appears right before the rename).
         let path = dir.path().join("busy.json");
-        fs::create_dir(&path).expect("mkdir");
-        fs::write(path.join("inside"), "").expect("write");
+        let busy = path.clone();
+        BEFORE_RENAME.with(|slot| {
+            *slot.borrow_mut() = Some(Box::new(move || {
+                fs::create_dir(&busy).expect("mkdir");
+                fs::write(busy.join("inside"), "").expect("write");
+            }));
+        });
         let err = write_atomic(&path, b"{}", 0o644).expect_err("rename over a directory");
         assert!(matches!(err, WriteError::Rename { .. }), "{err}");
         assert_eq!(entries(dir.path()), ["busy.json"]);
@@ -400,7 +850,8 @@ mod tests {
         make(".a.yaml.tmp-4242-0", Some(old)); // live writer: kept
         make(".b.yaml.tmp-999999-0", Some(old)); // another file's temp: kept
         make(".a.yaml.tmp-x-0", Some(old)); // not our pattern: kept
-        remove_stale_temps(dir.path(), std::ffi::OsStr::new("a.yaml"), proc.path());
+        let fd = open_dir(dir.path()).expect("open dir");
+        remove_stale_temps(fd.as_fd(), std::ffi::OsStr::new("a.yaml"), proc.path());
         assert_eq!(
             entries(dir.path()),
             [
@@ -412,7 +863,7 @@ mod tests {
         );
         // Without a mounted /proc nothing is removed.
         make(".a.yaml.tmp-999999-0", Some(old));
-        remove_stale_temps(dir.path(), std::ffi::OsStr::new("a.yaml"), dir.path());
+        remove_stale_temps(fd.as_fd(), std::ffi::OsStr::new("a.yaml"), dir.path());
         assert!(dir.path().join(".a.yaml.tmp-999999-0").exists());
     }
 

@@ -164,7 +164,7 @@ class Host:
                                 "max_engine_clk_ccompute": 3700}, 0, ""))
 
     def gpu_node(self, bdf, device_id, render_minor, simd, gfx, unique_id, partition=0,
-                 old_kernel=False, cpu_cores=0, local_mem=0, name=""):
+                 old_kernel=False, cpu_cores=0, local_mem=0, name="", hive=0):
         domain, bus, dev, fn = int(bdf[:4], 16), int(bdf[5:7], 16), int(bdf[8:10], 16), int(bdf[11])
         location = (bus << 8) | (dev << 3) | (fn | partition)
         props = {"cpu_cores_count": cpu_cores, "simd_count": simd, "mem_banks_count": 1,
@@ -174,7 +174,7 @@ class Host:
                  "array_count": 4, "simd_arrays_per_engine": 1, "cu_per_simd_array": simd // 16,
                  "simd_per_cu": 4, "max_slots_scratch_cu": 32, "gfx_target_version": gfx,
                  "vendor_id": AMD, "device_id": device_id, "location_id": location,
-                 "domain": domain, "drm_render_minor": render_minor, "hive_id": 0,
+                 "domain": domain, "drm_render_minor": render_minor, "hive_id": hive,
                  "num_sdma_engines": 2, "num_sdma_xgmi_engines": 0,
                  "num_sdma_queues_per_engine": 8, "num_cp_queues": 24,
                  "max_engine_clk_fcompute": 2100, "local_mem_size": local_mem,
@@ -209,15 +209,16 @@ def instinct_attrs(product, compute=None, memory=None, available=None):
 
 
 def simple_gpu(host, bdf, device_id, gfx, simd, numa, product=None, unique=True, pci_class=0x030000,
-               old_kernel=False, name="", cpu_cores=0):
-    """A whole GPU with one DRM device on its PCI function; returns its render minor."""
+               old_kernel=False, name="", cpu_cores=0, hive=0):
+    """A whole GPU with one DRM device on its PCI function; returns a function adding its KFD
+    node. `hive` is the KFD `hive_id` of GPUs linked by XGMI (0: none)."""
     render, card = host.minors.device()
     attrs = {"product_name": product} if product else {}
     path = host.pci_device(bdf, AMD, device_id, pci_class, "amdgpu", numa, attrs)
     host.drm(path, render, card)
     unique_id = digest("unique", bdf) if unique else 0
     return lambda: host.gpu_node(bdf, device_id, render, simd, gfx, unique_id,
-                                 old_kernel=old_kernel, cpu_cores=cpu_cores, name=name)
+                                 old_kernel=old_kernel, cpu_cores=cpu_cores, name=name, hive=hive)
 
 
 def workstation():
@@ -234,14 +235,15 @@ def workstation():
 
 
 def mi210x4():
-    """Dual-socket EPYC with 4x MI210; probe (KFD and DRM) order differs from PCI order."""
+    """Dual-socket EPYC with 4x MI210; probe (KFD and DRM) order differs from PCI order. Two
+    2-way Infinity Fabric Link bridges join the cards of each socket into an XGMI hive."""
     h = Host()
     h.cpu_node(64)
     h.cpu_node(64, 64)
     pending = {}
     for bdf, numa in (("0000:43:00.0", 1), ("0000:03:00.0", 0), ("0000:63:00.0", 1), ("0000:23:00.0", 0)):
         pending[bdf] = simple_gpu(h, bdf, 0x740F, 90010, 416, numa, "AMD Instinct MI210",
-                                  pci_class=0x038000, name="gfx90a")
+                                  pci_class=0x038000, name="gfx90a", hive=digest("hive", "mi210x4", numa))
     for add in pending.values():
         add()
     return h
@@ -263,7 +265,8 @@ def bmc(host):
 def mi300x_cpx():
     """8x MI300X in CPX, Linux 6.8+ with extended DRM minors, `amdgpu_xcp_<k>` devices, and an
     amdgpu that gives every partition its own xcp device (9 DRM devices per GPU): the primary
-    render nodes are placeholders and minors run past 191."""
+    render nodes are placeholders and minors run past 191. The eight OAM modules form one XGMI
+    hive."""
     h = Host(extended_minors=True)
     h.cpu_node(96)
     h.cpu_node(96, 96)
@@ -281,7 +284,8 @@ def mi300x_cpx():
             dev = h.xcp_device(f"amdgpu_xcp_{xcp}")
             xcp += 1
             h.drm(dev, render, card)
-            h.gpu_node(bdf, MI300X, render, 152, 90402, shared_id, partition=k, name="gfx942")
+            h.gpu_node(bdf, MI300X, render, 152, 90402, shared_id, partition=k, name="gfx942",
+                       hive=digest("hive", "mi300x-cpx"))
     return h
 
 
@@ -316,7 +320,8 @@ def mi300x_cpx_dot():
     return h
 
 
-def xcp_gpu(h, bdf, device_id, product, mode, memory, available, partitions, simd, numa, first_xcp, shared=True):
+def xcp_gpu(h, bdf, device_id, product, mode, memory, available, partitions, simd, numa, first_xcp, shared=True,
+            hive=0):
     """A partition-capable GPU on a current kernel: partition 0 on the GPU's own DRM device,
     partitions 1.. on `amdgpu_xcp_<k>`, 7 xcp devices in every mode (the rest placeholders)."""
     render, card = h.minors.device()
@@ -330,7 +335,7 @@ def xcp_gpu(h, bdf, device_id, product, mode, memory, available, partitions, sim
         renders.append(r)
     for k in range(partitions):
         uid = digest("unique", bdf) if shared else digest("unique", bdf, k)
-        h.gpu_node(bdf, device_id, renders[k], simd, 90402, uid, partition=k, name="gfx942")
+        h.gpu_node(bdf, device_id, renders[k], simd, 90402, uid, partition=k, name="gfx942", hive=hive)
 
 
 def mi300x_spx():
@@ -354,6 +359,28 @@ def mi300a_tpx():
     for s in range(4):
         xcp_gpu(h, f"000{s}:02:00.0", 0x74A0, "AMD Instinct MI300A", "TPX", "NPS1",
                 "SPX, TPX, CPX", 3, 304, s, 7 * s, shared=False)
+    return h
+
+
+MI308X = 0x74A2
+
+
+def mi308x_two_domains():
+    """8x MI308X (four 20-CU XCDs each) in CPX, 4 partitions per GPU, on a server whose two
+    sockets each own a PCI domain: GPUs 0-3 in domain 0000 (NUMA node 0), GPUs 4-7 in domain 0001
+    (NUMA node 1), on the same bus numbers in both domains. The eight modules form one XGMI
+    hive."""
+    h = Host(extended_minors=True)
+    h.cpu_node(96)
+    h.cpu_node(96, 96)
+    bmc(h)
+    hive = digest("hive", "mi308x-two-domains")
+    first_xcp = 0
+    for domain in (0, 1):
+        for bus in (0x05, 0x15, 0x65, 0x75):
+            xcp_gpu(h, f"{domain:04x}:{bus:02x}:00.0", MI308X, "AMD Instinct MI308X", "CPX", "NPS1",
+                    "SPX, DPX, CPX", 4, 80, domain, first_xcp, hive=hive)
+            first_xcp += 7
     return h
 
 
@@ -384,12 +411,15 @@ def nvidia_mixed():
 
 
 def multi_domain():
-    """3x MI210 in three PCI domains, KFD order 0002, 0000, 0001."""
+    """3x MI210 in three PCI domains, KFD order 0002, 0000, 0001; a 2-way Infinity Fabric Link
+    bridge joins 0002:81:00.0 and 0000:c1:00.0 into an XGMI hive, 0001:41:00.0 has none."""
     h = Host()
     h.cpu_node(64)
-    order = [("0002:81:00.0", 0), ("0000:c1:00.0", 0), ("0001:41:00.0", 0)]
+    hive = digest("hive", "multi-domain")
+    order = [("0002:81:00.0", 0, hive), ("0000:c1:00.0", 0, hive), ("0001:41:00.0", 0, 0)]
     for add in [simple_gpu(h, bdf, 0x740F, 90010, 416, numa, "AMD Instinct MI210",
-                           pci_class=0x038000, name="gfx90a") for bdf, numa in order]:
+                           pci_class=0x038000, name="gfx90a", hive=hive)
+                for bdf, numa, hive in order]:
         add()
     return h
 
@@ -436,6 +466,7 @@ EXAMPLES = {
     "mi300x-cpx-dot": mi300x_cpx_dot,
     "mi300x-spx": mi300x_spx,
     "mi300a-tpx": mi300a_tpx,
+    "mi308x-two-domains": mi308x_two_domains,
     "old-kernel": old_kernel,
     "nvidia-mixed": nvidia_mixed,
     "multi-domain": multi_domain,

@@ -1,17 +1,32 @@
 //! An OCI bundle's `config.json`, read and rewritten as a `serde_json::Value` so unknown fields
-//! and key order survive, and written atomically (temp file in the same directory, rename) so the
-//! runtime never reads half a config. There is no fsync: the runtime reads the file a moment later
-//! from the page cache, and after a crash the container being created is gone anyway; a sync
-//! would cost milliseconds on every container start.
+//! and key order survive.
+//!
+//! A [`Bundle`] is the bundle directory opened once. The config is read and rewritten relative to
+//! that descriptor, so a `--bundle` path that is a symlink (runc follows one, and so does
+//! [`Bundle::open`]) swapped to another directory in between cannot make the rewrite land in a
+//! directory other than the one read. `config.json` itself must be a regular file: a symlink,
+//! FIFO or device there is refused, never followed, opened for reading or replaced.
+//!
+//! The rewrite is `cdi::write::write_in`, the workspace's one atomic writer: temp file in the
+//! bundle directory, rename over the config, the old file's permission bits only (never its
+//! setuid, setgid or sticky bits, which a root-owned rewrite would otherwise hand to whoever
+//! owned the old file). There is no fsync: the runtime reads the file a moment later from the
+//! page cache, and after a crash the container being created is gone anyway; a sync would cost
+//! milliseconds on every container start.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use cdi::write::{FileKind, Mode, WriteError, WriteOptions};
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::Mode as NixMode;
 use serde_json::Value;
 
 use crate::state::{CappedReadError, STDIN_LIMIT, read_capped};
+
+/// The config's file name inside a bundle.
+pub const CONFIG_NAME: &str = "config.json";
 
 /// Errors reading or writing a bundle's config.
 #[derive(Debug, thiserror::Error)]
@@ -41,25 +56,119 @@ pub enum BundleError {
         /// What was wrong.
         reason: String,
     },
-    /// Writing the new config failed; the old one is untouched.
-    #[error("cannot write {path}")]
-    Write {
-        /// The file that failed.
+    /// The config is not a regular file.
+    #[error(
+        "cannot read {path}: it is {kind}, not a regular file (runtimes read config.json as a file)"
+    )]
+    NotRegular {
+        /// The config path.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// What is there instead.
+        kind: FileKind,
     },
+    /// Writing the new config failed; the old one is untouched.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// A bundle directory, opened once: every read and write of its config is relative to it.
+#[derive(Debug)]
+pub struct Bundle {
+    dir: OwnedFd,
+    path: PathBuf,
+}
+
+impl Bundle {
+    /// Opens the bundle directory at `path`, following symlinks as runc does. A bundle that
+    /// cannot be opened is reported as its config that cannot be read (what the caller wanted).
+    pub fn open(path: &Path) -> Result<Self, BundleError> {
+        let dir = cdi::write::open_dir(path).map_err(|source| BundleError::Read {
+            path: config_path(path),
+            source,
+        })?;
+        Ok(Bundle {
+            dir,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The path the bundle was opened by.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `<bundle>/config.json`, for messages.
+    pub fn config_path(&self) -> PathBuf {
+        config_path(&self.path)
+    }
+
+    /// Reads the config's bytes (at most [`STDIN_LIMIT`]). Anything but a regular file is
+    /// refused before it is opened, and checked again once open (it may have been swapped).
+    pub fn read_config(&self) -> Result<Vec<u8>, BundleError> {
+        let path = self.config_path();
+        let read_err = |errno: nix::errno::Errno| BundleError::Read {
+            path: path.clone(),
+            source: std::io::Error::from(errno),
+        };
+        let stat = nix::sys::stat::fstatat(&self.dir, CONFIG_NAME, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(read_err)?;
+        self.refuse_special(stat.st_mode)?;
+        let fd = nix::fcntl::openat(
+            &self.dir,
+            CONFIG_NAME,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            NixMode::empty(),
+        )
+        .map_err(|errno| match errno {
+            nix::errno::Errno::ELOOP => BundleError::NotRegular {
+                path: path.clone(),
+                kind: FileKind::Symlink,
+            },
+            errno => read_err(errno),
+        })?;
+        let stat = nix::sys::stat::fstat(&fd).map_err(read_err)?;
+        self.refuse_special(stat.st_mode)?;
+        read_bytes_from(fs::File::from(fd), &path)
+    }
+
+    fn refuse_special(&self, mode: u32) -> Result<(), BundleError> {
+        match FileKind::of(mode) {
+            None => Ok(()),
+            Some(kind) => Err(BundleError::NotRegular {
+                path: self.config_path(),
+                kind,
+            }),
+        }
+    }
+
+    /// Replaces the config atomically, in the directory it was read from, keeping the old
+    /// file's permission bits (0644 when there was none). On error the old config is untouched
+    /// and no temp file is left behind.
+    pub fn write_config(&self, config: &Value) -> Result<(), BundleError> {
+        let options = WriteOptions {
+            mode: Mode::KeepOr(0o644),
+            durable: false,
+        };
+        cdi::write::write_in(
+            self.dir.as_fd(),
+            &self.path,
+            CONFIG_NAME.as_ref(),
+            &to_bytes(config),
+            options,
+        )?;
+        Ok(())
+    }
 }
 
 /// The path of the config inside a bundle directory.
 pub fn config_path(bundle: &Path) -> PathBuf {
-    bundle.join("config.json")
+    bundle.join(CONFIG_NAME)
 }
 
-/// Parses OCI config bytes into a JSON object; `path` names the source in errors.
+/// Parses OCI config bytes into a JSON object; `path` names the source in errors. Keys the
+/// runtime's Go decoder would read differently are refused ([`crate::oci_config::parse`]).
 pub fn parse_config(bytes: &[u8], path: &Path) -> Result<Value, BundleError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| parse_error(path, &e))?;
+    let value = crate::oci_config::parse(bytes).map_err(|e| parse_error(path, &e))?;
     if !value.is_object() {
         return Err(not_an_object(path));
     }
@@ -111,15 +220,12 @@ pub fn read_bytes_from(reader: impl std::io::Read, what: &Path) -> Result<Vec<u8
     })
 }
 
-/// Reads the bytes of `<bundle>/config.json`, returning its path too.
+/// Reads the bytes of `<bundle>/config.json` (see [`Bundle::read_config`]), returning its path
+/// too.
 pub fn read_bytes(bundle: &Path) -> Result<(PathBuf, Vec<u8>), BundleError> {
-    let path = config_path(bundle);
-    let file = fs::File::open(&path).map_err(|source| BundleError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let bytes = read_bytes_from(file, &path)?;
-    Ok((path, bytes))
+    let bundle = Bundle::open(bundle)?;
+    let bytes = bundle.read_config()?;
+    Ok((bundle.config_path(), bytes))
 }
 
 /// Serializes a config the way runtimes expect it: compact JSON, key order kept.
@@ -128,41 +234,19 @@ pub fn to_bytes(config: &Value) -> Vec<u8> {
     serde_json::to_vec(config).unwrap_or_default()
 }
 
-/// Replaces `<bundle>/config.json` atomically, keeping the old file's permission bits (0644 when
-/// there was none). On error the old config is untouched and no temp file is left behind.
-pub fn write_config(bundle: &Path, config: &Value) -> Result<(), BundleError> {
-    let path = config_path(bundle);
-    let mode = fs::metadata(&path)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o644);
-    let tmp = bundle.join(format!(".config.json.amdgpu-cdi.{}", std::process::id()));
-    let result = write_then_rename(&tmp, &path, &to_bytes(config), mode);
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8], mode: u32) -> Result<(), BundleError> {
-    let err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| BundleError::Write { path, source }
-    };
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .map_err(err(tmp))?;
-    file.write_all(bytes).map_err(err(tmp))?;
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(err(tmp))?;
-    drop(file);
-    fs::rename(tmp, path).map_err(err(path))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
 
     #[test]
     fn checking_fails_with_the_parse_error_and_is_lenient_only_on_values() {
@@ -208,7 +292,10 @@ mod tests {
             .expect("chmod");
         let (path, bytes) = read_bytes(dir.path()).expect("read config");
         let config = parse_config(&bytes, &path).expect("parse config");
-        write_config(dir.path(), &config).expect("write config");
+        Bundle::open(dir.path())
+            .expect("open bundle")
+            .write_config(&config)
+            .expect("write config");
         let written = fs::read_to_string(config_path(dir.path())).expect("read back");
         assert_eq!(written, original);
         let mode = fs::metadata(config_path(dir.path()))
@@ -234,5 +321,97 @@ mod tests {
             err.to_string(),
             "cannot parse stdin as an OCI runtime config: the top level is not a JSON object"
         );
+    }
+
+    /// Issue 12, item 7: a `--bundle` symlink flipped to another directory between the read and
+    /// the write made root replace that directory's config (and leave temp files there).
+    #[test]
+    fn a_bundle_link_swapped_between_read_and_write_does_not_redirect_the_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["mine", "victim"] {
+            fs::create_dir(dir.path().join(name)).expect("mkdir");
+            fs::write(
+                dir.path().join(name).join(CONFIG_NAME),
+                format!(r#"{{"who":"{name}"}}"#),
+            )
+            .expect("write config");
+        }
+        let link = dir.path().join("bundle");
+        symlink("mine", &link).expect("symlink");
+        let bundle = Bundle::open(&link).expect("open bundle");
+        let bytes = bundle.read_config().expect("read");
+        let mut config = parse_config(&bytes, &bundle.config_path()).expect("parse");
+        // The attacker's swap, done the way a race would: a new link renamed over the old one.
+        symlink("victim", dir.path().join("flip")).expect("symlink");
+        fs::rename(dir.path().join("flip"), &link).expect("swap");
+        config["injected"] = Value::Bool(true);
+        bundle.write_config(&config).expect("write");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("mine/config.json")).expect("read"),
+            r#"{"who":"mine","injected":true}"#
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("victim/config.json")).expect("read"),
+            r#"{"who":"victim"}"#
+        );
+        assert_eq!(names(&dir.path().join("victim")), ["config.json"]);
+        assert_eq!(names(&dir.path().join("mine")), ["config.json"]);
+    }
+
+    /// Issue 12, item 8: the rewrite kept `mode & 0o7777`, so an attacker-owned 06777 config
+    /// became a root-owned setuid and setgid file.
+    #[test]
+    fn the_rewrite_keeps_permission_bits_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = config_path(dir.path());
+        fs::write(&path, "{}").expect("write config");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o6777)).expect("chmod");
+        let bundle = Bundle::open(dir.path()).expect("open bundle");
+        bundle
+            .write_config(&serde_json::json!({"a": 1}))
+            .expect("write config");
+        let mode = fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o7777, 0o777);
+    }
+
+    /// A config.json that is a symlink, FIFO or directory is neither read nor replaced.
+    #[test]
+    fn a_config_that_is_not_a_regular_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        type Make = fn(&Path);
+        let cases: [(&str, Make); 3] = [
+            ("a symbolic link", |p| {
+                symlink("/etc/hostname", p).expect("symlink");
+            }),
+            ("a FIFO", |p| {
+                nix::unistd::mkfifo(p, NixMode::from_bits_truncate(0o600)).expect("mkfifo");
+            }),
+            ("a directory", |p| fs::create_dir(p).expect("mkdir")),
+        ];
+        for (kind, make) in cases {
+            let bundle_dir = dir.path().join(kind.replace(' ', "-"));
+            fs::create_dir(&bundle_dir).expect("mkdir");
+            let path = config_path(&bundle_dir);
+            make(&path);
+            let bundle = Bundle::open(&bundle_dir).expect("open bundle");
+            let err = bundle.read_config().expect_err("refused");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "cannot read {}: it is {kind}, not a regular file (runtimes read config.json \
+                     as a file)",
+                    path.display()
+                )
+            );
+            let err = bundle
+                .write_config(&serde_json::json!({}))
+                .expect_err("refused");
+            assert!(
+                err.to_string()
+                    .contains(&format!("it is {kind}, not a regular file")),
+                "{err}"
+            );
+            assert_eq!(names(&bundle_dir), ["config.json"]);
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod cgroup;
 pub mod log;
+pub mod oci_config;
 pub mod prestart;
 pub mod rootfs;
 pub mod state;

@@ -1,11 +1,26 @@
 //! Error lines in the formats container engines read back from a runtime's `--log` file (runc's
-//! logrus `json` and `text` formats), and a best-effort append-only detail log. Writing a log never
-//! fails the caller: a hook or wrapper must still print its one stderr line and exit.
+//! logrus `json` and `text` formats), and the operator's append-only detail log. Writing a log
+//! never fails the caller: a hook or wrapper must still print its one stderr line and exit.
+//!
+//! Each message is one line: the detail log escapes it with [`cdi::text::escape`], and the
+//! engine's formats quote it (JSON, logrus `%q`), so a request value holding a newline cannot
+//! forge a second log line. The detail log (`log-file`, a path from the
+//! settings file that root writes to) is opened only as a regular file, never through a symbolic
+//! link, and never in a directory that other users could plant files in: see [`DetailLog::new`].
+//! The engine's `--log` is the engine's choice and is opened as runc opens it, but without
+//! blocking on a FIFO that nobody reads.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use cdi::text::{escape, file_type};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, open, openat};
+use nix::sys::stat::{Mode, SFlag, fstat, fstatat};
 
 /// The `--log-format` of runc and compatible runtimes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,49 +105,198 @@ fn quote(value: &str) -> String {
     out
 }
 
-/// Appends `line` and a newline to `path`, creating it 0600 if needed; errors are ignored.
-pub fn append_line(path: &Path, line: &str) {
-    use std::os::unix::fs::OpenOptionsExt;
+/// Appends an error line in the engine's format to the engine's `--log` file, if it gave one.
+/// The engine chose the path, so it is opened as runc opens it (symbolic links followed, created
+/// 0644 if missing), except that a FIFO nobody reads is skipped instead of blocking; errors are
+/// ignored.
+pub fn engine_error(log: Option<&Path>, format: LogFormat, msg: &str) {
+    let Some(path) = log else { return };
+    let line = engine_line(format, "error", msg, SystemTime::now());
     if let Ok(mut file) = OpenOptions::new()
         .append(true)
         .create(true)
-        .mode(0o600)
+        .mode(0o644)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(path)
     {
         let _ = file.write_all(format!("{line}\n").as_bytes());
     }
 }
 
-/// Appends an error line in the engine's format to the engine's `--log` file, if it gave one.
-pub fn engine_error(log: Option<&Path>, format: LogFormat, msg: &str) {
-    if let Some(path) = log {
-        append_line(path, &engine_line(format, "error", msg, SystemTime::now()));
+/// Why the detail log is not written. The caller reports it once on stderr and carries on.
+#[derive(Debug, thiserror::Error)]
+pub enum LogFileError {
+    /// The path has no file name.
+    #[error("cannot write the detail log {}: it names no file", path.display())]
+    NoFileName {
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// Other users could create or replace files in the log's directory.
+    #[error(
+        "refusing to write the detail log {}: its directory is writable by {} without the sticky \
+         bit (mode {mode:04o}; use a directory only root can write to)",
+        path.display(),
+        if mode & 0o002 != 0 { "others" } else { "its group" }
+    )]
+    UnsafeDirectory {
+        /// The configured path.
+        path: PathBuf,
+        /// The directory's permission bits.
+        mode: u32,
+    },
+    /// The path is a symbolic link.
+    #[error(
+        "refusing to write the detail log {}: it is a symbolic link (the log is never written \
+         through a link; name the real file)",
+        path.display()
+    )]
+    Symlink {
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// The path is not a regular file.
+    #[error("refusing to write the detail log {}: it is {kind}, not a regular file", path.display())]
+    NotRegular {
+        /// The configured path.
+        path: PathBuf,
+        /// What it is, e.g. `a FIFO`.
+        kind: &'static str,
+    },
+    /// Opening failed for another reason (missing directory, permissions).
+    #[error("cannot write the detail log {}: {source}", path.display())]
+    Open {
+        /// The configured path.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Opens the detail log for appending: the directory must not be writable by group or others
+/// unless it has the sticky bit; the file is created 0600 if missing, and must be a regular file.
+/// An existing entry is inspected before it is opened (a device or FIFO is never opened), and the
+/// open uses `O_NOFOLLOW | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC` relative to the
+/// directory, then checks what it opened.
+fn open_detail_log(path: &Path) -> Result<File, LogFileError> {
+    let fail = |source: Errno| LogFileError::Open {
+        path: path.to_path_buf(),
+        source: source.into(),
+    };
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(LogFileError::NoFileName {
+            path: path.to_path_buf(),
+        });
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let dir_fd = open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail)?;
+    let dir_mode = fstat(dir_fd.as_fd()).map_err(fail)?.st_mode;
+    if dir_mode & 0o022 != 0 && !Mode::from_bits_truncate(dir_mode).contains(Mode::S_ISVTX) {
+        return Err(LogFileError::UnsafeDirectory {
+            path: path.to_path_buf(),
+            mode: dir_mode & 0o7777,
+        });
     }
+    let not_regular = |mode: u32| {
+        if mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits() {
+            LogFileError::Symlink {
+                path: path.to_path_buf(),
+            }
+        } else {
+            LogFileError::NotRegular {
+                path: path.to_path_buf(),
+                kind: file_type(mode),
+            }
+        }
+    };
+    match fstatat(dir_fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() => {
+            return Err(not_regular(st.st_mode));
+        }
+        Ok(_) | Err(Errno::ENOENT) => {}
+        Err(errno) => return Err(fail(errno)),
+    }
+    let fd = openat(
+        dir_fd.as_fd(),
+        name,
+        OFlag::O_WRONLY
+            | OFlag::O_APPEND
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|errno| match errno {
+        // Replaced between the check and the open.
+        Errno::ELOOP => LogFileError::Symlink {
+            path: path.to_path_buf(),
+        },
+        Errno::ENXIO => not_regular(SFlag::S_IFIFO.bits()),
+        Errno::EISDIR => not_regular(SFlag::S_IFDIR.bits()),
+        errno => fail(errno),
+    })?;
+    let mode = fstat(fd.as_fd()).map_err(fail)?.st_mode;
+    if mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
+        return Err(not_regular(mode));
+    }
+    Ok(File::from(fd))
 }
 
 /// The operator's detail log (`log-file` in the configuration): timestamped lines, best effort.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct DetailLog {
-    path: Option<std::path::PathBuf>,
+    file: Option<File>,
+    problem: Option<LogFileError>,
     component: &'static str,
 }
 
 impl DetailLog {
-    /// A log writing to `path` (nothing when `None`), tagging lines with `component`.
-    pub fn new(path: Option<std::path::PathBuf>, component: &'static str) -> Self {
-        Self { path, component }
+    /// A log appending to `path` (nothing when `None`), tagging lines with `component`. The file
+    /// is opened now: only as a regular file (created 0600), never through a symbolic link, with
+    /// `O_NOFOLLOW | O_APPEND | O_NONBLOCK | O_CLOEXEC`, and not in a directory group or others
+    /// can write to without the sticky bit. When that fails the log writes nothing and
+    /// [`DetailLog::problem`] says why, for the caller to report once.
+    pub fn new(path: Option<PathBuf>, component: &'static str) -> Self {
+        let (file, problem) = match path.as_deref().map(open_detail_log) {
+            None => (None, None),
+            Some(Ok(file)) => (Some(file), None),
+            Some(Err(problem)) => (None, Some(problem)),
+        };
+        Self {
+            file,
+            problem,
+            component,
+        }
     }
 
-    /// Appends `time level component: msg`.
+    /// Why the configured log cannot be written, if it cannot.
+    pub fn problem(&self) -> Option<&LogFileError> {
+        self.problem.as_ref()
+    }
+
+    /// Appends `time level component[pid]: msg`, with `msg` escaped, in one `write`.
     pub fn write(&self, level: &str, msg: &str) {
-        if let Some(path) = &self.path {
+        if let Some(mut file) = self.file.as_ref() {
             let line = format!(
-                "{} {level} {}[{}]: {msg}",
+                "{} {level} {}[{}]: {}\n",
                 rfc3339(SystemTime::now()),
                 self.component,
-                std::process::id()
+                std::process::id(),
+                escape(msg)
             );
-            append_line(path, &line);
+            let _ = file.write_all(line.as_bytes());
         }
     }
 
@@ -202,5 +366,167 @@ mod tests {
             text.lines()
                 .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
         );
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).expect("log written")
+    }
+
+    #[test]
+    fn detail_log_lines_escape_forged_newlines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("detail.log");
+        let log = DetailLog::new(Some(path.clone()), "prestart");
+        assert!(log.problem().is_none());
+        log.error(
+            "AMD_VISIBLE_DEVICES=1\n2026-01-01T00:00:00Z info prestart[1]: FORGED\r\u{1b}[2K",
+        );
+        let text = read(&path);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains(
+                " error prestart[",
+            ) && text.ends_with(
+                "]: AMD_VISIBLE_DEVICES=1\\n2026-01-01T00:00:00Z info prestart[1]: FORGED\\r\\u{1b}[2K\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn engine_lines_stay_one_line_in_both_formats() {
+        let msg = "a\nb\r\u{1b}c";
+        let json = engine_line(LogFormat::Json, "error", msg, UNIX_EPOCH);
+        assert_eq!(json.lines().count(), 1);
+        let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(value["msg"], msg);
+        let text = engine_line(LogFormat::Text, "error", msg, UNIX_EPOCH);
+        assert_eq!(
+            text,
+            r#"time="1970-01-01T00:00:00Z" level=error msg="a\nb\r\u001bc""#
+        );
+    }
+
+    #[test]
+    fn detail_log_is_never_written_through_a_symlink() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("target");
+        std::fs::write(&target, "precious\n").expect("target");
+        let path = dir.path().join("detail.log");
+        std::os::unix::fs::symlink(&target, &path).expect("symlink");
+        let log = DetailLog::new(Some(path.clone()), "prestart");
+        log.error("appended?");
+        assert_eq!(read(&target), "precious\n");
+        assert_eq!(
+            log.problem().map(ToString::to_string),
+            Some(format!(
+                "refusing to write the detail log {}: it is a symbolic link (the log is never \
+                 written through a link; name the real file)",
+                path.display()
+            ))
+        );
+        // A dangling link is refused too, and nothing is created at its target.
+        let dangling = dir.path().join("dangling.log");
+        std::os::unix::fs::symlink(dir.path().join("created"), &dangling).expect("symlink");
+        let log = DetailLog::new(Some(dangling), "prestart");
+        log.error("x");
+        assert!(matches!(log.problem(), Some(LogFileError::Symlink { .. })));
+        assert!(!dir.path().join("created").exists());
+    }
+
+    #[test]
+    fn detail_log_refuses_fifos_without_blocking_and_directories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo.log");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        let log = DetailLog::new(Some(fifo.clone()), "prestart");
+        log.error("x");
+        assert_eq!(
+            log.problem().map(ToString::to_string),
+            Some(format!(
+                "refusing to write the detail log {}: it is a FIFO, not a regular file",
+                fifo.display()
+            ))
+        );
+        let log = DetailLog::new(Some(dir.path().to_path_buf()), "prestart");
+        assert!(
+            matches!(
+                log.problem(),
+                Some(LogFileError::NotRegular {
+                    kind: "a directory",
+                    ..
+                })
+            ),
+            "{:?}",
+            log.problem()
+        );
+        let log = DetailLog::new(Some(PathBuf::from("/dev/null")), "prestart");
+        assert!(
+            matches!(
+                log.problem(),
+                Some(LogFileError::NotRegular {
+                    kind: "a character device",
+                    ..
+                })
+            ),
+            "{:?}",
+            log.problem()
+        );
+    }
+
+    #[test]
+    fn detail_log_refuses_a_directory_others_can_write_without_the_sticky_bit() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("detail.log");
+        for (mode, refused) in [
+            (0o777, true),
+            (0o775, true),
+            (0o757, true),
+            (0o1777, false),
+            (0o755, false),
+            (0o700, false),
+        ] {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode))
+                .expect("chmod");
+            let log = DetailLog::new(Some(path.clone()), "prestart");
+            log.info("line");
+            assert_eq!(
+                matches!(log.problem(), Some(LogFileError::UnsafeDirectory { .. })),
+                refused,
+                "{mode:o}: {:?}",
+                log.problem()
+            );
+        }
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let log = DetailLog::new(Some(path.clone()), "prestart");
+        assert_eq!(
+            log.problem().map(ToString::to_string),
+            Some(format!(
+                "refusing to write the detail log {}: its directory is writable by others without \
+                 the sticky bit (mode 0777; use a directory only root can write to)",
+                path.display()
+            ))
+        );
+        // Three lines from the safe modes, none from the refused ones; new files are 0600.
+        assert_eq!(read(&path).lines().count(), 3);
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_missing_directory_is_a_problem_not_a_failure() {
+        let log = DetailLog::new(Some(PathBuf::from("/nonexistent/dir/detail.log")), "x");
+        log.error("lost");
+        assert_eq!(
+            log.problem().map(ToString::to_string),
+            Some(
+                "cannot write the detail log /nonexistent/dir/detail.log: No such file or \
+                 directory (os error 2)"
+                    .to_owned()
+            )
+        );
+        assert!(DetailLog::new(None, "x").problem().is_none());
     }
 }

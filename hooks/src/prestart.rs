@@ -17,13 +17,15 @@
 //! error that says why. Containers with a user namespace started by host root get created nodes
 //! owned by the host ids the container's ids map to.
 
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use serde_json::Value;
 
 use crate::cgroup::program::{Access, DeviceRule, DeviceType, runc_default_rules};
 use crate::cgroup::{self, AllowOutcome, CgroupError, CgroupRoots};
+use crate::oci_config::{BadDeviceRule, DeviceRuleEntry, IdKind, OciConfig};
 use crate::rootfs::{NodeOutcome, NodeToCreate, Rootfs, RootfsError};
 use crate::state::State;
 use crate::syscalls::{FileKind, NodeSpec, Syscalls};
@@ -128,13 +130,8 @@ pub enum PrestartError {
         path: PathBuf,
     },
     /// A `linux.resources.devices` entry is malformed.
-    #[error("linux.resources.devices[{index}] in the bundle config is invalid: {reason}")]
-    BadDeviceRule {
-        /// Its index.
-        index: usize,
-        /// What is wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    BadDeviceRule(#[from] BadDeviceRule),
     /// The container's proc directory could not be inspected.
     #[error("cannot inspect {path}: {source}")]
     Proc {
@@ -195,96 +192,171 @@ pub enum PrestartError {
     Cgroup(#[from] CgroupError),
 }
 
-fn namespaces(config: &Value) -> impl Iterator<Item = &str> {
-    config
-        .pointer("/linux/namespaces")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|ns| ns.get("type").and_then(Value::as_str))
+/// Where the container's rootfs is, split the way it is opened: `base` is a directory the
+/// runtime named (the bundle, or `/`), seen through the container's mount namespace when it has
+/// one, and opened following symlinks; `below` is the part `root.path` adds, whose every
+/// component is opened without following a symlink ([`Rootfs::open_below`]).
+///
+/// That is runc's rule: it resolves a relative `root.path` from the bundle directory it changed
+/// into, then refuses the rootfs (`invalid rootfs`) when the path passes through a symlink. An
+/// absolute `root.path`, or one with `..`, is therefore checked from `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootfsLocation {
+    /// The trusted directory.
+    pub base: PathBuf,
+    /// The components below it, plain names only.
+    pub below: PathBuf,
+}
+
+impl RootfsLocation {
+    /// The whole path.
+    #[must_use]
+    pub fn path(&self) -> PathBuf {
+        self.base.join(&self.below)
+    }
+}
+
+/// `path` with `.` and `..` resolved lexically (`..` never climbs above `/`).
+fn lexically_clean(path: &Path) -> PathBuf {
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::RootDir | Component::Prefix(_) => clean.push("/"),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::Normal(name) => clean.push(name),
+        }
+    }
+    clean
+}
+
+/// Where the rootfs of `config` in `bundle` is (see [`RootfsLocation`]), as the host sees it;
+/// `None` without a `root.path`.
+#[must_use]
+pub fn rootfs_location(config: &Value, bundle: &Path) -> Option<RootfsLocation> {
+    let root = Path::new(OciConfig::new(config).root_path()?);
+    let plain = |c: Component<'_>| matches!(c, Component::Normal(_) | Component::CurDir);
+    if root.is_relative() && root.components().all(plain) {
+        return Some(RootfsLocation {
+            base: bundle.to_path_buf(),
+            below: lexically_clean(root),
+        });
+    }
+    let whole = lexically_clean(&Path::new("/").join(bundle).join(root));
+    Some(RootfsLocation {
+        below: whole.strip_prefix("/").unwrap_or(&whole).to_path_buf(),
+        base: PathBuf::from("/"),
+    })
 }
 
 /// The rootfs as the hook must see it: through the container's mount namespace when it has one.
 #[must_use]
 pub fn rootfs_view(config: &Value, bundle: &Path, proc_root: &Path, pid: i32) -> Option<PathBuf> {
-    let root = config.pointer("/root/path").and_then(Value::as_str)?;
-    let rootfs = bundle.join(root);
-    if namespaces(config).any(|ns| ns == "mount") {
-        let relative = rootfs.strip_prefix("/").unwrap_or(&rootfs);
-        Some(proc_root.join(pid.to_string()).join("root").join(relative))
-    } else {
-        Some(rootfs)
-    }
+    rootfs_seen_by_the_hook(config, bundle, proc_root, pid).map(|location| location.path())
 }
 
-fn map_id(config: &Value, kind: &'static str, id: u32) -> Result<u32, PrestartError> {
-    if !namespaces(config).any(|ns| ns == "user") {
+/// [`rootfs_location`] through `<proc>/<pid>/root` when the container has its own mount
+/// namespace (the rootfs is mounted there, not yet pivoted).
+fn rootfs_seen_by_the_hook(
+    config: &Value,
+    bundle: &Path,
+    proc_root: &Path,
+    pid: i32,
+) -> Option<RootfsLocation> {
+    let mut location = rootfs_location(config, bundle)?;
+    if OciConfig::new(config).has_namespace("mount") {
+        let relative = location.base.strip_prefix("/").unwrap_or(&location.base);
+        location.base = proc_root.join(pid.to_string()).join("root").join(relative);
+    }
+    Some(location)
+}
+
+fn map_id(config: OciConfig<'_>, kind: IdKind, id: u32) -> Result<u32, PrestartError> {
+    if !config.has_namespace("user") {
         return Ok(id);
     }
-    let key = format!("/linux/{kind}Mappings");
-    let mappings = config.pointer(&key).and_then(Value::as_array);
-    let wanted = u64::from(id);
-    for mapping in mappings.into_iter().flatten() {
-        let field = |name: &str| mapping.get(name).and_then(Value::as_u64);
-        let (Some(container), Some(host), Some(size)) =
-            (field("containerID"), field("hostID"), field("size"))
-        else {
-            continue;
-        };
-        if wanted >= container && wanted - container < size {
-            return u32::try_from(host + (wanted - container))
-                .map_err(|_| PrestartError::Unmapped { kind, id });
-        }
-    }
-    Err(PrestartError::Unmapped { kind, id })
+    let unmapped = || PrestartError::Unmapped {
+        kind: kind.name(),
+        id,
+    };
+    let host = config
+        .id_mappings(kind)
+        .find_map(|mapping| mapping.map(u64::from(id)))
+        .ok_or_else(unmapped)?;
+    u32::try_from(host).map_err(|_| unmapped())
 }
 
 /// The host owner of a node owned by `uid`/`gid` inside the container: the same ids, or the
 /// ids they map to when the container has a user namespace.
 pub fn host_owner(config: &Value, uid: u32, gid: u32) -> Result<(u32, u32), PrestartError> {
-    Ok((map_id(config, "uid", uid)?, map_id(config, "gid", gid)?))
+    let config = OciConfig::new(config);
+    Ok((
+        map_id(config, IdKind::Uid, uid)?,
+        map_id(config, IdKind::Gid, gid)?,
+    ))
 }
 
-fn device_key(device: &Value) -> (Option<&str>, Option<&str>, Option<i64>, Option<i64>) {
+/// What makes two `linux.resources.devices` entries the same rule, for finding them quickly;
+/// entries with the same key are then compared whole.
+type RuleKey<'a> = (
+    Option<bool>,
+    Option<&'a str>,
+    Option<i64>,
+    Option<i64>,
+    Option<&'a str>,
+);
+
+fn rule_key<'a>(rule: &DeviceRuleEntry<'a>) -> RuleKey<'a> {
     (
-        device.get("path").and_then(Value::as_str),
-        device.get("type").and_then(Value::as_str),
-        device.get("major").and_then(Value::as_i64),
-        device.get("minor").and_then(Value::as_i64),
+        rule.allow(),
+        rule.kind(),
+        rule.major(),
+        rule.minor(),
+        rule.access(),
     )
 }
 
 /// The device nodes `after` (a config with CDI edits applied) has in `linux.devices` that
 /// `before` lacks, with the access of the matching new `linux.resources.devices` allow rule.
+/// Linear in the size of both lists: a config with many devices or rules costs no more than
+/// reading it.
 pub fn devices_added(before: &Value, after: &Value) -> Result<Vec<DeviceToAdd>, PrestartError> {
-    let list = |config: &'_ Value, pointer: &str| -> Vec<Value> {
-        config
-            .pointer(pointer)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let old_devices = list(before, "/linux/devices");
-    let old_rules = list(before, "/linux/resources/devices");
-    let new_rules: Vec<Value> = list(after, "/linux/resources/devices")
-        .into_iter()
-        .filter(|rule| !old_rules.contains(rule))
-        .collect();
-    let mut added = Vec::new();
-    for device in list(after, "/linux/devices") {
-        if old_devices
-            .iter()
-            .any(|d| device_key(d) == device_key(&device))
+    let (before, after) = (OciConfig::new(before), OciConfig::new(after));
+    let old_devices: HashSet<_> = before.devices().map(|d| d.key()).collect();
+    let mut old_rules: HashMap<RuleKey<'_>, Vec<&Value>> = HashMap::new();
+    for rule in before.device_rule_entries() {
+        old_rules
+            .entry(rule_key(&rule))
+            .or_default()
+            .push(rule.raw());
+    }
+    // The access of the first new allow rule for each (type, major, minor).
+    let mut new_access: HashMap<(&str, i64, i64), Option<&str>> = HashMap::new();
+    for rule in after.device_rule_entries() {
+        let old = old_rules
+            .get(&rule_key(&rule))
+            .is_some_and(|same| same.contains(&rule.raw()));
+        if let (false, Some(true), Some(kind), Some(major), Some(minor)) =
+            (old, rule.allow(), rule.kind(), rule.major(), rule.minor())
         {
+            new_access
+                .entry((kind, major, minor))
+                .or_insert_with(|| rule.access());
+        }
+    }
+    let mut added = Vec::new();
+    for device in after.devices() {
+        if old_devices.contains(&device.key()) {
             continue;
         }
-        let (path, kind, major, minor) = device_key(&device);
-        let path = path.unwrap_or("?").to_string();
+        let path = device.path().unwrap_or("?").to_string();
         let bad = |reason: &str| PrestartError::BadDevice {
             path: path.clone(),
             reason: reason.to_string(),
         };
-        let kind = match kind {
+        let kind = match device.kind() {
             Some("c" | "u") => DeviceType::Char,
             Some("b") => DeviceType::Block,
             _ => {
@@ -297,41 +369,28 @@ pub fn devices_added(before: &Value, after: &Value) -> Result<Vec<DeviceToAdd>, 
             n.and_then(|n| u32::try_from(n).ok())
                 .ok_or_else(|| bad(&format!("`{name}` is missing or out of range")))
         };
-        let (major, minor) = (number(major, "major")?, number(minor, "minor")?);
-        let id = |name: &str| {
-            device
-                .get(name)
-                .and_then(Value::as_u64)
-                .and_then(|v| u32::try_from(v).ok())
-                .unwrap_or(0)
-        };
+        let (major, minor) = (
+            number(device.major(), "major")?,
+            number(device.minor(), "minor")?,
+        );
+        let id = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
         let letter = if kind == DeviceType::Block { "b" } else { "c" };
-        let access = new_rules
-            .iter()
-            .find(|rule| {
-                rule.get("allow").and_then(Value::as_bool) == Some(true)
-                    && rule.get("type").and_then(Value::as_str) == Some(letter)
-                    && rule.get("major").and_then(Value::as_i64) == Some(i64::from(major))
-                    && rule.get("minor").and_then(Value::as_i64) == Some(i64::from(minor))
+        let access = new_access
+            .get(&(letter, i64::from(major), i64::from(minor)))
+            .map_or(Some(Access::ALL), |access| {
+                access.map_or(Some(Access::ALL), Access::parse)
             })
-            .and_then(|rule| rule.get("access").and_then(Value::as_str))
-            .map_or(Some(Access::ALL), Access::parse)
             .ok_or_else(|| bad("its cgroup access must be a subset of rwm"))?;
         added.push(DeviceToAdd {
             container_path: PathBuf::from(&path),
             kind,
             major,
             minor,
-            mode: u32::try_from(
-                device
-                    .get("fileMode")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0o666),
-            )
-            .map_err(|_| bad("`fileMode` is out of range"))?
+            mode: u32::try_from(device.file_mode().unwrap_or(0o666))
+                .map_err(|_| bad("`fileMode` is out of range"))?
                 & 0o7777,
-            uid: id("uid"),
-            gid: id("gid"),
+            uid: id(device.uid()),
+            gid: id(device.gid()),
             access,
             host_path: None,
         });
@@ -365,50 +424,9 @@ pub fn privilege<S: Syscalls>(sys: &S, proc_root: &Path, euid_is_root: bool) -> 
 /// The device rules the runtime built its policy from: the config's `linux.resources.devices`
 /// followed by runc's implicit defaults.
 pub fn runtime_rules(config: &Value) -> Result<Vec<DeviceRule>, PrestartError> {
-    let mut rules = Vec::new();
-    let entries = config
-        .pointer("/linux/resources/devices")
-        .and_then(Value::as_array);
-    for (index, entry) in entries.into_iter().flatten().enumerate() {
-        let bad = |reason: &str| PrestartError::BadDeviceRule {
-            index,
-            reason: reason.to_string(),
-        };
-        let allow = entry
-            .get("allow")
-            .and_then(Value::as_bool)
-            .ok_or_else(|| bad("`allow` must be a boolean"))?;
-        let kind = DeviceType::parse(entry.get("type").and_then(Value::as_str).unwrap_or(""))
-            .ok_or_else(|| bad("`type` must be a, b or c"))?;
-        let number = |name: &str| -> Result<Option<u32>, PrestartError> {
-            match entry.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => match v.as_i64() {
-                    Some(-1) => Ok(None),
-                    Some(n) => u32::try_from(n)
-                        .map(Some)
-                        .map_err(|_| bad(&format!("`{name}` is out of range"))),
-                    None => Err(bad(&format!("`{name}` must be an integer"))),
-                },
-            }
-        };
-        let access = Access::parse(entry.get("access").and_then(Value::as_str).unwrap_or(""))
-            .ok_or_else(|| bad("`access` must be a subset of rwm"))?;
-        rules.push(DeviceRule {
-            allow,
-            kind,
-            major: number("major")?,
-            minor: number("minor")?,
-            access,
-        });
-    }
-    let paths: Vec<&str> = config
-        .pointer("/linux/devices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d.get("path").and_then(Value::as_str))
-        .collect();
+    let config = OciConfig::new(config);
+    let mut rules = config.device_rules()?;
+    let paths: Vec<&str> = config.devices().filter_map(|d| d.path()).collect();
     rules.extend(runc_default_rules(&paths));
     Ok(rules)
 }
@@ -455,10 +473,11 @@ pub fn inject<S: Syscalls>(
     if options.privilege == Privilege::NamespacedRoot {
         return bind_into(sys, options, state, config, devices, pid);
     }
-    let view = rootfs_view(config, &state.bundle, &options.cgroup_roots.proc_root, pid)
-        .ok_or_else(|| PrestartError::MissingRoot {
-            path: state.bundle.join("config.json"),
-        })?;
+    let location =
+        rootfs_seen_by_the_hook(config, &state.bundle, &options.cgroup_roots.proc_root, pid)
+            .ok_or_else(|| PrestartError::MissingRoot {
+                path: state.bundle.join("config.json"),
+            })?;
     let base = runtime_rules(config)?;
     let cgroups = cgroup::locate(sys, &options.cgroup_roots, pid)?;
 
@@ -480,7 +499,7 @@ pub fn inject<S: Syscalls>(
         ));
     }
 
-    let rootfs = Rootfs::open(sys, &view)?;
+    let rootfs = Rootfs::open_below(sys, &location.base, &location.below)?;
     let outcomes = rootfs.create_nodes(&to_create)?;
     let cgroup = cgroup::allow(sys, &cgroups, &base, &new_rules)?;
     Ok(Report {
@@ -505,13 +524,10 @@ fn bind_into<S: Syscalls>(
     devices: &[DeviceToAdd],
     pid: i32,
 ) -> Result<Report, PrestartError> {
-    let root = config
-        .pointer("/root/path")
-        .and_then(Value::as_str)
-        .ok_or_else(|| PrestartError::MissingRoot {
+    let location =
+        rootfs_location(config, &state.bundle).ok_or_else(|| PrestartError::MissingRoot {
             path: state.bundle.join("config.json"),
         })?;
-    let rootfs = state.bundle.join(root);
     let mut requests = Vec::with_capacity(devices.len());
     for device in devices {
         let host = device
@@ -537,7 +553,9 @@ fn bind_into<S: Syscalls>(
         .join("ns/mnt");
     sys.enter_mount_namespace(&ns)
         .map_err(|source| PrestartError::EnterNamespace { path: ns, source })?;
-    let outcomes = Rootfs::open(sys, &rootfs)?.bind_nodes(&requests)?;
+    // Opened after `setns`: the rootfs path resolves in the container's mount namespace.
+    let outcomes =
+        Rootfs::open_below(sys, &location.base, &location.below)?.bind_nodes(&requests)?;
     Ok(Report {
         nodes: requests
             .into_iter()
@@ -657,6 +675,34 @@ mod tests {
         );
     }
 
+    /// The difference of two configs goes through hash sets (it scanned every old device for
+    /// each new one: quadratic in the size of linux.devices, issue 12 item 3).
+    #[test]
+    fn a_long_device_list_is_compared_in_one_pass() {
+        let many = |n: i64| -> Vec<Value> {
+            (0..n)
+                .map(|i| json!({"path": format!("/dev/x{i}"), "type": "c", "major": 1, "minor": i}))
+                .collect()
+        };
+        let rules = |n: i64| -> Vec<Value> {
+            (0..n)
+                .map(
+                    |i| json!({"allow": true, "type": "c", "major": 1, "minor": i, "access": "rw"}),
+                )
+                .collect()
+        };
+        let mut before = config();
+        before["linux"]["devices"] = json!(many(20_000));
+        before["linux"]["resources"]["devices"] = json!(rules(20_000));
+        let mut after = config();
+        after["linux"]["devices"] = json!(many(20_001));
+        after["linux"]["resources"]["devices"] = json!(rules(20_001));
+        let added = devices_added(&before, &after).expect("diff");
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0].container_path, PathBuf::from("/dev/x20000"));
+        assert_eq!(added[0].access, Access::parse("rw").expect("rw"));
+    }
+
     #[test]
     fn fifo_cannot_be_added_at_prestart() {
         let mut after = config();
@@ -766,6 +812,79 @@ mod tests {
             "container uid 0 has no mapping in linux.uidMappings (cannot choose the owner of the device nodes)"
         );
         assert_eq!(host_owner(&json!({}), 5, 6).expect("no userns"), (5, 6));
+    }
+
+    /// Issue 12 item 9: a bundle whose rootfs is a symlink made the hook create nodes in the
+    /// symlink's target; runc refuses such a bundle (`invalid rootfs`), and so does the hook,
+    /// before anything changes.
+    #[test]
+    fn symlinked_rootfs_is_refused_before_anything_changes() {
+        let fake = host();
+        fake.add(
+            "/proc/42/root/bundle/rootfs",
+            FakeEntry::Symlink("/etc".into()),
+        );
+        fake.add("/proc/42/root/etc/dev", FakeEntry::Dir);
+        let err = inject(&fake, &options(), &state(Some(42)), &config(), &devices())
+            .expect_err("symlinked rootfs");
+        assert_eq!(
+            err.to_string(),
+            "refusing the container rootfs /proc/42/root/bundle/rootfs: /proc/42/root/bundle/rootfs is a symlink (runc refuses such a bundle as an invalid rootfs; point root.path at the directory itself)"
+        );
+        assert!(fake.ops().is_empty());
+
+        // A symlink further up an absolute root.path is refused too; the rootless path as well.
+        let fake = host();
+        fake.add("/proc/42/root/abs", FakeEntry::Symlink("/etc".into()));
+        let mut absolute = config();
+        absolute["root"]["path"] = json!("/abs/rootfs");
+        let err = inject(&fake, &options(), &state(Some(42)), &absolute, &devices())
+            .expect_err("symlink above the rootfs");
+        assert!(
+            err.to_string()
+                .contains(": /proc/42/root/abs is a symlink (runc refuses"),
+            "{err}"
+        );
+        assert!(fake.ops().is_empty());
+        let fake = host();
+        fake.add("/bundle/rootfs", FakeEntry::Symlink("/etc".into()));
+        let mut with_hosts = devices();
+        for device in &mut with_hosts {
+            device.host_path = Some("/host/dev/kfd".into());
+        }
+        let mut opts = options();
+        opts.privilege = Privilege::NamespacedRoot;
+        let err = inject(&fake, &opts, &state(Some(42)), &config(), &with_hosts)
+            .expect_err("rootless, symlinked rootfs");
+        assert!(
+            err.to_string()
+                .contains("/bundle/rootfs: /bundle/rootfs is a symlink"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_rootfs_path_below_the_bundle_is_what_root_path_adds() {
+        let location = |root: &str| {
+            let config = json!({"root": {"path": root}});
+            rootfs_location(&config, Path::new("/run/b")).expect("root.path")
+        };
+        let split = |base: &str, below: &str| RootfsLocation {
+            base: base.into(),
+            below: below.into(),
+        };
+        assert_eq!(location("rootfs"), split("/run/b", "rootfs"));
+        assert_eq!(
+            location("./images/./rootfs"),
+            split("/run/b", "images/rootfs")
+        );
+        assert_eq!(
+            location("/var/lib/x/merged"),
+            split("/", "var/lib/x/merged")
+        );
+        assert_eq!(location("../other/rootfs"), split("/", "run/other/rootfs"));
+        assert_eq!(location("/../../x"), split("/", "x"));
+        assert_eq!(rootfs_location(&json!({}), Path::new("/run/b")), None);
     }
 
     #[test]

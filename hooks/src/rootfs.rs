@@ -52,6 +52,16 @@ pub enum RootfsError {
         /// The cause.
         source: Errno,
     },
+    /// The rootfs path passes through a symlink.
+    #[error(
+        "refusing the container rootfs {rootfs}: {component} is a symlink (runc refuses such a bundle as an invalid rootfs; point root.path at the directory itself)"
+    )]
+    SymlinkedRoot {
+        /// The rootfs path as seen by the hook.
+        rootfs: PathBuf,
+        /// The symlink on its way.
+        component: PathBuf,
+    },
     /// A directory on the way is a symlink.
     #[error(
         "refusing to create {node} in {rootfs}: {component} is a symlink (device nodes are never created through symlinks in the container image)"
@@ -151,6 +161,47 @@ impl<'a, S: Syscalls> Rootfs<'a, S> {
             sys,
             root,
             display: path.to_path_buf(),
+        })
+    }
+
+    /// Opens the rootfs at `base` joined with `below`: `base` is trusted (a directory the runtime
+    /// named, possibly through `/proc/<pid>/root`) and opened following symlinks; every
+    /// component of `below` (from the config's `root.path`) is opened without following one, as
+    /// runc refuses a rootfs path through a symlink. `below` holds only plain names.
+    pub fn open_below(sys: &'a S, base: &Path, below: &Path) -> Result<Self, RootfsError> {
+        let display = base.join(below);
+        let open_error = |source| RootfsError::OpenRoot {
+            path: display.clone(),
+            source,
+        };
+        let mut dir = sys.open_dir(base).map_err(open_error)?;
+        let mut walked = base.to_path_buf();
+        for component in below.components() {
+            let Component::Normal(name) = component else {
+                return Err(open_error(Errno::EINVAL));
+            };
+            let name = name.to_str().ok_or_else(|| open_error(Errno::EINVAL))?;
+            walked.push(name);
+            let next = match sys.open_dir_at(&dir, name) {
+                Ok(next) => next,
+                Err(source) => {
+                    return Err(match sys.stat_at(&dir, name) {
+                        Ok(Some(stat)) if stat.kind == FileKind::Symlink => {
+                            RootfsError::SymlinkedRoot {
+                                rootfs: display.clone(),
+                                component: walked,
+                            }
+                        }
+                        _ => open_error(source),
+                    });
+                }
+            };
+            dir = next;
+        }
+        Ok(Self {
+            sys,
+            root: dir,
+            display,
         })
     }
 

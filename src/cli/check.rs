@@ -34,10 +34,11 @@ pub struct CheckArgs {
 
 /// Runs `check`.
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let discover_options = args.host.discover_options()?;
     match check::check(
         &args.spec,
-        &args.host.discover_options(),
-        &args.content.generate_options(&args.host.dev_root)?,
+        &discover_options,
+        &args.content.generate_options(&discover_options.dev_root)?,
     )? {
         Outcome::Current => {
             println!("{} is current", args.spec.display());

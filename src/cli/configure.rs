@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::configure::{self, Engine, Options, Outcome, Settings};
+use crate::paths;
 
 /// Arguments of `amdgpu-cdi configure`.
 #[derive(Debug, Args)]
@@ -71,7 +72,7 @@ impl From<EngineArg> for Engine {
 fn default_runtime_path() -> PathBuf {
     std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("amdgpu-container-runtime")))
+        .and_then(|exe| exe.parent().map(|dir| dir.join(paths::WRAPPER_NAME)))
         .filter(|path| path.is_file())
         .unwrap_or_else(|| PathBuf::from(configure::DEFAULT_RUNTIME_PATH))
 }

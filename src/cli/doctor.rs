@@ -50,11 +50,16 @@ pub struct DoctorArgs {
     /// Upper bound for each `<engine> --version` run, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 3000)]
     pub version_timeout: u64,
+    /// Report amd.com/gpu specs that give containers dangerous host access (host block devices,
+    /// sensitive bind mounts, relative or `..` paths, loader variables such as LD_PRELOAD) as
+    /// failures instead of warnings.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 impl DoctorArgs {
-    /// The validated options.
-    pub fn options(&self) -> DoctorOptions {
+    /// The validated options; a relative `--dev-root` is refused (see [`super::RelativeRoot`]).
+    pub fn options(&self) -> Result<DoctorOptions, super::RelativeRoot> {
         let search = self
             .path
             .clone()
@@ -72,18 +77,20 @@ impl DoctorArgs {
             roots.sysfs_root.clone_from(sysfs);
         }
         if let Some(dev) = &self.dev_root {
-            roots.dev_root.clone_from(dev);
+            let dev = super::absolute_root("--dev-root", dev, super::DEV_ROOT_REASON)?;
+            roots.dev_root = dev.to_path_buf();
         }
         if !self.spec_dirs.is_empty() {
             roots.spec_dirs.clone_from(&self.spec_dirs);
         }
         let generate = refresh_generate_options(&roots.host(DEFAULTS_FILE));
-        DoctorOptions {
+        Ok(DoctorOptions {
             generate,
             roots,
             subject: self.user.clone().map_or(Subject::Invoker, Subject::User),
             version_timeout: Duration::from_millis(self.version_timeout),
-        }
+            strict: self.strict,
+        })
     }
 }
 
@@ -120,8 +127,10 @@ fn refresh_generate_options(path: &std::path::Path) -> Result<GenerateOptions, S
         Ok(Cli {
             command: Command::Check(args),
         }) => args
-            .content
-            .generate_options(&args.host.dev_root)
+            .host
+            .discover_options()
+            .map_err(anyhow::Error::from)
+            .and_then(|host| args.content.generate_options(&host.dev_root))
             .map_err(|e| problem(&format!("{e:#}"))),
         Ok(_) => Err(problem(&"not generate options")),
         Err(e) => Err(problem(&e)),
@@ -130,7 +139,7 @@ fn refresh_generate_options(path: &std::path::Path) -> Result<GenerateOptions, S
 
 /// Runs `doctor`.
 pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
-    let report = doctor::run(&args.options());
+    let report = doctor::run(&args.options()?);
     let text = match args.format {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Json => report.to_json(),

@@ -63,12 +63,14 @@ pub struct HostArgs {
 }
 
 impl HostArgs {
-    /// The discovery options these arguments name.
-    pub fn discover_options(&self) -> DiscoverOptions {
-        DiscoverOptions {
+    /// The discovery options these arguments name; a relative `--dev-root` is refused (see
+    /// [`super::RelativeRoot`]).
+    pub fn discover_options(&self) -> Result<DiscoverOptions, super::RelativeRoot> {
+        let dev_root = super::absolute_root("--dev-root", &self.dev_root, super::DEV_ROOT_REASON)?;
+        Ok(DiscoverOptions {
             sysfs_root: self.sysfs_root.clone(),
-            dev_root: self.dev_root.clone(),
-        }
+            dev_root: dev_root.to_path_buf(),
+        })
     }
 }
 
@@ -160,7 +162,12 @@ pub struct GenerateArgs {
 pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
     // `-` is standard output, as for `inject --config -` (standard input).
     args.output = args.output.filter(|path| path.as_os_str() != "-");
-    let options = args.content.generate_options(&args.host.dev_root)?;
+    if let Some(path) = &args.output {
+        // A device, FIFO, socket or directory there is the only error, before any other work.
+        cdi::write::check_target(path)?;
+    }
+    let discover_options = args.host.discover_options()?;
+    let options = args.content.generate_options(&discover_options.dev_root)?;
     let format = output_format(args.format, args.output.as_deref())?;
     if let Some(path) = &args.output
         && !matches!(
@@ -174,7 +181,7 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
             path.display()
         );
     }
-    let discovery = discover_with(&args.host.discover_options(), &RealSysfs)?;
+    let discovery = discover_with(&discover_options, &RealSysfs)?;
     for warning in &discovery.warnings {
         eprintln!("amdgpu-cdi: warning: {warning}");
     }

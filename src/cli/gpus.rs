@@ -32,6 +32,7 @@ pub struct GpusArgs {
 
 /// Prints the GPUs; warnings go to stderr.
 pub fn run(args: GpusArgs) -> anyhow::Result<ExitCode> {
+    super::absolute_root("--dev-root", &args.dev_root, super::DEV_ROOT_REASON)?;
     let options = DiscoverOptions {
         sysfs_root: args.sysfs_root,
         dev_root: args.dev_root,

@@ -56,8 +56,9 @@ pub enum HookStage {
 
 impl HookArgs {
     /// The shared options, including those that follow an unknown argument (clap hands
-    /// everything after the first unknown argument to [`StageArgs::extra`]).
-    fn overrides(&self, stage: &str, extra: &[OsString]) -> Overrides {
+    /// everything after the first unknown argument to [`StageArgs::extra`]). Relative roots are
+    /// refused (see [`super::RelativeRoot`]).
+    fn overrides(&self, stage: &str, extra: &[OsString]) -> Result<Overrides, super::RelativeRoot> {
         let mut overrides = Overrides {
             config: self.config.clone(),
             sysfs_root: self.sysfs_root.clone(),
@@ -90,7 +91,15 @@ impl HookArgs {
                 ignored.join(" ")
             );
         }
-        overrides
+        for (option, root) in [
+            ("--sysfs-root", &overrides.sysfs_root),
+            ("--dev-root", &overrides.dev_root),
+        ] {
+            if let Some(root) = root {
+                super::absolute_root(option, root, super::HOOK_ROOT_REASON)?;
+            }
+        }
+        Ok(overrides)
     }
 
     /// The settings for `stage` (file, environment and command line) and its detail log, whose
@@ -100,9 +109,15 @@ impl HookArgs {
         stage: &'static str,
         extra: &[OsString],
     ) -> anyhow::Result<(Settings, DetailLog)> {
-        let overrides = self.overrides(stage, extra);
+        let overrides = self.overrides(stage, extra)?;
         let settings = Settings::load(&overrides, std::env::var_os(settings::ENV_VAR))?;
         let log = DetailLog::new(settings.log_file.clone(), stage);
+        if let Some(problem) = log.problem() {
+            eprintln!(
+                "amdgpu-cdi hook {stage}: warning: {}",
+                crate::report::error_line(problem)
+            );
+        }
         Ok((settings, log))
     }
 }

@@ -1,5 +1,8 @@
 //! `amdgpu-cdi inject`: print an OCI runtime config with CDI devices injected exactly as an engine
 //! would, to debug specs without starting a container. Unknown fields and key order are kept.
+//! Dangerous edits it applies ([`cdi::audit`]: the spec-wide edits and those of the requested
+//! devices) are named on stderr as warnings; they do not change the output or the exit status,
+//! because engines apply them the same way.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -59,9 +62,43 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
         }
         return Err(err.into());
     }
+    for line in applied_warnings(&registry, &args.devices) {
+        eprintln!("warning: {line}");
+    }
     let mut out = serde_json::to_string_pretty(&config)?;
     out.push('\n');
     std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())
         .context("cannot write the config to stdout")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The warning lines for the edits that injecting `names` applied: each spec's own edits once,
+/// then each requested device's.
+fn applied_warnings(registry: &Registry, names: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut seen_specs = std::collections::HashSet::new();
+    let mut seen_names = std::collections::HashSet::new();
+    for name in names {
+        let Some(entry) = registry.device(name) else {
+            continue;
+        };
+        if !seen_names.insert(name) {
+            continue;
+        }
+        let first_of_spec = seen_specs.insert(entry.file.path.as_path());
+        for warning in cdi::audit::warnings(&entry.file.spec) {
+            let applies = match &warning.device {
+                None => first_of_spec,
+                Some(device) => *device == entry.device.name,
+            };
+            if applies {
+                lines.push(super::validate::warning_line(
+                    &entry.file.path,
+                    &warning,
+                    "",
+                ));
+            }
+        }
+    }
+    lines
 }

@@ -1,5 +1,6 @@
 //! `amdgpu-cdi list`: every CDI device the spec directories resolve to, with the file providing
-//! it, as engines will see them; files engines would skip are reported as warnings.
+//! it, as engines will see them; files engines would skip, and valid specs that give containers
+//! dangerous host access ([`cdi::audit`]), are reported as warnings (errors with `--strict`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,11 @@ pub struct ListArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ListFormat::Text)]
     pub format: ListFormat,
+    /// Report dangerous specs (host block devices, sensitive bind mounts, relative or `..`
+    /// paths, loader variables such as LD_PRELOAD) as errors and exit 1; the devices are still
+    /// listed, as engines would resolve them.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Lists the devices; warnings about broken files go to stderr.
@@ -38,6 +44,15 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
     for err in registry.errors() {
         for line in super::validate::problem_lines(err) {
             eprintln!("warning: {line}");
+        }
+    }
+    let mut dangerous = false;
+    for file in registry.specs() {
+        for warning in cdi::audit::warnings(&file.spec) {
+            dangerous = true;
+            let level = if args.strict { "error" } else { "warning" };
+            let line = super::validate::warning_line(&file.path, &warning, "");
+            eprintln!("{level}: {line}");
         }
     }
     match args.format {
@@ -58,6 +73,9 @@ pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
                 .collect();
             println!("{}", serde_json::to_string_pretty(&entries)?);
         }
+    }
+    if dangerous && args.strict {
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,14 @@
 //! Command-line definitions (clap) and their dispatch. Logic lives in the library modules.
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod configure;
+pub mod device_plugin;
 pub mod docs;
 pub mod doctor;
 pub mod generate;
@@ -92,6 +94,60 @@ pub enum Command {
     GenerateDocs(docs::GenerateDocsArgs),
     /// Set up docker, containerd, crio or podman for AMD GPUs (non-destructive, undoable).
     Configure(configure::ConfigureArgs),
+    /// Run the kubelet device plugin: advertise GPUs and partitions, hand them out as CDI devices.
+    ///
+    /// Registers one resource per partition mode (or `amd.com/gpu`) with the kubelet, writes the
+    /// CDI spec the allocated names resolve against, follows device and partition changes and
+    /// kubelet restarts. Runs until SIGTERM. See docs/kubernetes.md.
+    DevicePlugin(device_plugin::DevicePluginArgs),
+}
+
+/// A root directory given on the command line that must be absolute.
+///
+/// The rule for paths on the command line: a path whose value leaves the command must be
+/// absolute, and a relative one is refused with this error rather than made absolute, so that
+/// what ends up elsewhere is exactly what the user typed. That is `--dev-root` on every command
+/// (its one job is to be the prefix of the host paths written into specs, which engines resolve
+/// from their own working directory) and every root a hook takes (an engine runs hooks in its own
+/// working directory); the configuration file refuses relative roots for the same reason, and
+/// `configure` its `--runtime-path` and `--cdi-spec-dir`. Paths that only the running command
+/// reads or writes for the user who typed them (`--output`, `--config` files, `--sysfs-root` of
+/// `generate`, `check`, `gpus` and `doctor`, `--spec-dir` of `list`, `validate` and `inject`,
+/// `doctor --root`) are relative to the current directory, as any command-line path is.
+#[derive(Debug, thiserror::Error)]
+#[error("{option} {} is not absolute ({why})", path.display())]
+pub struct RelativeRoot {
+    /// The option.
+    pub option: &'static str,
+    /// The value given.
+    pub path: PathBuf,
+    /// Why it must be absolute.
+    pub why: &'static str,
+}
+
+/// Why `--dev-root` must be absolute.
+pub const DEV_ROOT_REASON: &str = "specs name the device nodes under it, and engines resolve a relative path from their own \
+     directory";
+
+/// Why the roots a hook takes must be absolute.
+pub const HOOK_ROOT_REASON: &str =
+    "the engine runs the hook from its own directory, not from yours";
+
+/// `path`, when it is absolute; the one check behind [`RelativeRoot`].
+pub fn absolute_root<'a>(
+    option: &'static str,
+    path: &'a Path,
+    why: &'static str,
+) -> Result<&'a Path, RelativeRoot> {
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(RelativeRoot {
+            option,
+            path: path.to_path_buf(),
+            why,
+        })
+    }
 }
 
 /// Runs a parsed command line.
@@ -107,6 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::run(&args),
         Command::GenerateDocs(args) => docs::run(&args),
         Command::Configure(args) => configure::run(&args),
+        Command::DevicePlugin(args) => device_plugin::run(&args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `amdgpu-cdi validate`: check spec files the way engines will load them, and say exactly what
 //! is wrong, one `FILE: problem` line each, so a broken spec is found before a container start
-//! fails with "unresolvable CDI devices".
+//! fails with "unresolvable CDI devices". Valid specs that give containers dangerous host access
+//! ([`cdi::audit`]) get `FILE: warning: ...` lines; `--strict` makes those problems.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,6 +19,10 @@ pub struct ValidateArgs {
     /// Spec files to validate.
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Count warnings about dangerous specs (host block devices, sensitive bind mounts,
+    /// relative or `..` paths, loader variables such as LD_PRELOAD) as problems: exit 1.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Validates the files and directories; exit 1 when anything is wrong.
@@ -32,6 +37,12 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let mut lines = Vec::new();
     let mut checked = 0usize;
     let mut bad_files = std::collections::BTreeSet::new();
+    let mut dangers = Vec::new();
+    let mut audit = |path: &Path, spec: &cdi::spec::Spec| {
+        for warning in cdi::audit::warnings(spec) {
+            dangers.push((path.to_path_buf(), warning));
+        }
+    };
     for file in &args.files {
         checked += 1;
         let name = file
@@ -44,9 +55,12 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 file.display()
             );
         }
-        if let Err(err) = registry::load_checked(file) {
-            bad_files.insert(err.path().to_path_buf());
-            lines.extend(problem_lines(&err));
+        match registry::load_checked(file) {
+            Ok(spec) => audit(file, &spec),
+            Err(err) => {
+                bad_files.insert(err.path().to_path_buf());
+                lines.extend(problem_lines(&err));
+            }
         }
     }
     let mut devices = 0usize;
@@ -59,6 +73,9 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         let registry = Registry::load(&dirs);
         checked += registry.specs().len();
         devices = registry.devices().count();
+        for file in registry.specs() {
+            audit(&file.path, &file.spec);
+        }
         for err in registry.errors() {
             if !matches!(
                 err,
@@ -71,29 +88,51 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    for line in &lines {
+    let mut warning_lines = Vec::new();
+    for (path, warning) in &dangers {
+        if args.strict {
+            bad_files.insert(path.clone());
+            lines.push(warning_line(path, warning, ""));
+        } else {
+            warning_lines.push(warning_line(path, warning, "warning: "));
+        }
+    }
+    for line in lines.iter().chain(&warning_lines) {
         println!("{line}");
     }
+    let warned = if warning_lines.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", {} (--strict refuses them)",
+            plural(warning_lines.len(), "warning")
+        )
+    };
     if lines.is_empty() {
         let files = plural(checked, "spec file");
         if dirs.is_empty() {
-            println!("ok: {files} valid");
+            println!("ok: {files} valid{warned}");
         } else {
             println!(
-                "ok: {files} valid, {} resolvable",
+                "ok: {files} valid, {} resolvable{warned}",
                 plural(devices, "device")
             );
         }
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
-            "{} in {} (of {} checked)",
+            "{} in {} (of {} checked){warned}",
             plural(lines.len(), "problem"),
             plural(bad_files.len(), "file"),
             checked
         );
         Ok(ExitCode::from(1))
     }
+}
+
+/// `PATH: <prefix>device "d": field: what is dangerous`, one line.
+pub(crate) fn warning_line(path: &Path, warning: &cdi::audit::Warning, prefix: &str) -> String {
+    crate::report::plain_line(&format!("{}: {prefix}{warning}", path.display()))
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -107,7 +146,7 @@ fn plural(n: usize, what: &str) -> String {
 /// One `PATH: problem` line for each thing a registry error says is wrong.
 pub(crate) fn problem_lines(err: &RegistryError) -> Vec<String> {
     let at = |path: &Path, text: &dyn std::fmt::Display| {
-        crate::report::plain_os_errors(&format!("{}: {text}", path.display()))
+        crate::report::plain_line(&format!("{}: {text}", path.display()))
     };
     match err {
         RegistryError::ReadDir { dir, source } => {
@@ -118,6 +157,7 @@ pub(crate) fn problem_lines(err: &RegistryError) -> Vec<String> {
         }
         RegistryError::Load(LoadError::Parse { path, source }) => vec![at(path, source)],
         RegistryError::Invalid { path, problems } => problems.iter().map(|p| at(path, p)).collect(),
+        RegistryError::Refused { path, reason } => vec![at(path, &format!("not read: {reason}"))],
         RegistryError::Conflict {
             device,
             first,

@@ -13,8 +13,9 @@
 //! so concurrent runs on one config read and write it one after the other.
 //!
 //! Docker and containerd configs are edited in place and a ledger (`<config>.amdgpu-cdi.json`)
-//! records what amdgpu-cdi set and what was there before, so `--remove` undoes exactly that (see
-//! [`change`]). CRI-O, podman and containerd 2.x with `imports` get a drop-in file that belongs
+//! records what amdgpu-cdi set and what was there before, so `--remove` undoes exactly that, in
+//! place, keeping whatever else the user changed since (see [`change`]; the original bytes come
+//! back from the backup only when nothing else changed, see `remove_in_place`). CRI-O, podman and containerd 2.x with `imports` get a drop-in file that belongs
 //! wholly to amdgpu-cdi and is deleted by `--remove`.
 
 pub mod change;
@@ -331,7 +332,7 @@ pub struct ConfigLock {
 /// `--remove` when the file's directory does not exist locks nothing (and creates nothing): there
 /// is nothing to remove, whatever runs at the same time.
 pub fn lock(options: &Options) -> Result<ConfigLock, ConfigureError> {
-    let config = persist::resolve_symlink(&options.config);
+    let config = persist::resolve(&options.config)?;
     let dir_exists = config
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
@@ -348,8 +349,10 @@ pub fn lock(options: &Options) -> Result<ConfigLock, ConfigureError> {
 /// executed.
 pub fn plan(options: &Options) -> Result<Plan, ConfigureError> {
     // Edit the file a symlinked config points to: renaming over the link would replace it.
+    // The writer follows the same link the same way; a link it would refuse is refused here,
+    // before anything is read.
     let options = &Options {
-        config: persist::resolve_symlink(&options.config),
+        config: persist::resolve(&options.config)?,
         ..options.clone()
     };
     let mut plan = Plan {
@@ -464,15 +467,7 @@ fn in_place(
         LedgerAction::Keep
     } else {
         let old = persist::load_ledger(path)?;
-        let created = if old.changes.is_empty() {
-            before.is_none()
-        } else {
-            old.created_file
-        };
-        LedgerAction::Write(Ledger::new(
-            created,
-            change::merge(old.changes, edited.changes),
-        ))
+        LedgerAction::Write(old.after_run(before.as_deref(), &edited.text, edited.changes))
     };
     let after = if before.is_none() && edited.text.is_empty() {
         None
@@ -507,8 +502,12 @@ const CONTAINERD: InPlace = InPlace {
     same_meaning: containerd::same_meaning,
 };
 
-/// Plans the undo of the ledger's changes. When the result means the same as the backup taken
-/// before the first change, the backup's bytes are restored (the original formatting comes back).
+/// Plans the undo of the ledger's changes, in place: only what the ledger says amdgpu-cdi added
+/// goes, everything else in the file stays (keys, comments, layout the user changed since).
+///
+/// The backup's bytes are written back instead (the original formatting returns, a Docker
+/// byte order mark included) only when nothing else changed ([`persist::untouched_original`])
+/// and the undo means the same as the backup.
 fn remove_in_place(
     path: &Path,
     engine: &InPlace,
@@ -533,16 +532,13 @@ fn remove_in_place(
                     .iter()
                     .map(|k| format!("{}: {k}", path.display())),
             );
-            let backup = persist::read_optional(&persist::backup_path(path))?;
             if ledger.created_file && (engine.is_empty)(&reverted.text) {
                 None
             } else {
-                match backup {
-                    Some(original) if (engine.same_meaning)(&original, &reverted.text) => {
-                        Some(original)
-                    }
-                    _ => Some(reverted.text),
-                }
+                Some(match persist::untouched_original(path, &ledger, text)? {
+                    Some(original) if (engine.same_meaning)(&original, &reverted.text) => original,
+                    _ => reverted.text,
+                })
             }
         }
     };

@@ -2,19 +2,24 @@
 //! the file mode, the ledger of what amdgpu-cdi changed (`<config>.amdgpu-cdi.json`), and the lock
 //! that serialises concurrent runs on one config (`.<config name>.amdgpu-cdi.lock` beside it).
 //!
-//! The atomic write is `cdi::write::write_atomic` (temp file in the same directory, fsync, rename,
-//! fsync of the directory).
+//! The atomic write is `cdi::write::write_file` (temp file in the same directory, fsync, rename,
+//! fsync of the directory), with its rules: only a regular file (or a new path) is replaced, a
+//! symlinked config is written at its target, and only permission bits are kept. Reads refuse
+//! what is not a regular file too, so a FIFO or a device at a config path neither hangs nor feeds
+//! `configure`.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use cdi::write::{FileKind, Mode, WriteError, WriteOptions};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use super::change::Change;
+use super::change::{self, Change};
 
 /// Why reading or writing a config, its backup or its ledger failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +40,18 @@ pub enum PersistError {
         /// The I/O error.
         error: io::Error,
     },
+    /// A config path holds something other than a regular file (a device, FIFO, socket or
+    /// directory), or a symlink that is not followed; it is left as it is.
+    #[error(transparent)]
+    Refused(WriteError),
+    /// A file to read is not a regular file.
+    #[error("cannot read {path}: it is {kind}, not a regular file (it was left as it is)")]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+        /// What is there instead.
+        kind: FileKind,
+    },
     /// Writing a file atomically failed (the file is untouched).
     #[error("cannot update {path} (run as root?)")]
     Write {
@@ -42,7 +59,7 @@ pub enum PersistError {
         path: PathBuf,
         /// What failed.
         #[source]
-        error: cdi::write::WriteError,
+        error: WriteError,
     },
     /// Removing a file failed.
     #[error("cannot remove {path}: {error}")]
@@ -72,26 +89,42 @@ pub enum PersistError {
     },
 }
 
-/// Reads a file; `None` when it does not exist.
+/// Reads a file (following symlinks); `None` when it does not exist. Anything but a regular file
+/// is refused without being opened, and checked again once open: a FIFO does not make the read
+/// wait for a writer, a device does not feed it.
 pub fn read_optional(path: &Path) -> Result<Option<String>, PersistError> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(PersistError::Read {
+    let read_err = |error: io::Error| PersistError::Read {
+        path: path.to_path_buf(),
+        error,
+    };
+    let refuse_special = |meta: fs::Metadata| match FileKind::of(meta.mode()) {
+        None => Ok(()),
+        Some(kind) => Err(PersistError::NotRegular {
             path: path.to_path_buf(),
-            error,
+            kind,
         }),
+    };
+    match fs::metadata(path) {
+        Ok(meta) => refuse_special(meta)?,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(read_err(error)),
     }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_err)?;
+    refuse_special(file.metadata().map_err(read_err)?)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(read_err)?;
+    Ok(Some(text))
 }
 
-/// The target of `path` when it is a symlink (followed fully), else `path` itself.
-pub fn resolve_symlink(path: &Path) -> PathBuf {
-    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    if is_link {
-        fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
-    } else {
-        path.to_path_buf()
-    }
+/// The file a write to `path` replaces: `path`, or the file a symlink at it leads to (see
+/// `cdi::write::resolve` for which symlinks are followed). Anything but a regular file there is
+/// refused (`cdi::write::check_target`).
+pub fn resolve(path: &Path) -> Result<PathBuf, PersistError> {
+    cdi::write::check_target(path).map_err(PersistError::Refused)
 }
 
 /// `<file>.amdgpu-cdi.bak`: the file as it was before amdgpu-cdi first changed it.
@@ -210,37 +243,43 @@ pub fn backup_once(path: &Path, original: &str) -> Result<Option<PathBuf>, Persi
     if backup.exists() {
         return Ok(None);
     }
-    let mode = fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o600);
-    write_atomic(&backup, original.as_bytes(), mode)?;
+    // Permission bits only: a setuid config must not give a setuid backup.
+    let mode = fs::metadata(path).map_or(0o600, |m| m.permissions().mode());
+    write_atomic(&backup, original.as_bytes(), Mode::Exactly(mode))?;
     Ok(Some(backup))
 }
 
 /// Replaces `path` with `bytes` atomically: a temp file in the same directory is written, synced
-/// and renamed over the target, then the directory is synced. The mode is the existing file's,
-/// `default_mode` for a new file. Missing parent directories are created (0755).
+/// and renamed over the target, then the directory is synced. The permission bits are the
+/// existing file's (never its setuid, setgid or sticky bits), `default_mode` for a new file.
+/// Missing parent directories are created (0755).
 pub fn write_keeping_mode(
     path: &Path,
     bytes: &[u8],
     default_mode: u32,
 ) -> Result<(), PersistError> {
-    let mode = fs::metadata(path).map_or(default_mode, |m| m.permissions().mode() & 0o7777);
-    write_atomic(path, bytes, mode)
+    write_atomic(path, bytes, Mode::KeepOr(default_mode))
 }
 
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PersistError> {
+fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> Result<(), PersistError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|error| PersistError::CreateDir {
             dir: dir.to_path_buf(),
             error,
         })?;
     }
-    cdi::write::write_atomic(path, bytes, mode).map_err(|error| PersistError::Write {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    Ok(())
+    let options = WriteOptions {
+        mode,
+        durable: true,
+    };
+    match cdi::write::write_file(path, bytes, options) {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_refusal() => Err(PersistError::Refused(error)),
+        Err(error) => Err(PersistError::Write {
+            path: path.to_path_buf(),
+            error,
+        }),
+    }
 }
 
 /// Removes a file; absent is fine.
@@ -266,17 +305,78 @@ pub struct Ledger {
     pub created_file: bool,
     /// The changes, oldest first.
     pub changes: Vec<Change>,
+    /// [`digest`] of the file before amdgpu-cdi first changed it (absent for a file it created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
+    /// [`digest`] of the file as amdgpu-cdi last wrote it, kept only while nobody else has
+    /// changed the file since the first change: then `--remove` may put back the original's
+    /// bytes. Absent once another edit was seen (and in ledgers of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<String>,
 }
 
 impl Ledger {
-    /// A ledger holding `changes`.
+    /// A ledger holding `changes`, without digests.
     pub fn new(created_file: bool, changes: Vec<Change>) -> Self {
         Ledger {
             written_by: "amdgpu-cdi configure".to_string(),
             created_file,
             changes,
+            original: None,
+            written: None,
         }
     }
+}
+
+impl Ledger {
+    /// The ledger after a run that changed the file from `before` (`None`: absent) to `after`,
+    /// making `changes`; `self` is the ledger before the run (empty when there was none).
+    pub fn after_run(self, before: Option<&str>, after: &str, changes: Vec<Change>) -> Ledger {
+        let first = self.changes.is_empty();
+        // Whether the file still holds nothing but amdgpu-cdi's edits of the original: true for
+        // a first change, else only when nobody changed the file since amdgpu-cdi last wrote it.
+        let untouched = first || (self.written.is_some() && self.written == before.map(digest));
+        Ledger {
+            created_file: if first {
+                before.is_none()
+            } else {
+                self.created_file
+            },
+            original: if first {
+                before.map(digest)
+            } else {
+                self.original
+            },
+            written: untouched.then(|| digest(after)),
+            ..Ledger::new(false, change::merge(self.changes, changes))
+        }
+    }
+}
+
+/// The backup of `path` when `current` (the file's text now) holds nothing but amdgpu-cdi's
+/// edits of it, as the ledger's digests tell: the file is byte for byte what amdgpu-cdi last
+/// wrote, each of its runs found the file as the previous one left it, and the backup is the
+/// file the ledger started from. `None` otherwise (and for ledgers without digests).
+pub fn untouched_original(
+    path: &Path,
+    ledger: &Ledger,
+    current: &str,
+) -> Result<Option<String>, PersistError> {
+    if ledger.written != Some(digest(current)) || ledger.original.is_none() {
+        return Ok(None);
+    }
+    let backup = read_optional(&backup_path(path))?;
+    Ok(backup.filter(|original| ledger.original == Some(digest(original))))
+}
+
+/// A digest of a file's bytes (FNV-1a, 64 bits) for the ledger: enough to tell whether a file
+/// is still the one amdgpu-cdi wrote. Not a defence against someone forging a collision: who can
+/// edit the config needs no collision to change it.
+pub fn digest(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("fnv1a64:{hash:016x}")
 }
 
 /// Loads the ledger of `config`; an empty one when there is none.
@@ -382,5 +482,52 @@ mod tests {
             fs::read_to_string(backup_path(&path)).expect("read"),
             "a = 1\n"
         );
+    }
+
+    #[test]
+    fn the_ledger_trusts_the_backup_only_while_nobody_else_edited_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        let set = |value: &str| Change::Set {
+            key: vec!["a".to_string()],
+            before: None,
+            after: serde_json::Value::String(value.to_string()),
+        };
+        fs::write(backup_path(&path), "x = 1\n").expect("backup");
+        // First run on an existing file, second run on the file as the first left it.
+        let first = Ledger::default().after_run(Some("x = 1\n"), "x = 1\na = 1\n", vec![set("1")]);
+        assert_eq!(first.original, Some(digest("x = 1\n")));
+        assert!(!first.created_file);
+        let second = first.after_run(Some("x = 1\na = 1\n"), "x = 1\na = 2\n", vec![set("2")]);
+        assert_eq!(second.written, Some(digest("x = 1\na = 2\n")));
+        let untouched = untouched_original(&path, &second, "x = 1\na = 2\n").expect("read");
+        assert_eq!(untouched.as_deref(), Some("x = 1\n"));
+        // A user edit since the last run: the file no longer matches.
+        let edited = "# mine\nx = 1\na = 2\n";
+        assert_eq!(
+            untouched_original(&path, &second, edited).expect("read"),
+            None
+        );
+        // A run on the edited file keeps the edit in what it writes: the backup is out of date
+        // for good.
+        let third = second.after_run(Some(edited), "# mine\nx = 1\na = 3\n", vec![set("3")]);
+        assert_eq!(third.written, None);
+        assert_eq!(
+            untouched_original(&path, &third, "# mine\nx = 1\na = 3\n").expect("read"),
+            None
+        );
+        // A backup that is not the file the ledger started from is not restored either.
+        let other = Ledger::default().after_run(Some("y = 1\n"), "y = 1\na = 1\n", vec![set("1")]);
+        assert_eq!(
+            untouched_original(&path, &other, "y = 1\na = 1\n").expect("read"),
+            None
+        );
+        // A ledger of an earlier version has no digests.
+        let legacy = Ledger::new(false, vec![set("1")]);
+        assert_eq!(
+            untouched_original(&path, &legacy, "x = 1\na = 1\n").expect("read"),
+            None
+        );
+        assert_eq!(digest(""), "fnv1a64:cbf29ce484222325");
     }
 }

@@ -1,4 +1,6 @@
 //! Parser for KFD topology `properties` files: one `key value` pair per line, values decimal.
+//! Discovery and `doctor` both read topology through it: discovery strictly, `doctor` skipping
+//! lines it cannot read, so that a damaged node is still diagnosed.
 
 use std::ops::Range;
 
@@ -18,10 +20,30 @@ pub(crate) struct ParseProblem {
     pub(crate) text: String,
 }
 
+/// What the parser does with a line that is not `key <decimal>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnMalformed {
+    /// Stop with a [`ParseProblem`].
+    Reject,
+    /// Leave the line out.
+    Skip,
+}
+
 impl Properties {
     /// Parses the text of a `properties` file. Blank lines are ignored; anything else that is not
     /// `key <decimal>` is a problem, because a half-understood node must not become a GPU.
     pub(crate) fn parse(text: String) -> Result<Self, ParseProblem> {
+        Self::parse_with(text, OnMalformed::Reject)
+    }
+
+    /// Parses the text of a `properties` file, leaving out the lines that are not
+    /// `key <decimal>`: for diagnosis, which reports what it can read of a damaged node.
+    pub(crate) fn parse_skipping_malformed(text: String) -> Self {
+        // Only `OnMalformed::Reject` returns a problem.
+        Self::parse_with(text, OnMalformed::Skip).unwrap_or_default()
+    }
+
+    fn parse_with(text: String, on_malformed: OnMalformed) -> Result<Self, ParseProblem> {
         let mut values = Vec::with_capacity(48);
         let bytes = text.as_bytes();
         let mut start = 0;
@@ -53,6 +75,7 @@ impl Properties {
                         let offset = key.as_ptr() as usize - text.as_ptr() as usize;
                         values.push((offset..offset + key.len(), value));
                     }
+                    _ if on_malformed == OnMalformed::Skip => {}
                     _ => {
                         return Err(ParseProblem {
                             line: number,
@@ -73,6 +96,11 @@ impl Properties {
             .rev()
             .find(|(range, _)| self.text.get(range.clone()) == Some(key))
             .map(|(_, value)| *value)
+    }
+
+    /// True for a GPU node: CPU nodes have no SIMDs (and `gpu_id` 0).
+    pub(crate) fn is_gpu_node(&self) -> bool {
+        self.get("simd_count").unwrap_or(0) != 0
     }
 }
 
@@ -160,6 +188,26 @@ mod tests {
         assert!(Properties::parse("a  1".into()).is_ok());
         assert!(Properties::parse("a 1 ".into()).is_ok());
         assert!(Properties::parse("a 1x".into()).is_err());
+    }
+
+    #[test]
+    fn skipping_malformed_lines_keeps_the_readable_ones() {
+        let text = "simd_count 4\nvendor_id 0x1002\ngarbage\n\u{0}\ndrm_render_minor 128\n";
+        let props = Properties::parse_skipping_malformed(text.to_string());
+        assert_eq!(props.get("simd_count"), Some(4));
+        assert_eq!(props.get("drm_render_minor"), Some(128));
+        assert_eq!(props.get("vendor_id"), None);
+        assert!(props.is_gpu_node());
+        assert!(Properties::parse(text.to_string()).is_err());
+    }
+
+    #[test]
+    fn cpu_nodes_have_no_simds() {
+        let cpu = Properties::parse("cpu_cores_count 64\nsimd_count 0\n".into()).expect("cpu");
+        assert!(!cpu.is_gpu_node());
+        assert!(!Properties::default().is_gpu_node());
+        let gpu = Properties::parse("simd_count 304\n".into()).expect("gpu");
+        assert!(gpu.is_gpu_node());
     }
 
     #[test]

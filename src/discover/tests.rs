@@ -1,5 +1,11 @@
 //! Unit tests of discovery helpers; whole-host behaviour is tested against `examples/hosts`.
 
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::drm::is_xcp_device;
+use super::error::describe_io;
+use super::products::known_product;
 use super::*;
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use cdi::version::Version as SpecVersion;
 
 use super::{Finding, HostRoots, Section, fail, info, ok, warn};
+use crate::paths::{HOOKS_DIRS, SPEC_DIRS, WRAPPER_NAME};
 
 /// The engines doctor knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +93,21 @@ impl Engine {
                 Some(v(1, 7, 16)),
                 Some(v(26, 1, 0)),
             ],
+            // Library-only versions: the releases seen accepting them in the engine roots'
+            // tests (docs/engines.md); earlier releases may accept them too. CRI-O: from the
+            // 1.1.0 row.
+            (0, 8, 0) => [
+                Some(v(5, 4, 0)),
+                Some(v(1, 35, 0)),
+                Some(v(1, 7, 24)),
+                Some(v(28, 5, 0)),
+            ],
+            (1, 0, 0) => [
+                Some(v(5, 8, 0)),
+                Some(v(1, 35, 0)),
+                Some(v(2, 1, 9)),
+                Some(v(28, 5, 0)),
+            ],
             (1, 1, 0) => [None, Some(v(1, 35, 0)), Some(v(2, 2, 1)), Some(v(29, 2, 0))],
             _ => return None,
         };
@@ -101,6 +117,20 @@ impl Engine {
             Engine::Containerd => row[2],
             Engine::Docker => row[3],
         }
+    }
+}
+
+impl Engine {
+    /// The newest spec version release `version` accepts; `None` when it accepts none.
+    pub fn newest_accepted(self, version: EngineVersion) -> Option<SpecVersion> {
+        cdi::version::KNOWN_VERSIONS
+            .iter()
+            .copied()
+            .filter(|spec| {
+                self.first_accepting(*spec)
+                    .is_some_and(|first| version >= first)
+            })
+            .max()
     }
 }
 
@@ -216,9 +246,6 @@ struct EngineConfig {
     hooks_dirs: Option<Vec<String>>,
 }
 
-const WRAPPER: &str = "amdgpu-container-runtime";
-const DEFAULT_SPEC_DIRS: [&str; 2] = ["/etc/cdi", "/var/run/cdi"];
-
 /// dockerd skips a UTF-8 byte order mark at the start of daemon.json from this release on and
 /// refuses the file before it (moby/moby#44770).
 const DOCKER_SKIPS_BOM: EngineVersion = EngineVersion::new(23, 0, 0);
@@ -260,7 +287,7 @@ fn docker_config(roots: &HostRoots, version: Option<EngineVersion>) -> EngineCon
     if let Some(runtimes) = json.get("runtimes").and_then(|v| v.as_object()) {
         for (name, runtime) in runtimes {
             if let Some(p) = runtime.get("path").and_then(|v| v.as_str())
-                && p.contains(WRAPPER)
+                && p.contains(WRAPPER_NAME)
             {
                 config.wrappers.push((name.clone(), p.to_string()));
             }
@@ -283,8 +310,11 @@ fn containerd_config(roots: &HostRoots, version: Option<EngineVersion>) -> Engin
             return config;
         }
     };
-    let v2 = version.is_some_and(|v| v.major >= 2);
-    let section = if v2 {
+    // The file's own `version` picks the section: containerd 2.x still reads (and converts) a
+    // `version = 2` file; without the key, 2.x assumes 3 and 1.x assumes 2.
+    let file_version = table.get("version").and_then(toml::Value::as_integer);
+    let v3 = file_version.map_or(version.is_some_and(|v| v.major >= 2), |v| v >= 3);
+    let section = if v3 {
         "io.containerd.cri.v1.runtime"
     } else {
         "io.containerd.grpc.v1.cri"
@@ -313,7 +343,7 @@ fn collect_binary_names(value: &toml::Value, name: &str, out: &mut Vec<(String, 
         for (key, child) in table {
             if key == "BinaryName"
                 && let Some(path) = child.as_str()
-                && path.contains(WRAPPER)
+                && path.contains(WRAPPER_NAME)
             {
                 out.push((name.to_string(), path.to_string()));
             }
@@ -355,7 +385,7 @@ fn crio_config(roots: &HostRoots) -> EngineConfig {
         {
             for (name, runtime) in runtimes {
                 if let Some(path) = runtime.get("runtime_path").and_then(toml::Value::as_str)
-                    && path.contains(WRAPPER)
+                    && path.contains(WRAPPER_NAME)
                 {
                     config.wrappers.push((name.clone(), path.to_string()));
                 }
@@ -412,7 +442,7 @@ fn podman_config(roots: &HostRoots) -> EngineConfig {
                         if let Some(path) = paths
                             .iter()
                             .filter_map(toml::Value::as_str)
-                            .find(|p| p.contains(WRAPPER))
+                            .find(|p| p.contains(WRAPPER_NAME))
                         {
                             config.wrappers.push((name.clone(), path.to_string()));
                         }
@@ -599,11 +629,17 @@ fn engine_section(
         let dirs: Vec<String> = config
             .spec_dirs
             .clone()
-            .unwrap_or_else(|| DEFAULT_SPEC_DIRS.map(str::to_string).to_vec());
+            .unwrap_or_else(|| SPEC_DIRS.map(str::to_string).to_vec());
         findings.push(info(
             &format!("{name}.spec-dirs"),
             format!("reads CDI specs from {}", dirs.join(", ")),
         ));
+        if let Some(newest) = engine.newest_accepted(version) {
+            findings.push(info(
+                &format!("{name}.newest-spec-version"),
+                format!("{name} {version} is known to accept cdiVersion up to {newest}"),
+            ));
+        }
         let visible: Vec<&(SpecVersion, PathBuf)> = specs
             .iter()
             .filter(|(_, path)| {
@@ -647,6 +683,9 @@ fn engine_section(
     if engine == Engine::Crio {
         findings.extend(crio_hooks(roots, &config));
     }
+    if engine == Engine::Docker {
+        findings.push(docker_gpus_finding(roots, version, cdi_on, has_wrapper));
+    }
     if config.wrappers.is_empty() && matches!(engine, Engine::Docker | Engine::Containerd) {
         findings.push(info(
             &format!("{name}.wrapper"),
@@ -671,11 +710,67 @@ fn engine_section(
     section(findings)
 }
 
-/// Hooks dirs podman reads, and CRI-O's default `hooks_dir`.
-const HOOKS_DIRS: [&str; 2] = [
-    "/usr/share/containers/oci/hooks.d",
-    "/etc/containers/oci/hooks.d",
-];
+/// Docker 28.3 registers its AMD `--gpus` driver only when this executable is on dockerd's PATH.
+const DOCKER_AMD_HELPER: &str = "amd-container-runtime";
+/// The first Docker with an AMD `--gpus` driver (it sets `AMD_VISIBLE_DEVICES`), and the first
+/// whose driver maps `--gpus` to `amd.com/gpu` CDI devices.
+const DOCKER_AMD_GPUS: EngineVersion = EngineVersion::new(28, 3, 0);
+const DOCKER_AMD_GPUS_CDI: EngineVersion = EngineVersion::new(29, 3, 0);
+
+/// What `docker run --gpus` does on this host (docs/engines.md) and what to use instead.
+fn docker_gpus_finding(
+    roots: &HostRoots,
+    version: EngineVersion,
+    cdi_on: bool,
+    has_wrapper: bool,
+) -> Finding {
+    let check = "docker.gpus";
+    let cdi = if cdi_on {
+        "use `docker run --device amd.com/gpu=N` (CDI) instead"
+    } else {
+        "use `docker run --runtime amd -e AMD_VISIBLE_DEVICES=N` (the runtime wrapper) instead"
+    };
+    if version < DOCKER_AMD_GPUS {
+        return info(
+            check,
+            format!("docker {version} has no AMD driver for `--gpus` (needs 28.3); {cdi}"),
+        );
+    }
+    if version >= DOCKER_AMD_GPUS_CDI {
+        return ok(
+            check,
+            format!("docker {version} maps `--gpus` to amd.com/gpu CDI devices"),
+        );
+    }
+    if find_binary(&roots.search_path, DOCKER_AMD_HELPER).is_none() {
+        return info(
+            check,
+            format!(
+                "docker {version} serves `--gpus` on AMD only when an executable named \
+                 {DOCKER_AMD_HELPER} is on dockerd's PATH (link it to {WRAPPER_NAME} and restart \
+                 dockerd, then `--runtime amd --gpus ...`); {cdi}"
+            ),
+        );
+    }
+    if has_wrapper {
+        ok(
+            check,
+            format!(
+                "docker {version} turns `--gpus` into AMD_VISIBLE_DEVICES: use it with the \
+                 wrapper's runtime (`--runtime amd`, or `--set-as-default`)"
+            ),
+        )
+    } else {
+        warn(
+            check,
+            format!(
+                "docker {version} turns `--gpus` into AMD_VISIBLE_DEVICES, which only the \
+                 runtime wrapper reads, and no runtime entry is the wrapper"
+            ),
+            "`amdgpu-cdi configure docker`, restart dockerd, then `docker run --runtime amd --gpus ...`",
+        )
+    }
+}
 
 /// Our hooks.d files in `dir` (a host path): JSON files whose hook path names amdgpu-cdi.
 fn our_hook_files(roots: &HostRoots, dir: &str) -> Vec<PathBuf> {
@@ -888,6 +983,50 @@ mod tests {
             Engine::Docker.first_accepting(v("1.1.0")),
             Some(EngineVersion::new(29, 2, 0))
         );
+    }
+
+    #[test]
+    fn the_newest_accepted_version_is_what_the_engine_roots_showed() {
+        let v = |s: &str| s.parse::<SpecVersion>().expect("valid test version");
+        let e = EngineVersion::new;
+        let cases = [
+            (Engine::Docker, e(20, 10, 24), None),
+            (Engine::Docker, e(26, 1, 5), Some(v("0.7.0"))),
+            (Engine::Docker, e(28, 5, 2), Some(v("1.0.0"))),
+            (Engine::Containerd, e(1, 6, 20), None),
+            (Engine::Containerd, e(1, 7, 24), Some(v("0.8.0"))),
+            (Engine::Containerd, e(2, 1, 9), Some(v("1.0.0"))),
+            (Engine::Podman, e(4, 3, 1), Some(v("0.5.0"))),
+            (Engine::Podman, e(5, 4, 2), Some(v("0.8.0"))),
+            (Engine::Podman, e(5, 8, 6), Some(v("1.0.0"))),
+        ];
+        for (engine, version, newest) in cases {
+            assert_eq!(
+                engine.newest_accepted(version),
+                newest,
+                "{engine:?} {version}"
+            );
+        }
+    }
+
+    #[test]
+    fn containerd_2_reads_the_section_of_the_file_version() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir_all(dir.path().join("etc/containerd")).expect("mkdir");
+        let roots = HostRoots::under(dir.path(), Vec::new());
+        let v2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  enable_cdi = false\n  \
+                  cdi_spec_dirs = [\"/srv/v2\"]\n";
+        let v3 = "version = 3\n[plugins.'io.containerd.cri.v1.runtime']\n  enable_cdi = false\n  \
+                  cdi_spec_dirs = ['/srv/v3']\n";
+        for (text, dir_name) in [(v2, "/srv/v2"), (v3, "/srv/v3")] {
+            fs::write(dir.path().join("etc/containerd/config.toml"), text).expect("write");
+            let config = containerd_config(&roots, Some(EngineVersion::new(2, 1, 9)));
+            assert_eq!(config.cdi_enabled, Some(false), "{text}");
+            assert_eq!(config.spec_dirs, Some(vec![dir_name.to_string()]), "{text}");
+        }
+        fs::write(dir.path().join("etc/containerd/config.toml"), v2).expect("write");
+        let config = containerd_config(&roots, Some(EngineVersion::new(1, 7, 24)));
+        assert_eq!(config.spec_dirs, Some(vec!["/srv/v2".to_string()]));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::{Finding, HostRoots, Section, Subject, fail, info, ok, warn};
+use crate::discover::Properties;
 
 /// What KFD topology says about the GPUs, as far as doctor needs it.
 #[derive(Debug, Default)]
@@ -32,14 +33,11 @@ fn read_topology(roots: &HostRoots) -> io::Result<Topology> {
         let path = dir.join("properties");
         match fs::read_to_string(&path) {
             Ok(text) => {
-                let value = |key: &str| {
-                    text.lines()
-                        .filter_map(|l| l.split_once(' '))
-                        .find(|(k, _)| *k == key)
-                        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-                };
-                if value("simd_count").unwrap_or(0) > 0 {
-                    let minor = value("drm_render_minor").unwrap_or(0);
+                // Unlike discovery, doctor counts a GPU node whatever its vendor and however
+                // damaged its other lines: it reports what it can read.
+                let properties = Properties::parse_skipping_malformed(text);
+                if properties.is_gpu_node() {
+                    let minor = properties.get("drm_render_minor").unwrap_or(0);
                     topology
                         .render_minors
                         .push(u32::try_from(minor).unwrap_or(u32::MAX));
@@ -319,5 +317,41 @@ fn node_finding(
             format!("{described}: {} cannot open it", identity.name),
             "give the group read/write access with a udev rule (MODE=\"0660\") and add the user to that group",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Doctor reads topology through discovery's parser with its lenient option: a GPU node is
+    /// counted whatever its vendor, and a damaged line does not hide the node.
+    #[test]
+    fn topology_counts_gpu_nodes_of_any_vendor_and_reads_past_damaged_lines() {
+        let root = tempfile::tempdir().expect("temp root");
+        let roots = HostRoots::under(root.path(), Vec::new());
+        let nodes = [
+            ("0", "cpu_cores_count 64\nsimd_count 0\n"),
+            (
+                "1",
+                "simd_count 304\nvendor_id 4098\ndrm_render_minor 128\n",
+            ),
+            (
+                "2",
+                "simd_count 80\nvendor_id 4318\nlocation_id 0x300\ndrm_render_minor 129\n",
+            ),
+            ("10", "garbage line\nsimd_count 8\n"),
+        ];
+        for (node, properties) in nodes {
+            let dir = roots
+                .sysfs_root
+                .join("class/kfd/kfd/topology/nodes")
+                .join(node);
+            fs::create_dir_all(&dir).expect("mkdir");
+            fs::write(dir.join("properties"), properties).expect("write");
+        }
+        let topology = read_topology(&roots).expect("reads");
+        assert_eq!(topology.render_minors, [128, 129, 0]);
+        assert!(topology.unreadable.is_empty());
     }
 }

@@ -196,6 +196,8 @@ pub struct DoctorOptions {
     /// The generate options the refresh service uses (from `/etc/default/amdgpu-cdi`), to judge
     /// whether `amd.com-gpu.yaml` is current; an error says why they are unusable.
     pub generate: Result<GenerateOptions, String>,
+    /// Report dangerous specs ([`cdi::audit`]) as failures rather than warnings.
+    pub strict: bool,
 }
 
 /// Runs every check and returns the report.
@@ -206,7 +208,7 @@ pub fn run(options: &DoctorOptions) -> Report {
         host::device_nodes(roots, &options.subject),
     ];
     let specs = specs::scan(roots);
-    sections.push(specs.section(roots, &options.generate));
+    sections.push(specs.section(roots, &options.generate, options.strict));
     sections.extend(engines::sections(
         roots,
         &specs.versions(),

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cdi::version::Version;
 
@@ -30,6 +30,8 @@ pub(super) struct SpecFile {
     names: Vec<String>,
     /// Why the file is not usable: a parse error or validation problems.
     invalid: Option<String>,
+    /// What it gives containers that it should not ([`cdi::audit`]), for a valid file.
+    dangers: Vec<cdi::audit::Warning>,
 }
 
 /// Everything found in the spec dirs.
@@ -54,9 +56,16 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
             .collect();
         paths.sort();
         for path in paths {
-            match cdi::codec::load(&path) {
+            // The spec-dir rule of `cdi::registry::read_entry`: only regular files and links to
+            // them made by root, the reader or the target's owner; a refused entry is skipped
+            // here, and `validate` names it.
+            let Ok(bytes) = cdi::registry::read_entry(&path) else {
+                continue;
+            };
+            match cdi::codec::parse(&bytes, cdi::codec::Format::from_path(&path)) {
                 Ok(spec) if spec.kind == KIND => {
                     let problems = cdi::validate::validate(&spec);
+                    let dangers = cdi::audit::warnings_on(&spec, &RootedHost(roots));
                     let invalid = match problems.as_slice() {
                         [] => None,
                         [one] => Some(one.to_string()),
@@ -70,24 +79,22 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
                         version: spec.cdi_version.parse().ok(),
                         names: spec.devices.into_iter().map(|d| d.name).collect(),
                         invalid,
+                        dangers,
                     });
                 }
                 Ok(_) => {}
                 Err(err) => {
                     // Only files that look like ours are our business; a broken file of another
                     // vendor is skipped by the engines without affecting our devices.
-                    let text = fs::read_to_string(&path).unwrap_or_default();
-                    if text.contains(KIND) {
-                        let message = match err {
-                            cdi::codec::LoadError::Parse { source, .. } => source.to_string(),
-                            cdi::codec::LoadError::Read { source, .. } => source.to_string(),
-                        };
+                    let mentions_kind = bytes.windows(KIND.len()).any(|w| w == KIND.as_bytes());
+                    if mentions_kind {
                         scan.files.push(SpecFile {
                             path,
                             dir: index,
                             version: None,
                             names: Vec::new(),
-                            invalid: Some(message),
+                            invalid: Some(err.to_string()),
+                            dangers: Vec::new(),
                         });
                     }
                 }
@@ -95,6 +102,22 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
         }
     }
     scan
+}
+
+/// The host doctor inspects, for [`cdi::audit`]: a spec's `/dev/...` paths are looked up under
+/// the dev root, other host paths under the root.
+struct RootedHost<'a>(&'a HostRoots);
+
+impl cdi::audit::Host for RootedHost<'_> {
+    fn node(&self, path: &Path) -> Option<cdi::audit::HostNode> {
+        let relative = path.strip_prefix("/").ok()?;
+        let base = if relative.starts_with("dev") {
+            &self.0.dev_root
+        } else {
+            &self.0.root
+        };
+        cdi::audit::LiveHost.node(&base.join(relative))
+    }
 }
 
 impl SpecScan {
@@ -112,6 +135,7 @@ impl SpecScan {
         &self,
         roots: &HostRoots,
         generate: &Result<GenerateOptions, String>,
+        strict: bool,
     ) -> Section {
         let mut findings = Vec::new();
         if self.files.is_empty() {
@@ -141,6 +165,16 @@ impl SpecScan {
                         summarize(&file.names)
                     ),
                 )),
+            }
+            for danger in &file.dangers {
+                let message = crate::report::plain_line(&format!("{shown}: {danger}"));
+                let remedy = "remove this edit unless every container given these GPUs may have \
+                              that host access (`amdgpu-cdi generate` never writes it)";
+                findings.push(if strict {
+                    fail("specs.safe", message, remedy)
+                } else {
+                    warn("specs.safe", message, remedy)
+                });
             }
         }
         findings.extend(self.conflicts(roots));

@@ -34,6 +34,7 @@ fn gpu(index: usize, bus: u8, partition: Option<u32>, unique_id: Option<u64>) ->
         kfd_node: u32::try_from(index).expect("small index") + 1,
         gpu_id: 4242,
         unique_id,
+        hive_id: None,
         vendor_id: 0x1002,
         device_id: 0x74a1,
         gfx_target_version: Some(90402),

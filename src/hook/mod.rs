@@ -235,14 +235,7 @@ fn registry_inventory(registry: &Registry) -> Inventory {
             match grammar::parse_entry(strip_partition_suffix(name)) {
                 Ok(Selector::Index(i)) => candidate.index = Some(i),
                 Ok(Selector::UniqueId(id)) => candidate.unique_id = Some(id),
-                Ok(Selector::Pci(pci)) => {
-                    candidate.pci_address = pci.domain.map(|domain| crate::discover::PciAddress {
-                        domain,
-                        bus: pci.bus,
-                        device: pci.device,
-                        function: pci.function,
-                    });
-                }
+                Ok(Selector::Pci(pci)) => candidate.pci_address = pci.address(),
                 _ => {}
             }
             candidate

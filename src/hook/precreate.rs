@@ -44,10 +44,7 @@ pub enum PrecreateError {
 /// Makes `config` fail to start with `message`: its process becomes a path that cannot exist.
 pub fn refuse(config: &mut Value, message: &str) {
     let args = json!([format!("{REFUSED_PROCESS_PREFIX}{message}")]);
-    match config
-        .pointer_mut("/process")
-        .and_then(Value::as_object_mut)
-    {
+    match config.get_mut("process").and_then(Value::as_object_mut) {
         Some(process) => {
             process.insert("args".to_string(), args);
         }

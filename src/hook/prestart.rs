@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use amdgpu_cdi_hooks::bundle::{self, BundleError};
 use amdgpu_cdi_hooks::log::DetailLog;
+use amdgpu_cdi_hooks::oci_config::OciConfig;
 use amdgpu_cdi_hooks::prestart::{self as mechanics, Options, PrestartError as MechanicsError};
 use amdgpu_cdi_hooks::state::{State, StateError};
 use amdgpu_cdi_hooks::syscalls::Syscalls;
@@ -103,13 +104,17 @@ fn host_paths(edits: &[ContainerEdits]) -> BTreeMap<PathBuf, PathBuf> {
 
 /// Logs the parts of the CDI edits a prestart hook cannot apply.
 fn warn_about_late_edits(before: &Value, after: &Value, log: &DetailLog) {
-    for (what, pointer) in [
-        ("environment", "/process/env"),
-        ("mounts", "/mounts"),
-        ("hooks", "/hooks"),
-        ("additional groups", "/process/user/additionalGids"),
+    let (before, after) = (OciConfig::new(before), OciConfig::new(after));
+    for (what, changed) in [
+        ("environment", before.env().ne(after.env())),
+        ("mounts", before.mounts() != after.mounts()),
+        ("hooks", before.hooks() != after.hooks()),
+        (
+            "additional groups",
+            before.additional_gids().ne(after.additional_gids()),
+        ),
     ] {
-        if before.pointer(pointer) != after.pointer(pointer) {
+        if changed {
             log.warn(&format!(
                 "the CDI edits change the container's {what}: a prestart hook cannot apply that (use the precreate hook or the runtime wrapper)"
             ));

@@ -5,9 +5,12 @@
 //! strict: one bad entry rejects the whole value, so a container never starts with fewer GPUs
 //! than it asked for.
 
+use std::collections::HashSet;
 use std::fmt;
 
-use crate::discover::PciAddress;
+use cdi::text::escape;
+
+use crate::discover::PciSelector;
 
 /// The CDI kind of the devices amdgpu-cdi provides.
 pub const KIND: &str = "amd.com/gpu";
@@ -49,34 +52,11 @@ pub enum Selector {
     CdiName(String),
 }
 
-/// A PCI address as written in a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PciSelector {
-    /// The domain, when written.
-    pub domain: Option<u32>,
-    /// Bus number.
-    pub bus: u8,
-    /// Device number.
-    pub device: u8,
-    /// Function number.
-    pub function: u8,
-}
-
-impl PciSelector {
-    /// True when `address` is this one (any domain for the short form).
-    pub fn matches(&self, address: &PciAddress) -> bool {
-        self.domain.is_none_or(|d| d == address.domain)
-            && self.bus == address.bus
-            && self.device == address.device
-            && self.function == address.function
-    }
-}
-
 /// Why a request value is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrammarError {
     /// An entry is not any form of the grammar.
-    #[error("invalid entry {entry:?}: {reason}")]
+    #[error("invalid entry \"{}\": {reason}", escape(entry))]
     Invalid {
         /// The entry as written.
         entry: String,
@@ -112,6 +92,7 @@ pub fn parse(value: &str) -> Result<Selection, GrammarError> {
         }
     }
     let mut entries: Vec<Entry> = Vec::with_capacity(raw.len());
+    let mut seen: HashSet<Selector> = HashSet::with_capacity(raw.len());
     for text in raw {
         if text.eq_ignore_ascii_case("void") || text.eq_ignore_ascii_case("none") {
             return Err(GrammarError::KeywordInList {
@@ -119,7 +100,7 @@ pub fn parse(value: &str) -> Result<Selection, GrammarError> {
             });
         }
         let selector = parse_entry(text)?;
-        if !entries.iter().any(|e| e.selector == selector) {
+        if seen.insert(selector.clone()) {
             entries.push(Entry {
                 text: text.to_string(),
                 selector,
@@ -151,7 +132,7 @@ pub fn parse_entry(text: &str) -> Result<Selector, GrammarError> {
                 format!("not a CDI name of kind {KIND} (expected {KIND}=<name>)"),
             ));
         }
-        if !valid_cdi_name(name) {
+        if cdi::name::validate_device_name(name).is_err() {
             return Err(invalid(
                 text,
                 "a CDI device name starts and ends with a letter or digit, with letters, digits, \
@@ -166,7 +147,7 @@ pub fn parse_entry(text: &str) -> Result<Selector, GrammarError> {
         return parse_unique_id(hex).map_err(|reason| invalid(text, reason));
     }
     if text.contains(':') {
-        return parse_pci(text).ok_or_else(|| {
+        return PciSelector::parse(text).map(Selector::Pci).ok_or_else(|| {
             invalid(
                 text,
                 "not a PCI address (expected domain:bus:device.function like 0000:03:00.0, or \
@@ -215,49 +196,6 @@ fn parse_unique_id(hex: &str) -> Result<Selector, String> {
         .map_err(|e| e.to_string())
 }
 
-fn parse_hex_field(text: &str, max_len: usize) -> Option<u32> {
-    if text.is_empty() || text.len() > max_len || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(text, 16).ok()
-}
-
-fn parse_pci(text: &str) -> Option<Selector> {
-    let parts: Vec<&str> = text.split(':').collect();
-    let (domain, bus, rest) = match parts.as_slice() {
-        [domain, bus, rest] => (Some(parse_hex_field(domain, 8)?), *bus, *rest),
-        [bus, rest] => (None, *bus, *rest),
-        _ => return None,
-    };
-    let (device, function) = rest.split_once('.')?;
-    let bus = u8::try_from(parse_hex_field(bus, 2)?).ok()?;
-    let device = u8::try_from(parse_hex_field(device, 2)?).ok()?;
-    let function = u8::try_from(parse_hex_field(function, 1)?).ok()?;
-    if device >= 32 || function >= 8 {
-        return None;
-    }
-    Some(Selector::Pci(PciSelector {
-        domain,
-        bus,
-        device,
-        function,
-    }))
-}
-
-/// True for a valid CDI device name: starts and ends with a letter or digit, letters, digits,
-/// `_`, `.`, `:` or `-` between.
-pub fn valid_cdi_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
-        return false;
-    };
-    first.is_ascii_alphanumeric()
-        && last.is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
-}
-
 impl fmt::Display for Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -265,10 +203,7 @@ impl fmt::Display for Selector {
             Self::Index(i) => write!(f, "{i}"),
             Self::Range(a, b) => write!(f, "{a}-{b}"),
             Self::UniqueId(id) => write!(f, "GPU-{id:x}"),
-            Self::Pci(p) => match p.domain {
-                Some(d) => write!(f, "{d:04x}:{:02x}:{:02x}.{:x}", p.bus, p.device, p.function),
-                None => write!(f, "{:02x}:{:02x}.{:x}", p.bus, p.device, p.function),
-            },
+            Self::Pci(p) => write!(f, "{p}"),
             Self::CdiName(name) => write!(f, "{KIND}={name}"),
         }
     }
@@ -285,6 +220,19 @@ mod tests {
             Selection::Devices(entries) => entries.into_iter().map(|e| e.selector).collect(),
             other => panic!("expected devices, got {other:?}"),
         }
+    }
+
+    /// A long value is deduplicated through a set: comparing each entry with every kept one was
+    /// quadratic in the number of distinct entries (issue 12 item 3).
+    #[test]
+    fn a_long_list_is_deduplicated_in_one_pass() {
+        let value: Vec<String> = (0..100_000)
+            .chain(0..100_000)
+            .map(|i| format!("amd.com/gpu=n{i}"))
+            .collect();
+        let found = selectors(&value.join(","));
+        assert_eq!(found.len(), 100_000);
+        assert_eq!(found[99_999], Selector::CdiName("n99999".to_string()));
     }
 
     #[test]

@@ -7,8 +7,11 @@
 pub mod grammar;
 pub mod resolve;
 
+use std::collections::HashSet;
 use std::fmt;
 
+use amdgpu_cdi_hooks::oci_config::OciConfig;
+use cdi::text::escape;
 use serde_json::Value;
 
 use self::grammar::{Entry, GrammarError, Selection, Selector, VALID_FORMS};
@@ -44,8 +47,8 @@ pub fn cannot_request(raw: &[u8]) -> bool {
 }
 
 /// Whether environment requests (`AMD_VISIBLE_DEVICES`, `DOCKER_RESOURCE_*`) of unprivileged
-/// containers are honoured. Privileged containers (with `CAP_SYS_ADMIN`) can open any device
-/// anyway, so their variables are always honoured.
+/// containers are honoured. Privileged containers (whose device cgroup allows every device, see
+/// [`is_privileged`]) can open any device anyway, so their variables are always honoured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EnvPolicy {
     /// Honour them from every container (plain Docker, podman, Swarm hosts).
@@ -80,8 +83,8 @@ pub enum Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Env(name) => f.write_str(name),
-            Self::Annotation(key) => write!(f, "annotation {key}"),
+            Self::Env(name) => f.write_str(&escape(name)),
+            Self::Annotation(key) => write!(f, "annotation {}", escape(key)),
         }
     }
 }
@@ -108,7 +111,7 @@ pub struct Requests {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     /// A value does not follow the grammar.
-    #[error("{origin}={value}: {reason} ({VALID_FORMS})")]
+    #[error("{origin}={}: {reason} ({VALID_FORMS})", escape(value))]
     Grammar {
         /// Where the value came from.
         origin: Origin,
@@ -143,7 +146,7 @@ impl Requests {
 
     /// The CDI names of the requested devices, deduplicated, in inventory order.
     pub fn resolve(&self, inventory: &Inventory) -> Result<Vec<String>, RequestError> {
-        let mut chosen: Vec<String> = Vec::new();
+        let mut chosen: HashSet<String> = HashSet::new();
         for request in &self.requests {
             let names =
                 inventory
@@ -158,7 +161,7 @@ impl Requests {
             .candidates
             .iter()
             .map(|c| &c.name)
-            .filter(|n| chosen.contains(n))
+            .filter(|n| chosen.contains(*n))
             .cloned()
             .fold(Vec::new(), |mut out, n| {
                 if !out.contains(&n) {
@@ -171,38 +174,34 @@ impl Requests {
 
 /// True when the config's annotations mark it as already injected.
 pub fn already_injected(config: &Value) -> bool {
-    config
-        .pointer("/annotations")
-        .and_then(Value::as_object)
-        .is_some_and(|a| a.contains_key(INJECTED_ANNOTATION))
+    OciConfig::new(config).has_annotation(INJECTED_ANNOTATION)
 }
 
-/// The `process.env` entries as (name, value), later duplicates overriding earlier ones.
-fn environment(config: &Value) -> Vec<(&str, &str)> {
+/// The `process.env` entries named `wanted` says, as (name, value), a later entry for a name
+/// overriding an earlier one, in the order of each name's last entry. Linear in the number of
+/// entries: only the few wanted names are ever compared with each other.
+fn wanted_variables<'a>(
+    config: OciConfig<'a>,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<(&'a str, &'a str)> {
     let mut vars: Vec<(&str, &str)> = Vec::new();
-    let entries = config
-        .pointer("/process/env")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for (name, value) in entries
-        .iter()
-        .filter_map(Value::as_str)
-        .filter_map(|e| e.split_once('='))
-    {
-        vars.retain(|(n, _)| *n != name);
-        vars.push((name, value));
+    for (name, value) in config.env().filter_map(|e| e.split_once('=')) {
+        if wanted(name) {
+            vars.retain(|(n, _)| *n != name);
+            vars.push((name, value));
+        }
     }
     vars
 }
 
-/// True when the container holds `CAP_SYS_ADMIN` in its bounding set (Docker's and podman's
-/// `--privileged`, Kubernetes' `privileged: true`).
+/// True when the container can open every device anyway: its device cgroup rules, applied in
+/// order as the runtime applies them, allow every device (the wildcard allow rule of Docker's
+/// and podman's `--privileged` and Kubernetes' `privileged: true`). Capabilities are not
+/// considered: `CAP_SYS_ADMIN` with a deny-all device cgroup opens no device. The hooks and the
+/// wrapper decide through this one function
+/// ([`amdgpu_cdi_hooks::oci_config::OciConfig::allows_every_device`]).
 pub fn is_privileged(config: &Value) -> bool {
-    config
-        .pointer("/process/capabilities/bounding")
-        .and_then(Value::as_array)
-        .is_some_and(|caps| caps.iter().any(|c| c.as_str() == Some("CAP_SYS_ADMIN")))
+    OciConfig::new(config).allows_every_device()
 }
 
 /// Annotations only a Kubernetes CRI sets: CRI-O's pod namespace, containerd's sandbox namespace
@@ -216,29 +215,30 @@ pub const KUBERNETES_ANNOTATIONS: [&str; 3] = [
 
 /// True when a Kubernetes CRI created the container (see [`KUBERNETES_ANNOTATIONS`]).
 pub fn is_kubernetes(config: &Value) -> bool {
-    config
-        .pointer("/annotations")
-        .and_then(Value::as_object)
-        .is_some_and(|a| KUBERNETES_ANNOTATIONS.iter().any(|k| a.contains_key(*k)))
+    let config = OciConfig::new(config);
+    KUBERNETES_ANNOTATIONS
+        .iter()
+        .any(|key| config.has_annotation(key))
 }
 
-/// Reads every request in `config`.
+/// Reads every request in `config`. Linear in the size of the config: each environment entry
+/// and annotation is looked at once, and an annotation's entries are deduplicated through a set.
 pub fn read_requests(config: &Value, options: &RequestOptions) -> Result<Requests, RequestError> {
     let mut found = Requests::default();
+    let view = OciConfig::new(config);
     let env_allowed = is_privileged(config)
         || match options.env_policy {
             EnvPolicy::Always => true,
             EnvPolicy::Never => false,
             EnvPolicy::OutsideKubernetes => !is_kubernetes(config),
         };
-    for (name, value) in environment(config) {
-        let wanted = name == ENV_VAR
+    let wanted = |name: &str| {
+        name == ENV_VAR
             || name
                 .strip_prefix(SWARM_PREFIX)
-                .is_some_and(|resource| options.swarm_resources.iter().any(|r| r == resource));
-        if !wanted {
-            continue;
-        }
+                .is_some_and(|resource| options.swarm_resources.iter().any(|r| r == resource))
+    };
+    for (name, value) in wanted_variables(view, wanted) {
         if !env_allowed {
             found.ignored.push(name.to_string());
             continue;
@@ -256,13 +256,13 @@ pub fn read_requests(config: &Value, options: &RequestOptions) -> Result<Request
             }
         }
     }
-    let annotations = config.pointer("/annotations").and_then(Value::as_object);
-    for (key, value) in annotations.into_iter().flatten() {
+    for (key, value) in view.annotations().into_iter().flatten() {
         let (Some(_), Some(value)) = (key.strip_prefix(ANNOTATION_PREFIX), value.as_str()) else {
             continue;
         };
         let origin = Origin::Annotation(key.clone());
         let mut entries: Vec<Entry> = Vec::new();
+        let mut seen: HashSet<Selector> = HashSet::new();
         for text in value.split(',').map(str::trim) {
             if !text.starts_with(grammar::KIND) || !text[grammar::KIND.len()..].starts_with('=') {
                 continue; // another vendor's device: the engine's business
@@ -272,7 +272,7 @@ pub fn read_requests(config: &Value, options: &RequestOptions) -> Result<Request
                 value: value.to_string(),
                 reason,
             })?;
-            if !entries.iter().any(|e| e.selector == selector) {
+            if seen.insert(selector.clone()) {
                 entries.push(Entry {
                     text: text.to_string(),
                     selector,
@@ -378,12 +378,112 @@ mod tests {
                 .expect("ok")
                 .is_empty()
         );
-        config["process"]["capabilities"]["bounding"] = json!(["CAP_SYS_ADMIN"]);
+        // Privileged: the device cgroup allows every device (what Kubernetes writes for
+        // `privileged: true`).
+        config["linux"] = json!({"resources": {"devices": [{"allow": true, "access": "rwm"}]}});
         assert!(
             !read_requests(&config, &options(EnvPolicy::Never))
                 .expect("ok")
                 .is_empty()
         );
+    }
+
+    /// Issue 12 item 1: a CRI container whose bounding set merely includes `CAP_SYS_ADMIN`, with
+    /// a deny-all device cgroup, was taken for privileged and got `AMD_VISIBLE_DEVICES=all`
+    /// honoured under `accept-env-from-unprivileged = false`.
+    #[test]
+    fn cap_sys_admin_without_allow_all_device_rule_is_not_privileged() {
+        let config = json!({
+            "process": {"env": ["AMD_VISIBLE_DEVICES=all"],
+                        "capabilities": {"bounding": ["CAP_SYS_ADMIN"], "effective": ["CAP_SYS_ADMIN"],
+                                         "permitted": ["CAP_SYS_ADMIN"]}},
+            "annotations": {"io.kubernetes.cri.container-type": "container"},
+            "linux": {"resources": {"devices": [{"allow": false, "access": "rwm"}]}}
+        });
+        assert!(!is_privileged(&config));
+        for policy in [EnvPolicy::Never, EnvPolicy::OutsideKubernetes] {
+            let found = read_requests(&config, &options(policy)).expect("ok");
+            assert!(found.is_empty(), "{policy:?}");
+            assert_eq!(found.ignored, ["AMD_VISIBLE_DEVICES"]);
+        }
+    }
+
+    /// The Kubernetes privileged pod (containerd's and CRI-O's `privileged: true`: a wildcard
+    /// allow rule after the default deny) still gets its variable honoured, without
+    /// `CAP_SYS_ADMIN` being looked at; an allow-all later narrowed by a deny does not.
+    #[test]
+    fn kubernetes_privileged_pod_with_allow_all_device_rule_is_honoured() {
+        let mut config = json!({
+            "process": {"env": ["AMD_VISIBLE_DEVICES=all"],
+                        "capabilities": {"bounding": ["CAP_CHOWN"]}},
+            "annotations": {"io.kubernetes.cri.container-type": "container"},
+            "linux": {"resources": {"devices": [{"allow": false, "access": "rwm"},
+                                                 {"allow": true, "access": "rwm"}]}}
+        });
+        assert!(is_privileged(&config));
+        let found = read_requests(&config, &options(EnvPolicy::Never)).expect("ok");
+        assert_eq!(
+            selectors(&found),
+            [("AMD_VISIBLE_DEVICES".to_string(), vec![Selector::All])]
+        );
+        config["linux"]["resources"]["devices"]
+            .as_array_mut()
+            .expect("rules")
+            .push(json!({"allow": false, "type": "c", "major": 226, "access": "rwm"}));
+        assert!(!is_privileged(&config));
+        assert!(
+            read_requests(&config, &options(EnvPolicy::Never))
+                .expect("ok")
+                .is_empty()
+        );
+    }
+
+    /// Issue 12 item 3: the environment was parsed by retaining over every variable seen so far
+    /// for each entry (100k entries: 16 s of CPU in the precreate hook). Each entry is now looked
+    /// at once, and the last-wins rule works on the requested names only: with 500k variables the
+    /// name test runs once per entry and the kept list never grows beyond the wanted names
+    /// (before, it held all 500k).
+    #[test]
+    fn environment_parsing_is_linear_in_the_number_of_entries() {
+        let mut env: Vec<String> = (0..500_000).map(|i| format!("VAR{i}=x")).collect();
+        env.insert(10, "AMD_VISIBLE_DEVICES=0".to_string());
+        env.extend((0..1000).map(|i| format!("AMD_VISIBLE_DEVICES={}", i % 2)));
+        env.push("DOCKER_RESOURCE_AMD_GPU=GPU-ab12cd34ef".to_string());
+        let config = json!({"process": {"env": env}});
+        let calls = std::cell::Cell::new(0);
+        let vars = wanted_variables(OciConfig::new(&config), |name| {
+            calls.set(calls.get() + 1);
+            name == ENV_VAR
+        });
+        assert_eq!(calls.get(), 501_002, "each entry is looked at once");
+        assert_eq!(vars, [("AMD_VISIBLE_DEVICES", "1")]);
+        assert!(vars.capacity() <= 4, "kept {} names", vars.capacity());
+        let found = read_requests(&config, &options(EnvPolicy::Always)).expect("ok");
+        assert_eq!(
+            selectors(&found),
+            [
+                ("AMD_VISIBLE_DEVICES".to_string(), vec![Selector::Index(1)]),
+                (
+                    "DOCKER_RESOURCE_AMD_GPU".to_string(),
+                    vec![Selector::UniqueId(0xab_12cd_34ef)]
+                )
+            ]
+        );
+    }
+
+    /// An annotation naming many devices is deduplicated through a set (it compared each entry
+    /// with every kept one: quadratic in the number of distinct names).
+    #[test]
+    fn a_long_annotation_is_deduplicated_in_one_pass() {
+        let names: Vec<String> = (0..100_000)
+            .chain(0..100_000)
+            .map(|i| format!("amd.com/gpu=n{i}"))
+            .collect();
+        let config = json!({"annotations": {"cdi.k8s.io/many": names.join(",")}});
+        let found = read_requests(&config, &options(EnvPolicy::Always)).expect("ok");
+        let entries = &found.requests[0].entries;
+        assert_eq!(entries.len(), 100_000);
+        assert_eq!(entries[99_999].text, "amd.com/gpu=n99999");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! share it); a PCI address selects the physical GPU, i.e. all of its partitions; a CDI name selects
 //! the device that has that name under any naming strategy; `all` selects every device.
 
+use cdi::text::escape;
+
 use crate::discover::PciAddress;
 
 use super::grammar::{Entry, KIND, Selector};
@@ -34,7 +36,7 @@ pub struct Inventory {
 
 /// A request entry that matches no device.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no GPU matches {entry:?} ({valid})")]
+#[error("no GPU matches \"{}\" ({valid})", escape(entry))]
 pub struct UnknownEntry {
     /// The entry as written.
     pub entry: String,

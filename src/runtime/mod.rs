@@ -14,10 +14,8 @@ use amdgpu_cdi_hooks::log::{DetailLog, engine_error};
 use amdgpu_cdi_hooks::wrapper::{self, Invocation};
 
 use crate::hook::{self, Outcome};
+use crate::paths::WRAPPER_NAME;
 use crate::settings::{Overrides, Settings};
-
-/// The wrapper's name in messages.
-pub const NAME: &str = "amdgpu-container-runtime";
 
 /// Why the wrapper could not hand over to the runtime.
 #[derive(Debug, thiserror::Error)]
@@ -59,13 +57,15 @@ pub fn prepare(
     let Some(bundle_dir) = &invocation.bundle else {
         return Ok(None);
     };
-    let (path, bytes) = bundle::read_bytes(bundle_dir)?;
-    let Some(mut config) = hook::parse_if_requesting(&bytes, &path)? else {
+    // One open directory for the read and the rewrite: see `bundle::Bundle`.
+    let bundle = bundle::Bundle::open(bundle_dir)?;
+    let bytes = bundle.read_config()?;
+    let Some(mut config) = hook::parse_if_requesting(&bytes, &bundle.config_path())? else {
         return Ok(Some(Outcome::Unchanged(crate::request::NOTHING_REQUESTED)));
     };
     let outcome = hook::inject(&mut config, settings, log).map_err(Box::new)?;
     if let Outcome::Injected(_) = &outcome {
-        bundle::write_config(bundle_dir, &config)?;
+        bundle.write_config(&config)?;
     }
     Ok(Some(outcome))
 }
@@ -91,7 +91,7 @@ pub fn main(args: &[OsString], config_env: Option<OsString>) -> std::process::Ex
     let args = args.get(1..).unwrap_or_default();
     let invocation = wrapper::parse(args);
     let report = |log: &DetailLog, err: &RuntimeError| {
-        let msg = format!("{NAME}: {}", error_chain(err));
+        let msg = format!("{WRAPPER_NAME}: {}", error_chain(err));
         log.error(&msg);
         engine_error(
             invocation.global.log.as_deref(),
@@ -105,7 +105,10 @@ pub fn main(args: &[OsString], config_env: Option<OsString>) -> std::process::Ex
         Ok(settings) => settings,
         Err(err) => return report(&DetailLog::default(), &err.into()),
     };
-    let log = DetailLog::new(settings.log_file.clone(), NAME);
+    let log = DetailLog::new(settings.log_file.clone(), WRAPPER_NAME);
+    if let Some(problem) = log.problem() {
+        eprintln!("{WRAPPER_NAME}: warning: {}", error_chain(problem));
+    }
     match prepare(&invocation, &settings, &log) {
         Ok(Some(Outcome::Injected(names))) => log.info(&format!(
             "{}: injected amd.com/gpu={}",

@@ -733,3 +733,204 @@ fn concurrent_configure_and_remove_keep_file_and_ledger_in_step() {
         assert!(left.is_empty(), "round {round}: left behind: {left:?}");
     }
 }
+
+/// `amdgpu-cdi configure <engine> --config <config> <extra>`, which must succeed.
+fn configure_ok(engine: &str, config: &Path, extra: &[&str]) {
+    amdgpu_cdi()
+        .args(["configure", engine, "--config"])
+        .arg(config)
+        .args(extra)
+        .assert()
+        .success();
+}
+
+/// Issue 12, item 13: `--remove` restored the backup's bytes whenever the result meant the same,
+/// so comments added after `configure` vanished. Now only what the ledger records goes; the
+/// comment added between two runs and the one added after the last survive.
+#[test]
+fn remove_keeps_a_comment_added_after_configure_in_config_toml() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    let input = fs::read_to_string(
+        repo_root().join("tests/fixtures/configure/containerd/v2-comments/input.toml"),
+    )
+    .expect("fixture");
+    fs::write(&config, &input).expect("write");
+    configure_ok("containerd", &config, &["--runtime-path", RUNTIME]);
+    let first = "# GPU nodes: amdgpu-cdi adds the `amd` runtime\n";
+    let text = read(&config).expect("config");
+    fs::write(&config, format!("{first}{text}")).expect("user edit");
+    configure_ok(
+        "containerd",
+        &config,
+        &["--runtime-path", RUNTIME, "--set-as-default"],
+    );
+    let second = "# reviewed by ops\n";
+    let text = read(&config)
+        .expect("config")
+        .replace("[grpc]\n", &format!("[grpc]\n{second}"));
+    fs::write(&config, text).expect("user edit");
+    configure_ok("containerd", &config, &["--remove"]);
+    let removed = read(&config).expect("config");
+    assert_eq!(
+        removed,
+        format!(
+            "{first}{}",
+            input.replace("[grpc]\n", &format!("[grpc]\n{second}"))
+        ),
+        "only amdgpu-cdi's settings are gone"
+    );
+    assert!(
+        dir.path().join("config.toml.amdgpu-cdi.bak").exists(),
+        "the backup differs from the file now, so it is kept"
+    );
+}
+
+/// The same for daemon.json, which holds no comments: a layout the user gave the file after
+/// `configure` (another indentation, another key order) survives `--remove`.
+#[test]
+fn remove_keeps_the_layout_the_user_gave_daemon_json_after_configure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("daemon.json");
+    fs::write(&config, "{\"debug\": true, \"log-level\": \"warn\"}\n").expect("write");
+    configure_ok("docker", &config, &["--runtime-path", RUNTIME]);
+    let configured: serde_json::Value =
+        serde_json::from_str(&read(&config).expect("config")).expect("json");
+    let mut reordered = serde_json::Map::new();
+    for key in ["log-level", "features", "runtimes", "debug"] {
+        reordered.insert(key.to_string(), configured[key].clone());
+    }
+    let mut edited = serde_json::to_string_pretty(&reordered).expect("render");
+    edited = edited.replace("\n  ", "\n\t").replace("\n    ", "\n\t\t");
+    edited.push('\n');
+    fs::write(&config, &edited).expect("user edit");
+    configure_ok("docker", &config, &["--remove"]);
+    assert_eq!(
+        read(&config).as_deref(),
+        Some("{\n\t\"log-level\": \"warn\",\n\t\"debug\": true\n}\n")
+    );
+}
+
+/// Issue 12, item 8, for `configure`: the rewrite and the backup keep a config's permission bits
+/// only, never its setuid, setgid or sticky bits.
+#[test]
+fn configure_keeps_permission_bits_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("daemon.json");
+    fs::write(&config, "{}\n").expect("write");
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o7755)).expect("chmod");
+    configure_ok("docker", &config, &["--runtime-path", RUNTIME]);
+    let mode = |path: &Path| fs::metadata(path).expect("stat").permissions().mode() & 0o7777;
+    assert_eq!(mode(&config), 0o755);
+    assert_eq!(mode(&dir.path().join("daemon.json.amdgpu-cdi.bak")), 0o755);
+}
+
+/// Issue 12, item 2, for `configure` (devices: tests/e2e/special_files.rs): a FIFO, socket or
+/// directory as `--config`, or a symlink to one, is refused with one line and left as it is;
+/// reading a FIFO does not wait for a writer.
+#[test]
+fn configure_refuses_a_config_that_is_not_a_regular_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let socket = dir.path().join("socket.toml");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let directory = dir.path().join("dir.json");
+    fs::create_dir(&directory).expect("mkdir");
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&fifo, &link).expect("symlink");
+    let dangling = dir.path().join("dangling.json");
+    std::os::unix::fs::symlink("nowhere.json", &dangling).expect("symlink");
+    let cases = [
+        (
+            "docker",
+            &fifo,
+            format!(
+                "cannot write {}: it is a FIFO, not a regular file",
+                fifo.display()
+            ),
+        ),
+        (
+            "containerd",
+            &socket,
+            format!(
+                "cannot write {}: it is a socket, not a regular file",
+                socket.display()
+            ),
+        ),
+        (
+            "docker",
+            &directory,
+            format!(
+                "cannot write {}: it is a directory, not a regular file",
+                directory.display()
+            ),
+        ),
+        (
+            "docker",
+            &link,
+            format!(
+                "cannot write {}: it leads to {}, a FIFO, not a regular file",
+                link.display(),
+                fifo.display()
+            ),
+        ),
+        (
+            "docker",
+            &dangling,
+            format!(
+                "cannot write {}: it is a symbolic link to {}, which does not exist",
+                dangling.display(),
+                dir.path().join("nowhere.json").display()
+            ),
+        ),
+    ];
+    for (engine, config, message) in cases {
+        let out = amdgpu_cdi()
+            .args(["configure", engine, "--runtime-path", RUNTIME, "--config"])
+            .arg(config)
+            .timeout(std::time::Duration::from_secs(30))
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            stderr.starts_with(&format!("amdgpu-cdi: {message}")) && stderr.lines().count() == 1,
+            "{engine} {}: {stderr}",
+            config.display()
+        );
+        // `--remove` refuses it the same way (or, without a ledger, has nothing to remove).
+        let out = amdgpu_cdi()
+            .args(["configure", engine, "--remove", "--config"])
+            .arg(config)
+            .timeout(std::time::Duration::from_secs(30))
+            .output()
+            .expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            (out.status.code() == Some(0) && stdout.starts_with("nothing to remove"))
+                || (out.status.code() == Some(2)
+                    && stderr.starts_with(&format!("amdgpu-cdi: {message}"))),
+            "{engine} --remove {}: {stdout}{stderr}",
+            config.display()
+        );
+    }
+    let mut left: Vec<String> = fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "dangling.json",
+            "dir.json",
+            "fifo.json",
+            "link.json",
+            "socket.toml"
+        ]
+    );
+}

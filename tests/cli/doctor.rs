@@ -335,3 +335,72 @@ fn currentness_uses_the_refresh_service_options() {
         "{report}"
     );
 }
+
+/// Issue 12 item 12: doctor names each dangerous edit of an `amd.com/gpu` spec as a warning
+/// (`specs.safe`), a failure with `--strict`. Host nodes without a type are looked up under the
+/// inspected root (root only: it needs mknod).
+#[test]
+fn dangerous_gpu_specs_warn_and_fail_with_strict() {
+    let case = case("no-gpu", &[]);
+    let cdi = case.root.join("etc/cdi");
+    fs::create_dir_all(&cdi).expect("etc/cdi");
+    fs::write(
+        cdi.join("amd-danger.yaml"),
+        "cdiVersion: \"0.5.0\"\nkind: amd.com/gpu\ndevices:\n- name: disk\n  containerEdits:\n    \
+         deviceNodes: [{path: /dev/sda, type: b}, {path: /dev/vdz}]\n    env: [LD_PRELOAD=/x.so]\n",
+    )
+    .expect("spec");
+    let section = |report: &str| {
+        report
+            .split("\n\n")
+            .find(|s| s.starts_with("cdi specs"))
+            .expect("specs section")
+            .to_owned()
+    };
+    let (_, report) = doctor(&case.root, "no-amd", &[]);
+    assert_eq!(
+        section(&report),
+        "cdi specs\n  \
+         [ok  ] /etc/cdi/amd-danger.yaml is valid: cdiVersion 0.5.0, devices disk\n  \
+         [warn] /etc/cdi/amd-danger.yaml: device \"disk\": containerEdits.env[0]: sets LD_PRELOAD: \
+         the dynamic loader loads the code it names into every process of the container\n         \
+         fix: remove this edit unless every container given these GPUs may have that host access \
+         (`amdgpu-cdi generate` never writes it)\n  \
+         [warn] /etc/cdi/amd-danger.yaml: device \"disk\": containerEdits.deviceNodes[0]: injects \
+         the host block device /dev/sda with access rwm: the container can read and write the \
+         host disk behind it\n         \
+         fix: remove this edit unless every container given these GPUs may have that host access \
+         (`amdgpu-cdi generate` never writes it)"
+    );
+    let (code, report) = doctor(&case.root, "no-amd", &["--strict"]);
+    assert_eq!(code, 1);
+    let strict = section(&report);
+    assert_eq!(
+        strict
+            .matches("[FAIL] /etc/cdi/amd-danger.yaml: device")
+            .count(),
+        2,
+        "{strict}"
+    );
+    assert!(!strict.contains("[warn]"), "{strict}");
+
+    if nix::unistd::geteuid().is_root() {
+        use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+        fs::create_dir_all(case.root.join("dev")).expect("dev");
+        mknod(
+            &case.root.join("dev/vdz"),
+            SFlag::S_IFBLK,
+            Mode::from_bits_truncate(0o600),
+            makedev(7, 250),
+        )
+        .expect("mknod block device");
+        let (_, report) = doctor(&case.root, "no-amd", &[]);
+        assert!(
+            report.contains(
+                "[warn] /etc/cdi/amd-danger.yaml: device \"disk\": containerEdits.deviceNodes[1]: \
+                 injects the host block device /dev/vdz with access rwm"
+            ),
+            "{report}"
+        );
+    }
+}

@@ -14,6 +14,7 @@ pub(crate) const HOSTS: &[&str] = &[
     "mi300x-cpx-dot",
     "mi300x-spx",
     "mi300a-tpx",
+    "mi308x-two-domains",
     "old-kernel",
     "nvidia-mixed",
     "multi-domain",
@@ -193,6 +194,90 @@ fn output_file_is_written_in_the_format_of_its_extension() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
+}
+
+/// Issue 12, item 2 (device nodes as root: tests/e2e/special_files.rs): `--output` renamed over
+/// whatever was there. A FIFO, a socket, a directory and a symlink to this process's stdout (a
+/// pipe here) are refused with one line, before discovery, and left as they are.
+#[test]
+fn output_that_is_not_a_regular_file_is_refused_and_left_untouched() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let socket = dir.path().join("socket.yaml");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    std::fs::create_dir(dir.path().join("dir.yaml")).expect("mkdir");
+    std::os::unix::fs::symlink("/proc/self/fd/1", dir.path().join("stdout.yaml")).expect("ln");
+    let cases = [
+        (
+            "fifo.yaml",
+            "it is a FIFO, not a regular file (it was left as it is)",
+        ),
+        (
+            "socket.yaml",
+            "it is a socket, not a regular file (it was left as it is)",
+        ),
+        (
+            "dir.yaml",
+            "it is a directory, not a regular file (it was left as it is)",
+        ),
+        (
+            "stdout.yaml",
+            "it is a symbolic link to /proc/self/fd/pipe:[",
+        ),
+    ];
+    for (name, problem) in cases {
+        let out = generate_in(dir.path(), "workstation", &["--output", name]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(out.stdout.is_empty(), "{name}: nothing on stdout");
+        assert!(
+            stderr.starts_with(&format!("amdgpu-cdi: cannot write {name}: {problem}"))
+                && stderr.lines().count() == 1,
+            "{name}: {stderr}"
+        );
+    }
+    let meta = |name: &str| std::fs::symlink_metadata(dir.path().join(name)).expect("lstat");
+    assert!(meta("fifo.yaml").file_type().is_fifo());
+    assert!(meta("socket.yaml").file_type().is_socket());
+    assert!(meta("dir.yaml").is_dir());
+    assert!(meta("stdout.yaml").is_symlink());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("list").count(),
+        4,
+        "nothing added"
+    );
+}
+
+/// A symlinked `--output` (a spec kept by configuration management) is written at its target,
+/// atomically in the target's directory; the link stays.
+#[test]
+fn output_through_a_symlink_is_written_at_its_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("managed")).expect("mkdir");
+    std::fs::write(dir.path().join("managed/amd.com-gpu.yaml"), "old").expect("write");
+    std::os::unix::fs::symlink(
+        "managed/amd.com-gpu.yaml",
+        dir.path().join("amd.com-gpu.yaml"),
+    )
+    .expect("symlink");
+    let out = generate_in(dir.path(), "workstation", &["--output", "amd.com-gpu.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = std::fs::symlink_metadata(dir.path().join("amd.com-gpu.yaml")).expect("lstat");
+    assert!(link.is_symlink(), "the link stays");
+    let text =
+        std::fs::read_to_string(dir.path().join("managed/amd.com-gpu.yaml")).expect("target");
+    assert_eq!(text, generate("workstation", &[]));
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("managed"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["amd.com-gpu.yaml"], "no temp file left");
 }
 
 #[test]

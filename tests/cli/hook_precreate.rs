@@ -206,6 +206,64 @@ fn oversized_or_broken_input_is_refused() {
         ));
 }
 
+/// Issue 12 item 1, through the hook binary: with `accept-env-from-unprivileged = false`, a
+/// Kubernetes container holding `CAP_SYS_ADMIN` under a deny-all device cgroup gets nothing
+/// (the config passes unchanged and the variable is logged as ignored); the privileged pod's
+/// allow-all device rule still gets its variable honoured.
+#[test]
+fn cap_sys_admin_without_allow_all_device_rule_is_not_privileged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = cdi_config(dir.path());
+    let mut text = fs::read_to_string(&config).expect("config");
+    text.push_str("accept-env-from-unprivileged = false\n");
+    fs::write(&config, text).expect("write config");
+    let mut oci: serde_json::Value = serde_json::from_str(&request("all")).expect("fixture");
+    oci["annotations"] = serde_json::json!({"io.kubernetes.cri.container-type": "container"});
+    oci["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_SYS_ADMIN"]);
+    let input = oci.to_string();
+    precreate(&config, input.clone()).success().stdout(input);
+    let log = fs::read_to_string(dir.path().join("detail.log")).expect("detail log");
+    assert!(
+        log.contains("ignoring AMD_VISIBLE_DEVICES of an unprivileged container"),
+        "{log}"
+    );
+
+    oci["linux"]["resources"]["devices"]
+        .as_array_mut()
+        .expect("rules")
+        .push(serde_json::json!({"allow": true, "access": "rwm"}));
+    let out = precreate(&config, oci.to_string())
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let injected: serde_json::Value = serde_json::from_slice(&out).expect("JSON on stdout");
+    assert_eq!(
+        injected["annotations"]["amd.com/gpu.injected"], "0,1,2,GPU-4a1f2b3c4d5e6f70",
+        "every device of the fixture specs"
+    );
+}
+
+/// Issue 12 item 6: runc's Go decoder reads `DEVICES` as `devices` (the last one wins: deny
+/// all), an exact reader would see the allow-all `devices`. Such a config is refused, not read
+/// one way while the runtime reads it another.
+#[test]
+fn a_key_differing_from_an_oci_field_only_in_case_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = cdi_config(dir.path());
+    let input = fs::read_to_string(fixture("config-case-variant.json")).expect("fixture");
+    precreate(&config, input)
+        .failure()
+        .stdout("")
+        .stderr(predicates::str::starts_with(
+            "amdgpu-cdi: cannot parse stdin as an OCI runtime config: key \"DEVICES\" in \
+             linux.resources is the OCI field \"devices\" spelled in another case",
+        ))
+        .stderr(predicates::function::function(|s: &str| {
+            s.lines().count() == 1
+        }));
+}
+
 #[test]
 fn the_shipped_hooks_d_file_is_valid() {
     let text = fs::read_to_string(repo_root().join("packaging/hooks.d/amdgpu-cdi-precreate.json"))

@@ -98,3 +98,22 @@ fn host_node_problems_fail_cleanly() {
     ]);
     insta::assert_snapshot!(format!("{block}\n{missing}"));
 }
+
+/// Issue 12 item 12: `inject` names on stderr the dangerous edits it applied (the spec-wide ones
+/// once, and those of the requested devices only); the printed config and exit status are what an
+/// engine would produce.
+#[test]
+fn dangerous_edits_it_applies_are_named_on_stderr() {
+    let out = render(&[
+        "inject",
+        "--spec-dir",
+        "tests/fixtures/specs/dangerous",
+        "--config",
+        CONFIG,
+        "example.com/danger=paths",
+        "example.com/danger=host",
+    ]);
+    let stderr = out.split("--- stderr\n").nth(1).expect("stderr");
+    insta::assert_snapshot!("dangerous_inject_stderr", stderr);
+    assert!(out.starts_with("exit: 0\n"), "{out}");
+}

@@ -47,3 +47,15 @@ fn empty_dirs_say_so_on_stderr() {
         "tests/fixtures/specs/nonexistent"
     ]));
 }
+
+/// Issue 12 item 12: `list` names dangerous edits as warnings, and as errors with `--strict`
+/// (exit 1); the devices are listed either way, as engines resolve them.
+#[test]
+fn dangerous_specs_are_warnings_or_strict_errors() {
+    let dir = "tests/fixtures/specs/dangerous";
+    insta::assert_snapshot!("dangerous_list", render(&["list", "--spec-dir", dir]));
+    insta::assert_snapshot!(
+        "dangerous_list_strict",
+        render(&["list", "--strict", "--spec-dir", dir])
+    );
+}

@@ -196,6 +196,25 @@ fn errors_reach_the_engine_log_as_text() {
     assert!(stderr.starts_with("amdgpu-container-runtime: "));
 }
 
+/// Issue 12 item 6: a config that runc's Go decoder reads differently from an exact reader
+/// (`devices` allow-all, `DEVICES` deny-all) is refused before anything is written or run.
+#[test]
+fn a_key_differing_from_an_oci_field_only_in_case_is_refused() {
+    let setup = Setup::new("void");
+    let variant = fs::read_to_string(fixture("config-case-variant.json")).expect("fixture");
+    fs::write(setup.path("bundle/config.json"), &variant).expect("write bundle config");
+    setup
+        .wrapper(&["create", "-b", "bundle", "c1"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "config.json as an OCI runtime config: key \"DEVICES\" in linux.resources is the \
+             OCI field \"devices\" spelled in another case",
+        ));
+    assert_eq!(setup.recorded_argv(), None, "the runtime never ran");
+    assert_eq!(setup.bundle_config(), variant, "config untouched");
+}
+
 #[test]
 fn a_missing_runtime_is_reported() {
     let setup = Setup::new("void");
@@ -241,4 +260,26 @@ fn the_runtime_gets_default_signal_handling() {
         "SIGPIPE ignored: {recorded:?}"
     );
     assert_eq!(mask("SigBlk:"), 0, "signals blocked: {recorded:?}");
+}
+
+/// Issue 12 item 5, for the wrapper: a `log-file` that is a symlink is not written through; the
+/// wrapper says so once on stderr and still injects and execs the runtime.
+#[test]
+fn log_file_symlink_is_refused_and_the_container_still_starts() {
+    let setup = Setup::new("1");
+    let target = setup.path("crontab");
+    fs::write(&target, "# precious\n").expect("target");
+    let link = setup.path("detail.log");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let mut config = fs::read_to_string(setup.path("config.toml")).expect("config");
+    config.push_str(&format!("log-file = \"{}\"\n", link.display()));
+    fs::write(setup.path("config.toml"), config).expect("config");
+    let args = ["create", "--bundle", "bundle", "c1"];
+    setup.wrapper(&args).assert().success().stderr(format!(
+        "amdgpu-container-runtime: warning: refusing to write the detail log {}: it is a \
+         symbolic link (the log is never written through a link; name the real file)\n",
+        link.display()
+    ));
+    assert_eq!(setup.recorded_argv(), Some(expected_argv(&args)));
+    assert_eq!(fs::read_to_string(&target).expect("target"), "# precious\n");
 }

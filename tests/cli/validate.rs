@@ -72,3 +72,64 @@ fn missing_explicit_dir_warns_but_is_not_a_problem() {
         "tests/fixtures/specs/good",
     ]));
 }
+
+/// Issue 12 item 11: a spec-dir entry linking to a secret file (`/etc/shadow`) made `validate`
+/// and `list` print its first line. Parse errors now name positions and fields only, and a FIFO
+/// in a spec dir is refused instead of blocking the reader.
+#[test]
+fn file_contents_in_errors_spec_dir_link_to_a_secret_shows_none_of_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let secret = tmp.path().join("shadow");
+    std::fs::write(
+        &secret,
+        "root:$y$j9T$SECRETHASH:19000:0:99999:7:::\nbin:*:1:0:::\n",
+    )
+    .expect("secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let dir = tmp.path().join("cdi");
+    std::fs::create_dir(&dir).expect("spec dir");
+    std::os::unix::fs::symlink(&secret, dir.join("shadow.yaml")).expect("symlink");
+    nix::unistd::mkfifo(
+        &dir.join("stuck.json"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .expect("mkfifo");
+    let dir_arg = dir.to_str().expect("utf-8");
+    let shown = |args: &[&str]| render(args).replace(&tmp.path().display().to_string(), "TMP");
+    let validate = shown(&["validate", "--spec-dir", dir_arg]);
+    let list = shown(&["list", "--spec-dir", dir_arg]);
+    assert_eq!(
+        validate,
+        "exit: 1\n--- stdout\n\
+         TMP/cdi/shadow.yaml: line 1 column 1: <key>: unknown field, expected one of cdiVersion, \
+         kind, annotations, devices, containerEdits\n\
+         TMP/cdi/stuck.json: not read: it is a FIFO, not a regular file\n\
+         --- stderr\n2 problems in 2 files (of 2 checked)\n"
+    );
+    assert_eq!(
+        list,
+        "exit: 0\n--- stdout\n--- stderr\n\
+         warning: TMP/cdi/shadow.yaml: line 1 column 1: <key>: unknown field, expected one of \
+         cdiVersion, kind, annotations, devices, containerEdits\n\
+         warning: TMP/cdi/stuck.json: not read: it is a FIFO, not a regular file\n\
+         no CDI devices in TMP/cdi\n"
+    );
+}
+
+/// Issue 12 item 12: a spec injecting the host's disk, bind-mounting `/` and the Docker socket,
+/// running a relative hook, using `..` and setting LD_PRELOAD validated `ok` without a word.
+/// It stays valid, with one warning line per dangerous edit; `--strict` makes them problems.
+#[test]
+fn dangerous_specs_pass_silently_no_more() {
+    let dir = "tests/fixtures/specs/dangerous";
+    insta::assert_snapshot!("dangerous_warns", render(&["validate", "--spec-dir", dir]));
+    insta::assert_snapshot!(
+        "dangerous_strict",
+        render(&[
+            "validate",
+            "--strict",
+            "tests/fixtures/specs/dangerous/example.com-danger.yaml"
+        ])
+    );
+}

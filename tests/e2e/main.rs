@@ -3,15 +3,24 @@
 //! prerequisite fails the test; elsewhere the test is skipped with a printed reason.
 
 mod containerd_configure;
+mod containerd_cri;
 mod containerd_runtime;
+mod docker_cdi;
 mod docker_configure;
+mod docker_gpus;
 mod docker_runtime;
+mod doctor_engines;
 mod ebpf;
+mod gpu_root;
 mod packaging;
+mod podman5;
 mod podman_cdi;
 mod podman_generate;
 mod podman_hooks;
+mod roots;
+mod runc_cgroup_v2;
 mod runc_prestart;
+mod special_files;
 mod support;
 mod units;
 mod youki_prestart;

@@ -453,6 +453,38 @@ fn hostile_rootfs_dri_symlink_to_etc_is_refused() {
     assert!(!Path::new("/etc/renderD129").exists());
 }
 
+/// Issue 12 item 9: a bundle whose `rootfs` is a symlink made the hook create nodes in the
+/// symlink's target. runc refuses such a bundle (`invalid rootfs`); the hook refuses it too.
+#[test]
+fn hostile_symlinked_rootfs_is_refused() {
+    if !support::prerequisites("hostile_symlinked_rootfs", &[]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let host = fake_host(tmp.path());
+    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
+    let target = tmp.path().join("host-dir");
+    fs::create_dir_all(target.join("dev")).expect("host dir");
+    fs::remove_dir(&rootfs).expect("remove rootfs dir");
+    symlink(&target, &rootfs).expect("plant rootfs symlink");
+    let sleeper = Sleeper::start();
+    let (ok, stderr) = run_hook(&host, &bundle, sleeper.pid());
+    assert!(!ok, "hook must refuse");
+    assert!(
+        stderr.contains(&format!(
+            "refusing the container rootfs {r}: {r} is a symlink (runc refuses such a bundle",
+            r = rootfs.display()
+        )),
+        "unclear error: {stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert_eq!(
+        entries(&target.join("dev")),
+        Vec::<String>::new(),
+        "nothing created in the symlink's target"
+    );
+}
+
 #[test]
 fn hostile_regular_file_where_a_node_goes_is_refused() {
     if !support::prerequisites("hostile_regular_file", &[]) {

@@ -1,6 +1,6 @@
 //! The shipped service files against the real command line: the refresh unit's `ExecStart`, the
-//! udev rule's unit references, and the Kubernetes DaemonSet (parsed as YAML, its generate command
-//! run against an example host). `systemd-analyze verify` and the udev rule syntax check run on
+//! udev rule's unit references, and the spec-only Kubernetes DaemonSet (parsed as YAML, its
+//! generate command run against an example host). `systemd-analyze verify` and the udev rule syntax check run on
 //! the installed files in `packaging.rs`, where the binary and man pages the unit names exist.
 
 use std::fs;
@@ -130,8 +130,9 @@ fn udev_rule_starts_the_refresh_unit_on_add_and_remove() {
 
 #[test]
 fn daemonset_manifest_parses_and_its_command_works() {
-    let text = fs::read_to_string(repo().join("packaging/kubernetes/amdgpu-cdi-daemonset.yaml"))
-        .expect("read the manifest");
+    let text =
+        fs::read_to_string(repo().join("packaging/kubernetes/amdgpu-cdi-spec-daemonset.yaml"))
+            .expect("read the manifest");
     let docs: Vec<serde_json::Value> =
         serde_saphyr::from_multiple(&text).expect("the manifest is valid YAML");
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();

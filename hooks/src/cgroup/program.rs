@@ -7,6 +7,7 @@
 //! resets the default, other rules add or remove exceptions - and the result is compiled into a
 //! `BPF_PROG_TYPE_CGROUP_DEVICE` program: match an exception, return the opposite of the default.
 
+use std::collections::HashMap;
 use std::fmt;
 
 /// Access bits as the kernel passes them to device programs (`BPF_DEVCG_ACC_*`).
@@ -205,40 +206,55 @@ impl Policy {
     /// Reduces `rules` the way the cgroup v1 devices controller applies them from a deny-all
     /// start: a type-`a` rule resets the default and clears the exceptions; a rule agreeing with
     /// the default removes its access from the identical exception; any other rule adds (or
-    /// widens) an exception.
+    /// widens) an exception. Linear in the number of rules: exceptions are found by their
+    /// device (type and numbers), as runc's emulator does.
     #[must_use]
     pub fn from_rules(rules: &[DeviceRule]) -> Policy {
-        let mut policy = Policy {
-            default_allow: false,
-            exceptions: Vec::new(),
-        };
+        type Device = (DeviceType, Option<u32>, Option<u32>);
+        let mut default_allow = false;
+        // Exceptions in the order they were first added; an emptied one is `None`.
+        let mut slots: Vec<Option<DeviceRule>> = Vec::new();
+        let mut index: HashMap<Device, usize> = HashMap::new();
         for rule in rules {
-            policy.apply(rule);
+            if rule.kind == DeviceType::All {
+                default_allow = rule.allow;
+                slots.clear();
+                index.clear();
+                continue;
+            }
+            let device = (rule.kind, rule.major, rule.minor);
+            let existing = index.get(&device).copied();
+            if rule.allow == default_allow {
+                if let Some(slot) = existing {
+                    let emptied = slots[slot].as_mut().is_some_and(|exception| {
+                        exception.access = exception.access.without(rule.access);
+                        exception.access.bits() == 0
+                    });
+                    if emptied {
+                        slots[slot] = None;
+                        index.remove(&device);
+                    }
+                }
+            } else if let Some(exception) = existing.and_then(|slot| slots[slot].as_mut()) {
+                exception.access = exception.access.union(rule.access);
+            } else {
+                index.insert(device, slots.len());
+                slots.push(Some(DeviceRule {
+                    allow: !default_allow,
+                    ..*rule
+                }));
+            }
         }
-        policy
+        Policy {
+            default_allow,
+            exceptions: slots.into_iter().flatten().collect(),
+        }
     }
 
-    fn apply(&mut self, rule: &DeviceRule) {
-        if rule.kind == DeviceType::All {
-            self.default_allow = rule.allow;
-            self.exceptions.clear();
-            return;
-        }
-        let same =
-            |e: &DeviceRule| e.kind == rule.kind && e.major == rule.major && e.minor == rule.minor;
-        if rule.allow == self.default_allow {
-            for exception in self.exceptions.iter_mut().filter(|e| same(e)) {
-                exception.access = exception.access.without(rule.access);
-            }
-            self.exceptions.retain(|e| e.access.bits() != 0);
-        } else if let Some(existing) = self.exceptions.iter_mut().find(|e| same(e)) {
-            existing.access = existing.access.union(rule.access);
-        } else {
-            self.exceptions.push(DeviceRule {
-                allow: !self.default_allow,
-                ..*rule
-            });
-        }
+    /// True when every access to every device is allowed: a wildcard allow and no exception.
+    #[must_use]
+    pub fn allows_everything(&self) -> bool {
+        self.default_allow && self.exceptions.is_empty()
     }
 
     /// Whether an access to a device is allowed (the semantics the program implements).
@@ -405,6 +421,36 @@ mod tests {
             minor,
             access: Access::parse(acc).expect("access"),
         }
+    }
+
+    /// Exceptions are found by device, not by a scan of the exceptions so far (quadratic in the
+    /// number of rules, issue 12 item 3); their order stays the order of first addition.
+    #[test]
+    fn many_rules_reduce_in_one_pass_keeping_the_order() {
+        let mut rules = vec![rule(false, "a", None, None, "rwm")];
+        rules.extend((0..100_000).map(|i| rule(true, "c", Some(i), Some(0), "rw")));
+        // Remove every other one again, then add one of them back: it goes to the end.
+        rules.extend(
+            (0..100_000)
+                .step_by(2)
+                .map(|i| rule(false, "c", Some(i), Some(0), "rw")),
+        );
+        rules.push(rule(true, "c", Some(0), Some(0), "m"));
+        rules.push(rule(true, "c", Some(1), Some(0), "m"));
+        let policy = Policy::from_rules(&rules);
+        assert!(!policy.default_allow);
+        assert_eq!(policy.exceptions.len(), 50_001);
+        assert_eq!(
+            policy.exceptions[0],
+            rule(true, "c", Some(1), Some(0), "rwm")
+        );
+        assert_eq!(
+            policy.exceptions[50_000],
+            rule(true, "c", Some(0), Some(0), "m")
+        );
+        assert!(!policy.allows_everything());
+        rules.push(rule(true, "a", None, None, "rwm"));
+        assert!(Policy::from_rules(&rules).allows_everything());
     }
 
     fn check(policy: &Policy, kind: DeviceType, major: u32, minor: u32, access: Access) {

@@ -3,7 +3,8 @@
 //
 // Usage: cdi-inject -spec-dir DIR [-spec-dir DIR]... -config FILE DEVICE...
 //
-// Build offline: GO111MODULE=off GOPATH=/usr/share/gocode go build -o DIR/cdi-inject .
+// Build offline: GO111MODULE=off GOPATH=/usr/share/gocode go build -o DIR/cdi-inject . (add
+// -tags cncf for library releases 0.7 and later, published under tags.cncf.io).
 package main
 
 import (
@@ -14,7 +15,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/container-orchestrated-devices/container-device-interface/pkg/cdi"
 	oci "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -42,11 +42,7 @@ func main() {
 	if err := json.Unmarshal(data, &spec); err != nil {
 		fail("cannot parse %s: %v", *configPath, err)
 	}
-	cache, err := cdi.NewCache(cdi.WithSpecDirs(dirs...), cdi.WithAutoRefresh(false))
-	if err != nil {
-		fail("%v", err)
-	}
-	if _, err := cache.InjectDevices(&spec, flag.Args()...); err != nil {
+	if err := injectDevices(dirs, &spec, flag.Args()); err != nil {
 		fail("%v", err)
 	}
 	out, err := json.MarshalIndent(&spec, "", "  ")

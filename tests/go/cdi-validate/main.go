@@ -2,15 +2,14 @@
 // loads them (ReadSpec: strict parse, then validation), and prints one verdict line per file:
 // "<path>\tvalid" or "<path>\tinvalid\t<reason>". A panic of the library counts as invalid.
 //
-// Build offline: GO111MODULE=off GOPATH=/usr/share/gocode go build -o DIR/cdi-validate .
+// Build offline: GO111MODULE=off GOPATH=/usr/share/gocode go build -o DIR/cdi-validate . (add
+// -tags cncf for library releases 0.7 and later, published under tags.cncf.io).
 package main
 
 import (
 	"fmt"
 	"os"
 	"strings"
-
-	"github.com/container-orchestrated-devices/container-device-interface/pkg/cdi"
 )
 
 func judge(path string) (err error) {
@@ -19,8 +18,7 @@ func judge(path string) (err error) {
 			err = fmt.Errorf("library panic: %v", r)
 		}
 	}()
-	_, err = cdi.ReadSpec(path, 0)
-	return err
+	return readSpec(path)
 }
 
 func main() {

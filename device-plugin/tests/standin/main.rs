@@ -1,0 +1,563 @@
+//! End-to-end tests of the device plugin binary against the Go kubelet stand-in (built from the
+//! official `k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1` in the sid engine root) on the example
+//! hosts: registration, resources per strategy, preferred allocations, allocation results,
+//! health flips, partition switches, kubelet restarts and SIGTERM. They need root (to build the
+//! stand-in); without it they skip, except under CI=true.
+
+mod support;
+
+use std::fs;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use support::{Node, Plugin, Standin, nanos, repo_root, standin, strings};
+
+/// Everything a test needs: the node, the plugin on it, the stand-in.
+fn running(
+    test: &str,
+    hosts: &[&str],
+    args: &[&str],
+    resource: &str,
+) -> Option<(Node, Plugin, Standin)> {
+    let binary = standin(test)?;
+    let node = Node::new(hosts);
+    let plugin = Plugin::start(&node, args);
+    let mut kubelet = Standin::start(&binary, &node.plugin_dir());
+    let registered = kubelet.try_cmd(&format!("wait-registered {resource} 5000"));
+    assert!(
+        registered.get("error").is_none(),
+        "{registered}\nplugin log:\n{}",
+        plugin.log()
+    );
+    Some((node, plugin, kubelet))
+}
+
+#[test]
+fn registers_and_lists_every_partition_under_the_single_strategy() {
+    let Some((node, _plugin, mut kubelet)) = running(
+        "registers_and_lists_every_partition_under_the_single_strategy",
+        &["mi300x-cpx"],
+        &[],
+        "amd.com/gpu",
+    ) else {
+        return;
+    };
+    let registrations = kubelet.cmd("registrations");
+    let registrations = registrations["registrations"].as_array().expect("list");
+    assert_eq!(registrations.len(), 1, "{registrations:?}");
+    assert_eq!(registrations[0]["resource"], "amd.com/gpu");
+    assert_eq!(registrations[0]["endpoint"], "amdgpu-cdi-gpu.sock");
+    assert_eq!(registrations[0]["version"], "v1beta1");
+    assert_eq!(registrations[0]["preferred"], true);
+
+    let list = kubelet.cmd("devices amd.com/gpu");
+    let devices = list["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), 64);
+    assert_eq!(devices[0]["id"], "0000:05:00.0-p0");
+    assert_eq!(devices[0]["numa"], serde_json::json!([0]));
+    assert_eq!(devices[63]["id"], "0000:f5:00.0-p7");
+    assert_eq!(devices[63]["numa"], serde_json::json!([1]));
+    assert!(devices.iter().all(|d| d["health"] == "Healthy"));
+
+    let options = kubelet.cmd("options amd.com/gpu");
+    assert_eq!(options["get_preferred_allocation_available"], true);
+    assert_eq!(options["pre_start_required"], false);
+
+    // Every advertised id is a device of the spec the plugin wrote.
+    let spec = cdi::codec::load(&node.cdi_dir().join("amd.com-gpu.yaml")).expect("spec");
+    assert_eq!(spec.kind, "amd.com/gpu");
+    for device in devices {
+        let id = device["id"].as_str().expect("id");
+        assert!(
+            spec.devices.iter().any(|d| d.name == id),
+            "{id} not in the spec"
+        );
+    }
+}
+
+#[test]
+fn the_mixed_strategy_names_resources_by_partition_mode() {
+    let Some((_node, _plugin, mut kubelet)) = running(
+        "the_mixed_strategy_names_resources_by_partition_mode",
+        &["mi300a-tpx"],
+        &["--strategy", "mixed"],
+        "amd.com/tpx_nps1",
+    ) else {
+        return;
+    };
+    let registrations = kubelet.cmd("registrations");
+    assert_eq!(
+        registrations["registrations"][0]["endpoint"],
+        "amdgpu-cdi-tpx_nps1.sock"
+    );
+    let devices = kubelet.devices("amd.com/tpx_nps1");
+    assert_eq!(devices.len(), 12);
+    assert_eq!(devices[0].0, "0000:02:00.0-p0");
+    assert_eq!(devices[11].0, "0003:02:00.0-p2");
+
+    // GPUs without partitions are amd.com/gpu under mixed too.
+    let Some((_node, _plugin, mut kubelet)) = running(
+        "the_mixed_strategy_names_resources_by_partition_mode",
+        &["mi210x4"],
+        &["--strategy", "mixed"],
+        "amd.com/gpu",
+    ) else {
+        return;
+    };
+    assert_eq!(kubelet.devices("amd.com/gpu").len(), 4);
+}
+
+#[test]
+fn gpus_in_two_pci_domains_keep_their_ids_and_numa_nodes_apart() {
+    let Some((node, _plugin, mut kubelet)) = running(
+        "gpus_in_two_pci_domains_keep_their_ids_and_numa_nodes_apart",
+        &["mi308x-two-domains"],
+        &["--strategy", "mixed"],
+        "amd.com/cpx_nps1",
+    ) else {
+        return;
+    };
+    let list = kubelet.cmd("devices amd.com/cpx_nps1");
+    let devices = list["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), 32);
+    assert_eq!(devices[0]["id"], "0000:05:00.0-p0");
+    assert_eq!(devices[0]["numa"], serde_json::json!([0]));
+    assert_eq!(devices[16]["id"], "0001:05:00.0-p0");
+    assert_eq!(devices[16]["numa"], serde_json::json!([1]));
+    assert!(
+        devices[..16]
+            .iter()
+            .all(|d| d["numa"] == serde_json::json!([0]))
+    );
+    assert!(
+        devices[16..]
+            .iter()
+            .all(|d| d["numa"] == serde_json::json!([1]))
+    );
+    // The same bus in the other domain is another GPU with its own render nodes.
+    assert_ne!(
+        node.render_node_of("0000:05:00.0-p0"),
+        node.render_node_of("0001:05:00.0-p0")
+    );
+    let ids: Vec<&str> = devices
+        .iter()
+        .map(|d| d["id"].as_str().expect("id"))
+        .collect();
+    let eight = kubelet.cmd(&format!("preferred amd.com/cpx_nps1 8 {} -", ids.join(",")));
+    assert_eq!(
+        strings(&eight["device_ids"]),
+        [
+            "0000:05:00.0-p0",
+            "0000:05:00.0-p1",
+            "0000:05:00.0-p2",
+            "0000:05:00.0-p3",
+            "0000:15:00.0-p0",
+            "0000:15:00.0-p1",
+            "0000:15:00.0-p2",
+            "0000:15:00.0-p3"
+        ]
+    );
+    let allocated = kubelet.cmd("allocate amd.com/cpx_nps1 0001:05:00.0-p3");
+    assert_eq!(
+        strings(&allocated["cdi_devices"]),
+        ["amd.com/gpu=0001:05:00.0-p3"]
+    );
+}
+
+#[test]
+fn preferred_allocations_follow_hives_numa_nodes_and_parent_gpus() {
+    let Some((_node, _plugin, mut kubelet)) = running(
+        "preferred_allocations_follow_hives_numa_nodes_and_parent_gpus",
+        &["mi210x4"],
+        &[],
+        "amd.com/gpu",
+    ) else {
+        return;
+    };
+    let all = "0000:03:00.0,0000:23:00.0,0000:43:00.0,0000:63:00.0";
+    let pair = kubelet.cmd(&format!("preferred amd.com/gpu 2 {all} -"));
+    assert_eq!(
+        strings(&pair["device_ids"]),
+        ["0000:03:00.0", "0000:23:00.0"]
+    );
+    // 03 taken: the other hive's pair, not 23 + 43.
+    let pair = kubelet.cmd("preferred amd.com/gpu 2 0000:23:00.0,0000:43:00.0,0000:63:00.0 -");
+    assert_eq!(
+        strings(&pair["device_ids"]),
+        ["0000:43:00.0", "0000:63:00.0"]
+    );
+    let with = kubelet.cmd(&format!("preferred amd.com/gpu 2 {all} 0000:63:00.0"));
+    assert_eq!(
+        strings(&with["device_ids"]),
+        ["0000:43:00.0", "0000:63:00.0"]
+    );
+
+    let Some((_node, _plugin, mut kubelet)) = running(
+        "preferred_allocations_follow_hives_numa_nodes_and_parent_gpus",
+        &["mi300x-cpx"],
+        &[],
+        "amd.com/gpu",
+    ) else {
+        return;
+    };
+    let ids: Vec<String> = kubelet
+        .devices("amd.com/gpu")
+        .into_iter()
+        .map(|d| d.0)
+        .collect();
+    // Partitions 0-4 of the first GPU in use: two more fill it, four take a fresh GPU.
+    let available = ids[5..].join(",");
+    let two = kubelet.cmd(&format!("preferred amd.com/gpu 2 {available} -"));
+    assert_eq!(
+        strings(&two["device_ids"]),
+        ["0000:05:00.0-p5", "0000:05:00.0-p6"]
+    );
+    let four = kubelet.cmd(&format!("preferred amd.com/gpu 4 {available} -"));
+    assert_eq!(
+        strings(&four["device_ids"]),
+        [
+            "0000:15:00.0-p0",
+            "0000:15:00.0-p1",
+            "0000:15:00.0-p2",
+            "0000:15:00.0-p3"
+        ]
+    );
+}
+
+#[test]
+fn allocate_returns_cdi_names_annotations_or_device_nodes() {
+    let test = "allocate_returns_cdi_names_annotations_or_device_nodes";
+    let Some((_node, _plugin, mut kubelet)) = running(test, &["mi210x4"], &[], "amd.com/gpu")
+    else {
+        return;
+    };
+    let cdi = kubelet.cmd("allocate amd.com/gpu 0000:43:00.0,0000:63:00.0");
+    assert_eq!(
+        strings(&cdi["cdi_devices"]),
+        ["amd.com/gpu=0000:43:00.0", "amd.com/gpu=0000:63:00.0"]
+    );
+    assert_eq!(cdi["devices"], serde_json::json!([]));
+    assert_eq!(cdi["annotations"], serde_json::json!({}));
+    let unknown = kubelet.try_cmd("allocate amd.com/gpu 0000:99:00.0");
+    let error = unknown["error"].as_str().expect("an error");
+    assert!(
+        error.contains("cannot allocate 0000:99:00.0: amd.com/gpu has no such device"),
+        "{error}"
+    );
+
+    let Some((_node, _plugin, mut kubelet)) = running(
+        test,
+        &["mi210x4"],
+        &["--allocation", "annotations"],
+        "amd.com/gpu",
+    ) else {
+        return;
+    };
+    let annotated = kubelet.cmd("allocate amd.com/gpu 0000:03:00.0");
+    assert_eq!(
+        annotated["annotations"],
+        serde_json::json!({"cdi.k8s.io/amdgpu-cdi_gpu": "amd.com/gpu=0000:03:00.0"})
+    );
+    assert_eq!(annotated["cdi_devices"], serde_json::json!([]));
+
+    let Some((node, _plugin, mut kubelet)) = running(
+        test,
+        &["mi210x4"],
+        &["--allocation", "device-specs"],
+        "amd.com/gpu",
+    ) else {
+        return;
+    };
+    let nodes = kubelet.cmd("allocate amd.com/gpu 0000:03:00.0");
+    let render = node.render_node_of("0000:03:00.0");
+    let root = node.dir.path().display().to_string();
+    assert_eq!(
+        nodes["devices"],
+        serde_json::json!([
+            {"container_path": "/dev/kfd", "host_path": format!("{root}/dev/kfd"),
+             "permissions": "rw"},
+            {"container_path": format!("/dev/dri/{render}"),
+             "host_path": format!("{root}/dev/dri/{render}"), "permissions": "rw"},
+        ])
+    );
+    assert_eq!(nodes["cdi_devices"], serde_json::json!([]));
+}
+
+#[test]
+fn a_device_whose_render_node_goes_is_unhealthy_within_a_second_and_comes_back() {
+    let Some((node, plugin, mut kubelet)) = running(
+        "a_device_whose_render_node_goes_is_unhealthy_within_a_second_and_comes_back",
+        &["mi210x4"],
+        &[],
+        "amd.com/gpu",
+    ) else {
+        return;
+    };
+    let render = node
+        .path("dev/dri")
+        .join(node.render_node_of("0000:23:00.0"));
+    let removed = nanos();
+    fs::remove_file(&render).expect("remove the render node");
+    let gone = kubelet.try_cmd("wait-health amd.com/gpu 0000:23:00.0 Unhealthy 1000");
+    assert!(gone.get("error").is_none(), "{gone}\n{}", plugin.log());
+    let latency = gone["at"].as_i64().expect("at") - removed;
+    assert!(latency < 1_000_000_000, "{latency} ns");
+    let devices = kubelet.devices("amd.com/gpu");
+    let healthy: Vec<&str> = devices
+        .iter()
+        .filter(|d| d.1 == "Healthy")
+        .map(|d| d.0.as_str())
+        .collect();
+    assert_eq!(healthy, ["0000:03:00.0", "0000:43:00.0", "0000:63:00.0"]);
+    let refused = kubelet.try_cmd("allocate amd.com/gpu 0000:23:00.0");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unhealthy")),
+        "{refused}"
+    );
+
+    fs::write(&render, "").expect("restore the render node");
+    let back = kubelet.try_cmd("wait-health amd.com/gpu 0000:23:00.0 Healthy 1000");
+    assert!(back.get("error").is_none(), "{back}\n{}", plugin.log());
+}
+
+#[test]
+fn every_device_is_unhealthy_while_dev_kfd_is_gone() {
+    let Some((node, plugin, mut kubelet)) = running(
+        "every_device_is_unhealthy_while_dev_kfd_is_gone",
+        &["mi300x-cpx"],
+        &[],
+        "amd.com/gpu",
+    ) else {
+        return;
+    };
+    fs::remove_file(node.path("dev/kfd")).expect("remove kfd");
+    for id in ["0000:05:00.0-p0", "0000:f5:00.0-p7"] {
+        let gone = kubelet.try_cmd(&format!("wait-health amd.com/gpu {id} Unhealthy 1000"));
+        assert!(gone.get("error").is_none(), "{gone}\n{}", plugin.log());
+    }
+    assert!(
+        kubelet
+            .devices("amd.com/gpu")
+            .iter()
+            .all(|d| d.1 == "Unhealthy")
+    );
+    fs::write(node.path("dev/kfd"), "").expect("restore kfd");
+    let back = kubelet.try_cmd("wait-health amd.com/gpu 0000:f5:00.0-p7 Healthy 1000");
+    assert!(back.get("error").is_none(), "{back}\n{}", plugin.log());
+    assert!(
+        kubelet
+            .devices("amd.com/gpu")
+            .iter()
+            .all(|d| d.1 == "Healthy")
+    );
+}
+
+#[test]
+fn a_partition_switch_is_advertised_without_restarting_the_kubelet() {
+    let Some((node, plugin, mut kubelet)) = running(
+        "a_partition_switch_is_advertised_without_restarting_the_kubelet",
+        &["mi300x-spx", "mi300x-cpx"],
+        &["--strategy", "mixed"],
+        "amd.com/spx_nps1",
+    ) else {
+        return;
+    };
+    assert_eq!(kubelet.devices("amd.com/spx_nps1").len(), 8);
+    // The GPUs switch to CPX; kernels that keep every render node send no /dev event, hence
+    // SIGHUP (docs/kubernetes.md).
+    node.use_host("mi300x-cpx");
+    plugin.signal(Signal::SIGHUP);
+    let cpx = kubelet.try_cmd("wait-registered amd.com/cpx_nps1 3000");
+    assert!(cpx.get("error").is_none(), "{cpx}\n{}", plugin.log());
+    kubelet.cmd("wait-devices amd.com/cpx_nps1 64 3000");
+    kubelet.cmd("wait-devices amd.com/spx_nps1 0 3000");
+    let spec = cdi::codec::load(&node.cdi_dir().join("amd.com-gpu.yaml")).expect("spec");
+    assert!(spec.devices.iter().any(|d| d.name == "0000:95:00.0-p7"));
+    assert!(!spec.devices.iter().any(|d| d.name == "0000:95:00.0"));
+    let allocated = kubelet.cmd("allocate amd.com/cpx_nps1 0000:95:00.0-p7");
+    assert_eq!(
+        strings(&allocated["cdi_devices"]),
+        ["amd.com/gpu=0000:95:00.0-p7"]
+    );
+}
+
+#[test]
+fn the_plugin_registers_again_when_the_kubelet_restarts() {
+    let test = "the_plugin_registers_again_when_the_kubelet_restarts";
+    let Some((node, plugin, kubelet)) = running(test, &["mi210x4"], &[], "amd.com/gpu") else {
+        return;
+    };
+    let Some(binary) = standin(test) else {
+        return;
+    };
+    kubelet.quit();
+    // The new kubelet empties the directory (the plugin's socket goes) and creates kubelet.sock.
+    let mut kubelet = Standin::start(&binary, &node.plugin_dir());
+    let again = kubelet.try_cmd("wait-registered amd.com/gpu 5000");
+    assert!(again.get("error").is_none(), "{again}\n{}", plugin.log());
+    assert_eq!(kubelet.devices("amd.com/gpu").len(), 4);
+    let allocated = kubelet.cmd("allocate amd.com/gpu 0000:03:00.0");
+    assert_eq!(
+        strings(&allocated["cdi_devices"]),
+        ["amd.com/gpu=0000:03:00.0"]
+    );
+}
+
+#[test]
+fn a_plugin_started_before_the_kubelet_registers_when_it_comes() {
+    let test = "a_plugin_started_before_the_kubelet_registers_when_it_comes";
+    let Some(binary) = standin(test) else {
+        return;
+    };
+    let node = Node::new(&["mi210x4"]);
+    let plugin = Plugin::start(&node, &[]);
+    plugin.wait_for_log("waiting for the kubelet", Duration::from_secs(5));
+    let mut kubelet = Standin::start(&binary, &node.plugin_dir());
+    let registered = kubelet.try_cmd("wait-registered amd.com/gpu 5000");
+    assert!(
+        registered.get("error").is_none(),
+        "{registered}\n{}",
+        plugin.log()
+    );
+}
+
+#[test]
+fn sigterm_stops_the_plugin_and_removes_its_socket() {
+    let Some((node, mut plugin, _kubelet)) = running(
+        "sigterm_stops_the_plugin_and_removes_its_socket",
+        &["mi210x4"],
+        &[],
+        "amd.com/gpu",
+    ) else {
+        return;
+    };
+    let socket = node.plugin_dir().join("amdgpu-cdi-gpu.sock");
+    assert!(socket.exists());
+    plugin.signal(Signal::SIGTERM);
+    let status = plugin
+        .wait(Duration::from_secs(5))
+        .expect("exits within 5 s");
+    assert!(status.success(), "{status:?}\n{}", plugin.log());
+    assert!(!socket.exists());
+    assert!(
+        plugin
+            .log()
+            .ends_with("amdgpu-cdi-device-plugin: stopped\n"),
+        "{}",
+        plugin.log()
+    );
+}
+
+/// Startup errors need neither root nor the stand-in: one line, exit 2, nothing served.
+#[test]
+fn startup_errors_are_one_line() {
+    let node = Node::new(&["mi210x4"]);
+    node.use_host("no-amd");
+    let mut plugin = Plugin::start(&node, &[]);
+    let status = plugin.wait(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(2));
+    let log = plugin.log();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(
+        log.starts_with("amdgpu-cdi-device-plugin: no AMD GPU found:"),
+        "{log}"
+    );
+    assert_eq!(fs::read_dir(node.plugin_dir()).expect("dir").count(), 0);
+
+    let node = Node::new(&["mi210x4"]);
+    fs::remove_dir(node.plugin_dir()).expect("remove the plugin dir");
+    let mut plugin = Plugin::start(&node, &[]);
+    assert_eq!(
+        plugin.wait(Duration::from_secs(10)).expect("exits").code(),
+        Some(2)
+    );
+    assert_eq!(
+        plugin.log(),
+        format!(
+            "amdgpu-cdi-device-plugin: {} does not exist (is the kubelet running? mount its \
+             device plugin directory into the pod)\n",
+            node.plugin_dir().display()
+        )
+    );
+}
+
+/// The DaemonSet runs `amdgpu-cdi device-plugin` with the mounts it needs, configured through
+/// environment variables the plugin accepts: started with that environment (the host paths
+/// pointed at a fake node), the plugin comes up and waits for the kubelet. Needs neither root
+/// nor the stand-in.
+#[test]
+fn the_daemonset_manifest_runs_the_plugin() {
+    let path = repo_root().join("packaging/kubernetes/amdgpu-cdi-daemonset.yaml");
+    let text = fs::read_to_string(&path).expect("read the manifest");
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("the manifest is YAML");
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(kinds, ["Namespace", "DaemonSet"]);
+    let pod = &docs[1]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["command"],
+        serde_json::json!(["/usr/bin/amdgpu-cdi", "device-plugin"])
+    );
+    let mounts: Vec<(&str, bool)> = container["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .map(|m| {
+            (
+                m["mountPath"].as_str().expect("mountPath"),
+                m["readOnly"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            ("/host/sys", true),
+            ("/dev", true),
+            ("/var/run/cdi", false),
+            ("/var/lib/kubelet/device-plugins", false)
+        ]
+    );
+    let volumes: Vec<&str> = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .map(|v| v["hostPath"]["path"].as_str().expect("hostPath"))
+        .collect();
+    assert_eq!(
+        volumes,
+        [
+            "/sys",
+            "/dev",
+            "/var/run/cdi",
+            "/var/lib/kubelet/device-plugins"
+        ]
+    );
+    let env: Vec<(String, String)> = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().expect("name").to_string(),
+                e["value"].as_str().expect("value").to_string(),
+            )
+        })
+        .collect();
+    assert!(env.contains(&("AMDGPU_CDI_SYSFS_ROOT".into(), "/host/sys".into())));
+
+    let node = Node::new(&["mi300x-cpx"]);
+    let mut plugin = Plugin::start_with_env(&node, &env);
+    plugin.wait_for_log("waiting for the kubelet", Duration::from_secs(10));
+    assert!(
+        plugin.log().contains("advertising amd.com/gpu: 64 devices"),
+        "{}",
+        plugin.log()
+    );
+    plugin.signal(Signal::SIGTERM);
+    let status = plugin.wait(Duration::from_secs(5)).expect("exits");
+    assert!(status.success(), "{}", plugin.log());
+}

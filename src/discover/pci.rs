@@ -1,0 +1,358 @@
+//! PCI: the one parser and formatter of PCI addresses (sysfs names them, users write them in
+//! requests, with or without the domain), and the PCI side of a scan: which physical GPU a render
+//! node belongs to, and that GPU's attributes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use super::DiscoverError;
+use super::drm::{DrmParent, is_xcp_device};
+use super::kfd::KfdKeys;
+use super::reader::OpenDir;
+use super::scan::{Detail, Found, Listings, Scan};
+
+/// A PCI address `domain:bus:device.function`, e.g. `0000:03:00.0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PciAddress {
+    /// PCI domain (segment).
+    pub domain: u32,
+    /// Bus number.
+    pub bus: u8,
+    /// Device number (0..32).
+    pub device: u8,
+    /// Function number (0..8).
+    pub function: u8,
+}
+
+impl fmt::Display for PciAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{:x}",
+            self.domain, self.bus, self.device, self.function
+        )
+    }
+}
+
+/// A string that is not a `domain:bus:device.function` PCI address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a PCI address (expected domain:bus:device.function, e.g. 0000:03:00.0)")]
+pub struct ParsePciAddressError(pub String);
+
+impl FromStr for PciAddress {
+    type Err = ParsePciAddressError;
+
+    /// [`PciSelector::parse`] with the domain required.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PciSelector::parse(s)
+            .and_then(|selector| selector.address())
+            .ok_or_else(|| ParsePciAddressError(s.to_string()))
+    }
+}
+
+/// A PCI address as a request writes it: `0000:03:00.0`, or `03:00.0` without the domain, which
+/// matches that bus, device and function in any domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PciSelector {
+    /// The domain, when written.
+    pub domain: Option<u32>,
+    /// Bus number.
+    pub bus: u8,
+    /// Device number.
+    pub device: u8,
+    /// Function number.
+    pub function: u8,
+}
+
+impl PciSelector {
+    /// Parses `domain:bus:device.function` or `bus:device.function`: hex digits only, at most 8
+    /// for the domain, 2 for the bus and the device, 1 for the function; device below 32,
+    /// function below 8. `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (first, rest) = text.split_once(':')?;
+        let (domain, bus, rest) = match rest.split_once(':') {
+            Some((bus, rest)) => (Some(hex_field(first, 8)?), bus, rest),
+            None => (None, first, rest),
+        };
+        let (device, function) = rest.split_once('.')?;
+        let selector = Self {
+            domain,
+            bus: u8::try_from(hex_field(bus, 2)?).ok()?,
+            device: u8::try_from(hex_field(device, 2)?).ok()?,
+            function: u8::try_from(hex_field(function, 1)?).ok()?,
+        };
+        (selector.device < 32 && selector.function < 8).then_some(selector)
+    }
+
+    /// True when `address` is this one (any domain for the short form).
+    pub fn matches(&self, address: &PciAddress) -> bool {
+        self.domain.is_none_or(|d| d == address.domain)
+            && self.bus == address.bus
+            && self.device == address.device
+            && self.function == address.function
+    }
+
+    /// The address, when the domain was written.
+    pub fn address(&self) -> Option<PciAddress> {
+        self.domain.map(|domain| PciAddress {
+            domain,
+            bus: self.bus,
+            device: self.device,
+            function: self.function,
+        })
+    }
+}
+
+impl fmt::Display for PciSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.address() {
+            Some(address) => address.fmt(f),
+            None => write!(
+                f,
+                "{:02x}:{:02x}.{:x}",
+                self.bus, self.device, self.function
+            ),
+        }
+    }
+}
+
+/// One to `max_len` hex digits (no sign, no prefix).
+fn hex_field(text: &str, max_len: usize) -> Option<u32> {
+    if text.is_empty() || text.len() > max_len || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// The PCI attributes of one physical GPU.
+#[derive(Clone)]
+pub(super) struct PciInfo {
+    pub(super) numa_node: Option<i32>,
+    pub(super) compute_partition: Option<String>,
+    pub(super) memory_partition: Option<String>,
+    pub(super) product_name: Option<String>,
+}
+
+/// Physical GPUs of `amdgpu_xcp` partitions, found once per KFD location.
+#[derive(Default)]
+pub(super) struct Parents {
+    /// The PCI device directory listing, read on first need.
+    listing: Option<Vec<PciAddress>>,
+    /// (domain, bus, device) -> the GPU's address.
+    resolved: HashMap<(Option<u32>, u8, u8), PciAddress>,
+}
+
+impl Scan<'_> {
+    /// AMD display controllers and accelerators (PCI class 0x03 or 0x12) on the PCI bus, for the
+    /// error when KFD is missing. Best effort: unreadable entries are skipped.
+    pub(super) fn amd_gpus_on_pci(&self) -> Vec<String> {
+        let pci_dir = self.options.sysfs_root.join("bus/pci/devices");
+        let mut names = self.reader.read_dir_names(&pci_dir).unwrap_or_default();
+        names.sort();
+        names
+            .into_iter()
+            .filter(|name| {
+                let dir = pci_dir.join(name);
+                let read = |file: &str| self.reader.read_to_string(&dir.join(file)).ok();
+                let vendor = read("vendor");
+                let class = read("class");
+                vendor.as_deref().map(str::trim) == Some("0x1002")
+                    && class
+                        .as_deref()
+                        .is_some_and(|c| c.starts_with("0x03") || c.starts_with("0x12"))
+            })
+            .collect()
+    }
+
+    /// The physical GPU a render node belongs to: its PCI parent device (KFD's location, when it
+    /// disagrees, is only a warning), or for a render node hanging off an `amdgpu_xcp` partition
+    /// device, the AMD PCI GPU at KFD's location, looked up once per location.
+    pub(super) fn physical_gpu(
+        &self,
+        node: u32,
+        keys: &KfdKeys,
+        parent: &DrmParent,
+        listings: &Listings,
+        found: &mut Found,
+    ) -> Result<PciAddress, DiscoverError> {
+        let KfdKeys {
+            render_minor,
+            domain,
+            bus,
+            slot,
+            ..
+        } = *keys;
+        if let Ok(address) = parent.name.parse::<PciAddress>() {
+            if address.bus != bus
+                || address.device != slot
+                || domain.is_some_and(|d| d != address.domain)
+            {
+                found.warnings.push(format!(
+                    "KFD node {node} reports location {:04x}:{bus:02x}:{slot:02x} but its render \
+                     node renderD{render_minor} belongs to {address}; using {address}",
+                    domain.unwrap_or(0),
+                ));
+            }
+            return Ok(address);
+        }
+        if !is_xcp_device(&parent.name) {
+            return Err(DiscoverError::UnknownRenderParent {
+                node,
+                path: listings.drm_dir.path().join(keys.render_name()),
+                device: parent.name.clone(),
+            });
+        }
+        let parents = &mut found.parents;
+        if let Some(address) = parents.resolved.get(&(domain, bus, slot)) {
+            return Ok(*address);
+        }
+        let address = self.partition_parent(
+            &listings.pci_dir,
+            node,
+            domain,
+            bus,
+            slot,
+            &mut parents.listing,
+        )?;
+        parents.resolved.insert((domain, bus, slot), address);
+        Ok(address)
+    }
+
+    /// The physical GPU of a partition whose render node hangs off an `amdgpu_xcp` platform
+    /// device: the AMD PCI device with DRM nodes at KFD's bus and device (and domain, if known).
+    pub(super) fn partition_parent(
+        &self,
+        pci_open: &OpenDir,
+        node: u32,
+        domain: Option<u32>,
+        bus: u8,
+        slot: u8,
+        pci_listing: &mut Option<Vec<PciAddress>>,
+    ) -> Result<PciAddress, DiscoverError> {
+        let pci_dir = self.options.sysfs_root.join("bus/pci/devices");
+        if pci_listing.is_none() {
+            let names =
+                self.reader
+                    .read_dir_names(&pci_dir)
+                    .map_err(|error| DiscoverError::Read {
+                        path: pci_dir.clone(),
+                        error,
+                    })?;
+            let mut addresses: Vec<PciAddress> =
+                names.iter().filter_map(|n| n.parse().ok()).collect();
+            addresses.sort_unstable();
+            *pci_listing = Some(addresses);
+        }
+        let listing = pci_listing.as_deref().unwrap_or_default();
+        let mut candidates = Vec::new();
+        for address in listing {
+            if address.bus != bus || address.device != slot {
+                continue;
+            }
+            if domain.is_some_and(|d| d != address.domain) {
+                continue;
+            }
+            let name = address.to_string();
+            let vendor = self.read_optional_at(pci_open, &format!("{name}/vendor"))?;
+            if vendor.as_deref() == Some("0x1002")
+                && self.reader.is_dir(&pci_dir.join(name).join("drm"))
+            {
+                candidates.push(*address);
+            }
+        }
+        match candidates.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(DiscoverError::NoPciDevice {
+                node,
+                location: match domain {
+                    Some(d) => format!("{d:04x}:{bus:02x}:{slot:02x}"),
+                    None => format!("*:{bus:02x}:{slot:02x}"),
+                },
+                path: pci_dir,
+            }),
+            many => Err(DiscoverError::AmbiguousPciDevice {
+                node,
+                candidates: many
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// The PCI attributes of the GPU at `address`, read once per physical GPU.
+    pub(super) fn cached_pci_info(
+        &self,
+        pci_dir: &OpenDir,
+        address: PciAddress,
+        cache: &mut HashMap<PciAddress, PciInfo>,
+    ) -> Result<PciInfo, DiscoverError> {
+        if let Some(info) = cache.get(&address) {
+            return Ok(info.clone());
+        }
+        let info = self.pci_info(pci_dir, &address)?;
+        cache.insert(address, info.clone());
+        Ok(info)
+    }
+
+    fn pci_info(&self, pci_dir: &OpenDir, address: &PciAddress) -> Result<PciInfo, DiscoverError> {
+        let dir = address.to_string();
+        let read = |name: &str| self.read_optional_at(pci_dir, &format!("{dir}/{name}"));
+        let full = self.detail == Detail::Full;
+        let numa_text = if full { read("numa_node")? } else { None };
+        let numa_node = numa_text
+            .and_then(|n| n.parse::<i32>().ok())
+            .filter(|&n| n >= 0);
+        Ok(PciInfo {
+            numa_node,
+            compute_partition: read("current_compute_partition")?,
+            memory_partition: read("current_memory_partition")?,
+            product_name: if full { read("product_name")? } else { None },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_forms_parse_and_print_back() {
+        let long = PciSelector::parse("0001:c1:1f.7").expect("long form");
+        assert_eq!(
+            long.address(),
+            Some(PciAddress {
+                domain: 1,
+                bus: 0xc1,
+                device: 0x1f,
+                function: 7
+            })
+        );
+        assert_eq!(long.to_string(), "0001:c1:1f.7");
+        let short = PciSelector::parse("03:00.1").expect("short form");
+        assert_eq!((short.domain, short.address()), (None, None));
+        assert_eq!(short.to_string(), "03:00.1");
+        assert!(short.matches(&"0002:03:00.1".parse().expect("address")));
+        assert!(!short.matches(&"0002:03:00.0".parse().expect("address")));
+    }
+
+    #[test]
+    fn only_hex_digits_are_fields() {
+        for bad in [
+            "+000:03:00.0",
+            "0000:+3:00.0",
+            "0000:03:00.+",
+            "0x0:03:00.0",
+            "0000:03:00.0 ",
+            "0000:03:00.0.0",
+            "1:2:3:4.0",
+            ":03:00.0",
+            "03:.0",
+        ] {
+            assert_eq!(PciSelector::parse(bad), None, "{bad:?}");
+            assert!(bad.parse::<PciAddress>().is_err(), "{bad:?}");
+        }
+    }
+}

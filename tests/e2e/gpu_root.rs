@@ -1,0 +1,100 @@
+//! The GPU host every test of today's engines uses: the `mi210x4` example host (four MI210s whose
+//! render minors 128..131 come in KFD probe order, not PCI order) over four fake GPU nodes, a
+//! busybox rootfs, and a session in an engine root (see `roots`) with the project's binaries and
+//! these files at the same paths inside and out.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+
+use crate::roots::{EngineRoot, Session};
+use crate::support;
+
+/// The example host whose sysfs the spec is generated from.
+pub const SYSFS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hosts/mi210x4/sys");
+
+/// The render node of each GPU index of `mi210x4` (PCI order): GPU 1 (0000:23:00.0) is probed
+/// last, so it has renderD131.
+pub const RENDER_OF_INDEX: [&str; 4] = ["renderD129", "renderD131", "renderD128", "renderD130"];
+/// The ROCm uuid of GPU 1.
+pub const UUID_OF_GPU_1: &str = "GPU-f07655db2e3690b4";
+/// The PCI name of the GPU with renderD130, and that node.
+pub const PCI_NAME: (&str, &str) = ("0000:63:00.0", "renderD130");
+
+/// Lists `/dev/dri` on one line, then `kfd` once `/dev/kfd` was read, then `read <node>` for every
+/// render node that opens.
+pub const PROBE: &str = "echo $(ls /dev/dri 2>/dev/null); \
+    head -c 1 /dev/kfd >/dev/null && echo kfd; \
+    for n in /dev/dri/*; do test -e \"$n\" && cat \"$n\" && echo \"read $n\"; done; true";
+
+/// What [`PROBE`] prints in a container given exactly these render nodes (and `/dev/kfd`).
+pub fn probe_sees(renders: &[&str]) -> String {
+    let mut text = format!("{}\nkfd\n", renders.join(" "));
+    for r in renders {
+        text.push_str(&format!("read /dev/dri/{r}\n"));
+    }
+    text
+}
+
+/// A test's scratch dir (short, under /tmp: sockets live below it), the fake host under it and a
+/// session in `root`. Field order matters: the session ends before the dir goes.
+pub struct GpuRoot {
+    /// The session in the root.
+    pub session: Session,
+    /// The busybox rootfs (a dir).
+    pub rootfs: PathBuf,
+    /// The fake host's dev root (holds `dev/kfd`, `dev/dri/renderD128..131`).
+    pub dev_root: PathBuf,
+    scratch: tempfile::TempDir,
+}
+
+impl GpuRoot {
+    /// Enters `root` with the fake host ready; no spec is written yet.
+    pub fn enter(root: &EngineRoot) -> Self {
+        let scratch = tempfile::Builder::new()
+            .prefix("acr")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let dev_root = support::fake_gpu_nodes(&scratch.path().join("host"), 4);
+        let rootfs = support::busybox_rootfs(scratch.path());
+        let session = root.enter(scratch.path());
+        Self {
+            session,
+            rootfs,
+            dev_root,
+            scratch,
+        }
+    }
+
+    /// The scratch dir (the same path inside the root).
+    pub fn dir(&self) -> &Path {
+        self.scratch.path()
+    }
+
+    /// `amdgpu-cdi args...` run in the root; panics unless it succeeds; returns its stdout.
+    pub fn amdgpu_cdi(&self, args: &[&str]) -> String {
+        let bin = support::bin("amdgpu-cdi");
+        self.session.run(&bin.display().to_string(), args)
+    }
+
+    /// Runs the real `amdgpu-cdi generate` in the root for the example host, with index, uuid and
+    /// PCI names, writing `output` (a path in the root).
+    pub fn generate(&self, output: &str) {
+        let dev_root = self.dev_root.display().to_string();
+        self.amdgpu_cdi(&[
+            "generate",
+            "--sysfs-root",
+            SYSFS,
+            "--dev-root",
+            &dev_root,
+            "--device-name-strategy",
+            "index",
+            "--device-name-strategy",
+            "uuid",
+            "--device-name-strategy",
+            "pci",
+            "--output",
+            output,
+        ]);
+    }
+}
