@@ -13,6 +13,7 @@ mod gpus;
 mod hook_precreate;
 mod hook_prestart;
 mod inject;
+mod install;
 mod list;
 mod readme;
 mod request;

@@ -136,8 +136,8 @@ fn image_archive(dir: &Path, rootfs: &Path, tags: &[&str]) -> PathBuf {
 
 /// A containerd of one engine root with the CRI plugin, a spec for the example host and the
 /// busybox image imported.
-struct CriSetup {
-    gpu: GpuRoot,
+pub(crate) struct CriSetup {
+    pub(crate) gpu: GpuRoot,
     driver: PathBuf,
 }
 
@@ -145,7 +145,7 @@ impl CriSetup {
     /// Writes `config` (the text of `/etc/containerd/config.toml`), runs `configure containerd`
     /// on it with `args`, starts containerd with the wrapper's settings in its environment, and
     /// imports the image.
-    fn start(
+    pub(crate) fn start(
         test: &str,
         suite: &str,
         containerd: &str,
@@ -190,7 +190,7 @@ impl CriSetup {
     }
 
     /// Runs the probe in a CRI container created with `args` (cri-run flags).
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (bool, String, String) {
         let driver = self.driver.display().to_string();
         output(
             self.gpu
@@ -203,7 +203,7 @@ impl CriSetup {
     }
 
     /// Asserts the container created with `args` sees exactly `renders` (and kfd).
-    fn assert_sees(&self, args: &[&str], renders: &[&str]) {
+    pub(crate) fn assert_sees(&self, args: &[&str], renders: &[&str]) {
         let (ok, stdout, stderr) = self.run(args);
         assert!(
             ok,

@@ -5,6 +5,7 @@
 mod containerd_configure;
 mod containerd_cri;
 mod containerd_runtime;
+mod device_plugin_cri;
 mod docker_cdi;
 mod docker_configure;
 mod docker_gpus;

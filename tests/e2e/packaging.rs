@@ -49,6 +49,9 @@ fn installed() -> bool {
 /// Purges the package and removes the planted files even when an assertion fails midway.
 struct Cleanup {
     planted: Vec<PathBuf>,
+    /// Spec dirs the test created to plant in, removed again (when empty) so that the host keeps
+    /// no trace of the test.
+    made_dirs: Vec<PathBuf>,
 }
 
 impl Drop for Cleanup {
@@ -56,6 +59,9 @@ impl Drop for Cleanup {
         let _ = Command::new("dpkg").args(["--purge", PACKAGE]).output();
         for path in &self.planted {
             let _ = fs::remove_file(path);
+        }
+        for dir in &self.made_dirs {
+            let _ = fs::remove_dir(dir);
         }
     }
 }
@@ -163,12 +169,18 @@ fn deb_installs_works_upgrades_and_purges_cleanly() {
     let id = std::process::id();
     let other_etc = PathBuf::from(format!("/etc/cdi/other-vendor-{id}.yaml"));
     let other_run = PathBuf::from(format!("/var/run/cdi/other-{id}.yaml"));
+    let mut made_dirs = Vec::new();
     for path in [&other_etc, &other_run] {
-        fs::create_dir_all(path.parent().expect("has parent")).expect("create spec dir");
+        let dir = path.parent().expect("has parent");
+        if !dir.exists() {
+            fs::create_dir_all(dir).expect("create spec dir");
+            made_dirs.push(dir.to_path_buf());
+        }
         fs::write(path, "planted by the packaging test\n").expect("plant spec");
     }
     let _cleanup = Cleanup {
         planted: vec![other_etc.clone(), other_run.clone()],
+        made_dirs,
     };
 
     let archive = run_ok(Command::new("dpkg-deb").arg("-c").arg(&deb));
@@ -188,6 +200,7 @@ fn deb_installs_works_upgrades_and_purges_cleanly() {
     for wanted in [
         "/usr/bin/amdgpu-cdi",
         "/usr/bin/amdgpu-container-runtime",
+        "/usr/bin/amdgpu-cdi-device-plugin",
         UNIT,
         RULES,
         "/usr/share/man/man1/amdgpu-cdi.1.gz",
@@ -207,6 +220,12 @@ fn deb_installs_works_upgrades_and_purges_cleanly() {
     assert_eq!(
         version.trim(),
         format!("amdgpu-cdi {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let version = run_ok(Command::new("/usr/bin/amdgpu-cdi-device-plugin").arg("--version"));
+    assert_eq!(
+        version.trim(),
+        format!("amdgpu-cdi-device-plugin {}", env!("CARGO_PKG_VERSION"))
     );
 
     // doctor runs and reports on this GPU-less host: exit 1 (failures found), never a crash.

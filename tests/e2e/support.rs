@@ -148,7 +148,8 @@ pub fn output(cmd: &mut Command) -> (bool, String, String) {
 ///
 /// Podman 4.3 reads only the default spec dirs (`cdi_spec_dirs` arrived in later releases), so
 /// podman runs in a private mount namespace where `spec_dir` is bind-mounted over `/var/run/cdi`
-/// and an empty dir over `/etc/cdi`: the host's specs are neither seen nor touched.
+/// and an empty dir over `/etc/cdi` when the host has one (podman reads no missing dir, and the
+/// test creates none there): the host's specs are neither seen nor touched.
 pub fn podman_with_spec_dir(state: &Path, spec_dir: &Path, args: &[&str]) -> Command {
     let empty = state.join("empty-etc-cdi");
     std::fs::create_dir_all(&empty).expect("create empty dir");
@@ -165,8 +166,8 @@ pub fn podman_with_spec_dir(state: &Path, spec_dir: &Path, args: &[&str]) -> Com
     ])
     .arg(concat!(
         "set -e; etc=$1; run=$2; shift 2; ",
-        "mkdir -p /etc/cdi /var/run/cdi; ",
-        "mount --bind \"$etc\" /etc/cdi; mount --bind \"$run\" /var/run/cdi; ",
+        "if [ -d /etc/cdi ]; then mount --bind \"$etc\" /etc/cdi; fi; ",
+        "mkdir -p /var/run/cdi; mount --bind \"$run\" /var/run/cdi; ",
         "exec \"$@\""
     ))
     .arg("sh")

@@ -4,14 +4,16 @@
 //! health flips, partition switches, kubelet restarts and SIGTERM. They need root (to build the
 //! stand-in); without it they skip, except under CI=true.
 
+mod kubelet;
 mod support;
 
 use std::fs;
 use std::time::Duration;
 
+use kubelet::{Standin, standin, strings};
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::{Node, Plugin, Standin, nanos, repo_root, standin, strings};
+use support::{Node, Plugin, nanos, repo_root};
 
 /// Everything a test needs: the node, the plugin on it, the stand-in.
 fn running(

@@ -1,17 +1,13 @@
 //! The harness: a fake host (an example sysfs tree and a dev root with its nodes), the plugin
-//! binary, and the Go kubelet stand-in built from the official API (tests/go/kubelet-standin).
+//! binary; the kubelet stand-in is in `kubelet.rs`.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-use serde_json::Value;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -19,47 +15,6 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("the crate is in the repository")
         .to_path_buf()
-}
-
-/// True under CI, where the end-to-end tests must run.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// The stand-in binary, built once per test process; `None` (with the reason printed) when it
-/// cannot be built outside CI. Under CI a missing stand-in fails the test.
-pub fn standin(test: &str) -> Option<PathBuf> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let built = BUILT.get_or_init(build_standin);
-    match built {
-        Ok(path) => Some(path.clone()),
-        Err(reason) => {
-            assert!(
-                !in_ci(),
-                "{test}: {reason} (CI=true: the device plugin's end-to-end tests must not skip)"
-            );
-            eprintln!("SKIPPED {test}: {reason}");
-            None
-        }
-    }
-}
-
-fn build_standin() -> Result<PathBuf, String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err("needs root to build the kubelet stand-in in the sid engine root".into());
-    }
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kubelet-standin/kubelet-standin");
-    let output = Command::new(repo_root().join("tests/go/build-kubelet-standin"))
-        .arg(&out)
-        .output()
-        .map_err(|e| format!("cannot run tests/go/build-kubelet-standin: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "cannot build the kubelet stand-in: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(out)
 }
 
 /// An example host's sysfs tree.
@@ -234,99 +189,10 @@ impl Drop for Plugin {
     }
 }
 
-/// The Go kubelet stand-in, running, driven line by line.
-pub struct Standin {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Standin {
-    /// Starts the stand-in on `dir` (which it empties, as the kubelet does).
-    pub fn start(binary: &Path, dir: &Path) -> Self {
-        let mut child = Command::new(binary)
-            .arg("-dir")
-            .arg(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the stand-in");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut standin = Self {
-            child,
-            stdin,
-            stdout,
-        };
-        let ready = standin.read();
-        assert_eq!(ready["ready"], true, "{ready}");
-        standin
-    }
-
-    fn read(&mut self) -> Value {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("stand-in output");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("stand-in said {line:?}: {e}"))
-    }
-
-    /// Runs one command; panics on `{"error": ...}`.
-    pub fn cmd(&mut self, line: &str) -> Value {
-        let value = self.try_cmd(line);
-        assert!(value.get("error").is_none(), "{line}: {value}");
-        value
-    }
-
-    /// Runs one command and returns whatever it answered.
-    pub fn try_cmd(&mut self, line: &str) -> Value {
-        writeln!(self.stdin, "{line}").expect("stand-in input");
-        self.stdin.flush().expect("stand-in input");
-        self.read()
-    }
-
-    /// The ids and health of a resource's last list.
-    pub fn devices(&mut self, resource: &str) -> Vec<(String, String)> {
-        let value = self.cmd(&format!("devices {resource}"));
-        value["devices"]
-            .as_array()
-            .expect("devices")
-            .iter()
-            .map(|d| {
-                (
-                    d["id"].as_str().expect("id").to_string(),
-                    d["health"].as_str().expect("health").to_string(),
-                )
-            })
-            .collect()
-    }
-
-    /// Stops it (its kubelet.sock is removed).
-    pub fn quit(mut self) {
-        let _ = self.try_cmd("quit");
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Standin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Nanoseconds since the epoch (CLOCK_REALTIME, as the stand-in's timestamps).
 pub fn nanos() -> i64 {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970");
     i64::try_from(since.as_nanos()).expect("nanoseconds fit")
-}
-
-/// Strings of a JSON array.
-pub fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {value}"))
-        .iter()
-        .map(|v| v.as_str().expect("string").to_string())
-        .collect()
 }
