@@ -19,4 +19,5 @@ mod request;
 mod roots;
 mod runtime;
 mod support;
+mod usage;
 mod validate;
