@@ -234,6 +234,17 @@ pub fn generate(host: &Host, options: &GenerateOptions) -> Result<Spec, Generate
     Ok(spec)
 }
 
+/// The host nodes a spec generated with `options` names (`/dev/kfd`, each GPU's render node and,
+/// when asked for, its card node) that discovery did not find under the dev root, as paths under
+/// it, in spec order. Engines refuse to create a container given a node that does not exist.
+pub fn missing_nodes(host: &Host, options: &GenerateOptions) -> Vec<PathBuf> {
+    std::iter::once(&host.kfd)
+        .chain(host.gpus.iter().flat_map(|gpu| gpu_nodes(gpu, options)))
+        .filter(|node| node.gid.is_none())
+        .map(|node| under_root(&options.dev_root, &node.path))
+        .collect()
+}
+
 /// The nodes one GPU's device gets: its render node, then its card node when asked for.
 fn gpu_nodes<'a>(gpu: &'a Gpu, options: &GenerateOptions) -> impl Iterator<Item = &'a DeviceNode> {
     let card = if options.include_card_nodes {

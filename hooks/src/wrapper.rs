@@ -43,6 +43,8 @@ pub struct GlobalOptions {
     pub rootless: Option<String>,
     /// `--criu` path.
     pub criu: Option<PathBuf>,
+    /// `--version` or `-v`: the runtime prints its version and runs nothing.
+    pub version: bool,
 }
 
 /// What a runc command line asks for, as far as the wrapper is concerned.
@@ -109,6 +111,7 @@ pub fn parse(args: &[OsString]) -> Invocation {
             "rootless" => global.rootless = text,
             "debug" => global.debug = text.as_deref() != Some("false"),
             "systemd-cgroup" => global.systemd_cgroup = text.as_deref() != Some("false"),
+            "version" | "v" => global.version = text.as_deref() != Some("false"),
             _ => {}
         }
     }
@@ -264,6 +267,22 @@ mod tests {
             let inv = parse(&argv(line));
             assert_eq!(inv.subcommand, None, "{line}");
             assert!(!inv.creates_container());
+        }
+    }
+
+    #[test]
+    fn version_flags() {
+        for (line, asked) in [
+            ("--version", true),
+            ("-v", true),
+            ("-version", true),
+            ("--debug --version", true),
+            ("--version=false", false),
+            ("--help", false),
+            ("state v", false),
+            ("create --bundle /b -v c1", false),
+        ] {
+            assert_eq!(parse(&argv(line)).global.version, asked, "{line}");
         }
     }
 

@@ -9,7 +9,7 @@ use cdi::codec::Format;
 use cdi::version::Version;
 
 use crate::discover::{DiscoverOptions, RealSysfs, discover_with};
-use crate::generate::{GenerateOptions, generate};
+use crate::generate::{GenerateOptions, generate, missing_nodes};
 use crate::naming::NameStrategy;
 
 /// Spec serialisations on the command line.
@@ -60,6 +60,28 @@ pub struct HostArgs {
     /// The directory holding the host's `dev/`; when not `/`, device nodes get a hostPath under it.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub dev_root: PathBuf,
+}
+
+/// Whether the device nodes found under `options.dev_root` say anything about the host its sysfs
+/// tree describes: when `--dev-root` is given, or when both roots are this machine's. A sysfs
+/// tree of another host (`--sysfs-root examples/hosts/...`) with this machine's `/dev` does not.
+pub fn nodes_checked(options: &DiscoverOptions) -> bool {
+    options.dev_root != Path::new("/") || options.sysfs_root == Path::new("/sys")
+}
+
+/// `paths` for a message: the first few, then how many more.
+pub fn path_list(paths: &[PathBuf]) -> String {
+    const SHOWN: usize = 4;
+    let mut text = paths
+        .iter()
+        .take(SHOWN)
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > SHOWN {
+        text.push_str(&format!(" and {} more", paths.len() - SHOWN));
+    }
+    text
 }
 
 impl HostArgs {
@@ -202,6 +224,19 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
                 .context("cannot write the spec to stdout")?;
             stdout.flush().context("cannot write the spec to stdout")?;
         }
+    }
+    // After the write, so a failed write stays one error line.
+    let missing = if nodes_checked(&discover_options) {
+        missing_nodes(&discovery.host, &options)
+    } else {
+        Vec::new()
+    };
+    if !missing.is_empty() {
+        eprintln!(
+            "amdgpu-cdi: warning: the spec names device nodes that do not exist: {} (engines \
+             refuse containers given them)",
+            path_list(&missing)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

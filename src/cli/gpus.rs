@@ -41,7 +41,14 @@ pub fn run(args: GpusArgs) -> anyhow::Result<ExitCode> {
     for warning in &discovery.warnings {
         eprintln!("amdgpu-cdi: warning: {warning}");
     }
+    let missing = missing_nodes(&discovery.host, &options);
+    if !missing.is_empty() && args.format == GpusFormat::Json {
+        eprintln!("amdgpu-cdi: warning: {missing}");
+    }
     let text = match args.format {
+        GpusFormat::Text if !missing.is_empty() => {
+            format!("{}note: {missing}\n", table(&discovery.host))
+        }
         GpusFormat::Text => table(&discovery.host),
         GpusFormat::Json => format!(
             "{}\n",
@@ -50,6 +57,28 @@ pub fn run(args: GpusArgs) -> anyhow::Result<ExitCode> {
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The nodes of the table (`/dev/kfd`, render and card nodes) missing under the dev root, as a
+/// sentence; empty when all exist or the roots do not describe one host
+/// ([`super::generate::nodes_checked`]).
+fn missing_nodes(host: &Host, options: &DiscoverOptions) -> String {
+    if !super::generate::nodes_checked(options) {
+        return String::new();
+    }
+    let every_node = crate::generate::GenerateOptions {
+        include_card_nodes: true,
+        dev_root: options.dev_root.clone(),
+        ..crate::generate::GenerateOptions::default()
+    };
+    let missing = crate::generate::missing_nodes(host, &every_node);
+    if missing.is_empty() {
+        return String::new();
+    }
+    format!(
+        "device nodes that do not exist: {}",
+        super::generate::path_list(&missing)
+    )
 }
 
 fn node_name(path: &std::path::Path) -> String {

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub mod check;
 pub mod configure;
@@ -42,8 +42,58 @@ impl Cli {
     pub fn parse_args(args: Vec<OsString>) -> Self {
         match parse_alone(args.get(1..).unwrap_or_default()) {
             Some(command) => Self { command },
-            None => Self::parse_from(args),
+            None => Self::try_parse_from(args)
+                .unwrap_or_else(|err| without_hidden_suggestions(err, &Self::command()).exit()),
         }
+    }
+}
+
+/// `err` without the hidden subcommands (`generate-docs`) among its "similar subcommand" tips and
+/// listed subcommands: clap suggests hidden subcommands too (clap-rs/clap#4853), and a command
+/// kept out of `--help` must not be offered to someone who mistyped `generate`.
+fn without_hidden_suggestions(err: clap::Error, cli: &clap::Command) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue};
+    let mut hidden = Vec::new();
+    hidden_names(cli, &mut hidden);
+    let is_hidden = |name: &String| hidden.contains(&name.as_str());
+    let listed = [
+        ContextKind::SuggestedSubcommand,
+        ContextKind::ValidSubcommand,
+    ];
+    let touched = err.context().any(|(kind, value)| {
+        listed.contains(&kind)
+            && matches!(value, ContextValue::Strings(names) if names.iter().any(is_hidden))
+    });
+    if !touched {
+        return err;
+    }
+    // clap's context cannot lose an entry, so the error is rebuilt with the same kind and the
+    // remaining context; an emptied suggestion list is left out, so no tip is printed.
+    let mut rebuilt = clap::Error::new(err.kind()).with_cmd(cli);
+    for (kind, value) in err.context() {
+        let value = match value {
+            ContextValue::Strings(names) if listed.contains(&kind) => {
+                let kept: Vec<String> = names.iter().filter(|n| !is_hidden(n)).cloned().collect();
+                if kept.is_empty() {
+                    continue;
+                }
+                ContextValue::Strings(kept)
+            }
+            other => other.clone(),
+        };
+        rebuilt.insert(kind, value);
+    }
+    rebuilt
+}
+
+/// The names and aliases of every hidden subcommand under `cmd`, at any depth.
+fn hidden_names<'a>(cmd: &'a clap::Command, names: &mut Vec<&'a str>) {
+    for sub in cmd.get_subcommands() {
+        if sub.is_hide_set() {
+            names.push(sub.get_name());
+            names.extend(sub.get_all_aliases());
+        }
+        hidden_names(sub, names);
     }
 }
 
@@ -65,21 +115,15 @@ fn parse_one<A: clap::Args>(name: &'static str, args: &[OsString]) -> Option<A> 
     A::from_arg_matches(&matches).ok()
 }
 
-/// The subcommands.
+/// The subcommands, in the order `--help`, the man page and the completions list them: what users
+/// type first, then `inject` (a check of what an engine would do), then `hook`, which engines run.
+/// clap cannot give subcommands their own help headings, so the plumbing is last and says so.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run as an OCI hook stage (from a hooks.d file or a CDI spec).
-    Hook(hook::HookArgs),
-    /// Check CDI spec files; print every problem and exit 1 if there is any.
-    Validate(validate::ValidateArgs),
-    /// List every CDI device the spec directories provide, with its file.
-    List(list::ListArgs),
-    /// Print an OCI runtime config with CDI devices injected, as an engine would.
-    Inject(inject::InjectArgs),
-    /// Discover the host's AMD GPUs and write their CDI spec.
-    Generate(generate::GenerateArgs),
     /// Show the host's AMD GPUs and partitions with their CDI names.
     Gpus(gpus::GpusArgs),
+    /// Discover the host's AMD GPUs and write their CDI spec.
+    Generate(generate::GenerateArgs),
     /// Compare a spec on disk with what `generate` writes now (exit 0 current, 1 stale, 2 error).
     ///
     /// Exits 0 when the spec is current, 1 when it is stale or missing (printing a unified diff
@@ -87,11 +131,12 @@ pub enum Command {
     /// parsed is an error naming the file and the line. Pass the same content options the spec
     /// was generated with.
     Check(check::CheckArgs),
+    /// List every CDI device the spec directories provide, with its file.
+    List(list::ListArgs),
+    /// Check CDI spec files; print every problem and exit 1 if there is any.
+    Validate(validate::ValidateArgs),
     /// Check everything containers need to get AMD GPUs, with a fix for every failure.
     Doctor(doctor::DoctorArgs),
-    /// Write man pages and shell completions (used by packaging).
-    #[command(hide = true)]
-    GenerateDocs(docs::GenerateDocsArgs),
     /// Set up docker, containerd, crio or podman for AMD GPUs (non-destructive, undoable).
     Configure(configure::ConfigureArgs),
     /// Run the kubelet device plugin: advertise GPUs and partitions, hand them out as CDI devices.
@@ -100,6 +145,13 @@ pub enum Command {
     /// CDI spec the allocated names resolve against, follows device and partition changes and
     /// kubelet restarts. Runs until SIGTERM. See docs/kubernetes.md.
     DevicePlugin(device_plugin::DevicePluginArgs),
+    /// Print an OCI runtime config with CDI devices injected, as an engine would.
+    Inject(inject::InjectArgs),
+    /// Plumbing: an OCI hook stage, run by engines from hooks.d files and CDI specs.
+    Hook(hook::HookArgs),
+    /// Write man pages and shell completions (used by packaging).
+    #[command(hide = true)]
+    GenerateDocs(docs::GenerateDocsArgs),
 }
 
 /// A root directory given on the command line that must be absolute.

@@ -32,9 +32,9 @@ pub(crate) fn string_list(text: &str, key: &[String]) -> Result<Option<Vec<Strin
 }
 
 /// Indents keys and table headers that an edit added like their neighbours: a key like an
-/// existing sibling key (else as far from its header as the file's other keys are), a table one
-/// step deeper than its parent when the file indents nested headers (as `containerd config
-/// default` does), else flush left.
+/// existing sibling key (else as far from its header as the file's other keys are), a table like
+/// an existing sibling table, else one step deeper than its parent's header when the file indents
+/// nested headers (as `containerd config default` does), else flush left.
 pub(crate) fn indent_new_items(doc: &mut DocumentMut) {
     let mut style = Style::default();
     detect_style(doc.as_table(), &mut style);
@@ -104,11 +104,22 @@ fn indent_table(table: &mut Table, own: &str, keys: &str, style: &Style) {
         .filter(|(_, item)| item.is_value())
         .find_map(|(name, _)| key_indent(table, name));
     let key_prefix = sibling.unwrap_or_else(|| keys.to_string());
-    let child = if own.is_empty() && table.decor().prefix().is_none() {
-        own.to_string()
-    } else {
-        format!("{own}{header_step}")
-    };
+    // A new table is indented like an existing sibling table when there is one, so it reads as
+    // that table's peer. Else one step deeper than this table's header, unless this table has no
+    // header (the root, or a table named only inside longer headers, like `runtimes` in
+    // `[a.containerd.runtimes.runc]`): a level the file does not show adds no indentation.
+    let sibling_table = table.iter().find_map(|(_, item)| match item {
+        Item::Table(sub) if !sub.is_dotted() && !sub.is_implicit() => header_indent(sub),
+        _ => None,
+    });
+    let headerless = table.is_implicit() || (own.is_empty() && table.decor().prefix().is_none());
+    let child = sibling_table.unwrap_or_else(|| {
+        if headerless {
+            own.to_string()
+        } else {
+            format!("{own}{header_step}")
+        }
+    });
     for (mut key, item) in table.iter_mut() {
         match item {
             Item::Value(_) if key.leaf_decor().prefix().is_none() => {

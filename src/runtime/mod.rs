@@ -85,11 +85,26 @@ pub fn exec(runtime: &Path, args: &[OsString]) -> RuntimeError {
     }
 }
 
+/// `amdgpu-container-runtime <version>` on stdout, for `--version`: the wrapper's line comes first
+/// and the runtime, exec'd next, adds its own (`runc version ...`). The line has no word
+/// "version" because Docker reads a runtime's version from the last line holding that word, which
+/// stays the runtime's. It is written before the settings are read, so it shows even when they
+/// are broken; a closed stdout is no reason to fail.
+fn print_version() {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{WRAPPER_NAME} {}", env!("CARGO_PKG_VERSION"));
+    let _ = stdout.flush();
+}
+
 /// The whole wrapper: `args` is the full argv, `config_env` the value of `AMDGPU_CDI_CONFIG`.
 /// Returns only on error (after reporting it), with the exit code to use.
 pub fn main(args: &[OsString], config_env: Option<OsString>) -> std::process::ExitCode {
     let args = args.get(1..).unwrap_or_default();
     let invocation = wrapper::parse(args);
+    if invocation.global.version {
+        print_version();
+    }
     let report = |log: &DetailLog, err: &RuntimeError| {
         let msg = format!("{WRAPPER_NAME}: {}", error_chain(err));
         log.error(&msg);

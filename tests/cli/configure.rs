@@ -469,6 +469,36 @@ fn dry_run_prints_a_unified_diff_and_writes_nothing() {
     );
 }
 
+/// Issue 14 item 9: the containerd diff shows the new runtime table at the level of its peer
+/// `runc` (the file's `runtimes` level has no header), after runc's tables, with a blank line
+/// before it, not indented as if nested under `runc`.
+#[test]
+fn dry_run_diff_of_containerd_puts_the_runtime_beside_runc() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    let fixture = repo_root().join("tests/fixtures/configure/containerd/v2-implicit-runtimes");
+    let input = read(&fixture.join("input.toml")).expect("fixture");
+    fs::write(&config, &input).expect("write");
+    let out = amdgpu_cdi()
+        .args([
+            "configure",
+            "containerd",
+            "--dry-run",
+            "--runtime-path",
+            RUNTIME,
+        ])
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .success();
+    let stdout = placeholder(
+        &String::from_utf8_lossy(&out.get_output().stdout),
+        dir.path(),
+    );
+    insta::assert_snapshot!("configure_dry_run_containerd", stdout);
+    assert_eq!(read(&config).as_deref(), Some(input.as_str()));
+}
+
 #[test]
 fn messages_of_configure_rerun_and_remove() {
     let dir = tempfile::tempdir().expect("tempdir");

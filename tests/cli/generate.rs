@@ -590,3 +590,61 @@ fn amdgpu_cdi_validate_accepts_every_generated_spec() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Issue 14 item 9: a spec whose nodes do not exist under `--dev-root` is still written (exit 0,
+/// standard output the spec alone), with one warning line naming the nodes.
+#[test]
+fn nodes_missing_under_the_dev_root_are_named_and_the_spec_still_written() {
+    let dev = tempfile::tempdir().expect("tempdir");
+    let root = dev.path().to_str().expect("utf-8 temp dir");
+    let out = generate_in(dev.path(), "workstation", &["--dev-root", root]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "amdgpu-cdi: warning: the spec names device nodes that do not exist: {root}/dev/kfd, \
+             {root}/dev/dri/renderD128, {root}/dev/dri/renderD129 (engines refuse containers \
+             given them)\n"
+        )
+    );
+    let spec = assert_valid(
+        &String::from_utf8(out.stdout).expect("utf-8"),
+        cdi::codec::Format::Yaml,
+    );
+    assert_eq!(
+        spec.container_edits.device_nodes[0].host_path.as_deref(),
+        Some(format!("{root}/dev/kfd").as_str())
+    );
+    let file = dev.path().join("amd.com-gpu.yaml");
+    let out = generate_in(
+        dev.path(),
+        "workstation",
+        &["--dev-root", root, "--output", "amd.com-gpu.yaml"],
+    );
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    assert!(file.exists(), "spec written despite the warning");
+}
+
+/// The nodes of another host's sysfs tree are not looked for in this machine's `/dev`, and many
+/// missing nodes are counted rather than all listed.
+#[test]
+fn missing_nodes_are_checked_only_where_they_mean_something() {
+    let out = generate_in(&repo_root(), "mi300x-cpx", &[]);
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = generate_in(&repo_root(), "mi300x-cpx", &["--dev-root", NO_DEV]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "amdgpu-cdi: warning: the spec names device nodes that do not exist: {NO_DEV}/dev/kfd, \
+             {NO_DEV}/dev/dri/renderD129, {NO_DEV}/dev/dri/renderD130, \
+             {NO_DEV}/dev/dri/renderD131 and 61 more (engines refuse containers given them)\n"
+        )
+    );
+}

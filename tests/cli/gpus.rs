@@ -67,3 +67,43 @@ fn warns_about_partitions_missing_from_kfd() {
         "header + 63 partitions"
     );
 }
+
+/// Issue 14 item 9: `gpus --dev-root D` says which of the nodes it shows do not exist under D: a
+/// note below the table, or a warning on stderr beside the JSON.
+#[test]
+fn notes_nodes_missing_under_the_dev_root() {
+    let dev = tempfile::tempdir().expect("tempdir");
+    let root = dev.path().to_str().expect("utf-8 temp dir");
+    let run = |format: &str| {
+        amdgpu_cdi()
+            .arg("gpus")
+            .arg("--sysfs-root")
+            .arg(host_sysfs("workstation"))
+            .args(["--dev-root", root, "--format", format])
+            .output()
+            .expect("run amdgpu-cdi gpus")
+    };
+    let note = format!(
+        "device nodes that do not exist: {root}/dev/kfd, {root}/dev/dri/renderD128, \
+         {root}/dev/dri/card0, {root}/dev/dri/renderD129 and 1 more"
+    );
+    let out = run("text");
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(
+        stdout,
+        format!("{}note: {note}\n", gpus("workstation", "text"))
+    );
+    let out = run("json");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("amdgpu-cdi: warning: {note}\n")
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("stdout is JSON alone");
+}

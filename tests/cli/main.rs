@@ -20,4 +20,5 @@ mod request;
 mod roots;
 mod runtime;
 mod support;
+mod usage;
 mod validate;

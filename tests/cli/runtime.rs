@@ -139,6 +139,42 @@ fn other_subcommands_pass_straight_through() {
     }
 }
 
+/// Issue 14 item 9: `--version` names the wrapper first, then lets the runtime print its own
+/// (whose line stays the last with the word "version", the one Docker reads).
+#[test]
+fn version_prints_the_wrappers_then_the_runtimes() {
+    for flag in ["--version", "-v"] {
+        let setup = Setup::new("0");
+        setup
+            .wrapper(&[flag])
+            .env("RECORD_STDOUT", "runc version 1.1.12")
+            .assert()
+            .success()
+            .stdout(format!(
+                "amdgpu-container-runtime {}\nrunc version 1.1.12\n",
+                env!("CARGO_PKG_VERSION")
+            ));
+        assert_eq!(
+            setup.recorded_argv(),
+            Some(expected_argv(&[flag])),
+            "{flag}"
+        );
+    }
+}
+
+/// A broken configuration does not hide the wrapper's version; the error follows it.
+#[test]
+fn version_comes_before_a_settings_error() {
+    let setup = Setup::new("0");
+    fs::write(setup.path("config.toml"), "runtime = 3\n").expect("write config");
+    let out = setup.wrapper(&["--version"]).assert().code(1);
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout),
+        format!("amdgpu-container-runtime {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(setup.recorded_argv(), None, "the runtime never ran");
+}
+
 #[test]
 fn the_runtime_exit_code_is_the_wrappers() {
     let setup = Setup::new("void");
