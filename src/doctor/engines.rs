@@ -651,7 +651,9 @@ fn engine_section(
             findings.push(warn(
                 &format!("{name}.spec-visible"),
                 format!("no amd.com/gpu spec in the dirs {name} reads"),
-                "`amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml` (or enable amdgpu-cdi-refresh.service)",
+                roots.write_spec_fix(
+                    &roots.host(dirs.last().map_or("/var/run/cdi", String::as_str)),
+                ),
             ));
         }
         for (spec_version, path) in visible {
