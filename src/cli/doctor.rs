@@ -79,6 +79,7 @@ impl DoctorArgs {
         if let Some(dev) = &self.dev_root {
             let dev = super::absolute_root("--dev-root", dev, super::DEV_ROOT_REASON)?;
             roots.dev_root = dev.to_path_buf();
+            roots.dev_root_given = true;
         }
         if !self.spec_dirs.is_empty() {
             roots.spec_dirs.clone_from(&self.spec_dirs);

@@ -33,8 +33,10 @@ pub struct ListArgs {
     pub strict: bool,
 }
 
-/// Lists the devices; warnings about broken files go to stderr.
+/// Lists the devices; warnings about broken files go to stderr; a named directory that does not
+/// exist is an error (exit 2).
 pub fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
+    super::named_spec_dirs_exist(&args.spec_dirs)?;
     let dirs = if args.spec_dirs.is_empty() {
         Registry::default_dirs()
     } else {

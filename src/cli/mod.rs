@@ -202,6 +202,26 @@ pub fn absolute_root<'a>(
     }
 }
 
+/// A spec directory named on the command line that does not exist, most often a typo: an
+/// error, where the default directories being absent only means nothing is installed there.
+#[derive(Debug, thiserror::Error)]
+#[error("spec directory {} does not exist", path.display())]
+pub struct MissingSpecDir {
+    /// The directory given.
+    pub path: PathBuf,
+}
+
+/// Fails on the first of `dirs` (given with `--spec-dir`) that does not exist. Any other problem
+/// with a directory (not a directory, unreadable) is left to the registry, which reports it.
+pub fn named_spec_dirs_exist(dirs: &[PathBuf]) -> Result<(), MissingSpecDir> {
+    match dirs.iter().find(|dir| {
+        std::fs::metadata(dir).is_err_and(|err| err.kind() == std::io::ErrorKind::NotFound)
+    }) {
+        Some(dir) => Err(MissingSpecDir { path: dir.clone() }),
+        None => Ok(()),
+    }
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

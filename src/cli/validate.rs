@@ -25,10 +25,11 @@ pub struct ValidateArgs {
     pub strict: bool,
 }
 
-/// Validates the files and directories; exit 1 when anything is wrong.
+/// Validates the files and directories; exit 1 when anything is wrong, an error (exit 2) when a
+/// named directory does not exist.
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let explicit_dirs = !args.spec_dirs.is_empty();
-    let dirs = if explicit_dirs || !args.files.is_empty() {
+    super::named_spec_dirs_exist(&args.spec_dirs)?;
+    let dirs = if !args.spec_dirs.is_empty() || !args.files.is_empty() {
         args.spec_dirs
     } else {
         Registry::default_dirs()
@@ -65,11 +66,6 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
     let mut devices = 0usize;
     if !dirs.is_empty() {
-        if explicit_dirs {
-            for dir in dirs.iter().filter(|d| !d.exists()) {
-                eprintln!("warning: {}: no such spec directory", dir.display());
-            }
-        }
         let registry = Registry::load(&dirs);
         checked += registry.specs().len();
         devices = registry.devices().count();

@@ -9,15 +9,33 @@ use super::pci::PciAddress;
 /// Why discovery failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
-    /// No KFD device: no amdgpu driver or no AMD GPU.
+    /// No AMD display controller or accelerator on the PCI bus, and no KFD device: this machine
+    /// has no AMD GPU, and no driver would change that.
     #[error(
-        "no AMD GPU found: {} does not exist (is the amdgpu driver loaded? try `modprobe amdgpu`; \
-         use --sysfs-root for another sysfs tree)",
+        "no AMD GPU on this machine: {} has no AMD (vendor 0x1002) display controller or \
+         accelerator (to try amdgpu-cdi without one, pass --sysfs-root examples/hosts/<name>/sys \
+         from the source tree)",
         path.display()
+    )]
+    NoAmdGpu {
+        /// The PCI devices directory that was listed.
+        path: PathBuf,
+    },
+    /// No KFD device, and the PCI bus cannot be listed to tell whether there is an AMD GPU.
+    #[error(
+        "no AMD GPU found: {} does not exist, and {} cannot be listed to tell whether there is \
+         one: {} (if there is, load the amdgpu driver: `modprobe amdgpu`)",
+        path.display(),
+        pci.display(),
+        describe_io(error)
     )]
     NoKfd {
         /// The missing KFD class directory.
         path: PathBuf,
+        /// The PCI devices directory that could not be listed.
+        pci: PathBuf,
+        /// Why it could not be listed.
+        error: io::Error,
     },
     /// AMD GPUs are on the PCI bus, but no KFD device: the amdgpu driver is not loaded or bound.
     #[error(

@@ -50,7 +50,7 @@ mod properties;
 mod reader;
 mod scan;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use error::DiscoverError;
 pub use model::{AMD_VENDOR_ID, DeviceNode, Gpu, Host, Partition};
@@ -84,6 +84,13 @@ pub struct Discovery {
     pub host: Host,
     /// One line each, lower-case: device-number mismatches, partitions missing from KFD, ...
     pub warnings: Vec<String>,
+}
+
+/// The AMD display controllers and accelerators on the PCI bus of the sysfs tree at
+/// `sysfs_root`, whatever their driver: none means the machine has no AMD GPU. An error when
+/// `<sysfs_root>/bus/pci/devices` cannot be listed.
+pub fn amd_gpus_on_pci(sysfs_root: &Path) -> std::io::Result<Vec<PciAddress>> {
+    pci::amd_gpus_on_pci(&RealSysfs, &sysfs_root.join("bus/pci/devices"))
 }
 
 /// Discovers the host's AMD GPUs from the real file system.

@@ -4,12 +4,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io;
+use std::path::Path;
 use std::str::FromStr;
 
 use super::DiscoverError;
 use super::drm::{DrmParent, is_xcp_device};
 use super::kfd::KfdKeys;
-use super::reader::OpenDir;
+use super::reader::{OpenDir, SysfsReader};
 use super::scan::{Detail, Found, Listings, Scan};
 
 /// A PCI address `domain:bus:device.function`, e.g. `0000:03:00.0`.
@@ -125,6 +127,33 @@ fn hex_field(text: &str, max_len: usize) -> Option<u32> {
     u32::from_str_radix(text, 16).ok()
 }
 
+/// The AMD display controllers and accelerators (vendor 0x1002, PCI class 0x03 or 0x12) in
+/// `pci_dir` (`<sysfs>/bus/pci/devices`), in address order: what tells a machine without an AMD
+/// GPU from one whose driver is missing. An error only when the directory cannot be listed; a
+/// device whose `vendor` or `class` cannot be read is not counted.
+pub(super) fn amd_gpus_on_pci(
+    reader: &dyn SysfsReader,
+    pci_dir: &Path,
+) -> io::Result<Vec<PciAddress>> {
+    let mut gpus: Vec<PciAddress> = reader
+        .read_dir_names(pci_dir)?
+        .iter()
+        .filter_map(|name| name.parse().ok())
+        .filter(|address: &PciAddress| {
+            let dir = pci_dir.join(address.to_string());
+            let read = |file: &str| reader.read_to_string(&dir.join(file)).ok();
+            let vendor = read("vendor");
+            let class = read("class");
+            vendor.as_deref().map(str::trim) == Some("0x1002")
+                && class
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("0x03") || c.starts_with("0x12"))
+        })
+        .collect();
+    gpus.sort_unstable();
+    Ok(gpus)
+}
+
 /// The PCI attributes of one physical GPU.
 #[derive(Clone)]
 pub(super) struct PciInfo {
@@ -144,27 +173,6 @@ pub(super) struct Parents {
 }
 
 impl Scan<'_> {
-    /// AMD display controllers and accelerators (PCI class 0x03 or 0x12) on the PCI bus, for the
-    /// error when KFD is missing. Best effort: unreadable entries are skipped.
-    pub(super) fn amd_gpus_on_pci(&self) -> Vec<String> {
-        let pci_dir = self.options.sysfs_root.join("bus/pci/devices");
-        let mut names = self.reader.read_dir_names(&pci_dir).unwrap_or_default();
-        names.sort();
-        names
-            .into_iter()
-            .filter(|name| {
-                let dir = pci_dir.join(name);
-                let read = |file: &str| self.reader.read_to_string(&dir.join(file)).ok();
-                let vendor = read("vendor");
-                let class = read("class");
-                vendor.as_deref().map(str::trim) == Some("0x1002")
-                    && class
-                        .as_deref()
-                        .is_some_and(|c| c.starts_with("0x03") || c.starts_with("0x12"))
-            })
-            .collect()
-    }
-
     /// The physical GPU a render node belongs to: its PCI parent device (KFD's location, when it
     /// disagrees, is only a warning), or for a render node hanging off an `amdgpu_xcp` partition
     /// device, the AMD PCI GPU at KFD's location, looked up once per location.

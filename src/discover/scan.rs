@@ -11,7 +11,7 @@ use super::error::describe_io;
 use super::kfd::{KfdGpu, KfdKeys};
 use super::model::{AMD_VENDOR_ID, DeviceNode, Gpu, Host};
 use super::partitions::{count_partitions, partition, partition_count_warnings};
-use super::pci::{Parents, PciAddress, PciInfo};
+use super::pci::{Parents, PciAddress, PciInfo, amd_gpus_on_pci};
 use super::products::{is_apu, known_product};
 use super::reader::{OpenDir, SysfsReader};
 use super::{DiscoverError, DiscoverOptions, Discovery};
@@ -122,13 +122,18 @@ impl Scan<'_> {
         let kfd_dir = self.kfd_dir();
         if !self.reader.is_dir(&kfd_dir) {
             let path = self.options.sysfs_root.join("class/kfd");
-            let devices = self.amd_gpus_on_pci();
-            if devices.is_empty() {
-                return Err(DiscoverError::NoKfd { path });
-            }
-            return Err(DiscoverError::NoDriver {
-                path,
-                devices: devices.join(", "),
+            let pci = self.options.sysfs_root.join("bus/pci/devices");
+            return Err(match amd_gpus_on_pci(self.reader, &pci) {
+                Ok(devices) if devices.is_empty() => DiscoverError::NoAmdGpu { path: pci },
+                Ok(devices) => DiscoverError::NoDriver {
+                    path,
+                    devices: devices
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                },
+                Err(error) => DiscoverError::NoKfd { path, pci, error },
             });
         }
         let mut warnings = Vec::new();

@@ -165,10 +165,79 @@ fn apus_beside_discrete_gpus_and_other_vendors() {
     );
 }
 
+/// A sysfs tree in a temp dir with the PCI devices `(address, vendor, class)` and no KFD.
+fn pci_only_sysfs(devices: &[(&str, &str, &str)]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().expect("temp sysfs");
+    for (address, vendor, class) in devices {
+        let dir = root.path().join("bus/pci/devices").join(address);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("vendor"), format!("{vendor}\n")).expect("vendor");
+        std::fs::write(dir.join("class"), format!("{class}\n")).expect("class");
+    }
+    root
+}
+
+fn discover_in(sysfs_root: &Path) -> DiscoverError {
+    discover(&DiscoverOptions {
+        sysfs_root: sysfs_root.to_path_buf(),
+        dev_root: PathBuf::from("/nonexistent/amdgpu-cdi-test-dev"),
+    })
+    .expect_err("no GPU")
+}
+
+/// Issue 14 item 6: without KFD, the PCI bus tells a machine without AMD GPUs (where loading a
+/// driver cannot help) from one whose driver is missing; an AMD device that is not a display
+/// controller or accelerator (HDMI audio) does not count.
 #[test]
-fn no_kfd_is_no_gpu() {
+fn no_kfd_tells_no_amd_gpu_from_no_driver() {
     let err = discover(&example("no-amd")).expect_err("no amd");
+    assert!(matches!(err, DiscoverError::NoAmdGpu { .. }), "{err}");
+    let intel = pci_only_sysfs(&[
+        ("0000:00:02.0", "0x8086", "0x030000"),
+        ("0000:03:00.1", "0x1002", "0x040300"),
+    ]);
+    let err = discover_in(intel.path());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no AMD GPU on this machine: {}/bus/pci/devices has no AMD (vendor 0x1002) display \
+             controller or accelerator (to try amdgpu-cdi without one, pass --sysfs-root \
+             examples/hosts/<name>/sys from the source tree)",
+            intel.path().display()
+        )
+    );
+    assert!(!err.to_string().contains("modprobe"), "{err}");
+    let amd = pci_only_sysfs(&[
+        ("0000:03:00.1", "0x1002", "0x040300"),
+        ("0000:03:00.0", "0x1002", "0x030000"),
+        ("0000:83:00.0", "0x1002", "0x120000"),
+    ]);
+    let err = discover_in(amd.path());
+    assert!(matches!(err, DiscoverError::NoDriver { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("no usable AMD GPU: 0000:03:00.0, 0000:83:00.0 found"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("`modprobe amdgpu`"), "{err}");
+}
+
+/// When the PCI bus cannot be listed, whether there is an AMD GPU is unknown: the error says so
+/// and keeps the driver advice.
+#[test]
+fn no_kfd_and_no_pci_listing_is_unknown() {
+    let empty = tempfile::tempdir().expect("temp sysfs");
+    let err = discover_in(empty.path());
     assert!(matches!(err, DiscoverError::NoKfd { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no AMD GPU found: {root}/class/kfd does not exist, and {root}/bus/pci/devices cannot \
+             be listed to tell whether there is one: no such file or directory (if there is, \
+             load the amdgpu driver: `modprobe amdgpu`)",
+            root = empty.path().display()
+        )
+    );
 }
 
 /// The real file system, except for chosen failures and `stat` answers.

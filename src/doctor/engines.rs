@@ -651,11 +651,14 @@ fn engine_section(
             findings.push(warn(
                 &format!("{name}.spec-visible"),
                 format!("no amd.com/gpu spec in the dirs {name} reads"),
-                "`amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml` (or enable amdgpu-cdi-refresh.service)",
+                roots.write_spec_fix(
+                    &roots.host(dirs.last().map_or("/var/run/cdi", String::as_str)),
+                ),
             ));
         }
         for (spec_version, path) in visible {
             let shown = roots.show(path);
+            let regenerate = roots.generate_command(path);
             match engine.first_accepting(*spec_version) {
                 Some(first) if version >= first => findings.push(ok(
                     &format!("{name}.spec-version"),
@@ -667,7 +670,7 @@ fn engine_section(
                         "{name} {version} rejects cdiVersion {spec_version} of {shown} (needs {name} {first})"
                     ),
                     format!(
-                        "regenerate with `amdgpu-cdi generate --cdi-version auto` (the minimum version) or upgrade {name} to {first}"
+                        "regenerate with `{regenerate} --cdi-version auto` (the minimum version) or upgrade {name} to {first}"
                     ),
                 )),
                 None => findings.push(fail(
@@ -675,7 +678,7 @@ fn engine_section(
                     format!(
                         "no {name} release is known to accept cdiVersion {spec_version} of {shown}"
                     ),
-                    "regenerate with `amdgpu-cdi generate --cdi-version auto` (the minimum version)",
+                    format!("regenerate with `{regenerate} --cdi-version auto` (the minimum version)"),
                 )),
             }
         }

@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::{Finding, HostRoots, Section, Subject, fail, info, ok, warn};
-use crate::discover::Properties;
+use crate::discover::{self, Properties};
 
 /// What KFD topology says about the GPUs, as far as doctor needs it.
 #[derive(Debug, Default)]
@@ -49,9 +49,10 @@ fn read_topology(roots: &HostRoots) -> io::Result<Topology> {
     Ok(topology)
 }
 
-/// The driver section: module loaded, KFD present, GPUs in topology.
+/// The driver section: AMD GPUs on the PCI bus, module loaded, KFD present, GPUs in topology.
 pub(super) fn driver(roots: &HostRoots) -> Section {
-    let mut findings = Vec::new();
+    let kfd = roots.sysfs_root.join("class/kfd/kfd");
+    let mut findings = vec![pci_gpus(roots, kfd.is_dir())];
     let module = roots.sysfs_root.join("module/amdgpu");
     let bound = roots.sysfs_root.join("bus/pci/drivers/amdgpu");
     if module.is_dir() || bound.is_dir() {
@@ -63,10 +64,9 @@ pub(super) fn driver(roots: &HostRoots) -> Section {
                 "amdgpu kernel driver is not loaded ({} is missing)",
                 roots.show(&module)
             ),
-            "install the amdgpu driver (distribution kernel or amdgpu-dkms) and run `modprobe amdgpu`; on a machine without AMD GPUs there is nothing to fix",
+            "install the amdgpu driver (distribution kernel or amdgpu-dkms) and run `modprobe amdgpu`",
         ));
     }
-    let kfd = roots.sysfs_root.join("class/kfd/kfd");
     if !kfd.is_dir() {
         findings.push(fail(
             "driver.kfd",
@@ -120,6 +120,56 @@ pub(super) fn driver(roots: &HostRoots) -> Section {
     Section {
         title: "driver".into(),
         findings,
+    }
+}
+
+/// The AMD display controllers and accelerators on the PCI bus, whatever their driver: none (and
+/// no KFD) means the machine has no AMD GPU, the root cause of every other driver, device node
+/// and spec failure.
+fn pci_gpus(roots: &HostRoots, kfd_present: bool) -> Finding {
+    /// Addresses shown before the list is cut short.
+    const SHOWN: usize = 4;
+    let pci = roots.sysfs_root.join("bus/pci/devices");
+    match discover::amd_gpus_on_pci(&roots.sysfs_root) {
+        Ok(gpus) if gpus.is_empty() && !kfd_present => fail(
+            "driver.pci",
+            format!(
+                "no AMD GPU on this machine: {} has no AMD (vendor 0x1002) display controller or \
+                 accelerator",
+                roots.show(&pci)
+            ),
+            "nothing to fix here: containers can only get the AMD GPUs their host has; to try \
+             amdgpu-cdi without one, pass --sysfs-root examples/hosts/<name>/sys (from the source \
+             tree) to gpus, generate or doctor",
+        ),
+        Ok(gpus) if gpus.is_empty() => info(
+            "driver.pci",
+            format!(
+                "{} has no AMD display controller or accelerator, but KFD is present",
+                roots.show(&pci)
+            ),
+        ),
+        Ok(gpus) => {
+            let mut shown: Vec<String> = gpus.iter().take(SHOWN).map(ToString::to_string).collect();
+            if gpus.len() > SHOWN {
+                shown.push("...".into());
+            }
+            ok(
+                "driver.pci",
+                format!(
+                    "{} AMD GPU(s) on the PCI bus: {}",
+                    gpus.len(),
+                    shown.join(", ")
+                ),
+            )
+        }
+        Err(err) => info(
+            "driver.pci",
+            format!(
+                "AMD GPUs on the PCI bus not checked: cannot list {}: {err}",
+                roots.show(&pci)
+            ),
+        ),
     }
 }
 

@@ -52,9 +52,15 @@ pub struct Finding {
     pub status: Status,
     /// What was found, one line.
     pub message: String,
-    /// What to do about it; present for every warning and failure.
+    /// What to do about it; present for every warning and failure that is not a consequence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remedy: Option<String>,
+    /// Findings of later checks that only fail because this one did (no `/dev/kfd` without
+    /// KFD, no spec without GPUs), folded under it: shown indented below it, without their own
+    /// remedy (fixing this one fixes them, and theirs could not work until then), and not counted
+    /// in the summary.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consequences: Vec<Finding>,
 }
 
 /// A group of findings about one subject (the driver, the spec files, one engine).
@@ -87,6 +93,7 @@ impl Report {
         self.worst() == Status::Fail
     }
 
+    /// The findings that count: every section's, without the consequences folded under them.
     fn findings(&self) -> impl Iterator<Item = &Finding> {
         self.sections.iter().flat_map(|s| s.findings.iter())
     }
@@ -101,16 +108,27 @@ impl Report {
                 if let Some(remedy) = &finding.remedy {
                     let _ = writeln!(out, "         fix: {remedy}");
                 }
+                if !finding.consequences.is_empty() {
+                    let _ = writeln!(out, "         because of this (not counted separately):");
+                }
+                for consequence in &finding.consequences {
+                    let _ = writeln!(
+                        out,
+                        "           [{:<4}] {}",
+                        consequence.status.label(),
+                        consequence.message
+                    );
+                }
             }
             out.push('\n');
         }
         let count = |status| self.findings().filter(|f| f.status == status).count();
         let _ = writeln!(
             out,
-            "{} ok, {} warnings, {} failures",
+            "{} ok, {}, {}",
             count(Status::Ok),
-            count(Status::Warn),
-            count(Status::Fail)
+            plural(count(Status::Warn), "warning"),
+            plural(count(Status::Fail), "failure")
         );
         out
     }
@@ -124,6 +142,15 @@ impl Report {
     }
 }
 
+/// `1 warning`, `2 warnings`, `0 warnings`.
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// Where doctor looks. All paths are real paths on the machine running doctor; [`HostRoots::show`]
 /// turns them back into the host paths users know (`/etc/cdi/amd.json`) for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +161,11 @@ pub struct HostRoots {
     pub sysfs_root: PathBuf,
     /// The directory holding `dev/`, normally `<root>`.
     pub dev_root: PathBuf,
+    /// Whether `dev_root` was given rather than derived from `root`. Only a given one is passed
+    /// on to the `generate` commands doctor suggests: there it is also the prefix of the host
+    /// paths written into the spec, and a host inspected through `--root` names its nodes
+    /// `/dev/...`.
+    pub dev_root_given: bool,
     /// CDI spec dirs, lowest priority first.
     pub spec_dirs: Vec<PathBuf>,
     /// Directories searched for engine binaries and for the runtime wrapper.
@@ -147,9 +179,55 @@ impl HostRoots {
             root: root.to_path_buf(),
             sysfs_root: root.join("sys"),
             dev_root: root.to_path_buf(),
+            dev_root_given: false,
             spec_dirs: vec![root.join("etc/cdi"), root.join("var/run/cdi")],
             search_path,
         }
+    }
+
+    /// The `amdgpu-cdi generate` command writing `output` (a real path) for the GPUs doctor
+    /// inspects: with the sysfs root doctor read unless it is `/sys`, and the dev root when one
+    /// was given, so that the command works on the tree doctor looked at.
+    pub fn generate_command(&self, output: &Path) -> String {
+        let mut words = vec!["amdgpu-cdi".to_string(), "generate".to_string()];
+        if self.sysfs_root != Path::new("/sys") {
+            words.push("--sysfs-root".into());
+            words.push(shell_word(&self.sysfs_root));
+        }
+        if self.dev_root_given && self.dev_root != Path::new("/") {
+            words.push("--dev-root".into());
+            words.push(shell_word(&self.dev_root));
+        }
+        words.push("--output".into());
+        words.push(shell_word(output));
+        words.join(" ")
+    }
+
+    /// How to write the missing spec into `dir` (a real path): enable the refresh service when
+    /// its unit is installed under the root (it writes `/var/run/cdi/amd.com-gpu.yaml` at boot
+    /// and whenever GPUs change), else run `generate` and install the unit to keep it current.
+    pub fn write_spec_fix(&self, dir: &Path) -> String {
+        let generate = self.generate_command(&dir.join(REFRESH_OUTPUT_NAME));
+        let writes_refresh_output = dir == self.host("/var/run/cdi")
+            && self.sysfs_root == self.root.join("sys")
+            && !self.dev_root_given;
+        if writes_refresh_output && self.refresh_unit().is_some() {
+            format!("`systemctl enable --now {REFRESH_UNIT}` or once: `{generate}`")
+        } else {
+            format!(
+                "`{generate}`; to keep it current across reboots and GPU changes, install the \
+                 package or packaging/systemd/{REFRESH_UNIT} (docs/packaging.md)"
+            )
+        }
+    }
+
+    /// The refresh service's unit file, when it is installed in one of systemd's unit dirs
+    /// under the root.
+    pub fn refresh_unit(&self) -> Option<PathBuf> {
+        UNIT_DIRS
+            .iter()
+            .map(|dir| self.host(dir).join(REFRESH_UNIT))
+            .find(|path| path.is_file())
     }
 
     /// The real path of a host path such as `/etc/docker/daemon.json`.
@@ -172,6 +250,36 @@ impl HostRoots {
             }
         }
         path.display().to_string()
+    }
+}
+
+/// The unit that keeps the spec current (packaging/systemd).
+const REFRESH_UNIT: &str = "amdgpu-cdi-refresh.service";
+
+/// The file name the refresh service writes in `/var/run/cdi`.
+const REFRESH_OUTPUT_NAME: &str = "amd.com-gpu.yaml";
+
+/// Where systemd looks for system unit files, highest priority first.
+const UNIT_DIRS: &[&str] = &[
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+
+/// `path` as one shell word: as is when it holds only characters no shell treats specially,
+/// else in single quotes.
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:,=@%".contains(&b));
+    if plain {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 
@@ -214,7 +322,117 @@ pub fn run(options: &DoctorOptions) -> Report {
         &specs.versions(),
         options.version_timeout,
     ));
+    fold_consequences(&mut sections);
     Report { sections }
+}
+
+/// The checks of the chain from hardware to spec, each a possible root cause, with the later
+/// checks that cannot pass while it fails. `*.` matches the check in every engine section.
+const CAUSES: &[(&str, &[&str])] = &[
+    (
+        "driver.pci",
+        &[
+            "driver.module",
+            "driver.kfd",
+            "driver.topology",
+            "driver.gpus",
+            "devices.kfd",
+            "devices.render",
+            "specs.present",
+            "specs.current",
+            "*.spec-visible",
+        ],
+    ),
+    (
+        "driver.module",
+        &[
+            "driver.kfd",
+            "driver.topology",
+            "driver.gpus",
+            "devices.kfd",
+            "devices.render",
+            "specs.present",
+            "specs.current",
+            "*.spec-visible",
+        ],
+    ),
+    (
+        "driver.kfd",
+        &[
+            "devices.kfd",
+            "devices.render",
+            "specs.present",
+            "specs.current",
+            "*.spec-visible",
+        ],
+    ),
+    (
+        "driver.topology",
+        &[
+            "devices.render",
+            "specs.present",
+            "specs.current",
+            "*.spec-visible",
+        ],
+    ),
+    (
+        "driver.gpus",
+        &[
+            "devices.render",
+            "specs.present",
+            "specs.current",
+            "*.spec-visible",
+        ],
+    ),
+];
+
+/// True when `check` matches `pattern` (`*.name` matches `<anything>.name`).
+fn check_matches(pattern: &str, check: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => check.ends_with(suffix),
+        None => check == pattern,
+    }
+}
+
+/// Finds the first warning or failure of the chain in [`CAUSES`] and moves every later finding
+/// that is not ok and only follows from it into its `consequences`; sections left empty are
+/// dropped. One root cause at most: what follows from it may hide other causes, which show once
+/// it is fixed.
+fn fold_consequences(sections: &mut Vec<Section>) {
+    let mut root = None;
+    'find: for (s, section) in sections.iter().enumerate() {
+        for (f, finding) in section.findings.iter().enumerate() {
+            if finding.status < Status::Warn {
+                continue;
+            }
+            if let Some((_, follows)) = CAUSES.iter().find(|(cause, _)| *cause == finding.check) {
+                root = Some((s, f, *follows));
+                break 'find;
+            }
+        }
+    }
+    let Some((root_section, root_index, follows)) = root else {
+        return;
+    };
+    let mut consequences = Vec::new();
+    for (s, section) in sections.iter_mut().enumerate() {
+        let mut index = 0;
+        section.findings.retain_mut(|finding| {
+            let later = (s, index) > (root_section, root_index);
+            index += 1;
+            let folded = later
+                && finding.status != Status::Ok
+                && follows.iter().any(|p| check_matches(p, &finding.check));
+            if folded {
+                let mut consequence = finding.clone();
+                consequence.remedy = None;
+                consequences.push(consequence);
+            }
+            !folded
+        });
+    }
+    sections[root_section].findings[root_index].consequences = consequences;
+    sections.retain(|section| !section.findings.is_empty());
 }
 
 fn ok(check: &str, message: impl Into<String>) -> Finding {
@@ -223,6 +441,7 @@ fn ok(check: &str, message: impl Into<String>) -> Finding {
         status: Status::Ok,
         message: message.into(),
         remedy: None,
+        consequences: Vec::new(),
     }
 }
 
@@ -232,6 +451,7 @@ fn info(check: &str, message: impl Into<String>) -> Finding {
         status: Status::Info,
         message: message.into(),
         remedy: None,
+        consequences: Vec::new(),
     }
 }
 
@@ -241,6 +461,7 @@ fn warn(check: &str, message: impl Into<String>, remedy: impl Into<String>) -> F
         status: Status::Warn,
         message: message.into(),
         remedy: Some(remedy.into()),
+        consequences: Vec::new(),
     }
 }
 
@@ -250,6 +471,7 @@ fn fail(check: &str, message: impl Into<String>, remedy: impl Into<String>) -> F
         status: Status::Fail,
         message: message.into(),
         remedy: Some(remedy.into()),
+        consequences: Vec::new(),
     }
 }
 
@@ -271,6 +493,85 @@ mod tests {
     }
 
     #[test]
+    fn generate_command_carries_the_given_roots_quoted() {
+        let mut roots = HostRoots::under(Path::new("/"), vec![]);
+        let output = Path::new("/var/run/cdi/amd.com-gpu.yaml");
+        assert_eq!(
+            roots.generate_command(output),
+            "amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml"
+        );
+        roots.sysfs_root = PathBuf::from("examples/hosts/my host/sys");
+        roots.dev_root = PathBuf::from("/opt/dev");
+        assert_eq!(
+            roots.generate_command(output),
+            "amdgpu-cdi generate --sysfs-root 'examples/hosts/my host/sys' --output \
+             /var/run/cdi/amd.com-gpu.yaml",
+            "a dev root that is not given is where doctor looks, not a spec prefix"
+        );
+        roots.dev_root_given = true;
+        assert!(
+            roots
+                .generate_command(output)
+                .contains(" --dev-root /opt/dev --output "),
+        );
+        assert_eq!(shell_word(Path::new("/it's")), r"'/it'\''s'");
+    }
+
+    /// Issue 14 item 5: the first failing link of the hardware chain is the root cause; what
+    /// follows from it moves under it without its fix, what does not stays, and emptied sections
+    /// go.
+    #[test]
+    fn consequences_fold_under_the_first_failing_link() {
+        let mut sections = vec![
+            Section {
+                title: "driver".into(),
+                findings: vec![
+                    ok("driver.pci", "1 AMD GPU(s) on the PCI bus: 0000:03:00.0"),
+                    fail("driver.module", "not loaded", "modprobe"),
+                    fail("driver.kfd", "no kfd", "load it"),
+                ],
+            },
+            Section {
+                title: "device nodes".into(),
+                findings: vec![fail("devices.kfd", "/dev/kfd does not exist", "udev")],
+            },
+            Section {
+                title: "docker".into(),
+                findings: vec![
+                    ok("docker.cdi", "on"),
+                    warn("docker.spec-visible", "no spec", "generate"),
+                    fail("docker.wrapper", "missing wrapper", "install"),
+                ],
+            },
+        ];
+        fold_consequences(&mut sections);
+        let titles: Vec<&str> = sections.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(titles, ["driver", "docker"]);
+        let cause = &sections[0].findings[1];
+        let folded: Vec<(&str, Option<&String>)> = cause
+            .consequences
+            .iter()
+            .map(|f| (f.check.as_str(), f.remedy.as_ref()))
+            .collect();
+        assert_eq!(
+            folded,
+            [
+                ("driver.kfd", None),
+                ("devices.kfd", None),
+                ("docker.spec-visible", None)
+            ]
+        );
+        let report = Report { sections };
+        assert!(
+            report
+                .to_text()
+                .ends_with("\n2 ok, 0 warnings, 2 failures\n"),
+            "{}",
+            report.to_text()
+        );
+    }
+
+    #[test]
     fn worst_status_decides_failure() {
         let mut report = Report {
             sections: vec![Section {
@@ -281,6 +582,6 @@ mod tests {
         assert!(!report.has_failures());
         report.sections[0].findings.push(fail("c", "bad", "do y"));
         assert!(report.has_failures());
-        assert!(report.to_text().ends_with("1 ok, 1 warnings, 1 failures\n"));
+        assert!(report.to_text().ends_with("1 ok, 1 warning, 1 failure\n"));
     }
 }

@@ -143,7 +143,7 @@ impl SpecScan {
             findings.push(fail(
                 "specs.present",
                 format!("no spec defines {KIND} devices in {}", dirs.join(", ")),
-                "`systemctl enable --now amdgpu-cdi-refresh.service` or `amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml`",
+                roots.write_spec_fix(roots.spec_dirs.last().map_or(&roots.root, |d| d)),
             ));
         }
         for file in &self.files {

@@ -214,7 +214,7 @@ fn a_missing_spec_is_stale_and_a_host_without_gpus_is_an_error() {
     let (code, stdout, stderr) = check(&hosts.join("no-amd/sys"), &spec, &[]);
     assert_eq!(code, 2, "{stdout}");
     assert!(
-        stderr.starts_with("amdgpu-cdi: no AMD GPU found"),
+        stderr.starts_with("amdgpu-cdi: no AMD GPU on this machine"),
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

@@ -45,13 +45,21 @@ fn sysfs(host: &str) -> PathBuf {
         .join("sys")
 }
 
+/// Runs doctor on fixture `root` with the sysfs tree of example host `host`.
 fn doctor(root: &Path, host: &str, extra: &[&str]) -> (i32, String) {
+    doctor_on(root, &sysfs(host), extra)
+}
+
+/// Runs doctor on fixture `root` with the sysfs tree `sysfs` (as user alice unless `--user` is
+/// in `extra`); returns the exit code and the report with the fixture root shown as `<root>` and
+/// the checkout as `<repo>` (suggested commands name real paths).
+fn doctor_on(root: &Path, sysfs: &Path, extra: &[&str]) -> (i32, String) {
     let output = support::amdgpu_cdi()
         .arg("doctor")
         .arg("--root")
         .arg(root)
         .arg("--sysfs-root")
-        .arg(sysfs(host))
+        .arg(sysfs)
         .arg("--path")
         .arg(root.join("usr/bin"))
         .args(if extra.contains(&"--user") {
@@ -67,10 +75,19 @@ fn doctor(root: &Path, host: &str, extra: &[&str]) -> (i32, String) {
         "doctor wrote to stderr: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    (
-        output.status.code().expect("exit code"),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    let report = String::from_utf8_lossy(&output.stdout)
+        .replace(&root.display().to_string(), "<root>")
+        .replace(&support::repo_root().display().to_string(), "<repo>");
+    (output.status.code().expect("exit code"), report)
+}
+
+/// The section of a text report titled `title`, without the blank line after it.
+fn section(report: &str, title: &str) -> String {
+    report
+        .split("\n\n")
+        .find(|s| s.starts_with(&format!("{title}\n")))
+        .unwrap_or_else(|| panic!("no {title} section in {report}"))
+        .to_owned()
 }
 
 #[test]
@@ -79,6 +96,75 @@ fn host_without_gpus_or_engines_reports_and_fails() {
     let (code, report) = doctor(&case.root, "no-amd", &[]);
     assert_eq!(code, 1);
     insta::assert_snapshot!("no_gpu", report);
+}
+
+/// Issue 14 item 5: on a host with AMD GPUs but no amdgpu driver, the driver is the root cause;
+/// no KFD, no /dev/kfd and no spec follow from it and are folded under it, uncounted and without
+/// fixes that cannot work yet.
+#[test]
+fn a_missing_driver_is_the_root_cause_of_what_follows() {
+    let case = case("no-gpu", &[]);
+    let no_driver = support::repo_root().join("tests/fixtures/hosts/no-driver/sys");
+    let (code, report) = doctor_on(&case.root, &no_driver, &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(
+        section(&report, "driver"),
+        "driver\n  \
+         [ok  ] 1 AMD GPU(s) on the PCI bus: 0000:03:00.0\n  \
+         [FAIL] amdgpu kernel driver is not loaded (/sys/module/amdgpu is missing)\n         \
+         fix: install the amdgpu driver (distribution kernel or amdgpu-dkms) and run `modprobe \
+         amdgpu`\n         \
+         because of this (not counted separately):\n           \
+         [FAIL] KFD compute interface is missing (/sys/class/kfd/kfd does not exist)\n           \
+         [info] render nodes not checked: KFD topology is unavailable\n           \
+         [FAIL] /dev/kfd does not exist\n           \
+         [FAIL] no spec defines amd.com/gpu devices in /etc/cdi, /var/run/cdi"
+    );
+    assert!(!report.contains("device nodes\n"), "{report}");
+    assert!(!report.contains("cdi specs\n"), "{report}");
+    assert!(
+        report.ends_with("\n1 ok, 0 warnings, 1 failure\n"),
+        "{report}"
+    );
+}
+
+/// Issue 14 item 5: the fix for a missing spec runs `generate` on the roots doctor was given
+/// (it dropped `--sysfs-root` and `--dev-root`), and suggests the refresh service only where
+/// its unit is installed (a source build has none).
+#[test]
+fn the_missing_spec_fix_carries_the_roots_and_needs_the_unit() {
+    let case = case("no-gpu", &[]);
+    let fix = |report: &str| {
+        let specs = section(report, "cdi specs");
+        specs
+            .lines()
+            .find_map(|line| line.trim_start().strip_prefix("fix: "))
+            .unwrap_or_else(|| panic!("no fix in {specs}"))
+            .to_owned()
+    };
+    let (_, report) = doctor(&case.root, "workstation", &["--dev-root", "/opt/fake-dev"]);
+    assert_eq!(
+        fix(&report),
+        "`amdgpu-cdi generate --sysfs-root <repo>/examples/hosts/workstation/sys --dev-root \
+         /opt/fake-dev --output <root>/var/run/cdi/amd.com-gpu.yaml`; to keep it current across \
+         reboots and GPU changes, install the package or \
+         packaging/systemd/amdgpu-cdi-refresh.service (docs/packaging.md)"
+    );
+    // The host's own sysfs and the unit installed: the service is the fix.
+    copy_tree(&sysfs("workstation"), &case.root.join("sys"));
+    let units = case.root.join("usr/lib/systemd/system");
+    fs::create_dir_all(&units).expect("unit dir");
+    fs::copy(
+        support::repo_root().join("packaging/systemd/amdgpu-cdi-refresh.service"),
+        units.join("amdgpu-cdi-refresh.service"),
+    )
+    .expect("install the unit");
+    let (_, report) = doctor_on(&case.root, &case.root.join("sys"), &[]);
+    assert_eq!(
+        fix(&report),
+        "`systemctl enable --now amdgpu-cdi-refresh.service` or once: `amdgpu-cdi generate \
+         --sysfs-root <root>/sys --output <root>/var/run/cdi/amd.com-gpu.yaml`"
+    );
 }
 
 #[test]

@@ -324,8 +324,9 @@ fn errors_are_one_line_with_exit_code_2() {
             &hosts,
             "no-amd",
             &[],
-            "amdgpu-cdi: no AMD GPU found: no-amd/sys/class/kfd does not exist (is the amdgpu \
-             driver loaded? try `modprobe amdgpu`; use --sysfs-root for another sysfs tree)\n",
+            "amdgpu-cdi: no AMD GPU on this machine: no-amd/sys/bus/pci/devices has no AMD \
+             (vendor 0x1002) display controller or accelerator (to try amdgpu-cdi without one, \
+             pass --sysfs-root examples/hosts/<name>/sys from the source tree)\n",
         ),
         (
             &fixtures,

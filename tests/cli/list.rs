@@ -41,11 +41,28 @@ fn later_dir_has_priority() {
 
 #[test]
 fn empty_dirs_say_so_on_stderr() {
-    insta::assert_snapshot!(render(&[
-        "list",
-        "--spec-dir",
-        "tests/fixtures/specs/nonexistent"
-    ]));
+    // A directory holding no spec files (only the fixture subdirectories).
+    assert_eq!(
+        render(&["list", "--spec-dir", "tests/fixtures/specs"]),
+        "exit: 0\n--- stdout\n--- stderr\nno CDI devices in tests/fixtures/specs\n"
+    );
+}
+
+/// Issue 14 item 8: a `--spec-dir` that does not exist (most often a typo) is an error naming
+/// it, exit 2, instead of "no CDI devices" and exit 0.
+#[test]
+fn missing_named_spec_dir_is_an_error() {
+    assert_eq!(
+        render(&[
+            "list",
+            "--spec-dir",
+            "tests/fixtures/specs/good",
+            "--spec-dir",
+            "tests/fixtures/specs/nonexistent",
+        ]),
+        "exit: 2\n--- stdout\n--- stderr\n\
+         amdgpu-cdi: spec directory tests/fixtures/specs/nonexistent does not exist\n"
+    );
 }
 
 /// Issue 12 item 12: `list` names dangerous edits as warnings, and as errors with `--strict`

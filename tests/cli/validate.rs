@@ -62,15 +62,21 @@ fn bad_file_fails_and_odd_extension_warns() {
     ]));
 }
 
+/// Issue 14 item 8: a `--spec-dir` that does not exist (most often a typo) is an error naming
+/// it, exit 2, instead of a warning followed by "ok: 0 spec files valid".
 #[test]
-fn missing_explicit_dir_warns_but_is_not_a_problem() {
-    insta::assert_snapshot!(render(&[
-        "validate",
-        "--spec-dir",
-        "tests/fixtures/specs/nonexistent",
-        "--spec-dir",
-        "tests/fixtures/specs/good",
-    ]));
+fn missing_named_spec_dir_is_an_error() {
+    assert_eq!(
+        render(&[
+            "validate",
+            "--spec-dir",
+            "tests/fixtures/specs/nonexistent",
+            "--spec-dir",
+            "tests/fixtures/specs/good",
+        ]),
+        "exit: 2\n--- stdout\n--- stderr\n\
+         amdgpu-cdi: spec directory tests/fixtures/specs/nonexistent does not exist\n"
+    );
 }
 
 /// Issue 12 item 11: a spec-dir entry linking to a secret file (`/etc/shadow`) made `validate`

@@ -232,6 +232,8 @@ fn deb_installs_works_upgrades_and_purges_cleanly() {
     let doctor = run(Command::new("/usr/bin/amdgpu-cdi").arg("doctor"));
     let report = String::from_utf8_lossy(&doctor.stdout);
     assert_eq!(doctor.status.code(), Some(1), "doctor:\n{report}");
+    // Without an AMD GPU on the PCI bus that is the root cause, and the missing driver one of
+    // its consequences; with one, the missing driver is the first failure.
     assert!(
         report.contains("amdgpu kernel driver is not loaded"),
         "{report}"
@@ -240,7 +242,7 @@ fn deb_installs_works_upgrades_and_purges_cleanly() {
         report
             .lines()
             .last()
-            .is_some_and(|l| l.ends_with("failures")),
+            .is_some_and(|l| l.ends_with(" failure") || l.ends_with(" failures")),
         "{report}"
     );
 

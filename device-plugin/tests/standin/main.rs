@@ -464,7 +464,7 @@ fn startup_errors_are_one_line() {
     let log = plugin.log();
     assert_eq!(log.lines().count(), 1, "{log}");
     assert!(
-        log.starts_with("amdgpu-cdi-device-plugin: no AMD GPU found:"),
+        log.starts_with("amdgpu-cdi-device-plugin: no AMD GPU on this machine:"),
         "{log}"
     );
     assert_eq!(fs::read_dir(node.plugin_dir()).expect("dir").count(), 0);
