@@ -6,6 +6,10 @@
 //! disk never counts as a change; the diff shows both sides in the same canonical rendering. A file
 //! that cannot be read or parsed is an error naming the file and the problem, not staleness: a diff
 //! against text that is not a spec would only hide the line that is wrong.
+//!
+//! The spec is judged against the options it was generated with, read from its first line
+//! ([`crate::generate::record`]); only a spec that records none (JSON, or written by hand or by an
+//! older amdgpu-cdi) is judged against the options given to `check`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,6 +19,7 @@ use cdi::spec::Spec;
 use similar::TextDiff;
 
 use crate::discover::{self, DiscoverError, DiscoverOptions};
+use crate::generate::record::{self, RecordError};
 use crate::generate::{self, GenerateError, GenerateOptions};
 
 /// Why the comparison could not be made.
@@ -41,6 +46,18 @@ pub enum CheckError {
         /// What is wrong with it.
         problem: CodecError,
     },
+    /// The first line records generate options that cannot be read back.
+    #[error(
+        "cannot read the generate options recorded on line 1 of {}: {problem} (rewrite it with `amdgpu-cdi generate --output {}` and the options you want)",
+        path.display(),
+        path.display()
+    )]
+    Record {
+        /// The spec file.
+        path: PathBuf,
+        /// What is wrong with the record.
+        problem: RecordError,
+    },
     /// Discovery failed, so there is nothing to compare with.
     #[error(transparent)]
     Discover(#[from] DiscoverError),
@@ -63,38 +80,85 @@ pub enum Outcome {
     },
 }
 
-/// Compares `spec_path` with the spec generated now for the host found with `discover_options`.
+/// What `check` found, and the options it compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// Current or stale.
+    pub outcome: Outcome,
+    /// The options the wanted spec was generated with.
+    pub options: GenerateOptions,
+    /// Whether those options were read from the spec's first line (else they were given).
+    pub recorded: bool,
+}
+
+/// Compares `spec_path` with the spec generated now for the host found with `discover_options`,
+/// with the options the spec records, else with `given`.
 pub fn check(
     spec_path: &Path,
     discover_options: &DiscoverOptions,
-    generate_options: &GenerateOptions,
-) -> Result<Outcome, CheckError> {
+    given: &GenerateOptions,
+) -> Result<Checked, CheckError> {
+    let on_disk = read_spec(spec_path)?;
+    let (options, recorded) =
+        match recorded_options(spec_path, on_disk.as_deref(), &given.dev_root)? {
+            Some(options) => (options, true),
+            None => (given.clone(), false),
+        };
     let host = discover::discover(discover_options)?;
-    let wanted = generate::generate(&host, generate_options)?;
-    compare_file(spec_path, &wanted)
+    let wanted = generate::generate(&host, &options)?;
+    Ok(Checked {
+        outcome: compare(spec_path, on_disk.as_deref(), &wanted)?,
+        options,
+        recorded,
+    })
+}
+
+/// The options recorded on the first line of the spec `bytes` read from `spec_path`, with nodes
+/// under `dev_root`; `None` when it records none.
+pub fn recorded_options(
+    spec_path: &Path,
+    bytes: Option<&[u8]>,
+    dev_root: &Path,
+) -> Result<Option<GenerateOptions>, CheckError> {
+    match bytes.and_then(|bytes| record::read(bytes, dev_root)) {
+        None => Ok(None),
+        Some(Ok(options)) => Ok(Some(options)),
+        Some(Err(problem)) => Err(CheckError::Record {
+            path: spec_path.to_path_buf(),
+            problem,
+        }),
+    }
+}
+
+/// The bytes of the spec file, `None` when it does not exist.
+pub fn read_spec(spec_path: &Path) -> Result<Option<Vec<u8>>, CheckError> {
+    match std::fs::read(spec_path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CheckError::Read {
+            path: spec_path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// Compares the file at `spec_path` with `wanted`. A missing file is stale; one that cannot be read
 /// or is not a CDI spec is an error.
 pub fn compare_file(spec_path: &Path, wanted: &Spec) -> Result<Outcome, CheckError> {
+    compare(spec_path, read_spec(spec_path)?.as_deref(), wanted)
+}
+
+/// Compares the spec `bytes` read from `spec_path` (`None`: it does not exist) with `wanted`.
+fn compare(spec_path: &Path, bytes: Option<&[u8]>, wanted: &Spec) -> Result<Outcome, CheckError> {
     let format = Format::from_path(spec_path);
     let shown = spec_path.display().to_string();
-    let bytes = match std::fs::read(spec_path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Ok(Outcome::Stale {
-                reason: format!("{shown} does not exist"),
-                diff: unified_diff("", &codec::to_string(wanted, format), "/dev/null"),
-            });
-        }
-        Err(source) => {
-            return Err(CheckError::Read {
-                path: spec_path.to_path_buf(),
-                source,
-            });
-        }
+    let Some(bytes) = bytes else {
+        return Ok(Outcome::Stale {
+            reason: format!("{shown} does not exist"),
+            diff: unified_diff("", &codec::to_string(wanted, format), "/dev/null"),
+        });
     };
-    match codec::parse(&bytes, format) {
+    match codec::parse(bytes, format) {
         Ok(on_disk) if on_disk == *wanted => Ok(Outcome::Current),
         Ok(on_disk) => Ok(Outcome::Stale {
             reason: format!("{shown} differs from the spec generated now"),

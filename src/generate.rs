@@ -11,16 +11,21 @@
 //!   reloads that renumber `/dev/kfd` and the render minors.
 //! - The `cdiVersion` is the minimum the content needs (0.5.0 with the defaults, because names
 //!   start with a digit), so podman 4.3 and Docker 25 load the spec.
+//! - A YAML spec's first line records the options it was generated with ([`record`]), so `check`
+//!   and `doctor` compare it with what the same options give now.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cdi::codec::Format;
 use cdi::name::NameError;
 use cdi::spec::{ContainerEdits, Device, DeviceNode as CdiDeviceNode, Spec};
 use cdi::version::{Version, minimum_required_version};
 
 use crate::discover::{DeviceNode, Gpu, Host};
 use crate::naming::{NameStrategy, device_name};
+
+pub mod record;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +34,8 @@ pub struct GenerateOptions {
     pub vendor: String,
     /// The class part of the kind, `gpu` by default.
     pub class: String,
-    /// How devices are named; every GPU gets one device per strategy. `[Index]` by default.
+    /// How devices are named; every GPU gets one device per strategy.
+    /// [`NameStrategy::DEFAULT`] (index and uuid) by default.
     pub strategies: Vec<NameStrategy>,
     /// Add the `all` device (default true).
     pub all_device: bool,
@@ -52,7 +58,7 @@ impl Default for GenerateOptions {
         Self {
             vendor: "amd.com".into(),
             class: "gpu".into(),
-            strategies: vec![NameStrategy::Index],
+            strategies: NameStrategy::DEFAULT.to_vec(),
             all_device: true,
             cdi_version: None,
             annotations: false,
@@ -243,6 +249,15 @@ pub fn missing_nodes(host: &Host, options: &GenerateOptions) -> Vec<PathBuf> {
         .filter(|node| node.gid.is_none())
         .map(|node| under_root(&options.dev_root, &node.path))
         .collect()
+}
+
+/// The text of `spec` as `generate` writes it: in YAML, the [`record`] of `options` first.
+pub fn to_text(spec: &Spec, options: &GenerateOptions, format: Format) -> String {
+    let body = cdi::codec::to_string(spec, format);
+    match format {
+        Format::Yaml => record::header(options) + &body,
+        Format::Json => body,
+    }
 }
 
 /// The nodes one GPU's device gets: its render node, then its card node when asked for.

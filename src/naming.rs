@@ -32,6 +32,11 @@ impl NameStrategy {
     /// Every strategy, in the order a device's names are listed (index first).
     pub const ALL: [Self; 3] = [Self::Index, Self::Uuid, Self::Pci];
 
+    /// The strategies of a spec generated without `--device-name-strategy`: the index (what
+    /// Docker's `--gpus N` asks for) and ROCm's unique id (a name that survives moving boards and
+    /// GPUs coming or going), as NVIDIA's toolkit does; docs/discovery.md says why not `pci`.
+    pub const DEFAULT: [Self; 2] = [Self::Index, Self::Uuid];
+
     /// The strategy's command-line spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -96,8 +96,31 @@ impl HostArgs {
     }
 }
 
-/// What the spec contains: shared by `generate` and `check` (which must be given the options the
-/// spec was generated with).
+/// How devices are named: part of what the spec contains, and what `gpus` shows.
+#[derive(Debug, clap::Args)]
+pub struct NameArgs {
+    /// How to name devices; repeat for several names per GPU [default: index, uuid].
+    #[arg(long = "device-name-strategy", value_name = "STRATEGY", value_enum)]
+    pub strategies: Vec<StrategyArg>,
+}
+
+impl NameArgs {
+    /// The strategies named, or [`NameStrategy::DEFAULT`] when none is.
+    pub fn strategies(&self) -> Vec<NameStrategy> {
+        if self.strategies.is_empty() {
+            NameStrategy::DEFAULT.to_vec()
+        } else {
+            self.strategies
+                .iter()
+                .copied()
+                .map(NameStrategy::from)
+                .collect()
+        }
+    }
+}
+
+/// What the spec contains: shared by `generate` and `check` (which uses them for a spec that does
+/// not record the options it was generated with, see [`crate::generate::record`]).
 #[derive(Debug, clap::Args)]
 pub struct SpecContentArgs {
     /// The vendor part of the kind.
@@ -106,9 +129,9 @@ pub struct SpecContentArgs {
     /// The class part of the kind.
     #[arg(long, value_name = "CLASS", default_value = "gpu")]
     pub class: String,
-    /// How to name devices; repeat for several names per GPU [default: index].
-    #[arg(long = "device-name-strategy", value_name = "STRATEGY", value_enum)]
-    pub strategies: Vec<StrategyArg>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub names: NameArgs,
     /// Leave out the `all` device.
     #[arg(long)]
     pub no_all_device: bool,
@@ -139,19 +162,10 @@ impl SpecContentArgs {
             "auto" => None,
             text => Some(text.parse::<Version>().context("invalid --cdi-version")?),
         };
-        let mut strategies: Vec<NameStrategy> = self
-            .strategies
-            .iter()
-            .copied()
-            .map(NameStrategy::from)
-            .collect();
-        if strategies.is_empty() {
-            strategies.push(NameStrategy::Index);
-        }
         Ok(GenerateOptions {
             vendor: self.vendor.clone(),
             class: self.class.clone(),
-            strategies,
+            strategies: self.names.strategies(),
             all_device: !self.no_all_device,
             cdi_version,
             annotations: self.annotations,
@@ -208,7 +222,7 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
         eprintln!("amdgpu-cdi: warning: {warning}");
     }
     let spec = generate(&discovery.host, &options)?;
-    let text = cdi::codec::to_string(&spec, format);
+    let text = crate::generate::to_text(&spec, &options, format);
     match &args.output {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

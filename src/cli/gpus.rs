@@ -1,11 +1,21 @@
 //! `amdgpu-cdi gpus`: the host's AMD GPUs and partitions as amdgpu-cdi sees and names them.
+//!
+//! The CDI NAMES column lists exactly the devices the spec `generate` writes with the same
+//! `--device-name-strategy` options has for each GPU, so a name copied from it resolves with
+//! `--device amd.com/gpu=<name>`. The GPU's other names, which only `AMD_VISIBLE_DEVICES`
+//! accepts, follow with a mark and a footnote saying how to put them in the spec too.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::discover::{DiscoverOptions, Gpu, Host, RealSysfs, discover_with};
-use crate::naming::{NameStrategy, device_names};
+use crate::naming::{NameStrategy, device_name, device_names};
+
+use super::generate::NameArgs;
+
+/// Marks a name that only `AMD_VISIBLE_DEVICES` accepts.
+const VARIABLE_ONLY: &str = "*";
 
 /// Output formats of `amdgpu-cdi gpus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,6 +38,9 @@ pub struct GpusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GpusFormat::Text)]
     pub format: GpusFormat,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub names: NameArgs,
 }
 
 /// Prints the GPUs; warnings go to stderr.
@@ -45,14 +58,15 @@ pub fn run(args: GpusArgs) -> anyhow::Result<ExitCode> {
     if !missing.is_empty() && args.format == GpusFormat::Json {
         eprintln!("amdgpu-cdi: warning: {missing}");
     }
+    let strategies = args.names.strategies();
     let text = match args.format {
         GpusFormat::Text if !missing.is_empty() => {
-            format!("{}note: {missing}\n", table(&discovery.host))
+            format!("{}note: {missing}\n", table(&discovery.host, &strategies))
         }
-        GpusFormat::Text => table(&discovery.host),
+        GpusFormat::Text => table(&discovery.host, &strategies),
         GpusFormat::Json => format!(
             "{}\n",
-            serde_json::to_string_pretty(&json(&discovery.host))?
+            serde_json::to_string_pretty(&json(&discovery.host, &strategies))?
         ),
     };
     print!("{text}");
@@ -95,8 +109,20 @@ fn partition_text(gpu: &Gpu) -> String {
     }
 }
 
-/// The text table: one row per GPU, columns aligned, product last (it has spaces).
-pub fn table(host: &Host) -> String {
+/// The names of `gpu` in a spec generated with `strategies`, and its other names (which only
+/// `AMD_VISIBLE_DEVICES` accepts).
+fn names(gpu: &Gpu, strategies: &[NameStrategy]) -> (Vec<String>, Vec<String>) {
+    let in_spec = device_names(gpu, strategies);
+    let others = device_names(gpu, &NameStrategy::ALL)
+        .into_iter()
+        .filter(|name| !in_spec.contains(name))
+        .collect();
+    (in_spec, others)
+}
+
+/// The text table: one row per GPU, columns aligned, product last (it has spaces); a footnote
+/// when a name is marked as accepted only by `AMD_VISIBLE_DEVICES`.
+pub fn table(host: &Host, strategies: &[NameStrategy]) -> String {
     let header = [
         "INDEX",
         "PCI ADDRESS",
@@ -125,7 +151,14 @@ pub fn table(host: &Host) -> String {
                     .map(|n| n.to_string())
                     .unwrap_or_else(|| "-".into()),
                 gpu.rocm_uuid().unwrap_or_else(|| "-".into()),
-                device_names(gpu, &NameStrategy::ALL).join(","),
+                {
+                    let (in_spec, others) = names(gpu, strategies);
+                    in_spec
+                        .into_iter()
+                        .chain(others.into_iter().map(|name| name + VARIABLE_ONLY))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
                 gpu.product_name.clone().unwrap_or_else(|| "-".into()),
             ]
         })
@@ -154,18 +187,40 @@ pub fn table(host: &Host) -> String {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         line(&cells);
     }
+    // The strategies that would put the marked names into the spec too.
+    let missing = NameStrategy::ALL
+        .into_iter()
+        .filter(|s| !strategies.contains(s))
+        .filter(|&s| host.gpus.iter().any(|gpu| device_name(gpu, s).is_some()));
+    let wanted: Vec<String> = strategies
+        .iter()
+        .copied()
+        .chain(missing)
+        .map(|s| format!("--device-name-strategy {s}"))
+        .collect();
+    if wanted.len() > strategies.len() {
+        let _ = writeln!(
+            out,
+            "\n{VARIABLE_ONLY} only AMD_VISIBLE_DEVICES accepts this name; the spec has it with \
+             `generate {}` (pass the same options here)",
+            wanted.join(" ")
+        );
+    }
     out
 }
 
-/// The JSON form: one object per GPU.
-pub fn json(host: &Host) -> serde_json::Value {
+/// The JSON form: one object per GPU; `names` are the spec's devices for the GPU,
+/// `variable_only_names` the names only `AMD_VISIBLE_DEVICES` accepts.
+pub fn json(host: &Host, strategies: &[NameStrategy]) -> serde_json::Value {
     let gpus: Vec<serde_json::Value> = host
         .gpus
         .iter()
         .map(|gpu| {
+            let (in_spec, others) = names(gpu, strategies);
             serde_json::json!({
                 "index": gpu.index,
-                "names": device_names(gpu, &NameStrategy::ALL),
+                "names": in_spec,
+                "variable_only_names": others,
                 "pci_address": gpu.pci_address.to_string(),
                 "partition": gpu.partition.as_ref().map(|p| serde_json::json!({
                     "index": p.index,

@@ -128,8 +128,9 @@ pub enum Command {
     ///
     /// Exits 0 when the spec is current, 1 when it is stale or missing (printing a unified diff
     /// from the file to the spec generated now), 2 on error: a spec file that cannot be read or
-    /// parsed is an error naming the file and the line. Pass the same content options the spec
-    /// was generated with.
+    /// parsed is an error naming the file and the line. The spec is compared with what `generate`
+    /// writes now with the options recorded on its first line; the content options given here
+    /// apply only to a spec that records none.
     Check(check::CheckArgs),
     /// List every CDI device the spec directories provide, with its file.
     List(list::ListArgs),

@@ -10,6 +10,7 @@ use cdi::version::Version;
 
 use crate::check::{self, Outcome};
 use crate::discover::{self, DiscoverOptions};
+use crate::generate::record::{self, RecordError};
 use crate::generate::{self, GenerateOptions};
 
 use super::{HostRoots, Section, fail, info, ok, warn};
@@ -32,6 +33,8 @@ pub(super) struct SpecFile {
     invalid: Option<String>,
     /// What it gives containers that it should not ([`cdi::audit`]), for a valid file.
     dangers: Vec<cdi::audit::Warning>,
+    /// The generate options recorded on its first line ([`record`]), if any.
+    recorded: Option<Result<GenerateOptions, RecordError>>,
 }
 
 /// Everything found in the spec dirs.
@@ -80,6 +83,9 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
                         names: spec.devices.into_iter().map(|d| d.name).collect(),
                         invalid,
                         dangers,
+                        // The spec describes the host's own /dev, whatever root doctor inspects
+                        // it through.
+                        recorded: record::read(&bytes, Path::new("/")),
                     });
                 }
                 Ok(_) => {}
@@ -95,6 +101,7 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
                             names: Vec::new(),
                             invalid: Some(err.to_string()),
                             dangers: Vec::new(),
+                            recorded: None,
                         });
                     }
                 }
@@ -248,11 +255,12 @@ impl SpecScan {
 
 impl SpecScan {
     /// Compares each valid spec named like the refresh service's output (`amd.com-gpu.yaml` or
-    /// `.json`) with what `generate` writes now with the refresh service's options.
+    /// `.json`) with what `generate` writes now with the options recorded on its first line, or,
+    /// for a spec that records none, with the refresh service's options.
     fn currentness(
         &self,
         roots: &HostRoots,
-        generate: &Result<GenerateOptions, String>,
+        refresh: &Result<GenerateOptions, String>,
     ) -> Vec<super::Finding> {
         let ours: Vec<&SpecFile> = self
             .files
@@ -263,67 +271,86 @@ impl SpecScan {
         if ours.is_empty() {
             return Vec::new();
         }
-        let options = match generate {
-            Ok(options) => options,
-            Err(why) => {
-                return vec![fail(
-                    "specs.current",
-                    why.clone(),
-                    "fix AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi: amdgpu-cdi-refresh.service fails with it too",
-                )];
-            }
-        };
-        let discovered = discover::discover(&DiscoverOptions {
+        let mut findings = Vec::new();
+        if let Err(why) = refresh {
+            findings.push(fail(
+                "specs.current",
+                why.clone(),
+                "fix AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi: amdgpu-cdi-refresh.service fails with it too",
+            ));
+        }
+        // The spec describes the host's own /dev, whatever root doctor inspects it through.
+        let host = match discover::discover(&DiscoverOptions {
             sysfs_root: roots.sysfs_root.clone(),
             dev_root: roots.dev_root.clone(),
-        });
-        // The spec describes the host's own /dev, whatever root doctor inspects it through.
-        let wanted = match discovered {
-            Ok(host) => generate::generate(&host, options),
+        }) {
+            Ok(host) => host,
             Err(err) => {
-                return vec![info(
+                findings.push(info(
                     "specs.current",
                     format!("not compared with the hardware: {err}"),
-                )];
+                ));
+                return findings;
             }
         };
-        let wanted = match wanted {
-            Ok(spec) => spec,
-            Err(err) => {
-                return vec![info(
-                    "specs.current",
-                    format!("not compared with the hardware: {err}"),
-                )];
-            }
-        };
-        ours.iter()
-            .map(|file| {
-                let shown = roots.show(&file.path);
-                match check::compare_file(&file.path, &wanted) {
-                    Ok(Outcome::Current) => ok(
-                        "specs.current",
-                        format!("{shown} matches the GPUs present now"),
-                    ),
-                    Ok(Outcome::Stale { .. }) => fail(
+        for file in ours {
+            let shown = roots.show(&file.path);
+            let (options, source) = match (&file.recorded, refresh) {
+                (Some(Ok(options)), _) => (options, format!("the options recorded on line 1 of {shown}")),
+                (Some(Err(problem)), _) => {
+                    findings.push(fail(
                         "specs.current",
                         format!(
-                            "{shown} is stale: it differs from what `amdgpu-cdi generate` writes now"
+                            "cannot read the generate options recorded on line 1 of {shown}: {problem}"
                         ),
                         format!(
-                            "`systemctl start amdgpu-cdi-refresh.service` (or `amdgpu-cdi generate --output {shown}`); `amdgpu-cdi check --spec {shown}` shows the difference (pass the options the spec was generated with)"
+                            "regenerate it with `amdgpu-cdi generate --output {shown}` and the options you want"
                         ),
-                    ),
-                    Err(err) => fail(
-                        "specs.current",
-                        format!(
-                            "cannot compare {shown}: {}",
-                            crate::report::error_line(&err)
-                        ),
-                        "run doctor as root",
-                    ),
+                    ));
+                    continue;
                 }
-            })
-            .collect()
+                (None, Ok(options)) => (
+                    options,
+                    "the options of AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi, if any; the spec records none".to_string(),
+                ),
+                (None, Err(_)) => continue,
+            };
+            let wanted = match generate::generate(&host, options) {
+                Ok(spec) => spec,
+                Err(err) => {
+                    findings.push(info(
+                        "specs.current",
+                        format!("{shown} not compared with the hardware: {err}"),
+                    ));
+                    continue;
+                }
+            };
+            findings.push(match check::compare_file(&file.path, &wanted) {
+                Ok(Outcome::Current) => ok(
+                    "specs.current",
+                    format!("{shown} matches the GPUs present now"),
+                ),
+                Ok(Outcome::Stale { .. }) => fail(
+                    "specs.current",
+                    format!(
+                        "{shown} is stale: it differs from what `amdgpu-cdi generate` writes now"
+                    ),
+                    format!(
+                        "`amdgpu-cdi generate --output {shown} {}` ({source}); `amdgpu-cdi check --spec {shown}` shows the difference",
+                        record::arguments(options).join(" ")
+                    ),
+                ),
+                Err(err) => fail(
+                    "specs.current",
+                    format!(
+                        "cannot compare {shown}: {}",
+                        crate::report::error_line(&err)
+                    ),
+                    "run doctor as root",
+                ),
+            });
+        }
+        findings
     }
 }
 

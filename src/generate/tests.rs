@@ -68,18 +68,31 @@ fn nodes(edits: &ContainerEdits) -> Vec<&str> {
 }
 
 #[test]
-fn defaults_give_index_names_all_and_kfd_at_0_5_0() {
+fn defaults_give_index_and_uuid_names_all_and_kfd_at_0_5_0() {
     let spec = generate(&host(), &GenerateOptions::default()).expect("spec");
     assert_eq!(spec.cdi_version, "0.5.0");
     assert_eq!(spec.kind, "amd.com/gpu");
     let names: Vec<&str> = spec.devices.iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(names, ["0", "1", "all"]);
+    assert_eq!(
+        names,
+        [
+            "0",
+            "1",
+            "GPU-0000000000000abc-p0",
+            "GPU-0000000000000abc-p1",
+            "all"
+        ]
+    );
     assert_eq!(
         nodes(&spec.devices[1].container_edits),
         ["/dev/dri/renderD129"]
     );
     assert_eq!(
-        nodes(&spec.devices[2].container_edits),
+        spec.devices[3].container_edits,
+        spec.devices[1].container_edits
+    );
+    assert_eq!(
+        nodes(&spec.devices[4].container_edits),
         ["/dev/dri/renderD128", "/dev/dri/renderD129"]
     );
     assert_eq!(nodes(&spec.container_edits), ["/dev/kfd"]);
@@ -214,7 +227,7 @@ fn annotations_describe_the_gpu() {
     assert_eq!(a["amd.com/gfx-target"], "gfx942");
     assert_eq!(a["amd.com/unique-id"], "GPU-0000000000000abc");
     assert!(
-        spec.devices[2].annotations.is_empty(),
+        spec.devices[4].annotations.is_empty(),
         "the all device has none"
     );
 }

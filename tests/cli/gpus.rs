@@ -34,7 +34,11 @@ fn json_of_a_partitioned_host() {
     assert_eq!(gpus.len(), 12);
     assert_eq!(
         gpus[4]["names"],
-        serde_json::json!(["4", "GPU-225fe30b05b106cb-p1", "0001:02:00.0-p1"])
+        serde_json::json!(["4", "GPU-225fe30b05b106cb-p1"])
+    );
+    assert_eq!(
+        gpus[4]["variable_only_names"],
+        serde_json::json!(["0001:02:00.0-p1"])
     );
     assert_eq!(gpus[4]["partition"]["compute_mode"], "TPX");
     assert_eq!(gpus[4]["partition"]["count"], 3);
@@ -62,7 +66,10 @@ fn warns_about_partitions_missing_from_kfd() {
          partitions (the kernel may have run out of DRM minors; see `dmesg | grep xcp`)\n"
     );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).lines().count(),
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .take_while(|line| !line.is_empty())
+            .count(),
         64,
         "header + 63 partitions"
     );
@@ -106,4 +113,75 @@ fn notes_nodes_missing_under_the_dev_root() {
         format!("amdgpu-cdi: warning: {note}\n")
     );
     serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("stdout is JSON alone");
+}
+
+/// The device names of the spec `generate` writes for `host` with `extra` options.
+fn spec_names(host: &str, extra: &[&str]) -> Vec<String> {
+    let out = amdgpu_cdi()
+        .arg("generate")
+        .arg("--sysfs-root")
+        .arg(host_sysfs(host))
+        .args(["--format", "json"])
+        .args(extra)
+        .output()
+        .expect("run amdgpu-cdi generate");
+    assert!(out.status.success(), "generate {host}");
+    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json spec");
+    spec["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| d["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
+/// Issue 14 item 1: every name `gpus` lists as a CDI name is a device of the spec `generate`
+/// writes with the same options, and the names only `AMD_VISIBLE_DEVICES` accepts are marked and
+/// explained, never listed as CDI names.
+#[test]
+fn cdi_names_are_exactly_the_devices_of_the_spec() {
+    for options in [&[][..], &["--device-name-strategy", "pci"][..]] {
+        for host in HOSTS {
+            let out = amdgpu_cdi()
+                .arg("gpus")
+                .arg("--sysfs-root")
+                .arg(host_sysfs(host))
+                .args(["--format", "json"])
+                .args(options)
+                .output()
+                .expect("run amdgpu-cdi gpus");
+            assert!(out.status.success(), "gpus {host}");
+            let gpus: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            let names = |key: &str| -> Vec<String> {
+                gpus.as_array()
+                    .expect("array")
+                    .iter()
+                    .flat_map(|gpu| gpu[key].as_array().expect(key).clone())
+                    .map(|n| n.as_str().expect("name").to_string())
+                    .collect()
+            };
+            let mut listed = names("names");
+            listed.push("all".into());
+            let mut in_spec = spec_names(host, options);
+            listed.sort();
+            in_spec.sort();
+            assert_eq!(listed, in_spec, "{host} {options:?}");
+            for name in names("variable_only_names") {
+                assert!(!in_spec.contains(&name), "{host}: {name}");
+            }
+        }
+    }
+    let table = gpus("workstation", "text");
+    assert!(
+        table.contains("  0,GPU-3a75ef3dce15c486,0000:03:00.0*  "),
+        "{table}"
+    );
+    assert!(
+        table.ends_with(
+            "\n* only AMD_VISIBLE_DEVICES accepts this name; the spec has it with `generate \
+             --device-name-strategy index --device-name-strategy uuid --device-name-strategy pci` \
+             (pass the same options here)\n"
+        ),
+        "{table}"
+    );
 }
