@@ -298,19 +298,25 @@ pub fn write_in(
 }
 
 /// Serialises `spec` in the format its extension names (`.json` or `.yaml`) and writes it with
-/// [`write_atomic`] and mode 0644, creating the directory (0755) if needed.
+/// [`write_spec_text`].
 pub fn write_spec(path: &Path, spec: &Spec) -> Result<WriteOutcome, WriteError> {
     let format = match path.extension() {
         Some(ext) if ext == "json" || ext == "yaml" => Format::from_path(path),
         _ => return Err(WriteError::UnknownFormat { path: path.into() }),
     };
+    write_spec_text(path, &codec::to_string(spec, format))
+}
+
+/// Writes the text of a spec (serialised by the caller, who may add a leading comment) with
+/// [`write_atomic`] and mode 0644, creating the directory (0755) if needed.
+pub fn write_spec_text(path: &Path, text: &str) -> Result<WriteOutcome, WriteError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir {
             dir: dir.into(),
             source,
         })?;
     }
-    write_atomic(path, codec::to_string(spec, format).as_bytes(), SPEC_MODE)
+    write_atomic(path, text.as_bytes(), SPEC_MODE)
 }
 
 /// The directory (`.` for a bare name) and the file name of `path`.

@@ -13,10 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use amdgpu_cdi::discover::{DiscoverError, RealSysfs, discover_with};
-use amdgpu_cdi::generate::{GenerateError, GenerateOptions, generate};
+use amdgpu_cdi::generate::{GenerateError, GenerateOptions, generate, to_text};
 use amdgpu_cdi::naming::NameStrategy;
 use amdgpu_cdi::report::error_line;
+use cdi::codec::Format;
 use cdi::spec::Spec;
+use cdi::write::WriteOutcome;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -86,6 +88,13 @@ fn generate_options(options: &Options) -> GenerateOptions {
     }
 }
 
+/// Writes `spec` as `generate` writes it, with the options on its first line, so that `check`
+/// and `doctor` judge the plugin's spec by the options it was made with.
+fn write_spec(options: &Options, spec: &Spec) -> Result<WriteOutcome, cdi::write::WriteError> {
+    let text = to_text(spec, &generate_options(options), Format::Yaml);
+    cdi::write::write_spec_text(&options.spec_path(), &text)
+}
+
 /// Discovers the host, writes its spec and returns what to advertise; any failure is an error.
 fn first_snapshot(options: &Options) -> Result<Snapshot, PluginError> {
     let discovery = discover_with(&options.discover, &RealSysfs)?;
@@ -97,7 +106,7 @@ fn first_snapshot(options: &Options) -> Result<Snapshot, PluginError> {
         node_exists(dev_root, node)
     })?;
     let spec = generate(&discovery.host, &generate_options(options))?;
-    cdi::write::write_spec(&options.spec_path(), &spec)?;
+    write_spec(options, &spec)?;
     Ok(Snapshot { inventory, spec })
 }
 
@@ -137,7 +146,7 @@ fn rescan(options: &Options, current: &Snapshot) -> Snapshot {
         Err(error) => return unhealthy(&error),
     };
     let spec = match generate(&discovery.host, &generate_options(options)) {
-        Ok(spec) => match cdi::write::write_spec(&options.spec_path(), &spec) {
+        Ok(spec) => match write_spec(options, &spec) {
             Ok(_) => spec,
             Err(error) => {
                 log::error(&format!(

@@ -76,6 +76,23 @@ fn registers_and_lists_every_partition_under_the_single_strategy() {
             "{id} not in the spec"
         );
     }
+
+    // The spec records its generate options, so `check` (and `doctor`) judge it current by
+    // them instead of by the defaults, which would drop the ids.
+    let checked = amdgpu_cdi::check::check(
+        &node.cdi_dir().join("amd.com-gpu.yaml"),
+        &amdgpu_cdi::discover::DiscoverOptions {
+            sysfs_root: node.sysfs(),
+            dev_root: node.dir.path().to_path_buf(),
+        },
+        &amdgpu_cdi::generate::GenerateOptions {
+            dev_root: node.dir.path().to_path_buf(),
+            ..amdgpu_cdi::generate::GenerateOptions::default()
+        },
+    )
+    .expect("check the plugin's spec");
+    assert!(checked.recorded, "the plugin's spec records no options");
+    assert_eq!(checked.outcome, amdgpu_cdi::check::Outcome::Current);
 }
 
 #[test]
