@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use amdgpu_cdi::discover::{DiscoverOptions, RealSysfs, SysfsReader};
 use amdgpu_cdi::settings::{DeviceSource, Settings};
-use amdgpu_cdi_hooks::log::DetailLog;
+use amdgpu_cdi_oci::log::DetailLog;
 use cdi::codec::{self, Format};
 
 /// The repository root (this file is compiled both from the root package and from `fuzz/`).
@@ -56,7 +56,7 @@ fn hook_settings() -> Settings {
 fn precreate(config: &[u8]) -> bool {
     let log = DetailLog::new(None, "fuzz");
     let mut out = Vec::new();
-    let result = amdgpu_cdi::hook::precreate::run(config, &mut out, &hook_settings(), &log);
+    let result = amdgpu_cdi::inject::precreate::run(config, &mut out, &hook_settings(), &log);
     if result.is_ok() {
         let printed: serde_json::Value = serde_json::from_slice(&out)
             .unwrap_or_else(|err| panic!("the hook printed invalid JSON: {err}"));
@@ -64,8 +64,8 @@ fn precreate(config: &[u8]) -> bool {
     }
     matches!(
         result,
-        Ok(amdgpu_cdi::hook::precreate::PrecreateOutcome::Done(
-            amdgpu_cdi::hook::Outcome::Injected(_)
+        Ok(amdgpu_cdi::inject::precreate::PrecreateOutcome::Done(
+            amdgpu_cdi::inject::Outcome::Injected(_)
         ))
     )
 }
@@ -90,8 +90,8 @@ pub fn visible_devices(data: &[u8]) -> bool {
 /// wrapper's bundle) from the same bytes. Invariant: a config the strict reader accepts is the
 /// value a plain `serde_json` parse gives.
 pub fn oci_hook_input(data: &[u8]) -> bool {
-    let state = amdgpu_cdi_hooks::state::State::from_slice(data, "stdin");
-    let config = amdgpu_cdi_hooks::bundle::parse_config(data, Path::new("config.json"));
+    let state = amdgpu_cdi_oci::state::State::from_slice(data, "stdin");
+    let config = amdgpu_cdi_oci::bundle::parse_config(data, Path::new("config.json"));
     if let Ok(strict) = &config {
         let plain: serde_json::Value = serde_json::from_slice(data)
             .unwrap_or_else(|err| panic!("accepted by the strict reader only: {err}"));

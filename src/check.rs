@@ -68,7 +68,7 @@ pub enum CheckError {
 
 /// How the spec on disk compares with what `generate` would write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Currentness {
     /// The same spec.
     Current,
     /// Different or missing: a unified diff from the file to the wanted spec.
@@ -84,7 +84,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checked {
     /// Current or stale.
-    pub outcome: Outcome,
+    pub outcome: Currentness,
     /// The options the wanted spec was generated with.
     pub options: GenerateOptions,
     /// Whether those options were read from the spec's first line (else they were given).
@@ -144,23 +144,27 @@ pub fn read_spec(spec_path: &Path) -> Result<Option<Vec<u8>>, CheckError> {
 
 /// Compares the file at `spec_path` with `wanted`. A missing file is stale; one that cannot be read
 /// or is not a CDI spec is an error.
-pub fn compare_file(spec_path: &Path, wanted: &Spec) -> Result<Outcome, CheckError> {
+pub fn compare_file(spec_path: &Path, wanted: &Spec) -> Result<Currentness, CheckError> {
     compare(spec_path, read_spec(spec_path)?.as_deref(), wanted)
 }
 
 /// Compares the spec `bytes` read from `spec_path` (`None`: it does not exist) with `wanted`.
-fn compare(spec_path: &Path, bytes: Option<&[u8]>, wanted: &Spec) -> Result<Outcome, CheckError> {
+fn compare(
+    spec_path: &Path,
+    bytes: Option<&[u8]>,
+    wanted: &Spec,
+) -> Result<Currentness, CheckError> {
     let format = Format::from_path(spec_path);
     let shown = spec_path.display().to_string();
     let Some(bytes) = bytes else {
-        return Ok(Outcome::Stale {
+        return Ok(Currentness::Stale {
             reason: format!("{shown} does not exist"),
             diff: unified_diff("", &codec::to_string(wanted, format), "/dev/null"),
         });
     };
     match codec::parse(bytes, format) {
-        Ok(on_disk) if on_disk == *wanted => Ok(Outcome::Current),
-        Ok(on_disk) => Ok(Outcome::Stale {
+        Ok(on_disk) if on_disk == *wanted => Ok(Currentness::Current),
+        Ok(on_disk) => Ok(Currentness::Stale {
             reason: format!("{shown} differs from the spec generated now"),
             diff: unified_diff(
                 &codec::to_string(&on_disk, format),
@@ -213,7 +217,7 @@ mod tests {
         .expect("write spec");
         assert_eq!(
             compare_file(&path, &spec(&["0"])).expect("compares"),
-            Outcome::Current
+            Currentness::Current
         );
     }
 
@@ -222,7 +226,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("amd.com-gpu.yaml");
         std::fs::write(&path, codec::to_string(&spec(&["0"]), Format::Yaml)).expect("write");
-        let Outcome::Stale { reason, diff } =
+        let Currentness::Stale { reason, diff } =
             compare_file(&path, &spec(&["0", "11"])).expect("compares")
         else {
             panic!("expected stale");
@@ -241,7 +245,7 @@ mod tests {
         let path = dir.path().join("amd.com-gpu.yaml");
         let outcome = compare_file(&path, &spec(&["0"])).expect("compares");
         assert!(
-            matches!(outcome, Outcome::Stale { ref reason, .. } if reason.ends_with("does not exist"))
+            matches!(outcome, Currentness::Stale { ref reason, .. } if reason.ends_with("does not exist"))
         );
     }
 

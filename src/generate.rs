@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 
 use cdi::codec::Format;
 use cdi::name::NameError;
-use cdi::spec::{ContainerEdits, Device, DeviceNode as CdiDeviceNode, Spec};
+use cdi::spec::{ContainerEdits, Device, DeviceNode, Spec};
 use cdi::version::{Version, minimum_required_version};
 
-use crate::discover::{DeviceNode, Gpu, Host};
-use crate::naming::{NameStrategy, device_name};
+use crate::discover::{FoundNode, Gpu, Host};
+use crate::naming::{self, NameStrategy, device_name};
 
 pub mod record;
 
@@ -56,8 +56,8 @@ pub struct GenerateOptions {
 impl Default for GenerateOptions {
     fn default() -> Self {
         Self {
-            vendor: "amd.com".into(),
-            class: "gpu".into(),
+            vendor: naming::VENDOR.into(),
+            class: naming::CLASS.into(),
             strategies: NameStrategy::DEFAULT.to_vec(),
             all_device: true,
             cdi_version: None,
@@ -261,7 +261,7 @@ pub fn to_text(spec: &Spec, options: &GenerateOptions, format: Format) -> String
 }
 
 /// The nodes one GPU's device gets: its render node, then its card node when asked for.
-fn gpu_nodes<'a>(gpu: &'a Gpu, options: &GenerateOptions) -> impl Iterator<Item = &'a DeviceNode> {
+fn gpu_nodes<'a>(gpu: &'a Gpu, options: &GenerateOptions) -> impl Iterator<Item = &'a FoundNode> {
     let card = if options.include_card_nodes {
         gpu.card.as_ref()
     } else {
@@ -274,16 +274,16 @@ fn under_root(dev_root: &Path, path: &Path) -> PathBuf {
     dev_root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
-fn node_edit(node: &DeviceNode, options: &GenerateOptions) -> CdiDeviceNode {
+fn node_edit(node: &FoundNode, options: &GenerateOptions) -> DeviceNode {
     let host_path = (options.dev_root != Path::new("/")).then(|| {
         under_root(&options.dev_root, &node.path)
             .display()
             .to_string()
     });
-    let mut edit = CdiDeviceNode {
+    let mut edit = DeviceNode {
         path: node.path.display().to_string(),
         host_path,
-        ..CdiDeviceNode::default()
+        ..DeviceNode::default()
     };
     if options.pin_device_numbers {
         edit.kind = Some("c".into());

@@ -2,7 +2,7 @@
 //!
 //! The binaries (`amdgpu-cdi`, `amdgpu-container-runtime`) are thin: they parse arguments in
 //! [`cli`] and call into the modules here. The vendor-neutral CDI work lives in the `cdi` crate,
-//! the container-side mechanics in `amdgpu-cdi-hooks`.
+//! the container-side mechanics in `amdgpu-cdi-oci`.
 #![forbid(unsafe_code)]
 
 pub mod check;
@@ -10,11 +10,11 @@ pub mod cli;
 pub mod configure;
 pub mod discover;
 pub mod doctor;
+pub mod error_text;
 pub mod generate;
-pub mod hook;
+pub mod inject;
 pub mod naming;
 pub mod paths;
-pub mod report;
 pub mod request;
-pub mod runtime;
 pub mod settings;
+pub mod wrapper;

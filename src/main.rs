@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!(
                 "amdgpu-cdi: {}",
-                amdgpu_cdi::report::plain_line(&format!("{err:#}"))
+                amdgpu_cdi::error_text::plain_line(&format!("{err:#}"))
             );
             ExitCode::from(2)
         }

@@ -12,6 +12,13 @@
 //! and on many systems its unique id too, so without the suffix the names would collide. Every
 //! name is a valid CDI device name (letters, digits, `_.:-`, starting and ending alphanumeric).
 
+/// The vendor of every CDI kind and Kubernetes resource amdgpu-cdi provides.
+pub const VENDOR: &str = "amd.com";
+/// The class of the CDI kind.
+pub const CLASS: &str = "gpu";
+/// The CDI kind of the devices amdgpu-cdi provides: `VENDOR/CLASS`.
+pub const KIND: &str = "amd.com/gpu";
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -101,10 +108,15 @@ pub fn device_names(gpu: &Gpu, strategies: &[NameStrategy]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_kind_is_vendor_slash_class() {
+        assert_eq!(super::KIND, format!("{}/{}", super::VENDOR, super::CLASS));
+    }
+
     use std::path::PathBuf;
 
     use super::*;
-    use crate::discover::{DeviceNode, Partition, PciAddress};
+    use crate::discover::{FoundNode, Partition, PciAddress};
 
     fn gpu(index: usize, partition: Option<u32>, unique_id: Option<u64>) -> Gpu {
         Gpu {
@@ -128,7 +140,7 @@ mod tests {
             vendor_id: 0x1002,
             device_id: 0x74a1,
             gfx_target_version: Some(90402),
-            render: DeviceNode {
+            render: FoundNode {
                 path: PathBuf::from("/dev/dri/renderD128"),
                 major: 226,
                 minor: 128,

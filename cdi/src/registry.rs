@@ -139,7 +139,7 @@ fn join_problems(problems: &[Problem]) -> String {
 
 /// Why devices could not be injected. The config is unchanged whenever one of these is returned.
 #[derive(Debug, thiserror::Error)]
-pub enum InjectError {
+pub enum ApplyError {
     /// At least one requested name is not a device the registry provides.
     #[error(
         "unresolvable CDI device{} {} (available: {})",
@@ -305,7 +305,7 @@ impl Registry {
     /// Injects the named devices into `config`: each spec's own edits once (before its first
     /// requested device), then each device's edits. Any unresolvable name fails the whole call;
     /// on any error `config` is unchanged.
-    pub fn inject(&self, config: &mut Value, names: &[String]) -> Result<(), InjectError> {
+    pub fn inject(&self, config: &mut Value, names: &[String]) -> Result<(), ApplyError> {
         let mut unresolved = Vec::new();
         let mut seen_names = HashSet::new();
         let mut seen_specs = HashSet::new();
@@ -325,12 +325,12 @@ impl Registry {
             all.push(&spec_edits.devices[device].container_edits);
         }
         if !unresolved.is_empty() {
-            return Err(InjectError::Unresolvable {
+            return Err(ApplyError::Unresolvable {
                 names: unresolved,
                 available: self.devices.keys().cloned().collect(),
             });
         }
-        edits::apply_many(config, &all).map_err(|source| InjectError::Edit {
+        edits::apply_many(config, &all).map_err(|source| ApplyError::Edit {
             names: names.to_vec(),
             source,
         })

@@ -21,12 +21,10 @@ use std::path::{Path, PathBuf};
 use amdgpu_cdi::discover::{Gpu, Host, PciAddress};
 use amdgpu_cdi::naming::{NameStrategy, device_name};
 
-/// The vendor of every resource and of the CDI kind.
-pub const VENDOR: &str = "amd.com";
-/// The resource of whole GPUs, and of every device under [`ResourceStrategy::Single`].
-pub const GPU_RESOURCE: &str = "amd.com/gpu";
-/// The CDI kind of the plugin's spec.
-pub const CDI_KIND: &str = "amd.com/gpu";
+pub use amdgpu_cdi::naming::{KIND, VENDOR};
+/// The resource of whole GPUs, and of every device under [`ResourceStrategy::Single`]: spelled
+/// like the CDI kind, as Kubernetes users expect.
+pub const GPU_RESOURCE: &str = KIND;
 
 /// How devices are grouped into resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +69,7 @@ pub struct PluginDevice {
 impl PluginDevice {
     /// The fully qualified CDI name, `amd.com/gpu=<id>`.
     pub fn cdi_name(&self) -> String {
-        format!("{CDI_KIND}={}", self.id)
+        format!("{KIND}={}", self.id)
     }
 }
 

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use amdgpu_cdi::cli::device_plugin::DevicePluginArgs;
-use amdgpu_cdi::report::error_line;
-use amdgpu_cdi_device_plugin::options::Options;
+use amdgpu_cdi::error_text::error_line;
+use amdgpu_cdi_device_plugin::options::PluginOptions;
 use amdgpu_cdi_device_plugin::plugin;
 
 /// Kubernetes device plugin for AMD GPUs: advertises GPUs and compute partitions to the kubelet
@@ -19,7 +19,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = <Cli as clap::Parser>::parse();
-    let options = Options::from(&cli.args);
+    let options = PluginOptions::from(&cli.args);
     // One thread: the plugin waits for events almost all the time, and a single-threaded
     // runtime keeps its memory and wake-ups small.
     let runtime = match tokio::runtime::Builder::new_current_thread()

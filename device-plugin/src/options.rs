@@ -16,7 +16,7 @@ pub const SPEC_FILE: &str = "amd.com-gpu.yaml";
 
 /// Everything the plugin needs to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
+pub struct PluginOptions {
     /// Where `kubelet.sock` is and where the plugin's sockets go.
     pub device_plugin_dir: PathBuf,
     /// Where the plugin writes its CDI spec.
@@ -29,7 +29,7 @@ pub struct Options {
     pub allocation: AllocationForm,
 }
 
-impl Options {
+impl PluginOptions {
     /// The spec file, `<cdi dir>/amd.com-gpu.yaml`.
     pub fn spec_path(&self) -> PathBuf {
         self.cdi_dir.join(SPEC_FILE)
@@ -46,7 +46,7 @@ impl Options {
     }
 }
 
-impl From<&DevicePluginArgs> for Options {
+impl From<&DevicePluginArgs> for PluginOptions {
     fn from(args: &DevicePluginArgs) -> Self {
         Self {
             device_plugin_dir: args.device_plugin_dir.clone(),

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use amdgpu_cdi::discover::{DiscoverError, RealSysfs, discover_with};
+use amdgpu_cdi::error_text::error_line;
 use amdgpu_cdi::generate::{GenerateError, GenerateOptions, generate, to_text};
 use amdgpu_cdi::naming::NameStrategy;
-use amdgpu_cdi::report::error_line;
 use cdi::codec::Format;
 use cdi::spec::Spec;
 use cdi::write::WriteOutcome;
@@ -27,7 +27,7 @@ use crate::events::{Change, WatchError, Watcher};
 use crate::inventory::{Inventory, InventoryError, node_exists, socket_name};
 use crate::kubelet::{RegisterError, register};
 use crate::log;
-use crate::options::Options;
+use crate::options::PluginOptions;
 use crate::server::{ServeError, Server, Snapshot};
 
 /// How long after a first event the plugin acts, so one burst (64 render nodes after a
@@ -80,7 +80,7 @@ pub enum PluginError {
 
 /// The spec the plugin writes: index names for people (`amd.com/gpu=0`), pci names for the
 /// kubelet (the device ids), and `all`.
-fn generate_options(options: &Options) -> GenerateOptions {
+fn generate_options(options: &PluginOptions) -> GenerateOptions {
     GenerateOptions {
         strategies: vec![NameStrategy::Index, NameStrategy::Pci],
         dev_root: options.discover.dev_root.clone(),
@@ -90,13 +90,16 @@ fn generate_options(options: &Options) -> GenerateOptions {
 
 /// Writes `spec` as `generate` writes it, with the options on its first line, so that `check`
 /// and `doctor` judge the plugin's spec by the options it was made with.
-fn write_spec(options: &Options, spec: &Spec) -> Result<WriteOutcome, cdi::write::WriteError> {
+fn write_spec(
+    options: &PluginOptions,
+    spec: &Spec,
+) -> Result<WriteOutcome, cdi::write::WriteError> {
     let text = to_text(spec, &generate_options(options), Format::Yaml);
     cdi::write::write_spec_text(&options.spec_path(), &text)
 }
 
 /// Discovers the host, writes its spec and returns what to advertise; any failure is an error.
-fn first_snapshot(options: &Options) -> Result<Snapshot, PluginError> {
+fn first_snapshot(options: &PluginOptions) -> Result<Snapshot, PluginError> {
     let discovery = discover_with(&options.discover, &RealSysfs)?;
     for warning in &discovery.warnings {
         log::warning(warning);
@@ -123,7 +126,7 @@ fn only_specified(mut inventory: Inventory, spec: &Spec) -> Inventory {
 
 /// Discovers the host again after a change. Nothing here stops the plugin: when the host
 /// cannot be discovered or advertised, every device becomes unhealthy until it can.
-fn rescan(options: &Options, current: &Snapshot) -> Snapshot {
+fn rescan(options: &PluginOptions, current: &Snapshot) -> Snapshot {
     let unhealthy = |why: &dyn std::error::Error| {
         log::error(&format!(
             "{}; every device is unhealthy until this is fixed",
@@ -221,7 +224,7 @@ fn socket_identity(path: &Path) -> Option<(u64, u64)> {
 
 /// The running plugin.
 struct Plugin {
-    options: Options,
+    options: PluginOptions,
     snapshots: watch::Sender<Arc<Snapshot>>,
     servers: BTreeMap<String, Server>,
     /// Resources the current kubelet accepted.
@@ -345,7 +348,7 @@ impl Plugin {
 }
 
 /// Runs the plugin until SIGTERM or SIGINT.
-pub async fn run(options: Options) -> Result<(), PluginError> {
+pub async fn run(options: PluginOptions) -> Result<(), PluginError> {
     let dirs = [
         (
             &options.device_plugin_dir,

@@ -6,5 +6,5 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    amdgpu_cdi::runtime::main(&args, std::env::var_os(amdgpu_cdi::settings::ENV_VAR))
+    amdgpu_cdi::wrapper::main(&args, std::env::var_os(amdgpu_cdi::settings::ENV_VAR))
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::generate::{HostArgs, SpecContentArgs};
-use crate::check::{self, Checked, Outcome};
+use crate::check::{self, Checked, Currentness};
 use crate::generate::{GenerateOptions, record};
 
 /// Compare a spec on disk with what `generate` would write now.
@@ -56,11 +56,11 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         );
     }
     match outcome {
-        Outcome::Current => {
+        Currentness::Current => {
             println!("{} is current", args.spec.display());
             Ok(ExitCode::SUCCESS)
         }
-        Outcome::Stale { reason, diff } => {
+        Currentness::Stale { reason, diff } => {
             println!(
                 "{reason}; `amdgpu-cdi generate {}` would write:",
                 record::arguments(&options).join(" ")

@@ -1,5 +1,5 @@
 //! `amdgpu-cdi configure`: clap arguments, their conversion into validated
-//! [`configure::Options`], and the user-facing report. The work is in [`crate::configure`].
+//! [`configure::ConfigureOptions`], and the user-facing report. The work is in [`crate::configure`].
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use crate::configure::{self, Engine, Options, Outcome, Settings};
+use crate::configure::{self, Applied, ConfigureOptions, Engine, RuntimeEntry};
 use crate::paths;
 
 /// Arguments of `amdgpu-cdi configure`.
@@ -79,8 +79,8 @@ fn default_runtime_path() -> PathBuf {
 
 impl ConfigureArgs {
     /// Converts the arguments into validated options.
-    pub fn options(&self) -> Result<Options, configure::ConfigureError> {
-        let settings = Settings {
+    pub fn options(&self) -> Result<ConfigureOptions, configure::ConfigureError> {
+        let settings = RuntimeEntry {
             runtime_name: self.runtime_name.clone(),
             runtime_path: self
                 .runtime_path
@@ -89,7 +89,7 @@ impl ConfigureArgs {
             set_as_default: self.set_as_default,
             cdi_spec_dirs: self.cdi_spec_dirs.clone(),
         };
-        Options::new(
+        ConfigureOptions::new(
             self.engine.into(),
             self.config.clone(),
             settings,
@@ -142,13 +142,13 @@ pub fn run(args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
     }
     for outcome in configure::execute(&plan)? {
         let line = match outcome {
-            Outcome::Unchanged(path) if plan.remove => {
+            Applied::Unchanged(path) if plan.remove => {
                 format!("{}: nothing to remove", path.display())
             }
-            Outcome::Unchanged(path) => {
+            Applied::Unchanged(path) => {
                 format!("{}: already configured, nothing changed", path.display())
             }
-            Outcome::Written {
+            Applied::Written {
                 path,
                 backup: Some(backup),
             } => {
@@ -158,11 +158,11 @@ pub fn run(args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
                     backup.display()
                 )
             }
-            Outcome::Written { path, .. } if plan.remove => {
+            Applied::Written { path, .. } if plan.remove => {
                 format!("removed the amdgpu-cdi settings from {}", path.display())
             }
-            Outcome::Written { path, backup: None } => format!("wrote {}", path.display()),
-            Outcome::Deleted(path) => format!("removed {}", path.display()),
+            Applied::Written { path, backup: None } => format!("wrote {}", path.display()),
+            Applied::Deleted(path) => format!("removed {}", path.display()),
         };
         writeln!(out, "{line}").context("cannot write to stdout")?;
     }

@@ -124,10 +124,10 @@ impl NameArgs {
 #[derive(Debug, clap::Args)]
 pub struct SpecContentArgs {
     /// The vendor part of the kind.
-    #[arg(long, value_name = "VENDOR", default_value = "amd.com")]
+    #[arg(long, value_name = "VENDOR", default_value = crate::naming::VENDOR)]
     pub vendor: String,
     /// The class part of the kind.
-    #[arg(long, value_name = "CLASS", default_value = "gpu")]
+    #[arg(long, value_name = "CLASS", default_value = crate::naming::CLASS)]
     pub class: String,
     #[command(flatten)]
     #[allow(missing_docs)]

@@ -6,11 +6,11 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use amdgpu_cdi_hooks::log::DetailLog;
+use amdgpu_cdi_oci::log::DetailLog;
 use clap::{Args, Subcommand};
 
-use crate::hook::precreate::{self, PrecreateOutcome};
-use crate::hook::{Outcome, prestart};
+use crate::inject::precreate::{self, PrecreateOutcome};
+use crate::inject::{Outcome, prestart};
 use crate::settings::{self, Overrides, Settings};
 
 /// Run as an OCI hook (hooks.d passes arguments, not environment).
@@ -115,7 +115,7 @@ impl HookArgs {
         if let Some(problem) = log.problem() {
             eprintln!(
                 "amdgpu-cdi hook {stage}: warning: {}",
-                crate::report::error_line(problem)
+                crate::error_text::error_line(problem)
             );
         }
         Ok((settings, log))
@@ -168,21 +168,21 @@ fn precreate_stage(args: &HookArgs, stage: &StageArgs) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs the prestart/createRuntime stage (see [`crate::hook::prestart`]).
+/// Runs the prestart/createRuntime stage (see [`crate::inject::prestart`]).
 fn run_prestart(
     args: &HookArgs,
     stage: &'static str,
     extra: &[OsString],
 ) -> anyhow::Result<ExitCode> {
     let (settings, log) = args.load(stage, extra)?;
-    let sys = amdgpu_cdi_hooks::syscalls::Host;
-    let cgroup_roots = amdgpu_cdi_hooks::cgroup::CgroupRoots::default();
-    let privilege = amdgpu_cdi_hooks::prestart::privilege(
+    let sys = amdgpu_cdi_oci::syscalls::RealSyscalls;
+    let cgroup_roots = amdgpu_cdi_oci::cgroup::CgroupRoots::default();
+    let privilege = amdgpu_cdi_oci::nodes::privilege(
         &sys,
         &cgroup_roots.proc_root,
         nix::unistd::geteuid().is_root(),
     );
-    let options = amdgpu_cdi_hooks::prestart::Options {
+    let options = amdgpu_cdi_oci::nodes::NodeOptions {
         cgroup_roots,
         privilege,
     };

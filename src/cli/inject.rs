@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cdi::registry::{InjectError, Registry};
+use cdi::registry::{ApplyError, Registry};
 
 /// Arguments of `amdgpu-cdi inject`.
 #[derive(Debug, clap::Args)]
@@ -54,7 +54,7 @@ pub fn run(args: InjectArgs) -> anyhow::Result<ExitCode> {
     let registry = Registry::load(&dirs);
     if let Err(err) = registry.inject(&mut config, &args.devices) {
         let broken = registry.errors().len();
-        if matches!(err, InjectError::Unresolvable { .. }) && broken > 0 {
+        if matches!(err, ApplyError::Unresolvable { .. }) && broken > 0 {
             anyhow::bail!(
                 "{err}; {broken} load error{} in the spec directories (run amdgpu-cdi validate)",
                 if broken == 1 { "" } else { "s" }

@@ -128,7 +128,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 
 /// `PATH: <prefix>device "d": field: what is dangerous`, one line.
 pub(crate) fn warning_line(path: &Path, warning: &cdi::audit::Warning, prefix: &str) -> String {
-    crate::report::plain_line(&format!("{}: {prefix}{warning}", path.display()))
+    crate::error_text::plain_line(&format!("{}: {prefix}{warning}", path.display()))
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -142,7 +142,7 @@ fn plural(n: usize, what: &str) -> String {
 /// One `PATH: problem` line for each thing a registry error says is wrong.
 pub(crate) fn problem_lines(err: &RegistryError) -> Vec<String> {
     let at = |path: &Path, text: &dyn std::fmt::Display| {
-        crate::report::plain_line(&format!("{}: {text}", path.display()))
+        crate::error_text::plain_line(&format!("{}: {text}", path.display()))
     };
     match err {
         RegistryError::ReadDir { dir, source } => {

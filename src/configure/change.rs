@@ -13,7 +13,7 @@ use serde_json::Value;
 /// Why an edit of an engine config failed. The engine configs are parsed text, so most variants
 /// carry the place in the file.
 #[derive(Debug, thiserror::Error)]
-pub enum EditError {
+pub enum ChangeError {
     /// The text does not parse.
     #[error("line {line}, column {column}: {message}")]
     Parse {
@@ -87,11 +87,11 @@ pub(crate) fn dotted(key: &[String]) -> String {
 /// values (strings, booleans, integers, arrays and objects).
 pub(crate) trait Tree {
     /// The value at `key`, or `None` when absent. Fails when a parent is not a table.
-    fn get(&self, key: &[String]) -> Result<Option<Value>, EditError>;
+    fn get(&self, key: &[String]) -> Result<Option<Value>, ChangeError>;
     /// Whether a table exists at `key`.
     fn is_table(&self, key: &[String]) -> bool;
     /// Sets `key` to `value`, creating missing parent tables.
-    fn set(&mut self, key: &[String], value: &Value) -> Result<(), EditError>;
+    fn set(&mut self, key: &[String], value: &Value) -> Result<(), ChangeError>;
     /// Removes `key` (nothing when absent).
     fn remove(&mut self, key: &[String]);
 }
@@ -108,7 +108,7 @@ pub(crate) fn set(
     key: &[String],
     value: Value,
     changes: &mut Vec<Change>,
-) -> Result<(), EditError> {
+) -> Result<(), ChangeError> {
     let before = tree.get(key)?;
     if before.as_ref() == Some(&value) {
         return Ok(());
@@ -129,14 +129,14 @@ pub(crate) fn append(
     key: &[String],
     items: &[String],
     changes: &mut Vec<Change>,
-) -> Result<(), EditError> {
+) -> Result<(), ChangeError> {
     let current = tree.get(key)?;
     let created = current.is_none();
     let mut list = match current {
         None => Vec::new(),
         Some(Value::Array(list)) => list,
         Some(other) => {
-            return Err(EditError::Type {
+            return Err(ChangeError::Type {
                 key: dotted(key),
                 found: json_kind(&other),
                 expected: "a list",
@@ -177,7 +177,7 @@ fn record_created_parents(tree: &dyn Tree, key: &[String], changes: &mut Vec<Cha
 
 /// Undoes `changes` (newest first). Returns the dotted keys left alone because they changed since
 /// amdgpu-cdi wrote them.
-pub(crate) fn revert(tree: &mut dyn Tree, changes: &[Change]) -> Result<Vec<String>, EditError> {
+pub(crate) fn revert(tree: &mut dyn Tree, changes: &[Change]) -> Result<Vec<String>, ChangeError> {
     let mut kept = Vec::new();
     for change in changes.iter().rev() {
         match change {

@@ -17,28 +17,28 @@ use std::path::Path;
 use serde_json::{Value, json};
 use toml_edit::DocumentMut;
 
-use super::change::{self, Change, EditError, key};
+use super::change::{self, Change, ChangeError, key};
 use super::toml_tree::{TomlTree, parse};
-use super::{Edited, Reverted, Settings};
+use super::{Edited, Reverted, RuntimeEntry};
 
 /// The runtime type of the wrapper's entry: the runc shim, which execs `BinaryName`.
 pub const RUNTIME_TYPE: &str = "io.containerd.runc.v2";
 
 /// A config version amdgpu-cdi edits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
+pub enum ConfigVersion {
     /// `version = 2` (containerd 1.x; 2.x converts it).
     V2,
     /// `version = 3` (containerd 2.x).
     V3,
 }
 
-impl Version {
+impl ConfigVersion {
     /// The plugin table that holds `enable_cdi` and the runtimes.
     fn plugin(self) -> &'static str {
         match self {
-            Version::V2 => "io.containerd.grpc.v1.cri",
-            Version::V3 => "io.containerd.cri.v1.runtime",
+            ConfigVersion::V2 => "io.containerd.grpc.v1.cri",
+            ConfigVersion::V3 => "io.containerd.cri.v1.runtime",
         }
     }
 }
@@ -47,13 +47,13 @@ impl Version {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     /// The config version (`None`: a file without tables and without `version`, which gets 2).
-    pub version: Option<Version>,
+    pub version: Option<ConfigVersion>,
     /// The `imports` entries.
     pub imports: Vec<String>,
 }
 
 /// Reads the version and imports of `text` (empty for a missing file).
-pub fn layout(text: &str) -> Result<Layout, EditError> {
+pub fn layout(text: &str) -> Result<Layout, ChangeError> {
     let doc = parse(text)?;
     let imports = doc
         .get("imports")
@@ -65,11 +65,11 @@ pub fn layout(text: &str) -> Result<Layout, EditError> {
         })
         .unwrap_or_default();
     let version = match doc.get("version").map(|v| v.as_integer()) {
-        Some(Some(2)) => Some(Version::V2),
-        Some(Some(3)) => Some(Version::V3),
+        Some(Some(2)) => Some(ConfigVersion::V2),
+        Some(Some(3)) => Some(ConfigVersion::V3),
         None if !doc.iter().any(|(_, item)| item.is_table_like()) => None,
         None | Some(Some(1)) => {
-            return Err(EditError::Unsupported(
+            return Err(ChangeError::Unsupported(
                 "config version 1 (no `version = 2` line) is not supported: convert it to \
                  version 2 first (add `version = 2` and use full plugin names such as \
                  `io.containerd.grpc.v1.cri`)"
@@ -78,7 +78,7 @@ pub fn layout(text: &str) -> Result<Layout, EditError> {
         }
         Some(other) => {
             let shown = other.map_or_else(|| "not a number".to_string(), |v| v.to_string());
-            return Err(EditError::Unsupported(format!(
+            return Err(ChangeError::Unsupported(format!(
                 "config version {shown} is not supported (expected 2 or 3)"
             )));
         }
@@ -87,7 +87,7 @@ pub fn layout(text: &str) -> Result<Layout, EditError> {
 }
 
 /// Adds the amdgpu-cdi settings to `original` in place.
-pub fn configure(original: &str, settings: &Settings) -> Result<Edited, EditError> {
+pub fn configure(original: &str, settings: &RuntimeEntry) -> Result<Edited, ChangeError> {
     let layout = layout(original)?;
     let mut doc = parse(original)?;
     let mut changes = Vec::new();
@@ -96,7 +96,7 @@ pub fn configure(original: &str, settings: &Settings) -> Result<Edited, EditErro
         None => {
             let tree = &mut TomlTree(&mut doc);
             change::set(tree, &key(&["version"]), json!(2), &mut changes)?;
-            Version::V2
+            ConfigVersion::V2
         }
     };
     add_settings(&mut doc, version, settings, &mut changes)?;
@@ -110,7 +110,7 @@ pub fn configure(original: &str, settings: &Settings) -> Result<Edited, EditErro
 }
 
 /// The whole text of a version 3 drop-in holding only the amdgpu-cdi settings.
-pub fn dropin(settings: &Settings) -> Result<String, EditError> {
+pub fn dropin(settings: &RuntimeEntry) -> Result<String, ChangeError> {
     let mut doc = DocumentMut::new();
     let mut changes = Vec::new();
     change::set(
@@ -119,7 +119,7 @@ pub fn dropin(settings: &Settings) -> Result<String, EditError> {
         json!(3),
         &mut changes,
     )?;
-    add_settings(&mut doc, Version::V3, settings, &mut changes)?;
+    add_settings(&mut doc, ConfigVersion::V3, settings, &mut changes)?;
     Ok(format!("{}{doc}", super::DROPIN_HEADER))
 }
 
@@ -129,7 +129,7 @@ pub fn ensure_imported(
     original: &str,
     dropin: &Path,
     config_dir: &Path,
-) -> Result<Edited, EditError> {
+) -> Result<Edited, ChangeError> {
     let layout = layout(original)?;
     let target = dropin.to_string_lossy();
     let covered = layout.imports.iter().any(|entry| {
@@ -162,10 +162,10 @@ pub fn ensure_imported(
 
 fn add_settings(
     doc: &mut DocumentMut,
-    version: Version,
-    settings: &Settings,
+    version: ConfigVersion,
+    settings: &RuntimeEntry,
     changes: &mut Vec<Change>,
-) -> Result<(), EditError> {
+) -> Result<(), ChangeError> {
     let plugin = version.plugin();
     let tree = &mut TomlTree(doc);
     change::set(
@@ -202,7 +202,7 @@ fn add_settings(
 }
 
 /// Undoes the recorded `changes` in `current`.
-pub fn remove(current: &str, changes: &[Change]) -> Result<Reverted, EditError> {
+pub fn remove(current: &str, changes: &[Change]) -> Result<Reverted, ChangeError> {
     let mut doc = parse(current)?;
     let kept = change::revert(&mut TomlTree(&mut doc), changes)?;
     // toml_edit prints an untouched document byte for byte.

@@ -9,15 +9,15 @@
 use serde_json::{Value, json};
 use toml_edit::DocumentMut;
 
-use super::change::{self, EditError, key};
+use super::change::{self, ChangeError, key};
 use super::toml_tree::TomlTree;
-use super::{DROPIN_HEADER, HOOKS_DIR, STANDARD_CDI_DIRS, Settings, merged_list};
+use super::{DROPIN_HEADER, HOOKS_DIR, RuntimeEntry, STANDARD_CDI_DIRS, merged_list};
 
 /// CRI-O's default `hooks_dir`.
 const DEFAULT_HOOKS_DIRS: &[&str] = &["/usr/share/containers/oci/hooks.d"];
 
 /// The drop-in text. `main_config` is the text of `crio.conf` when it exists.
-pub fn dropin(settings: &Settings, main_config: Option<&str>) -> Result<String, EditError> {
+pub fn dropin(settings: &RuntimeEntry, main_config: Option<&str>) -> Result<String, ChangeError> {
     let runtime_key = key(&["crio", "runtime"]);
     let list = |name: &str, defaults: &[&str], ours: Vec<String>| {
         let mut full = runtime_key.clone();

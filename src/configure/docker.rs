@@ -12,11 +12,11 @@
 
 use serde_json::{Map, Value, json};
 
-use super::change::{self, Change, EditError, Tree, dotted, json_kind, key};
-use super::{Edited, Reverted, Settings};
+use super::change::{self, Change, ChangeError, Tree, dotted, json_kind, key};
+use super::{Edited, Reverted, RuntimeEntry};
 
 /// Adds the amdgpu-cdi settings to `original` (the text of daemon.json; empty for a new file).
-pub fn configure(original: &str, settings: &Settings) -> Result<Edited, EditError> {
+pub fn configure(original: &str, settings: &RuntimeEntry) -> Result<Edited, ChangeError> {
     let mut root = parse(original)?;
     let mut changes = Vec::new();
     let tree = &mut JsonTree(&mut root);
@@ -50,7 +50,7 @@ pub fn configure(original: &str, settings: &Settings) -> Result<Edited, EditErro
 }
 
 /// Undoes the recorded `changes` in `current` (the text of daemon.json now).
-pub fn remove(current: &str, changes: &[Change]) -> Result<Reverted, EditError> {
+pub fn remove(current: &str, changes: &[Change]) -> Result<Reverted, ChangeError> {
     let mut root = parse(current)?;
     let before = root.clone();
     let kept = change::revert(&mut JsonTree(&mut root), changes)?;
@@ -75,18 +75,18 @@ pub fn same_meaning(a: &str, b: &str) -> bool {
 /// The UTF-8 byte order mark, as a character.
 const BOM: char = '\u{feff}';
 
-fn parse(text: &str) -> Result<Value, EditError> {
+fn parse(text: &str) -> Result<Value, ChangeError> {
     let text = text.strip_prefix(BOM).unwrap_or(text);
     if text.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }
-    let value: Value = serde_json::from_str(text).map_err(|err| EditError::Parse {
+    let value: Value = serde_json::from_str(text).map_err(|err| ChangeError::Parse {
         line: err.line(),
         column: err.column(),
         message: parse_message(&err),
     })?;
     if !value.is_object() {
-        return Err(EditError::Type {
+        return Err(ChangeError::Type {
             key: "(top level)".to_string(),
             found: json_kind(&value),
             expected: "an object",
@@ -133,11 +133,11 @@ fn detect_indent(text: &str) -> String {
 struct JsonTree<'a>(&'a mut Value);
 
 impl Tree for JsonTree<'_> {
-    fn get(&self, key: &[String]) -> Result<Option<Value>, EditError> {
+    fn get(&self, key: &[String]) -> Result<Option<Value>, ChangeError> {
         let mut node = &*self.0;
         for (depth, part) in key.iter().enumerate() {
             let Some(object) = node.as_object() else {
-                return Err(EditError::Type {
+                return Err(ChangeError::Type {
                     key: dotted(&key[..depth]),
                     found: json_kind(node),
                     expected: "an object",
@@ -162,14 +162,14 @@ impl Tree for JsonTree<'_> {
         node.is_object()
     }
 
-    fn set(&mut self, key: &[String], value: &Value) -> Result<(), EditError> {
+    fn set(&mut self, key: &[String], value: &Value) -> Result<(), ChangeError> {
         let Some((last, parents)) = key.split_last() else {
             return Ok(());
         };
         let mut node = &mut *self.0;
         for (depth, part) in parents.iter().enumerate() {
             let found = json_kind(node);
-            let object = node.as_object_mut().ok_or_else(|| EditError::Type {
+            let object = node.as_object_mut().ok_or_else(|| ChangeError::Type {
                 key: dotted(&key[..depth]),
                 found,
                 expected: "an object",
@@ -179,7 +179,7 @@ impl Tree for JsonTree<'_> {
                 .or_insert_with(|| Value::Object(Map::new()));
         }
         let found = json_kind(node);
-        let object = node.as_object_mut().ok_or_else(|| EditError::Type {
+        let object = node.as_object_mut().ok_or_else(|| ChangeError::Type {
             key: dotted(parents),
             found,
             expected: "an object",
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn a_byte_order_mark_is_skipped_and_not_written_back() {
-        let settings = Settings::for_tests();
+        let settings = RuntimeEntry::for_tests();
         let original = "\u{feff}{\r\n  \"debug\": true\r\n}\r\n";
         let edited = configure(original, &settings).expect("a BOM is not a parse error");
         assert!(!edited.text.starts_with(BOM), "{:?}", edited.text);
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn features_that_is_not_an_object_is_refused() {
-        let settings = Settings::for_tests();
+        let settings = RuntimeEntry::for_tests();
         let err = configure("{\"features\": true}", &settings)
             .err()
             .map(|e| e.to_string());

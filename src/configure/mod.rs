@@ -2,7 +2,7 @@
 //! breaking their existing configuration.
 //!
 //! The work is split in three steps so each can be tested on its own:
-//! 1. [`Options::new`] validates what the user asked for before anything touches the system.
+//! 1. [`ConfigureOptions::new`] validates what the user asked for before anything touches the system.
 //! 2. [`plan`] reads the config files and computes their new text with the engine modules'
 //!    pure edit functions (`(original text, settings) -> new text`, see [`docker`],
 //!    [`containerd`], [`crio`], [`podman`]).
@@ -31,7 +31,7 @@ mod toml_tree;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use change::{Change, EditError};
+use change::{Change, ChangeError};
 use persist::{FileLock, Ledger, PersistError};
 
 /// First line of every drop-in amdgpu-cdi writes; a drop-in without it is not touched.
@@ -98,7 +98,7 @@ impl fmt::Display for Engine {
 
 /// What to write into an engine config (validated).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
+pub struct RuntimeEntry {
     /// Name of the runtime entry (`amd`).
     pub runtime_name: String,
     /// Absolute path of `amdgpu-container-runtime`.
@@ -109,7 +109,7 @@ pub struct Settings {
     pub cdi_spec_dirs: Vec<PathBuf>,
 }
 
-impl Settings {
+impl RuntimeEntry {
     /// The spec directories as strings.
     pub fn spec_dir_strings(&self) -> Vec<String> {
         self.cdi_spec_dirs
@@ -120,7 +120,7 @@ impl Settings {
 
     #[cfg(test)]
     pub(crate) fn for_tests() -> Self {
-        Settings {
+        RuntimeEntry {
             runtime_name: DEFAULT_RUNTIME_NAME.to_string(),
             runtime_path: PathBuf::from(DEFAULT_RUNTIME_PATH),
             set_as_default: false,
@@ -131,23 +131,23 @@ impl Settings {
 
 /// A validated `configure` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
+pub struct ConfigureOptions {
     /// The engine.
     pub engine: Engine,
     /// The config file to edit (Docker, containerd) or the drop-in to write (CRI-O, podman).
     pub config: PathBuf,
     /// What to write.
-    pub settings: Settings,
+    pub settings: RuntimeEntry,
     /// Undo instead of configure.
     pub remove: bool,
 }
 
-impl Options {
+impl ConfigureOptions {
     /// Validates a request: the runtime name must be a plain name, paths must be absolute.
     pub fn new(
         engine: Engine,
         config: Option<PathBuf>,
-        settings: Settings,
+        settings: RuntimeEntry,
         remove: bool,
     ) -> Result<Self, ConfigureError> {
         let name = &settings.runtime_name;
@@ -186,7 +186,7 @@ impl Options {
             });
         }
         let config = config.unwrap_or_else(|| engine.default_config().to_path_buf());
-        Ok(Options {
+        Ok(ConfigureOptions {
             engine,
             config,
             settings,
@@ -232,7 +232,7 @@ pub enum ConfigureError {
         /// The config file.
         path: PathBuf,
         /// What is wrong in it.
-        error: EditError,
+        error: ChangeError,
     },
     /// A drop-in path holds a file amdgpu-cdi did not write.
     #[error(
@@ -331,7 +331,7 @@ pub struct ConfigLock {
 ///
 /// `--remove` when the file's directory does not exist locks nothing (and creates nothing): there
 /// is nothing to remove, whatever runs at the same time.
-pub fn lock(options: &Options) -> Result<ConfigLock, ConfigureError> {
+pub fn lock(options: &ConfigureOptions) -> Result<ConfigLock, ConfigureError> {
     let config = persist::resolve(&options.config)?;
     let dir_exists = config
         .parent()
@@ -347,11 +347,11 @@ pub fn lock(options: &Options) -> Result<ConfigLock, ConfigureError> {
 
 /// Reads the engine's files and computes the plan. Take the [`lock`] first when the plan is to be
 /// executed.
-pub fn plan(options: &Options) -> Result<Plan, ConfigureError> {
+pub fn plan(options: &ConfigureOptions) -> Result<Plan, ConfigureError> {
     // Edit the file a symlinked config points to: renaming over the link would replace it.
     // The writer follows the same link the same way; a link it would refuse is refused here,
     // before anything is read.
-    let options = &Options {
+    let options = &ConfigureOptions {
         config: persist::resolve(&options.config)?,
         ..options.clone()
     };
@@ -408,7 +408,7 @@ pub fn plan(options: &Options) -> Result<Plan, ConfigureError> {
     Ok(plan)
 }
 
-fn plan_containerd(options: &Options, plan: &mut Plan) -> Result<(), ConfigureError> {
+fn plan_containerd(options: &ConfigureOptions, plan: &mut Plan) -> Result<(), ConfigureError> {
     let path = &options.config;
     let original = persist::read_optional(path)?;
     let edit_err = |error| ConfigureError::Edit {
@@ -416,7 +416,7 @@ fn plan_containerd(options: &Options, plan: &mut Plan) -> Result<(), ConfigureEr
         error,
     };
     let layout = containerd::layout(original.as_deref().unwrap_or("")).map_err(edit_err)?;
-    if layout.version == Some(containerd::Version::V3) && !layout.imports.is_empty() {
+    if layout.version == Some(containerd::ConfigVersion::V3) && !layout.imports.is_empty() {
         let dropin = containerd_dropin(path);
         let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
         plan.files.push(in_place(path, |text| {
@@ -456,7 +456,7 @@ fn main_config(engine: Engine, dropin: &Path) -> Option<PathBuf> {
 
 fn in_place(
     path: &Path,
-    edit: impl FnOnce(&str) -> Result<Edited, EditError>,
+    edit: impl FnOnce(&str) -> Result<Edited, ChangeError>,
 ) -> Result<FileEdit, ConfigureError> {
     let before = persist::read_optional(path)?;
     let edited = edit(before.as_deref().unwrap_or("")).map_err(|error| ConfigureError::Edit {
@@ -485,7 +485,7 @@ fn in_place(
 
 /// The engine functions `--remove` needs for a config edited in place.
 struct InPlace {
-    revert: fn(&str, &[Change]) -> Result<Reverted, EditError>,
+    revert: fn(&str, &[Change]) -> Result<Reverted, ChangeError>,
     is_empty: fn(&str) -> bool,
     same_meaning: fn(&str, &str) -> bool,
 }
@@ -591,7 +591,7 @@ pub(crate) fn merged_list(
     key: &[String],
     defaults: &[&str],
     ours: &[String],
-) -> Result<Vec<String>, EditError> {
+) -> Result<Vec<String>, ChangeError> {
     let inherited = match main_config {
         Some(text) => toml_tree::string_list(text, key)?,
         None => None,
@@ -629,7 +629,7 @@ pub fn diff(edit: &FileEdit) -> String {
 
 /// What happened to one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Applied {
     /// Nothing to do.
     Unchanged(PathBuf),
     /// Written (created or replaced); `backup` is set when the original was saved now.
@@ -646,14 +646,14 @@ pub enum Outcome {
 /// Writes the plan: for each changed file a backup of the original (once), an atomic write or a
 /// delete, then its ledger. Files are independent; an error stops at the file that failed. The
 /// caller holds the [`lock`] taken before the plan was made.
-pub fn execute(plan: &Plan) -> Result<Vec<Outcome>, ConfigureError> {
+pub fn execute(plan: &Plan) -> Result<Vec<Applied>, ConfigureError> {
     let mut outcomes = Vec::new();
     for edit in &plan.files {
         if !edit.changes() {
             if edit.ledger == LedgerAction::Delete {
                 persist::remove_file(&persist::ledger_path(&edit.path))?;
             }
-            outcomes.push(Outcome::Unchanged(edit.path.clone()));
+            outcomes.push(Applied::Unchanged(edit.path.clone()));
             continue;
         }
         let outcome = match (&edit.before, &edit.after) {
@@ -663,14 +663,14 @@ pub fn execute(plan: &Plan) -> Result<Vec<Outcome>, ConfigureError> {
                     _ => None,
                 };
                 persist::write_keeping_mode(&edit.path, after.as_bytes(), 0o644)?;
-                Outcome::Written {
+                Applied::Written {
                     path: edit.path.clone(),
                     backup,
                 }
             }
             (_, None) => {
                 persist::remove_file(&edit.path)?;
-                Outcome::Deleted(edit.path.clone())
+                Applied::Deleted(edit.path.clone())
             }
         };
         match &edit.ledger {

@@ -11,9 +11,9 @@
 use serde_json::json;
 use toml_edit::DocumentMut;
 
-use super::change::{self, EditError, key};
+use super::change::{self, ChangeError, key};
 use super::toml_tree::TomlTree;
-use super::{DROPIN_HEADER, HOOKS_DIR, STANDARD_CDI_DIRS, Settings, merged_list};
+use super::{DROPIN_HEADER, HOOKS_DIR, RuntimeEntry, STANDARD_CDI_DIRS, merged_list};
 
 /// Podman's default `hooks_dir`.
 const DEFAULT_HOOKS_DIRS: &[&str] = &[
@@ -22,7 +22,7 @@ const DEFAULT_HOOKS_DIRS: &[&str] = &[
 ];
 
 /// The drop-in text. `main_config` is the text of `containers.conf` when it exists.
-pub fn dropin(settings: &Settings, main_config: Option<&str>) -> Result<String, EditError> {
+pub fn dropin(settings: &RuntimeEntry, main_config: Option<&str>) -> Result<String, ChangeError> {
     let mut cdi_dirs: Vec<String> = STANDARD_CDI_DIRS.iter().map(|d| (*d).to_string()).collect();
     cdi_dirs.extend(settings.spec_dir_strings());
     let cdi_key = key(&["engine", "cdi_spec_dirs"]);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 
-use super::{DEFAULT_RUNTIME_PATH, Settings};
+use super::{DEFAULT_RUNTIME_PATH, RuntimeEntry};
 
 /// A runtime entry name.
 pub(crate) fn runtime_name() -> impl Strategy<Value = String> {
@@ -31,9 +31,9 @@ pub(crate) fn spec_dirs() -> impl Strategy<Value = Vec<String>> {
 }
 
 /// What `configure` is asked to write.
-pub(crate) fn settings() -> impl Strategy<Value = Settings> {
+pub(crate) fn settings() -> impl Strategy<Value = RuntimeEntry> {
     (runtime_name(), any::<bool>(), spec_dirs()).prop_map(|(runtime_name, set_as_default, dirs)| {
-        Settings {
+        RuntimeEntry {
             runtime_name,
             runtime_path: PathBuf::from(DEFAULT_RUNTIME_PATH),
             set_as_default,

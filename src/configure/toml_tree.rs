@@ -4,13 +4,13 @@
 use serde_json::{Map, Number, Value};
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike};
 
-use super::change::{EditError, Tree, dotted, line_column};
+use super::change::{ChangeError, Tree, dotted, line_column};
 
 /// Parses TOML text, reporting errors with their line.
-pub(crate) fn parse(text: &str) -> Result<DocumentMut, EditError> {
+pub(crate) fn parse(text: &str) -> Result<DocumentMut, ChangeError> {
     text.parse::<DocumentMut>().map_err(|err| {
         let (line, column) = line_column(text, err.span().map_or(0, |s| s.start));
-        EditError::Parse {
+        ChangeError::Parse {
             line,
             column,
             message: one_line(err.message()),
@@ -19,7 +19,7 @@ pub(crate) fn parse(text: &str) -> Result<DocumentMut, EditError> {
 }
 
 /// The string list at `key` in `text` (`None` when absent or not a list of strings).
-pub(crate) fn string_list(text: &str, key: &[String]) -> Result<Option<Vec<String>>, EditError> {
+pub(crate) fn string_list(text: &str, key: &[String]) -> Result<Option<Vec<String>>, ChangeError> {
     let mut doc = parse(text)?;
     let value = TomlTree(&mut doc).get(key)?;
     Ok(value.and_then(|v| {
@@ -146,7 +146,7 @@ fn one_line(message: &str) -> String {
 pub(crate) struct TomlTree<'a>(pub(crate) &'a mut DocumentMut);
 
 impl Tree for TomlTree<'_> {
-    fn get(&self, key: &[String]) -> Result<Option<Value>, EditError> {
+    fn get(&self, key: &[String]) -> Result<Option<Value>, ChangeError> {
         let mut node: &dyn TableLike = self.0.as_table();
         for (depth, part) in key.iter().enumerate() {
             let Some(item) = node.get(part) else {
@@ -155,7 +155,7 @@ impl Tree for TomlTree<'_> {
             if depth + 1 == key.len() {
                 return Ok(to_json(item));
             }
-            node = item.as_table_like().ok_or_else(|| EditError::Type {
+            node = item.as_table_like().ok_or_else(|| ChangeError::Type {
                 key: dotted(&key[..=depth]),
                 found: item_kind(item),
                 expected: "a table",
@@ -175,7 +175,7 @@ impl Tree for TomlTree<'_> {
         true
     }
 
-    fn set(&mut self, key: &[String], value: &Value) -> Result<(), EditError> {
+    fn set(&mut self, key: &[String], value: &Value) -> Result<(), ChangeError> {
         let Some((last, parents)) = key.split_last() else {
             return Ok(());
         };
@@ -192,14 +192,14 @@ impl Tree for TomlTree<'_> {
                 };
                 node.insert(part, item);
             }
-            let item = node.get_mut(part).ok_or_else(|| EditError::Type {
+            let item = node.get_mut(part).ok_or_else(|| ChangeError::Type {
                 key: dotted(&key[..=depth]),
                 found: "missing",
                 expected: "a table",
             })?;
             let found = item_kind(item);
             inline = inline || item.is_inline_table();
-            node = item.as_table_like_mut().ok_or_else(|| EditError::Type {
+            node = item.as_table_like_mut().ok_or_else(|| ChangeError::Type {
                 key: dotted(&key[..=depth]),
                 found,
                 expected: "a table",

@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::DiscoverError;
-use super::model::DeviceNode;
+use super::model::FoundNode;
 use super::reader::OpenDir;
 use super::scan::{Detail, Listings, Scan};
 
@@ -86,7 +86,7 @@ impl Scan<'_> {
         render_name: &str,
         drm_dir: &OpenDir,
         warnings: &mut Vec<String>,
-    ) -> Result<DeviceNode, DiscoverError> {
+    ) -> Result<FoundNode, DiscoverError> {
         let path = PathBuf::from(format!("/dev/dri/{render_name}"));
         Ok(match self.detail {
             Detail::Full => {
@@ -94,7 +94,7 @@ impl Scan<'_> {
                 let (major, minor) = self.read_dev_numbers(&dev)?;
                 self.device_node(path, major, minor, warnings)
             }
-            Detail::Injection => DeviceNode {
+            Detail::Injection => FoundNode {
                 path,
                 major: 0,
                 minor: 0,
@@ -180,7 +180,7 @@ impl Scan<'_> {
         drm: &DrmIndex,
         parent_dir: &Path,
         warnings: &mut Vec<String>,
-    ) -> Result<Option<DeviceNode>, DiscoverError> {
+    ) -> Result<Option<FoundNode>, DiscoverError> {
         let Some(&card_minor) = drm.cards.get(parent_dir).and_then(|cards| cards.first()) else {
             return Ok(None);
         };

@@ -53,7 +53,7 @@ mod scan;
 use std::path::{Path, PathBuf};
 
 pub use error::DiscoverError;
-pub use model::{AMD_VENDOR_ID, DeviceNode, Gpu, Host, Partition};
+pub use model::{AMD_VENDOR_ID, FoundNode, Gpu, Host, Partition};
 pub use pci::{ParsePciAddressError, PciAddress, PciSelector};
 pub(crate) use properties::Properties;
 pub use reader::{NodeStat, OpenDir, RealSysfs, SysfsReader};

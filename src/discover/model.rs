@@ -10,7 +10,7 @@ pub const AMD_VENDOR_ID: u16 = 0x1002;
 
 /// A character device node on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceNode {
+pub struct FoundNode {
     /// Path as seen in the host's `/dev` (not prefixed with a dev root), e.g. `/dev/dri/renderD128`.
     pub path: PathBuf,
     /// Major number.
@@ -62,9 +62,9 @@ pub struct Gpu {
     /// `gfx_target_version` from KFD, e.g. 90402 for gfx942.
     pub gfx_target_version: Option<u32>,
     /// Render node, `/dev/dri/renderD<N>`.
-    pub render: DeviceNode,
+    pub render: FoundNode,
     /// Primary (card) node, `/dev/dri/card<N>`, when the GPU has one.
-    pub card: Option<DeviceNode>,
+    pub card: Option<FoundNode>,
     /// NUMA node of the PCI device, when known.
     pub numa_node: Option<i32>,
     /// Marketing name, when known.
@@ -95,7 +95,7 @@ impl Gpu {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
     /// The KFD compute node, `/dev/kfd`.
-    pub kfd: DeviceNode,
+    pub kfd: FoundNode,
     /// The GPUs in amdgpu-cdi's stable order.
     pub gpus: Vec<Gpu>,
 }

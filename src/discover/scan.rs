@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::drm::DrmIndex;
 use super::error::describe_io;
 use super::kfd::{KfdGpu, KfdKeys};
-use super::model::{AMD_VENDOR_ID, DeviceNode, Gpu, Host};
+use super::model::{AMD_VENDOR_ID, FoundNode, Gpu, Host};
 use super::partitions::{count_partitions, partition, partition_count_warnings};
 use super::pci::{Parents, PciAddress, PciInfo, amd_gpus_on_pci};
 use super::products::{is_apu, known_product};
@@ -226,10 +226,10 @@ impl Scan<'_> {
         major: u32,
         minor: u32,
         warnings: &mut Vec<String>,
-    ) -> DeviceNode {
+    ) -> FoundNode {
         let relative = path.strip_prefix("/").unwrap_or(&path);
         let under_root = self.options.dev_root.join(relative);
-        let mut node = DeviceNode {
+        let mut node = FoundNode {
             path,
             major,
             minor,
@@ -287,8 +287,8 @@ fn assemble(
     kfd_gpu: &KfdGpu,
     keys: &KfdKeys,
     pci_address: PciAddress,
-    render: DeviceNode,
-    card: Option<DeviceNode>,
+    render: FoundNode,
+    card: Option<FoundNode>,
     info: PciInfo,
 ) -> Gpu {
     let props = &kfd_gpu.properties;

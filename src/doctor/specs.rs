@@ -8,15 +8,14 @@ use std::path::{Path, PathBuf};
 
 use cdi::version::Version;
 
-use crate::check::{self, Outcome};
+use crate::check::{self, Currentness};
 use crate::discover::{self, DiscoverOptions};
 use crate::generate::record::{self, RecordError};
 use crate::generate::{self, GenerateOptions};
 
 use super::{HostRoots, Section, fail, info, ok, warn};
 
-/// The kind amdgpu-cdi writes.
-pub(super) const KIND: &str = "amd.com/gpu";
+use crate::naming::KIND;
 
 /// One file defining `amd.com/gpu` devices.
 #[derive(Debug)]
@@ -174,7 +173,7 @@ impl SpecScan {
                 )),
             }
             for danger in &file.dangers {
-                let message = crate::report::plain_line(&format!("{shown}: {danger}"));
+                let message = crate::error_text::plain_line(&format!("{shown}: {danger}"));
                 let remedy = "remove this edit unless every container given these GPUs may have \
                               that host access (`amdgpu-cdi generate` never writes it)";
                 findings.push(if strict {
@@ -326,11 +325,11 @@ impl SpecScan {
                 }
             };
             findings.push(match check::compare_file(&file.path, &wanted) {
-                Ok(Outcome::Current) => ok(
+                Ok(Currentness::Current) => ok(
                     "specs.current",
                     format!("{shown} matches the GPUs present now"),
                 ),
-                Ok(Outcome::Stale { .. }) => fail(
+                Ok(Currentness::Stale { .. }) => fail(
                     "specs.current",
                     format!(
                         "{shown} is stale: it differs from what `amdgpu-cdi generate` writes now"
@@ -344,7 +343,7 @@ impl SpecScan {
                     "specs.current",
                     format!(
                         "cannot compare {shown}: {}",
-                        crate::report::error_line(&err)
+                        crate::error_text::error_line(&err)
                     ),
                     "run doctor as root",
                 ),

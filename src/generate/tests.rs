@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use super::*;
 use crate::discover::{Partition, PciAddress};
 
-fn node(path: &str, major: u32, minor: u32, gid: Option<u32>) -> DeviceNode {
-    DeviceNode {
+fn node(path: &str, major: u32, minor: u32, gid: Option<u32>) -> FoundNode {
+    FoundNode {
         path: PathBuf::from(path),
         major,
         minor,

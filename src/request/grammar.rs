@@ -11,9 +11,7 @@ use std::fmt;
 use cdi::text::escape;
 
 use crate::discover::PciSelector;
-
-/// The CDI kind of the devices amdgpu-cdi provides.
-pub const KIND: &str = "amd.com/gpu";
+use crate::naming::KIND;
 
 /// What a request value asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,12 +10,13 @@ pub mod resolve;
 use std::collections::HashSet;
 use std::fmt;
 
-use amdgpu_cdi_hooks::oci_config::OciConfig;
+use amdgpu_cdi_oci::oci_config::OciConfig;
 use cdi::text::escape;
 use serde_json::Value;
 
 use self::grammar::{Entry, GrammarError, Selection, Selector, VALID_FORMS};
 use self::resolve::{Inventory, UnknownEntry};
+use crate::naming::KIND;
 
 /// The environment variable naming the GPUs a container wants.
 pub const ENV_VAR: &str = "AMD_VISIBLE_DEVICES";
@@ -199,7 +200,7 @@ fn wanted_variables<'a>(
 /// and podman's `--privileged` and Kubernetes' `privileged: true`). Capabilities are not
 /// considered: `CAP_SYS_ADMIN` with a deny-all device cgroup opens no device. The hooks and the
 /// wrapper decide through this one function
-/// ([`amdgpu_cdi_hooks::oci_config::OciConfig::allows_every_device`]).
+/// ([`amdgpu_cdi_oci::oci_config::OciConfig::allows_every_device`]).
 pub fn is_privileged(config: &Value) -> bool {
     OciConfig::new(config).allows_every_device()
 }
@@ -264,7 +265,7 @@ pub fn read_requests(config: &Value, options: &RequestOptions) -> Result<Request
         let mut entries: Vec<Entry> = Vec::new();
         let mut seen: HashSet<Selector> = HashSet::new();
         for text in value.split(',').map(str::trim) {
-            if !text.starts_with(grammar::KIND) || !text[grammar::KIND.len()..].starts_with('=') {
+            if !text.starts_with(KIND) || !text[KIND.len()..].starts_with('=') {
                 continue; // another vendor's device: the engine's business
             }
             let selector = grammar::parse_entry(text).map_err(|reason| RequestError::Grammar {

@@ -10,7 +10,8 @@ use cdi::text::escape;
 
 use crate::discover::PciAddress;
 
-use super::grammar::{Entry, KIND, Selector};
+use super::grammar::{Entry, Selector};
+use crate::naming::KIND;
 
 /// One device a request can select, with what it can be selected by.
 #[derive(Debug, Clone, PartialEq, Eq)]

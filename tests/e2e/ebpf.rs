@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use amdgpu_cdi_hooks::cgroup::program::{Access, DeviceRule, DeviceType, Policy};
-use amdgpu_cdi_hooks::cgroup::{self, CgroupRoots, DeviceCgroups};
-use amdgpu_cdi_hooks::syscalls::{Host, Syscalls};
+use amdgpu_cdi_oci::cgroup::program::{Access, DeviceRule, DeviceType, Policy};
+use amdgpu_cdi_oci::cgroup::{self, CgroupRoots, DeviceCgroups};
+use amdgpu_cdi_oci::syscalls::{RealSyscalls, Syscalls};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 
 use crate::support;
@@ -108,7 +108,7 @@ fn ebpf_device_program_is_replaced_with_the_new_node_allowed() {
 
     let name = format!("amdgpu-cdi-ebpf-{}", std::process::id());
     let mut cg = TestCgroup::create(&mount, &name);
-    let host = Host;
+    let host = RealSyscalls;
     let deny_all = Policy::from_rules(&[]).compile().expect("compile deny-all");
     let program = host
         .bpf_load_device_program(&deny_all)

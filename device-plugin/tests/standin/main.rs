@@ -92,7 +92,7 @@ fn registers_and_lists_every_partition_under_the_single_strategy() {
     )
     .expect("check the plugin's spec");
     assert!(checked.recorded, "the plugin's spec records no options");
-    assert_eq!(checked.outcome, amdgpu_cdi::check::Outcome::Current);
+    assert_eq!(checked.outcome, amdgpu_cdi::check::Currentness::Current);
 }
 
 #[test]

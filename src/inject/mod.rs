@@ -8,8 +8,8 @@ pub mod prestart;
 
 use std::path::Path;
 
-use amdgpu_cdi_hooks::bundle::{self, BundleError};
-use amdgpu_cdi_hooks::log::DetailLog;
+use amdgpu_cdi_oci::bundle::{self, BundleError};
+use amdgpu_cdi_oci::log::DetailLog;
 use cdi::edits::{EditError, apply_many};
 use cdi::registry::Registry;
 use cdi::spec::{ContainerEdits, Spec};
@@ -17,8 +17,9 @@ use serde_json::{Map, Value};
 
 use crate::discover::{DiscoverOptions, Host, discover_for_injection};
 use crate::generate::{GenerateOptions, generate};
+use crate::naming::KIND;
 use crate::naming::{NameStrategy, device_names};
-use crate::request::grammar::{self, KIND, Selector};
+use crate::request::grammar::{self, Selector};
 use crate::request::resolve::{Candidate, Inventory};
 use crate::request::{self, INJECTED_ANNOTATION, RequestError, Requests};
 use crate::settings::{DeviceSource, Settings};
@@ -265,7 +266,7 @@ pub struct Selected {
 
 /// What [`select`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selection {
+pub enum Decision {
     /// Nothing to do, for the given reason.
     Nothing(&'static str),
     /// These devices are requested.
@@ -289,9 +290,9 @@ pub fn select(
     config: &Value,
     settings: &Settings,
     log: &DetailLog,
-) -> Result<Selection, InjectError> {
+) -> Result<Decision, InjectError> {
     if request::already_injected(config) {
-        return Ok(Selection::Nothing("already injected"));
+        return Ok(Decision::Nothing("already injected"));
     }
     let requests = request::read_requests(config, &settings.request_options())?;
     for name in &requests.ignored {
@@ -300,12 +301,12 @@ pub fn select(
         ));
     }
     if requests.is_empty() {
-        return Ok(Selection::Nothing(request::NOTHING_REQUESTED));
+        return Ok(Decision::Nothing(request::NOTHING_REQUESTED));
     }
     let devices = DeviceSet::load(settings, log, requests.names_cdi_devices())?;
     let names = devices.resolve(&requests)?;
     let edits = devices.edits(&names, settings)?;
-    Ok(Selection::Devices(Selected { names, edits }))
+    Ok(Decision::Devices(Selected { names, edits }))
 }
 
 /// Injects the GPUs `config` asks for. Leaves it unchanged when nothing is requested or it was
@@ -316,8 +317,8 @@ pub fn inject(
     log: &DetailLog,
 ) -> Result<Outcome, InjectError> {
     let selected = match select(config, settings, log)? {
-        Selection::Nothing(reason) => return Ok(Outcome::Unchanged(reason)),
-        Selection::Devices(selected) => selected,
+        Decision::Nothing(reason) => return Ok(Outcome::Unchanged(reason)),
+        Decision::Devices(selected) => selected,
     };
     // `apply_many` changes nothing when it fails, and marking cannot fail once the annotations
     // are known to be an object (or absent), so the config needs no copy.
@@ -447,7 +448,7 @@ mod tests {
         let log = DetailLog::default();
         let request =
             |value: &str| json!({"process": {"env": [format!("AMD_VISIBLE_DEVICES={value}")]}});
-        let Selection::Devices(by_index) = select(&request("1"), &settings, &log).expect("gpu 1")
+        let Decision::Devices(by_index) = select(&request("1"), &settings, &log).expect("gpu 1")
         else {
             panic!("nothing selected");
         };
@@ -468,8 +469,7 @@ mod tests {
         })
         .expect("three GPUs");
         let pci_name = format!("amd.com/gpu={}", host.gpus[2].pci_address);
-        let Selection::Devices(by_name) =
-            select(&request(&pci_name), &settings, &log).expect("pci")
+        let Decision::Devices(by_name) = select(&request(&pci_name), &settings, &log).expect("pci")
         else {
             panic!("nothing selected");
         };
@@ -480,8 +480,8 @@ mod tests {
     fn by_index_edits(settings: &Settings, index: &str) -> Vec<ContainerEdits> {
         let config = json!({"process": {"env": [format!("AMD_VISIBLE_DEVICES={index}")]}});
         match select(&config, settings, &DetailLog::default()).expect("by index") {
-            Selection::Devices(selected) => selected.edits,
-            Selection::Nothing(reason) => panic!("{reason}"),
+            Decision::Devices(selected) => selected.edits,
+            Decision::Nothing(reason) => panic!("{reason}"),
         }
     }
 

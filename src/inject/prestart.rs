@@ -2,7 +2,7 @@
 //! (runc, youki) and engines whose config can no longer change (hooks.d prestart hooks, raw
 //! bundles). The requests are resolved exactly like the precreate stage ([`super::select`]), their
 //! CDI edits are applied to a copy of the bundle's config, and the device nodes that adds are
-//! then created in the live container by [`amdgpu_cdi_hooks::prestart`] (bind-mounted from the
+//! then created in the live container by [`amdgpu_cdi_oci::nodes`] (bind-mounted from the
 //! host in rootless containers).
 //!
 //! Only device nodes (and their cgroup rules) can be added this late: the process environment,
@@ -13,17 +13,17 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
-use amdgpu_cdi_hooks::bundle::{self, BundleError};
-use amdgpu_cdi_hooks::log::DetailLog;
-use amdgpu_cdi_hooks::oci_config::OciConfig;
-use amdgpu_cdi_hooks::prestart::{self as mechanics, Options, PrestartError as MechanicsError};
-use amdgpu_cdi_hooks::state::{State, StateError};
-use amdgpu_cdi_hooks::syscalls::Syscalls;
+use amdgpu_cdi_oci::bundle::{self, BundleError};
+use amdgpu_cdi_oci::log::DetailLog;
+use amdgpu_cdi_oci::nodes::{self, NodeError, NodeOptions};
+use amdgpu_cdi_oci::oci_config::OciConfig;
+use amdgpu_cdi_oci::state::{State, StateError};
+use amdgpu_cdi_oci::syscalls::Syscalls;
 use cdi::edits::apply_many;
 use cdi::spec::ContainerEdits;
 use serde_json::Value;
 
-use super::{InjectError, Outcome, Selection, parse_if_requesting, select};
+use super::{Decision, InjectError, Outcome, parse_if_requesting, select};
 use crate::request;
 use crate::settings::Settings;
 
@@ -41,7 +41,7 @@ pub enum PrestartError {
     Inject(#[from] InjectError),
     /// The nodes could not be added to the container.
     #[error(transparent)]
-    Mechanics(#[from] MechanicsError),
+    Nodes(#[from] NodeError),
 }
 
 /// Reads the container state from `input`, resolves the requests of its bundle's config and adds
@@ -49,7 +49,7 @@ pub enum PrestartError {
 pub fn run<S: Syscalls>(
     input: impl Read,
     sys: &S,
-    options: &Options,
+    options: &NodeOptions,
     settings: &Settings,
     log: &DetailLog,
 ) -> Result<Outcome, PrestartError> {
@@ -59,8 +59,8 @@ pub fn run<S: Syscalls>(
         return Ok(Outcome::Unchanged(request::NOTHING_REQUESTED));
     };
     let selected = match select(&config, settings, log)? {
-        Selection::Nothing(reason) => return Ok(Outcome::Unchanged(reason)),
-        Selection::Devices(selected) => selected,
+        Decision::Nothing(reason) => return Ok(Outcome::Unchanged(reason)),
+        Decision::Devices(selected) => selected,
     };
     let mut injected = config.clone();
     let edits: Vec<&ContainerEdits> = selected.edits.iter().collect();
@@ -70,11 +70,11 @@ pub fn run<S: Syscalls>(
     })?;
     warn_about_late_edits(&config, &injected, log);
     let hosts = host_paths(&selected.edits);
-    let mut devices = mechanics::devices_added(&config, &injected)?;
+    let mut devices = nodes::devices_added(&config, &injected)?;
     for device in &mut devices {
         device.host_path = hosts.get(&device.container_path).cloned();
     }
-    let report = mechanics::inject(sys, options, &state, &config, &devices)?;
+    let report = nodes::inject(sys, options, &state, &config, &devices)?;
     for (path, result) in &report.nodes {
         log.info(&format!("{}: {result:?}", path.display()));
     }
@@ -125,12 +125,12 @@ fn warn_about_late_edits(before: &Value, after: &Value, log: &DetailLog) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use amdgpu_cdi_hooks::cgroup::CgroupRoots;
-    use amdgpu_cdi_hooks::prestart::Privilege;
-    use amdgpu_cdi_hooks::syscalls::Fake;
+    use amdgpu_cdi_oci::cgroup::CgroupRoots;
+    use amdgpu_cdi_oci::nodes::Privilege;
+    use amdgpu_cdi_oci::syscalls::Fake;
 
-    fn options() -> Options {
-        Options {
+    fn options() -> NodeOptions {
+        NodeOptions {
             cgroup_roots: CgroupRoots::default(),
             privilege: Privilege::HostRoot,
         }

@@ -10,8 +10,8 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use amdgpu_cdi_hooks::bundle::{self, BundleError};
-use amdgpu_cdi_hooks::log::DetailLog;
+use amdgpu_cdi_oci::bundle::{self, BundleError};
+use amdgpu_cdi_oci::log::DetailLog;
 use serde_json::{Value, json};
 
 use super::{Outcome, inject, parse_if_requesting};
@@ -73,7 +73,7 @@ pub fn run(
             (PrecreateOutcome::Done(outcome), bundle::to_bytes(&config))
         }
         Err(err) => {
-            let message = crate::runtime::error_chain(&err);
+            let message = crate::wrapper::error_chain(&err);
             refuse(&mut config, &message);
             (
                 PrecreateOutcome::Refused(message),

@@ -1,12 +1,12 @@
 //! The container side of amdgpu-cdi: OCI hook state and bundles, safe device node creation in an
-//! untrusted rootfs, device cgroup updates, and the runc-compatible runtime wrapper.
+//! untrusted rootfs, device cgroup updates, and the runc command line the runtime wrapper parses.
 
 pub mod bundle;
 pub mod cgroup;
 pub mod log;
+pub mod nodes;
 pub mod oci_config;
-pub mod prestart;
 pub mod rootfs;
+pub mod runtime_args;
 pub mod state;
 pub mod syscalls;
-pub mod wrapper;

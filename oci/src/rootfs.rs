@@ -643,7 +643,7 @@ mod tests {
 
     mod real {
         use super::*;
-        use crate::syscalls::Host;
+        use crate::syscalls::RealSyscalls;
         use std::os::unix::fs::symlink;
 
         #[test]
@@ -654,7 +654,7 @@ mod tests {
             std::fs::create_dir_all(&rootfs).expect("rootfs");
             std::fs::create_dir_all(&outside).expect("outside");
             symlink(&outside, rootfs.join("dev")).expect("symlink");
-            let host = Host;
+            let host = RealSyscalls;
             let opened = Rootfs::open(&host, &rootfs).expect("open");
             let err = opened.create_nodes(&[render(128)]).expect_err("refused");
             assert!(matches!(err, RootfsError::Symlink { .. }), "{err}");
@@ -668,7 +668,7 @@ mod tests {
             std::fs::create_dir_all(rootfs.join("dev")).expect("dev");
             std::fs::create_dir_all(rootfs.join("etc")).expect("etc");
             symlink("../../etc", rootfs.join("dev/dri")).expect("symlink");
-            let host = Host;
+            let host = RealSyscalls;
             let opened = Rootfs::open(&host, &rootfs).expect("open");
             let err = opened.create_nodes(&[render(128)]).expect_err("refused");
             assert!(matches!(err, RootfsError::Symlink { .. }), "{err}");
@@ -684,7 +684,7 @@ mod tests {
             let rootfs = tmp.path().join("rootfs");
             std::fs::create_dir_all(rootfs.join("dev")).expect("dev");
             std::fs::write(rootfs.join("dev/kfd"), "x").expect("file");
-            let host = Host;
+            let host = RealSyscalls;
             let opened = Rootfs::open(&host, &rootfs).expect("open");
             let err = opened.create_nodes(&[kfd()]).expect_err("refused");
             assert!(matches!(err, RootfsError::Occupied { .. }), "{err}");

@@ -1,6 +1,6 @@
 //! The privileged operations the prestart hook performs (node creation inside an untrusted rootfs,
 //! cgroup file writes, eBPF device programs), behind one small trait so the policy in
-//! [`crate::rootfs`], [`crate::cgroup`] and [`crate::prestart`] is unit-tested with a recording
+//! [`crate::rootfs`], [`crate::cgroup`] and [`crate::nodes`] is unit-tested with a recording
 //! fake and only the end-to-end tests need root.
 //!
 //! Every path operation inside a rootfs is relative to a directory handle and names exactly one
@@ -66,7 +66,7 @@ pub struct NodeSpec {
     pub mode: u32,
 }
 
-/// The privileged operations, with the real implementation in [`Host`] and a recording fake in
+/// The privileged operations, with the real implementation in [`RealSyscalls`] and a recording fake in
 /// [`Fake`].
 pub trait Syscalls {
     /// A handle on an opened directory.
@@ -121,7 +121,7 @@ pub trait Syscalls {
 
 /// The real system calls.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Host;
+pub struct RealSyscalls;
 
 fn file_stat(st: &nix::sys::stat::FileStat) -> FileStat {
     let fmt = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
@@ -149,7 +149,7 @@ fn file_stat(st: &nix::sys::stat::FileStat) -> FileStat {
     }
 }
 
-impl Syscalls for Host {
+impl Syscalls for RealSyscalls {
     type Dir = OwnedFd;
     type Program = OwnedFd;
 
@@ -292,7 +292,7 @@ impl Syscalls for Host {
     }
 }
 
-impl Host {
+impl RealSyscalls {
     fn open_dir_readonly(&self, path: &Path) -> Result<OwnedFd, Errno> {
         nix::fcntl::open(
             path,

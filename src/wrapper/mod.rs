@@ -9,11 +9,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use amdgpu_cdi_hooks::bundle;
-use amdgpu_cdi_hooks::log::{DetailLog, engine_error};
-use amdgpu_cdi_hooks::wrapper::{self, Invocation};
+use amdgpu_cdi_oci::bundle;
+use amdgpu_cdi_oci::log::{DetailLog, engine_error};
+use amdgpu_cdi_oci::runtime_args::{self, Invocation};
 
-use crate::hook::{self, Outcome};
+use crate::inject::{self, Outcome};
 use crate::paths::WRAPPER_NAME;
 use crate::settings::{Overrides, Settings};
 
@@ -25,10 +25,10 @@ pub enum RuntimeError {
     Settings(#[from] crate::settings::SettingsError),
     /// The bundle's config could not be read or written.
     #[error(transparent)]
-    Bundle(#[from] amdgpu_cdi_hooks::bundle::BundleError),
+    Bundle(#[from] amdgpu_cdi_oci::bundle::BundleError),
     /// The requested GPUs could not be injected.
     #[error(transparent)]
-    Inject(#[from] Box<hook::InjectError>),
+    Inject(#[from] Box<inject::InjectError>),
     /// An argument contains a NUL byte and cannot be passed on.
     #[error("argument {0:?} contains a NUL byte")]
     NulArgument(String),
@@ -45,7 +45,7 @@ pub enum RuntimeError {
 
 /// An error with its causes, on one line.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
-    crate::report::error_line(err)
+    crate::error_text::error_line(err)
 }
 
 /// Edits the bundle when `invocation` creates a container. Returns what was done.
@@ -60,10 +60,10 @@ pub fn prepare(
     // One open directory for the read and the rewrite: see `bundle::Bundle`.
     let bundle = bundle::Bundle::open(bundle_dir)?;
     let bytes = bundle.read_config()?;
-    let Some(mut config) = hook::parse_if_requesting(&bytes, &bundle.config_path())? else {
+    let Some(mut config) = inject::parse_if_requesting(&bytes, &bundle.config_path())? else {
         return Ok(Some(Outcome::Unchanged(crate::request::NOTHING_REQUESTED)));
     };
-    let outcome = hook::inject(&mut config, settings, log).map_err(Box::new)?;
+    let outcome = inject::inject(&mut config, settings, log).map_err(Box::new)?;
     if let Outcome::Injected(_) = &outcome {
         bundle.write_config(&config)?;
     }
@@ -101,7 +101,7 @@ fn print_version() {
 /// Returns only on error (after reporting it), with the exit code to use.
 pub fn main(args: &[OsString], config_env: Option<OsString>) -> std::process::ExitCode {
     let args = args.get(1..).unwrap_or_default();
-    let invocation = wrapper::parse(args);
+    let invocation = runtime_args::parse(args);
     if invocation.global.version {
         print_version();
     }

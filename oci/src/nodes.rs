@@ -84,7 +84,7 @@ pub enum Privilege {
 
 /// What the hook may assume about itself and where to look.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct NodeOptions {
     /// `/proc` and the mount table.
     pub cgroup_roots: CgroupRoots,
     /// Who the hook runs as.
@@ -93,7 +93,7 @@ pub struct Options {
 
 /// What [`inject`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Report {
+pub struct NodeReport {
     /// Each node with its outcome.
     pub nodes: Vec<(PathBuf, NodeOutcome)>,
     /// The device cgroup changes.
@@ -104,7 +104,7 @@ pub struct Report {
 
 /// Errors of the prestart mechanics.
 #[derive(Debug, thiserror::Error)]
-pub enum PrestartError {
+pub enum NodeError {
     /// The state has no pid.
     #[error(
         "container state of {id} has no pid (register the hook as prestart or createRuntime, not {status})"
@@ -273,11 +273,11 @@ fn rootfs_seen_by_the_hook(
     Some(location)
 }
 
-fn map_id(config: OciConfig<'_>, kind: IdKind, id: u32) -> Result<u32, PrestartError> {
+fn map_id(config: OciConfig<'_>, kind: IdKind, id: u32) -> Result<u32, NodeError> {
     if !config.has_namespace("user") {
         return Ok(id);
     }
-    let unmapped = || PrestartError::Unmapped {
+    let unmapped = || NodeError::Unmapped {
         kind: kind.name(),
         id,
     };
@@ -290,7 +290,7 @@ fn map_id(config: OciConfig<'_>, kind: IdKind, id: u32) -> Result<u32, PrestartE
 
 /// The host owner of a node owned by `uid`/`gid` inside the container: the same ids, or the
 /// ids they map to when the container has a user namespace.
-pub fn host_owner(config: &Value, uid: u32, gid: u32) -> Result<(u32, u32), PrestartError> {
+pub fn host_owner(config: &Value, uid: u32, gid: u32) -> Result<(u32, u32), NodeError> {
     let config = OciConfig::new(config);
     Ok((
         map_id(config, IdKind::Uid, uid)?,
@@ -322,7 +322,7 @@ fn rule_key<'a>(rule: &DeviceRuleEntry<'a>) -> RuleKey<'a> {
 /// `before` lacks, with the access of the matching new `linux.resources.devices` allow rule.
 /// Linear in the size of both lists: a config with many devices or rules costs no more than
 /// reading it.
-pub fn devices_added(before: &Value, after: &Value) -> Result<Vec<DeviceToAdd>, PrestartError> {
+pub fn devices_added(before: &Value, after: &Value) -> Result<Vec<DeviceToAdd>, NodeError> {
     let (before, after) = (OciConfig::new(before), OciConfig::new(after));
     let old_devices: HashSet<_> = before.devices().map(|d| d.key()).collect();
     let mut old_rules: HashMap<RuleKey<'_>, Vec<&Value>> = HashMap::new();
@@ -352,7 +352,7 @@ pub fn devices_added(before: &Value, after: &Value) -> Result<Vec<DeviceToAdd>, 
             continue;
         }
         let path = device.path().unwrap_or("?").to_string();
-        let bad = |reason: &str| PrestartError::BadDevice {
+        let bad = |reason: &str| NodeError::BadDevice {
             path: path.clone(),
             reason: reason.to_string(),
         };
@@ -423,7 +423,7 @@ pub fn privilege<S: Syscalls>(sys: &S, proc_root: &Path, euid_is_root: bool) -> 
 
 /// The device rules the runtime built its policy from: the config's `linux.resources.devices`
 /// followed by runc's implicit defaults.
-pub fn runtime_rules(config: &Value) -> Result<Vec<DeviceRule>, PrestartError> {
+pub fn runtime_rules(config: &Value) -> Result<Vec<DeviceRule>, NodeError> {
     let config = OciConfig::new(config);
     let mut rules = config.device_rules()?;
     let paths: Vec<&str> = config.devices().filter_map(|d| d.path()).collect();
@@ -436,21 +436,21 @@ pub fn runtime_rules(config: &Value) -> Result<Vec<DeviceRule>, PrestartError> {
 /// created), then allows them in the device cgroup.
 pub fn inject<S: Syscalls>(
     sys: &S,
-    options: &Options,
+    options: &NodeOptions,
     state: &State,
     config: &Value,
     devices: &[DeviceToAdd],
-) -> Result<Report, PrestartError> {
+) -> Result<NodeReport, NodeError> {
     if devices.is_empty() {
-        return Ok(Report::default());
+        return Ok(NodeReport::default());
     }
     if options.privilege == Privilege::Unprivileged {
-        return Err(PrestartError::Rootless {
+        return Err(NodeError::Rootless {
             id: state.id.clone(),
             count: devices.len(),
         });
     }
-    let pid = state.pid.ok_or_else(|| PrestartError::MissingPid {
+    let pid = state.pid.ok_or_else(|| NodeError::MissingPid {
         id: state.id.clone(),
         status: state.status.clone(),
     })?;
@@ -458,13 +458,13 @@ pub fn inject<S: Syscalls>(
     match sys.stat(&proc_dir) {
         Ok(_) => {}
         Err(Errno::ENOENT | Errno::ESRCH) => {
-            return Err(PrestartError::PidGone {
+            return Err(NodeError::PidGone {
                 pid,
                 path: proc_dir,
             });
         }
         Err(source) => {
-            return Err(PrestartError::Proc {
+            return Err(NodeError::Proc {
                 path: proc_dir,
                 source,
             });
@@ -475,7 +475,7 @@ pub fn inject<S: Syscalls>(
     }
     let location =
         rootfs_seen_by_the_hook(config, &state.bundle, &options.cgroup_roots.proc_root, pid)
-            .ok_or_else(|| PrestartError::MissingRoot {
+            .ok_or_else(|| NodeError::MissingRoot {
                 path: state.bundle.join("config.json"),
             })?;
     let base = runtime_rules(config)?;
@@ -502,7 +502,7 @@ pub fn inject<S: Syscalls>(
     let rootfs = Rootfs::open_below(sys, &location.base, &location.below)?;
     let outcomes = rootfs.create_nodes(&to_create)?;
     let cgroup = cgroup::allow(sys, &cgroups, &base, &new_rules)?;
-    Ok(Report {
+    Ok(NodeReport {
         nodes: to_create
             .into_iter()
             .map(|n| n.container_path)
@@ -518,14 +518,14 @@ pub fn inject<S: Syscalls>(
 /// left alone: a rootless runtime cannot restrict devices by cgroup either.
 fn bind_into<S: Syscalls>(
     sys: &S,
-    options: &Options,
+    options: &NodeOptions,
     state: &State,
     config: &Value,
     devices: &[DeviceToAdd],
     pid: i32,
-) -> Result<Report, PrestartError> {
+) -> Result<NodeReport, NodeError> {
     let location =
-        rootfs_location(config, &state.bundle).ok_or_else(|| PrestartError::MissingRoot {
+        rootfs_location(config, &state.bundle).ok_or_else(|| NodeError::MissingRoot {
             path: state.bundle.join("config.json"),
         })?;
     let mut requests = Vec::with_capacity(devices.len());
@@ -533,7 +533,7 @@ fn bind_into<S: Syscalls>(
         let host = device
             .host_path
             .clone()
-            .ok_or_else(|| PrestartError::MissingHostPath {
+            .ok_or_else(|| NodeError::MissingHostPath {
                 path: device.container_path.clone(),
             })?;
         requests.push((
@@ -552,11 +552,11 @@ fn bind_into<S: Syscalls>(
         .join(pid.to_string())
         .join("ns/mnt");
     sys.enter_mount_namespace(&ns)
-        .map_err(|source| PrestartError::EnterNamespace { path: ns, source })?;
+        .map_err(|source| NodeError::EnterNamespace { path: ns, source })?;
     // Opened after `setns`: the rootfs path resolves in the container's mount namespace.
     let outcomes =
         Rootfs::open_below(sys, &location.base, &location.below)?.bind_nodes(&requests)?;
-    Ok(Report {
+    Ok(NodeReport {
         nodes: requests
             .into_iter()
             .map(|(n, _)| n.container_path)
@@ -587,8 +587,8 @@ mod tests {
         }
     }
 
-    fn options() -> Options {
-        Options {
+    fn options() -> NodeOptions {
+        NodeOptions {
             cgroup_roots: CgroupRoots::default(),
             privilege: Privilege::HostRoot,
         }
@@ -749,7 +749,7 @@ mod tests {
     fn nothing_requested_touches_nothing() {
         let fake = Fake::new();
         let report = inject(&fake, &options(), &state(None), &config(), &[]).expect("noop");
-        assert_eq!(report, Report::default());
+        assert_eq!(report, NodeReport::default());
     }
 
     #[test]
