@@ -366,41 +366,19 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
     u64::from(code) | (regs << 8) | (off << 16) | (imm << 32)
 }
 
-/// Runs a compiled program on one access, for tests: a tiny interpreter of exactly the
-/// instructions [`Policy::compile`] emits.
+/// Runs a compiled program on one access, for tests, in `rbpf`, an eBPF interpreter written
+/// independently of this module: the context is the kernel's `struct bpf_cgroup_dev_ctx`
+/// (`access_type` = access << 16 | type, `major`, `minor`, native-endian u32s) and `r1` points
+/// to it, as in the kernel. Returns what the program returns (1 allow, 0 deny).
 #[cfg(test)]
 pub(crate) fn interpret(program: &[u64], kind: u32, major: u32, minor: u32, access: u32) -> u64 {
-    let mut regs = [0u64; 11];
-    let ctx = [(access << 16) | kind, major, minor];
-    let mut pc = 0usize;
-    loop {
-        let word = program[pc];
-        let code = (word & 0xff) as u8;
-        let dst = ((word >> 8) & 0x0f) as usize;
-        let src = ((word >> 12) & 0x0f) as usize;
-        let off = ((word >> 16) & 0xffff) as u16 as i16;
-        let imm = (word >> 32) as u32 as i32;
-        pc += 1;
-        match code {
-            LDX_MEM_W => regs[dst] = u64::from(ctx[off as usize / 4]),
-            MOV32_REG => regs[dst] = regs[src] & 0xffff_ffff,
-            AND32_IMM => regs[dst] = (regs[dst] & imm as u32 as u64) & 0xffff_ffff,
-            RSH32_IMM => regs[dst] = (regs[dst] & 0xffff_ffff) >> imm,
-            JNE_IMM => {
-                if regs[dst] != imm as i64 as u64 {
-                    pc += off as usize;
-                }
-            }
-            JNE_REG => {
-                if regs[dst] != regs[src] {
-                    pc += off as usize;
-                }
-            }
-            MOV64_IMM => regs[dst] = imm as i64 as u64,
-            EXIT => return regs[0],
-            other => panic!("unexpected opcode {other:#x}"),
-        }
-    }
+    let code: Vec<u8> = program.iter().flat_map(|word| word.to_le_bytes()).collect();
+    let mut ctx: Vec<u8> = [(access << 16) | kind, major, minor]
+        .iter()
+        .flat_map(|field| field.to_ne_bytes())
+        .collect();
+    let vm = rbpf::EbpfVmRaw::new(Some(&code)).expect("rbpf accepts the program");
+    vm.execute_program(&mut ctx).expect("rbpf runs the program")
 }
 
 #[cfg(test)]
