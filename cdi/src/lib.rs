@@ -17,3 +17,7 @@ pub mod text;
 pub mod validate;
 pub mod version;
 pub mod write;
+
+#[cfg(test)]
+#[path = "../../tests/skip.rs"]
+mod skip;

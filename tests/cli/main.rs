@@ -19,6 +19,8 @@ mod readme;
 mod request;
 mod roots;
 mod runtime;
+#[path = "../skip.rs"]
+mod skip;
 mod support;
 mod usage;
 mod validate;

@@ -15,8 +15,7 @@ fn host() -> PathBuf {
 /// A dev root with `/dev/kfd` and every render node of the example host, or `None` without root.
 fn dev_root(dir: &Path) -> Option<PathBuf> {
     use nix::sys::stat::{Mode, SFlag, makedev, mknod};
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: needs root to create fake device nodes");
+    if !crate::skip::as_root("request", "to create fake device nodes") {
         return None;
     }
     let dri = dir.join("dev/dri");

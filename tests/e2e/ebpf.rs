@@ -95,8 +95,10 @@ fn ebpf_device_program_is_replaced_with_the_new_node_allowed() {
         return;
     }
     let Some(mount) = cgroup2_mount() else {
-        let reason = "ebpf_device_program_is_replaced: no cgroup2 hierarchy is mounted";
-        eprintln!("SKIPPED {reason}");
+        crate::skip::unavailable(
+            "ebpf_device_program_is_replaced",
+            "no cgroup2 hierarchy is mounted",
+        );
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -21,6 +21,8 @@ mod podman_hooks;
 mod roots;
 mod runc_cgroup_v2;
 mod runc_prestart;
+#[path = "../skip.rs"]
+mod skip;
 mod special_files;
 mod support;
 mod units;

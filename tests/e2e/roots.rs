@@ -74,19 +74,7 @@ echo "ready $hostpid"
 while read -r _; do :; done
 "#;
 
-/// True when running under CI, where every prerequisite must be present.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Fails under CI, else prints why `test` skips.
-pub fn unavailable(test: &str, reason: &str) {
-    assert!(
-        !in_ci(),
-        "{test}: {reason} (CI=true: end-to-end tests must not skip)"
-    );
-    eprintln!("SKIPPED {test}: {reason}");
-}
+pub use crate::skip::unavailable;
 
 /// A root built by `scripts/build-engine-roots`, with the engine versions it recorded.
 pub struct EngineRoot {

@@ -5,6 +5,8 @@
 //! stand-in); without it they skip, except under CI=true.
 
 mod kubelet;
+#[path = "../../../tests/skip.rs"]
+mod skip;
 mod support;
 
 use std::fs;
