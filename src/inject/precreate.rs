@@ -73,7 +73,7 @@ pub fn run(
             (PrecreateOutcome::Done(outcome), bundle::to_bytes(&config))
         }
         Err(err) => {
-            let message = crate::wrapper::error_chain(&err);
+            let message = crate::error_text::error_line(&err);
             refuse(&mut config, &message);
             (
                 PrecreateOutcome::Refused(message),

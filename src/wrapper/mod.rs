@@ -13,6 +13,7 @@ use amdgpu_cdi_oci::bundle;
 use amdgpu_cdi_oci::log::{DetailLog, engine_error};
 use amdgpu_cdi_oci::runtime_args::{self, Invocation};
 
+use crate::error_text::error_line;
 use crate::inject::{self, Outcome};
 use crate::paths::WRAPPER_NAME;
 use crate::settings::{Overrides, Settings};
@@ -41,11 +42,6 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// An error with its causes, on one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    crate::error_text::error_line(err)
 }
 
 /// Edits the bundle when `invocation` creates a container. Returns what was done.
@@ -106,7 +102,7 @@ pub fn main(args: &[OsString], config_env: Option<OsString>) -> std::process::Ex
         print_version();
     }
     let report = |log: &DetailLog, err: &RuntimeError| {
-        let msg = format!("{WRAPPER_NAME}: {}", error_chain(err));
+        let msg = format!("{WRAPPER_NAME}: {}", error_line(err));
         log.error(&msg);
         engine_error(
             invocation.global.log.as_deref(),
@@ -122,7 +118,7 @@ pub fn main(args: &[OsString], config_env: Option<OsString>) -> std::process::Ex
     };
     let log = DetailLog::new(settings.log_file.clone(), WRAPPER_NAME);
     if let Some(problem) = log.problem() {
-        eprintln!("{WRAPPER_NAME}: warning: {}", error_chain(problem));
+        eprintln!("{WRAPPER_NAME}: warning: {}", error_line(problem));
     }
     match prepare(&invocation, &settings, &log) {
         Ok(Some(Outcome::Injected(names))) => log.info(&format!(
