@@ -27,7 +27,7 @@ pub fn plan(options: &ConfigureOptions) -> Result<Plan, ConfigureError> {
         kept: Vec::new(),
     };
     match options.engine {
-        Engine::Docker => plan_docker(options, &mut plan)?,
+        Engine::Docker => plan_in_place(options, &DOCKER, &mut plan)?,
         Engine::Containerd => plan_containerd(options, &mut plan)?,
         Engine::Crio => plan_dropin(options, crio::dropin, &mut plan)?,
         Engine::Podman => plan_dropin(options, podman::dropin, &mut plan)?,
@@ -35,15 +35,20 @@ pub fn plan(options: &ConfigureOptions) -> Result<Plan, ConfigureError> {
     Ok(plan)
 }
 
-/// Docker: daemon.json edited in place, or the ledger's changes undone.
-fn plan_docker(options: &ConfigureOptions, plan: &mut Plan) -> Result<(), ConfigureError> {
+/// Docker, and containerd without a drop-in: the config edited in place, or the ledger's changes
+/// undone.
+fn plan_in_place(
+    options: &ConfigureOptions,
+    engine: &InPlace,
+    plan: &mut Plan,
+) -> Result<(), ConfigureError> {
     let path = &options.config;
     if options.remove {
         plan.files
-            .extend(remove_in_place(path, &DOCKER, &mut plan.kept)?);
+            .extend(remove_in_place(path, engine, &mut plan.kept)?);
     } else {
         plan.files.push(in_place(path, |text| {
-            docker::configure(text, &options.settings)
+            (engine.configure)(text, &options.settings)
         })?);
     }
     Ok(())
@@ -78,11 +83,10 @@ fn plan_dropin(
 /// imported; for `--remove`, the ledger's changes undone and the drop-in deleted.
 fn plan_containerd(options: &ConfigureOptions, plan: &mut Plan) -> Result<(), ConfigureError> {
     let path = &options.config;
+    let dropin = containerd::dropin_path(path);
     if options.remove {
-        plan.files
-            .extend(remove_in_place(path, &CONTAINERD, &mut plan.kept)?);
-        plan.files
-            .extend(dropin_delete(&containerd::dropin_path(path))?);
+        plan_in_place(options, &CONTAINERD, plan)?;
+        plan.files.extend(dropin_delete(&dropin)?);
         return Ok(());
     }
     let original = persist::read_optional(path)?;
@@ -92,7 +96,6 @@ fn plan_containerd(options: &ConfigureOptions, plan: &mut Plan) -> Result<(), Co
     };
     let layout = containerd::layout(original.as_deref().unwrap_or("")).map_err(edit_err)?;
     if layout.version == Some(containerd::ConfigVersion::V3) && !layout.imports.is_empty() {
-        let dropin = containerd::dropin_path(path);
         let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
         plan.files.push(in_place(path, |text| {
             containerd::ensure_imported(text, &dropin, &dir)
@@ -103,9 +106,7 @@ fn plan_containerd(options: &ConfigureOptions, plan: &mut Plan) -> Result<(), Co
         })?;
         plan.files.push(dropin_write(&dropin, text)?);
     } else {
-        plan.files.push(in_place(path, |text| {
-            containerd::configure(text, &options.settings)
-        })?);
+        plan_in_place(options, &CONTAINERD, plan)?;
     }
     Ok(())
 }
@@ -139,20 +140,23 @@ fn in_place(
     })
 }
 
-/// The engine functions `--remove` needs for a config edited in place.
+/// The engine functions for a config edited in place.
 struct InPlace {
+    configure: fn(&str, &RuntimeEntry) -> Result<Edited, ChangeError>,
     revert: fn(&str, &[Change]) -> Result<Reverted, ChangeError>,
     is_empty: fn(&str) -> bool,
     same_meaning: fn(&str, &str) -> bool,
 }
 
 const DOCKER: InPlace = InPlace {
+    configure: docker::configure,
     revert: docker::remove,
     is_empty: docker::is_empty,
     same_meaning: docker::same_meaning,
 };
 
 const CONTAINERD: InPlace = InPlace {
+    configure: containerd::configure,
     revert: containerd::remove,
     is_empty: containerd::is_empty,
     same_meaning: containerd::same_meaning,

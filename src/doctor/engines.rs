@@ -12,7 +12,7 @@ use cdi::version::Version;
 
 use super::{Finding, HostRoots, Section, fail, info, ok, warn};
 use crate::engines::releases::{DOCKER_AMD_GPUS, DOCKER_AMD_GPUS_CDI, EngineVersion};
-use crate::engines::{Engine, EngineConfig, crio};
+use crate::engines::{Engine, EngineConfig, crio, dir_files};
 use crate::paths::{HOOKS_DIRS, SPEC_DIRS, WRAPPER_NAME};
 
 /// Runs `binary --version`, bounded by `timeout`; returns its stdout or why it failed.
@@ -343,16 +343,8 @@ fn docker_gpus_finding(
 
 /// Our hooks.d files in `dir` (a host path): JSON files whose hook path names amdgpu-cdi.
 fn our_hook_files(roots: &HostRoots, dir: &str) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(roots.host(dir)) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .filter(|p| fs::read_to_string(p).is_ok_and(|t| t.contains("amdgpu-cdi")))
-        .collect();
-    files.sort();
+    let mut files = dir_files(&roots.host(dir), "json");
+    files.retain(|p| fs::read_to_string(p).is_ok_and(|t| t.contains("amdgpu-cdi")));
     files
 }
 

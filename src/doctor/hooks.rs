@@ -2,9 +2,10 @@
 //! hooks.d files and whether the binaries they run exist.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{Finding, HostRoots, Section, fail, info, ok};
+use crate::engines::dir_files;
 use crate::paths::HOOKS_DIRS;
 
 /// The hooks and wrapper section: the configuration file they read, our hooks.d files and whether
@@ -12,16 +13,7 @@ use crate::paths::HOOKS_DIRS;
 pub(super) fn section(roots: &HostRoots) -> Section {
     let mut findings = vec![settings_finding(roots)];
     for dir in HOOKS_DIRS {
-        let Ok(entries) = fs::read_dir(roots.host(dir)) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        files.sort();
-        for file in files {
+        for file in dir_files(&roots.host(dir), "json") {
             let shown = roots.show(&file);
             let Ok(text) = fs::read_to_string(&file) else {
                 continue;

@@ -8,16 +8,13 @@
 //!
 //! Read back ([`read_config`]): `crio.conf`, then the drop-ins in name order, as CRI-O reads them.
 
-use std::fs;
-use std::path::PathBuf;
-
 use serde_json::{Value, json};
 use toml_edit::DocumentMut;
 
 use super::change::{self, ChangeError, key};
 use super::toml_tree::TomlTree;
 use super::{
-    DROPIN_HEADER, EngineConfig, HostPaths, RuntimeEntry, merged_list, read_toml_files,
+    DROPIN_HEADER, EngineConfig, HostPaths, RuntimeEntry, dir_files, merged_list, read_toml_files,
     string_array,
 };
 use crate::paths::{HOOKS_DIRS, SPEC_DIRS, WRAPPER_NAME};
@@ -77,15 +74,7 @@ pub fn dropin(settings: &RuntimeEntry, main_config: Option<&str>) -> Result<Stri
 /// replaces an earlier one's.
 pub fn read_config(host: &dyn HostPaths) -> EngineConfig {
     let mut files = vec![host.host(MAIN_CONFIG)];
-    if let Ok(entries) = fs::read_dir(host.host(DROPIN_DIR)) {
-        let mut dropins: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "conf"))
-            .collect();
-        dropins.sort();
-        files.extend(dropins);
-    }
+    files.extend(dir_files(&host.host(DROPIN_DIR), "conf"));
     read_toml_files(host, files, |config, table| {
         let runtime = table.get("crio").and_then(|c| c.get("runtime"));
         if let Some(runtimes) = runtime

@@ -248,6 +248,21 @@ fn read_toml_files(
     config
 }
 
+/// The files named `*.<extension>` in `dir`, in name order, as engines list their drop-in and
+/// hooks.d directories; empty when `dir` cannot be read.
+pub fn dir_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
+    files.sort();
+    files
+}
+
 /// The strings of a TOML array (other values skipped); `None` when `value` is not an array.
 fn string_array(value: Option<&toml::Value>) -> Option<Vec<String>> {
     value.and_then(toml::Value::as_array).map(|a| {
