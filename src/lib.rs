@@ -10,6 +10,7 @@ pub mod cli;
 pub mod configure;
 pub mod discover;
 pub mod doctor;
+pub mod engines;
 pub mod error_text;
 pub mod generate;
 pub mod inject;

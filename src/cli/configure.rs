@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use crate::configure::{self, Applied, ConfigureOptions, Engine, RuntimeEntry};
+use crate::configure::{self, Applied, ConfigureOptions};
+use crate::engines::{Engine, RuntimeEntry};
 use crate::paths;
 
 /// Arguments of `amdgpu-cdi configure`.

@@ -4,8 +4,9 @@
 //! The work is split in three steps so each can be tested on its own:
 //! 1. [`ConfigureOptions::new`] validates what the user asked for before anything touches the system.
 //! 2. [`plan`] reads the config files and computes their new text with the engine modules'
-//!    pure edit functions (`(original text, settings) -> new text`, see [`docker`],
-//!    [`containerd`], [`crio`], [`podman`]).
+//!    pure edit functions (`(original text, settings) -> new text`, see
+//!    [`crate::engines::docker`], [`crate::engines::containerd`], [`crate::engines::crio`],
+//!    [`crate::engines::podman`]).
 //! 3. [`execute`] writes the plan (backup once, atomic write, ledger) or, for `--dry-run`, only
 //!    renders it as a unified diff.
 //!
@@ -14,120 +15,27 @@
 //!
 //! Docker and containerd configs are edited in place and a ledger (`<config>.amdgpu-cdi.json`)
 //! records what amdgpu-cdi set and what was there before, so `--remove` undoes exactly that, in
-//! place, keeping whatever else the user changed since (see [`change`]; the original bytes come
-//! back from the backup only when nothing else changed, see `remove_in_place`). CRI-O, podman and containerd 2.x with `imports` get a drop-in file that belongs
-//! wholly to amdgpu-cdi and is deleted by `--remove`.
+//! place, keeping whatever else the user changed since (see [`crate::engines::change`]; the
+//! original bytes come back from the backup only when nothing else changed, see `plan`). CRI-O,
+//! podman and containerd 2.x with `imports` get a drop-in file that belongs wholly to amdgpu-cdi
+//! and is deleted by `--remove`.
 
-pub mod change;
-pub mod containerd;
-pub mod crio;
-pub mod docker;
 pub mod persist;
-pub mod podman;
-#[cfg(test)]
-mod strategies;
-mod toml_tree;
+mod plan;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use change::{Change, ChangeError};
 use persist::{FileLock, Ledger, PersistError};
+pub use plan::plan;
 
-/// First line of every drop-in amdgpu-cdi writes; a drop-in without it is not touched.
-pub const DROPIN_HEADER: &str = "# Written by `amdgpu-cdi configure`; \
-    `amdgpu-cdi configure <engine> --remove` deletes this file.\n";
-
-/// The hooks.d directory amdgpu-cdi's packages install their hook configs into.
-pub const HOOKS_DIR: &str = "/usr/share/containers/oci/hooks.d";
-
-/// The CDI spec directories every engine reads by default.
-pub const STANDARD_CDI_DIRS: &[&str] = &["/etc/cdi", "/var/run/cdi"];
+use crate::engines::change::ChangeError;
+use crate::engines::{Engine, RuntimeEntry};
 
 /// The default runtime name (`docker run --runtime amd`).
 pub const DEFAULT_RUNTIME_NAME: &str = "amd";
 
 /// Where the wrapper is installed by the packages.
 pub const DEFAULT_RUNTIME_PATH: &str = "/usr/bin/amdgpu-container-runtime";
-
-/// A container engine `configure` knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    /// Docker Engine (`daemon.json`).
-    Docker,
-    /// containerd (`config.toml`, version 2 or 3).
-    Containerd,
-    /// CRI-O (a `crio.conf.d` drop-in).
-    Crio,
-    /// Podman (a `containers.conf.d` drop-in).
-    Podman,
-}
-
-impl Engine {
-    /// The file `configure` edits when `--config` is not given.
-    pub fn default_config(self) -> &'static Path {
-        Path::new(match self {
-            Engine::Docker => "/etc/docker/daemon.json",
-            Engine::Containerd => "/etc/containerd/config.toml",
-            Engine::Crio => "/etc/crio/crio.conf.d/99-amdgpu-cdi.conf",
-            Engine::Podman => "/etc/containers/containers.conf.d/99-amdgpu-cdi.conf",
-        })
-    }
-
-    /// What the user must do for the engine to read the new configuration.
-    pub fn restart_hint(self) -> &'static str {
-        match self {
-            Engine::Docker => "restart Docker to apply: systemctl restart docker",
-            Engine::Containerd => "restart containerd to apply: systemctl restart containerd",
-            Engine::Crio => "restart CRI-O to apply: systemctl restart crio",
-            Engine::Podman => "podman reads the new configuration on its next command",
-        }
-    }
-}
-
-impl fmt::Display for Engine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Engine::Docker => "docker",
-            Engine::Containerd => "containerd",
-            Engine::Crio => "crio",
-            Engine::Podman => "podman",
-        })
-    }
-}
-
-/// What to write into an engine config (validated).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuntimeEntry {
-    /// Name of the runtime entry (`amd`).
-    pub runtime_name: String,
-    /// Absolute path of `amdgpu-container-runtime`.
-    pub runtime_path: PathBuf,
-    /// Make the wrapper the engine's default runtime.
-    pub set_as_default: bool,
-    /// Extra CDI spec directories (absolute).
-    pub cdi_spec_dirs: Vec<PathBuf>,
-}
-
-impl RuntimeEntry {
-    /// The spec directories as strings.
-    pub fn spec_dir_strings(&self) -> Vec<String> {
-        self.cdi_spec_dirs
-            .iter()
-            .map(|d| d.to_string_lossy().into_owned())
-            .collect()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn for_tests() -> Self {
-        RuntimeEntry {
-            runtime_name: DEFAULT_RUNTIME_NAME.to_string(),
-            runtime_path: PathBuf::from(DEFAULT_RUNTIME_PATH),
-            set_as_default: false,
-            cdi_spec_dirs: Vec::new(),
-        }
-    }
-}
 
 /// A validated `configure` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,24 +152,6 @@ pub enum ConfigureError {
     Persist(#[from] PersistError),
 }
 
-/// The pure result of configuring a text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Edited {
-    /// The new text (the original, byte for byte, when nothing changed).
-    pub text: String,
-    /// What was changed.
-    pub changes: Vec<Change>,
-}
-
-/// The pure result of removing recorded changes from a text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reverted {
-    /// The new text.
-    pub text: String,
-    /// Dotted keys left alone because they changed since amdgpu-cdi set them.
-    pub kept: Vec<String>,
-}
-
 /// What to do with the ledger of a file.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LedgerAction {
@@ -343,266 +233,6 @@ pub fn lock(options: &ConfigureOptions) -> Result<ConfigLock, ConfigureError> {
         Some(FileLock::acquire(&config)?)
     };
     Ok(ConfigLock { _file: file })
-}
-
-/// Reads the engine's files and computes the plan. Take the [`lock`] first when the plan is to be
-/// executed.
-pub fn plan(options: &ConfigureOptions) -> Result<Plan, ConfigureError> {
-    // Edit the file a symlinked config points to: renaming over the link would replace it.
-    // The writer follows the same link the same way; a link it would refuse is refused here,
-    // before anything is read.
-    let options = &ConfigureOptions {
-        config: persist::resolve(&options.config)?,
-        ..options.clone()
-    };
-    let mut plan = Plan {
-        engine: options.engine,
-        remove: options.remove,
-        files: Vec::new(),
-        kept: Vec::new(),
-    };
-    match (options.engine, options.remove) {
-        (Engine::Docker, false) => {
-            plan.files.push(in_place(&options.config, |text| {
-                docker::configure(text, &options.settings)
-            })?);
-        }
-        (Engine::Containerd, false) => plan_containerd(options, &mut plan)?,
-        (Engine::Crio | Engine::Podman, false) => {
-            let main = main_config(options.engine, &options.config);
-            let main_text = match &main {
-                Some(path) => persist::read_optional(path)?,
-                None => None,
-            };
-            let text = match options.engine {
-                Engine::Crio => crio::dropin(&options.settings, main_text.as_deref()),
-                _ => podman::dropin(&options.settings, main_text.as_deref()),
-            }
-            .map_err(|error| ConfigureError::Edit {
-                path: main.clone().unwrap_or_default(),
-                error,
-            })?;
-            plan.files.push(dropin_write(&options.config, text)?);
-        }
-        (Engine::Docker | Engine::Containerd, true) => {
-            let engine = if options.engine == Engine::Docker {
-                &DOCKER
-            } else {
-                &CONTAINERD
-            };
-            if let Some(edit) = remove_in_place(&options.config, engine, &mut plan.kept)? {
-                plan.files.push(edit);
-            }
-            if options.engine == Engine::Containerd
-                && let Some(edit) = dropin_delete(&containerd_dropin(&options.config))?
-            {
-                plan.files.push(edit);
-            }
-        }
-        (Engine::Crio | Engine::Podman, true) => {
-            if let Some(edit) = dropin_delete(&options.config)? {
-                plan.files.push(edit);
-            }
-        }
-    }
-    Ok(plan)
-}
-
-fn plan_containerd(options: &ConfigureOptions, plan: &mut Plan) -> Result<(), ConfigureError> {
-    let path = &options.config;
-    let original = persist::read_optional(path)?;
-    let edit_err = |error| ConfigureError::Edit {
-        path: path.clone(),
-        error,
-    };
-    let layout = containerd::layout(original.as_deref().unwrap_or("")).map_err(edit_err)?;
-    if layout.version == Some(containerd::ConfigVersion::V3) && !layout.imports.is_empty() {
-        let dropin = containerd_dropin(path);
-        let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-        plan.files.push(in_place(path, |text| {
-            containerd::ensure_imported(text, &dropin, &dir)
-        })?);
-        let text = containerd::dropin(&options.settings).map_err(|error| ConfigureError::Edit {
-            path: dropin.clone(),
-            error,
-        })?;
-        plan.files.push(dropin_write(&dropin, text)?);
-    } else {
-        plan.files.push(in_place(path, |text| {
-            containerd::configure(text, &options.settings)
-        })?);
-    }
-    Ok(())
-}
-
-/// `<config dir>/conf.d/99-amdgpu-cdi.toml`: containerd 2.x drop-in.
-pub fn containerd_dropin(config: &Path) -> PathBuf {
-    config
-        .parent()
-        .unwrap_or(Path::new("/"))
-        .join("conf.d")
-        .join("99-amdgpu-cdi.toml")
-}
-
-/// The engine's main config next to a drop-in directory (`crio.conf`, `containers.conf`).
-fn main_config(engine: Engine, dropin: &Path) -> Option<PathBuf> {
-    let name = match engine {
-        Engine::Crio => "crio.conf",
-        Engine::Podman => "containers.conf",
-        _ => return None,
-    };
-    Some(dropin.parent()?.parent()?.join(name))
-}
-
-fn in_place(
-    path: &Path,
-    edit: impl FnOnce(&str) -> Result<Edited, ChangeError>,
-) -> Result<FileEdit, ConfigureError> {
-    let before = persist::read_optional(path)?;
-    let edited = edit(before.as_deref().unwrap_or("")).map_err(|error| ConfigureError::Edit {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    let ledger = if edited.changes.is_empty() {
-        LedgerAction::Keep
-    } else {
-        let old = persist::load_ledger(path)?;
-        LedgerAction::Write(old.after_run(before.as_deref(), &edited.text, edited.changes))
-    };
-    let after = if before.is_none() && edited.text.is_empty() {
-        None
-    } else {
-        Some(edited.text)
-    };
-    Ok(FileEdit {
-        path: path.to_path_buf(),
-        before,
-        after,
-        backup: true,
-        ledger,
-    })
-}
-
-/// The engine functions `--remove` needs for a config edited in place.
-struct InPlace {
-    revert: fn(&str, &[Change]) -> Result<Reverted, ChangeError>,
-    is_empty: fn(&str) -> bool,
-    same_meaning: fn(&str, &str) -> bool,
-}
-
-const DOCKER: InPlace = InPlace {
-    revert: docker::remove,
-    is_empty: docker::is_empty,
-    same_meaning: docker::same_meaning,
-};
-
-const CONTAINERD: InPlace = InPlace {
-    revert: containerd::remove,
-    is_empty: containerd::is_empty,
-    same_meaning: containerd::same_meaning,
-};
-
-/// Plans the undo of the ledger's changes, in place: only what the ledger says amdgpu-cdi added
-/// goes, everything else in the file stays (keys, comments, layout the user changed since).
-///
-/// The backup's bytes are written back instead (the original formatting returns, a Docker
-/// byte order mark included) only when nothing else changed ([`persist::untouched_original`])
-/// and the undo means the same as the backup.
-fn remove_in_place(
-    path: &Path,
-    engine: &InPlace,
-    kept: &mut Vec<String>,
-) -> Result<Option<FileEdit>, ConfigureError> {
-    let ledger = persist::load_ledger(path)?;
-    if ledger.changes.is_empty() {
-        return Ok(None);
-    }
-    let before = persist::read_optional(path)?;
-    let after = match &before {
-        None => None,
-        Some(text) => {
-            let reverted =
-                (engine.revert)(text, &ledger.changes).map_err(|error| ConfigureError::Edit {
-                    path: path.to_path_buf(),
-                    error,
-                })?;
-            kept.extend(
-                reverted
-                    .kept
-                    .iter()
-                    .map(|k| format!("{}: {k}", path.display())),
-            );
-            if ledger.created_file && (engine.is_empty)(&reverted.text) {
-                None
-            } else {
-                Some(match persist::untouched_original(path, &ledger, text)? {
-                    Some(original) if (engine.same_meaning)(&original, &reverted.text) => original,
-                    _ => reverted.text,
-                })
-            }
-        }
-    };
-    Ok(Some(FileEdit {
-        path: path.to_path_buf(),
-        before,
-        after,
-        backup: false,
-        ledger: LedgerAction::Delete,
-    }))
-}
-
-fn dropin_write(path: &Path, text: String) -> Result<FileEdit, ConfigureError> {
-    let before = persist::read_optional(path)?;
-    if before
-        .as_deref()
-        .is_some_and(|b| !b.starts_with(DROPIN_HEADER))
-    {
-        return Err(ConfigureError::NotOurs(path.to_path_buf()));
-    }
-    Ok(FileEdit {
-        path: path.to_path_buf(),
-        before,
-        after: Some(text),
-        backup: false,
-        ledger: LedgerAction::Keep,
-    })
-}
-
-fn dropin_delete(path: &Path) -> Result<Option<FileEdit>, ConfigureError> {
-    match persist::read_optional(path)? {
-        None => Ok(None),
-        Some(text) if !text.starts_with(DROPIN_HEADER) => {
-            Err(ConfigureError::NotOurs(path.to_path_buf()))
-        }
-        Some(text) => Ok(Some(FileEdit {
-            path: path.to_path_buf(),
-            before: Some(text),
-            after: None,
-            backup: false,
-            ledger: LedgerAction::Keep,
-        })),
-    }
-}
-
-/// The starting list for a drop-in: the value of `key` in the engine's main config, else the
-/// engine's `defaults`, plus `ours` (each entry once, order kept).
-pub(crate) fn merged_list(
-    main_config: Option<&str>,
-    key: &[String],
-    defaults: &[&str],
-    ours: &[String],
-) -> Result<Vec<String>, ChangeError> {
-    let inherited = match main_config {
-        Some(text) => toml_tree::string_list(text, key)?,
-        None => None,
-    };
-    let mut list = inherited.unwrap_or_else(|| defaults.iter().map(|d| (*d).to_string()).collect());
-    for item in ours {
-        if !list.contains(item) {
-            list.push(item.clone());
-        }
-    }
-    Ok(list)
 }
 
 /// The unified diff of one file edit (`/dev/null` for a missing side).

@@ -19,7 +19,7 @@ use cdi::write::{FileKind, Mode, WriteError, WriteOptions};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use super::change::{self, Change};
+use crate::engines::change::{self, Change};
 
 /// Why reading or writing a config, its backup or its ledger failed.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 //! never abort the run: a host without GPUs, engines or specs still gets a full report.
 
 mod engines;
+mod hooks;
 mod host;
 mod specs;
 
@@ -15,8 +16,6 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::generate::GenerateOptions;
-
-pub use engines::{Engine, EngineVersion};
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -148,6 +147,16 @@ fn plural(n: usize, what: &str) -> String {
         format!("1 {what}")
     } else {
         format!("{n} {what}s")
+    }
+}
+
+impl crate::engines::HostPaths for HostRoots {
+    fn host(&self, path: &str) -> PathBuf {
+        HostRoots::host(self, path)
+    }
+
+    fn show(&self, path: &Path) -> String {
+        HostRoots::show(self, path)
     }
 }
 
@@ -322,6 +331,7 @@ pub fn run(options: &DoctorOptions) -> Report {
         &specs.versions(),
         options.version_timeout,
     ));
+    sections.push(hooks::section(roots));
     fold_consequences(&mut sections);
     Report { sections }
 }

@@ -504,3 +504,39 @@ fn dangerous_gpu_specs_warn_and_fail_with_strict() {
         );
     }
 }
+
+/// Issue 13: containerd 2.x still reads a `version = 2` config.toml, where `configure containerd`
+/// writes its keys in the version 2 plugin table; doctor must read that table too, not the one the
+/// binary's major version would use for a file without `version` (the CDI switch and the one spec
+/// dir configure set are what show it).
+#[test]
+fn doctor_finds_what_configure_wrote_in_a_version_2_file_on_containerd_2() {
+    let case = case(
+        "containerd-2-version-2",
+        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
+    );
+    let config = case.root.join("etc/containerd/config.toml");
+    support::amdgpu_cdi()
+        .args(["configure", "containerd", "--config"])
+        .arg(&config)
+        .args(["--runtime-path", "/usr/bin/amdgpu-container-runtime"])
+        .args(["--cdi-spec-dir", "/var/run/cdi"])
+        .assert()
+        .success();
+    let written = fs::read_to_string(&config).expect("config.toml");
+    assert!(
+        written.starts_with("# Written for containerd 1.7") && written.contains("version = 2\n"),
+        "{written}"
+    );
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(
+        section(&report, "containerd"),
+        "containerd\n  \
+         [ok  ] containerd 2.1.9 (/usr/bin/containerd)\n  \
+         [ok  ] CDI is enabled (enable_cdi in the CRI plugin section)\n  \
+         [info] reads CDI specs from /var/run/cdi\n  \
+         [info] containerd 2.1.9 is known to accept cdiVersion up to 1.0.0\n  \
+         [ok  ] containerd 2.1.9 accepts cdiVersion 0.5.0 of /var/run/cdi/amd.com-gpu.yaml\n  \
+         [ok  ] runtime `amd` is the wrapper /usr/bin/amdgpu-container-runtime"
+    );
+}

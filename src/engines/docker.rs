@@ -9,11 +9,21 @@
 //! reading, as dockerd does since 23.0 (RFC 8259 lets a parser ignore it). A file that is edited is
 //! written without it, so that dockerd before 23.0, which refuses the mark, reads the result too;
 //! a file left unchanged keeps its bytes, mark included.
+//!
+//! Read back ([`read_config`]): `features.cdi`, `cdi-spec-dirs` and the runtimes that are the
+//! wrapper, judged as the installed dockerd reads the file (the byte order mark above).
+
+use std::fs;
 
 use serde_json::{Map, Value, json};
 
 use super::change::{self, Change, ChangeError, Tree, dotted, json_kind, key};
-use super::{Edited, Reverted, RuntimeEntry};
+use super::releases::{DOCKER_SKIPS_BOM, EngineVersion};
+use super::{Edited, EngineConfig, HostPaths, Reverted, RuntimeEntry};
+use crate::paths::WRAPPER_NAME;
+
+/// Docker's config file.
+pub const CONFIG: &str = "/etc/docker/daemon.json";
 
 /// Adds the amdgpu-cdi settings to `original` (the text of daemon.json; empty for a new file).
 pub fn configure(original: &str, settings: &RuntimeEntry) -> Result<Edited, ChangeError> {
@@ -70,6 +80,53 @@ pub fn is_empty(text: &str) -> bool {
 /// Whether two daemon.json texts hold the same values (layout aside).
 pub fn same_meaning(a: &str, b: &str) -> bool {
     matches!((parse(a), parse(b)), (Ok(a), Ok(b)) if a == b)
+}
+
+/// What daemon.json says about CDI and the wrapper, as dockerd `version` (when known) reads it.
+pub fn read_config(host: &dyn HostPaths, version: Option<EngineVersion>) -> EngineConfig {
+    let path = host.host(CONFIG);
+    let mut config = EngineConfig::default();
+    let Ok(text) = fs::read_to_string(&path) else {
+        return config;
+    };
+    config.file = Some(host.show(&path));
+    let text = match text.strip_prefix(BOM) {
+        Some(_) if version.is_some_and(|v| v < DOCKER_SKIPS_BOM) => {
+            config.broken = Some(format!(
+                "{}: it starts with a UTF-8 byte order mark, which dockerd before 23.0 refuses \
+                 (save it as UTF-8 without one)",
+                host.show(&path)
+            ));
+            return config;
+        }
+        Some(rest) => rest,
+        None => &text,
+    };
+    let json: Value = match serde_json::from_str(text) {
+        Ok(json) => json,
+        Err(e) => {
+            config.broken = Some(format!("{}: {e}", host.show(&path)));
+            return config;
+        }
+    };
+    config.cdi_enabled = json.pointer("/features/cdi").and_then(Value::as_bool);
+    config.spec_dirs = json.get("cdi-spec-dirs").and_then(|v| {
+        v.as_array().map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().map(str::to_string))
+                .collect()
+        })
+    });
+    if let Some(runtimes) = json.get("runtimes").and_then(Value::as_object) {
+        for (name, runtime) in runtimes {
+            if let Some(p) = runtime.get("path").and_then(Value::as_str)
+                && p.contains(WRAPPER_NAME)
+            {
+                config.wrappers.push((name.clone(), p.to_string()));
+            }
+        }
+    }
+    config
 }
 
 /// The UTF-8 byte order mark, as a character.
@@ -260,7 +317,7 @@ mod properties {
     use serde_json::{Map, Value};
 
     use super::*;
-    use crate::configure::strategies::{runtime_name, settings, spec_dirs};
+    use crate::engines::strategies::{runtime_name, settings, spec_dirs};
 
     fn runtime() -> impl Strategy<Value = Value> {
         (

@@ -338,7 +338,7 @@ fn json_to_value(value: &Value) -> toml_edit::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::configure::change::key;
+    use crate::engines::change::key;
 
     #[test]
     fn parse_error_names_the_line() {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 
-use super::{DEFAULT_RUNTIME_PATH, RuntimeEntry};
+use super::RuntimeEntry;
+use crate::paths::WRAPPER_PATH;
 
 /// A runtime entry name.
 pub(crate) fn runtime_name() -> impl Strategy<Value = String> {
@@ -35,7 +36,7 @@ pub(crate) fn settings() -> impl Strategy<Value = RuntimeEntry> {
     (runtime_name(), any::<bool>(), spec_dirs()).prop_map(|(runtime_name, set_as_default, dirs)| {
         RuntimeEntry {
             runtime_name,
-            runtime_path: PathBuf::from(DEFAULT_RUNTIME_PATH),
+            runtime_path: PathBuf::from(WRAPPER_PATH),
             set_as_default,
             cdi_spec_dirs: dirs.into_iter().map(PathBuf::from).collect(),
         }

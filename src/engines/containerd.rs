@@ -11,15 +11,26 @@
 //! a drop-in holding only our keys would wipe the user's CRI settings. A drop-in is therefore only
 //! written for version 3 configs that use `imports` (containerd 2.x merges imported plugin tables
 //! key by key); version 2 configs are edited in place even when they import other files.
+//!
+//! Read back ([`read_config`]): the plugin table of the version containerd reads the file as (its
+//! `version` key, else the one the installed release assumes; [`ConfigVersion::read_as`]), so
+//! what `configure` wrote is found whatever the release.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use toml_edit::DocumentMut;
 
 use super::change::{self, Change, ChangeError, key};
+use super::releases::{CONTAINERD_CONFIG_V3, EngineVersion};
 use super::toml_tree::{TomlTree, parse};
-use super::{Edited, Reverted, RuntimeEntry};
+use super::{
+    Edited, EngineConfig, HostPaths, Reverted, RuntimeEntry, read_toml_files, string_array,
+};
+use crate::paths::WRAPPER_NAME;
+
+/// containerd's config file.
+pub const CONFIG: &str = "/etc/containerd/config.toml";
 
 /// The runtime type of the wrapper's entry: the runc shim, which execs `BinaryName`.
 pub const RUNTIME_TYPE: &str = "io.containerd.runc.v2";
@@ -39,6 +50,20 @@ impl ConfigVersion {
         match self {
             ConfigVersion::V2 => "io.containerd.grpc.v1.cri",
             ConfigVersion::V3 => "io.containerd.cri.v1.runtime",
+        }
+    }
+
+    /// The version containerd `release` (when known) reads a file as whose `version` key is
+    /// `file_version`: containerd 2.x still reads (and converts) a `version = 2` file; without
+    /// the key, 2.x assumes 3 and 1.x assumes 2.
+    pub fn read_as(file_version: Option<i64>, release: Option<EngineVersion>) -> ConfigVersion {
+        let v3 = file_version.map_or(release.is_some_and(|v| v >= CONTAINERD_CONFIG_V3), |v| {
+            v >= 3
+        });
+        if v3 {
+            ConfigVersion::V3
+        } else {
+            ConfigVersion::V2
         }
     }
 }
@@ -107,6 +132,16 @@ pub fn configure(original: &str, settings: &RuntimeEntry) -> Result<Edited, Chan
         doc.to_string()
     };
     Ok(Edited { text, changes })
+}
+
+/// `<config dir>/conf.d/99-amdgpu-cdi.toml`: the drop-in for `config` (version 3 with
+/// `imports`).
+pub fn dropin_path(config: &Path) -> PathBuf {
+    config
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join("conf.d")
+        .join("99-amdgpu-cdi.toml")
 }
 
 /// The whole text of a version 3 drop-in holding only the amdgpu-cdi settings.
@@ -223,6 +258,39 @@ pub fn is_empty(text: &str) -> bool {
     text.parse::<toml::Table>().is_ok_and(|t| t.is_empty())
 }
 
+/// What config.toml says about CDI and the wrapper, as containerd `version` (when known) reads it.
+pub fn read_config(host: &dyn HostPaths, version: Option<EngineVersion>) -> EngineConfig {
+    read_toml_files(host, [host.host(CONFIG)], |config, table| {
+        let file_version = table.get("version").and_then(toml::Value::as_integer);
+        let section = ConfigVersion::read_as(file_version, version).plugin();
+        if let Some(cri) = table
+            .get("plugins")
+            .and_then(|p| p.get(section))
+            .and_then(|s| s.as_table())
+        {
+            config.cdi_enabled = cri.get("enable_cdi").and_then(toml::Value::as_bool);
+            config.spec_dirs = string_array(cri.get("cdi_spec_dirs"));
+        }
+        collect_binary_names(&toml::Value::Table(table), "", &mut config.wrappers);
+    })
+}
+
+/// Finds `runtimes.<name>.options.BinaryName` entries pointing at the wrapper, at any depth.
+fn collect_binary_names(value: &toml::Value, name: &str, out: &mut Vec<(String, String)>) {
+    if let Some(table) = value.as_table() {
+        for (key, child) in table {
+            if key == "BinaryName"
+                && let Some(path) = child.as_str()
+                && path.contains(WRAPPER_NAME)
+            {
+                out.push((name.to_string(), path.to_string()));
+            }
+            let child_name = if key == "options" { name } else { key };
+            collect_binary_names(child, child_name, out);
+        }
+    }
+}
+
 /// Go `filepath.Match`-style matching of `*` and `?` (neither crosses `/`), as containerd uses for
 /// `imports`.
 fn glob_match(pattern: &str, name: &str) -> bool {
@@ -272,7 +340,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::configure::strategies::settings;
+    use crate::engines::strategies::settings;
 
     /// A config of version 2 or 3 with any mix of the tables `configure` touches.
     fn config() -> impl Strategy<Value = String> {
