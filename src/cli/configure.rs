@@ -75,7 +75,7 @@ fn default_runtime_path() -> PathBuf {
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join(paths::WRAPPER_NAME)))
         .filter(|path| path.is_file())
-        .unwrap_or_else(|| PathBuf::from(configure::DEFAULT_RUNTIME_PATH))
+        .unwrap_or_else(|| PathBuf::from(paths::WRAPPER_PATH))
 }
 
 impl ConfigureArgs {

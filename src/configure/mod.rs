@@ -34,9 +34,6 @@ use crate::engines::{Engine, RuntimeEntry};
 /// The default runtime name (`docker run --runtime amd`).
 pub const DEFAULT_RUNTIME_NAME: &str = "amd";
 
-/// Where the wrapper is installed by the packages.
-pub const DEFAULT_RUNTIME_PATH: &str = "/usr/bin/amdgpu-container-runtime";
-
 /// A validated `configure` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigureOptions {

@@ -4,7 +4,7 @@
 //! Every check reads the host through [`HostRoots`], so tests point it at fixture trees. Checks
 //! never abort the run: a host without GPUs, engines or specs still gets a full report.
 
-mod engines;
+mod engine_checks;
 mod hooks;
 mod host;
 mod specs;
@@ -326,7 +326,7 @@ pub fn run(options: &DoctorOptions) -> Report {
     ];
     let specs = specs::scan(roots);
     sections.push(specs.section(roots, &options.generate, options.strict));
-    sections.extend(engines::sections(
+    sections.extend(engine_checks::sections(
         roots,
         &specs.versions(),
         options.version_timeout,
