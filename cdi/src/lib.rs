@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod codec;
 pub mod edits;
+pub mod host;
 pub mod name;
 pub mod registry;
 pub mod spec;

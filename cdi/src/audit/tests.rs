@@ -9,24 +9,23 @@ use crate::codec::{Format, parse};
 /// A host whose nodes are listed; every other path does not exist.
 struct FakeHost(BTreeMap<&'static str, HostNode>);
 
-impl Host for FakeHost {
-    fn node(&self, path: &Path) -> Option<HostNode> {
-        self.0.get(path.to_str()?).copied()
+impl HostFs for FakeHost {
+    fn lstat(&self, path: &Path) -> Result<HostNode, nix::errno::Errno> {
+        self.stat(path)
+    }
+
+    fn stat(&self, path: &Path) -> Result<HostNode, nix::errno::Errno> {
+        let found = path.to_str().and_then(|p| self.0.get(p));
+        found.copied().ok_or(nix::errno::Errno::ENOENT)
     }
 }
 
 fn host() -> FakeHost {
     FakeHost(BTreeMap::from([
-        ("/dev/sda", HostNode::Block),
-        (
-            "/dev/kfd",
-            HostNode::Char {
-                major: 235,
-                minor: 0,
-            },
-        ),
-        ("/dev/mem", HostNode::Char { major: 1, minor: 1 }),
-        ("/dev/fast-mem", HostNode::Char { major: 1, minor: 1 }),
+        ("/dev/sda", HostNode::block_device(8, 0)),
+        ("/dev/kfd", HostNode::char_device(235, 0)),
+        ("/dev/mem", HostNode::char_device(1, 1)),
+        ("/dev/fast-mem", HostNode::char_device(1, 1)),
     ]))
 }
 
