@@ -22,8 +22,8 @@
 //! Every entry point is all-or-nothing without copying the config: everything that can fail (host
 //! device nodes, the shape of the config's fields, hook names) is checked first, in the order the
 //! edits are applied, and only then is the config edited in place. Each edit kind has its own
-//! module holding its check beside its apply: [`env`], [`device_nodes`], [`mounts`], [`hooks`]
-//! and [`linux_extras`] (network devices, Intel RDT, additional GIDs); [`json_path`] reaches the
+//! module holding its check beside its apply: `env`, `device_nodes`, `mounts`, `hooks`
+//! and `linux_extras` (network devices, Intel RDT, additional GIDs); `json_path` reaches the
 //! fields. The device nodes are returned resolved ([`ResolvedNode`]), and [`resolve_nodes`] gives
 //! them without editing anything, for a caller that adds them to a running container.
 
