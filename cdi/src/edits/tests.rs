@@ -557,3 +557,70 @@ proptest::proptest! {
         }
     }
 }
+
+/// A host whose listed paths are nodes; every other path does not exist.
+struct FakeHost(Vec<(&'static str, crate::host::HostNode)>);
+
+impl HostFs for FakeHost {
+    fn lstat(&self, path: &std::path::Path) -> Result<crate::host::HostNode, nix::errno::Errno> {
+        let found = self.0.iter().find(|(p, _)| std::path::Path::new(p) == path);
+        found
+            .map(|(_, node)| *node)
+            .ok_or(nix::errno::Errno::ENOENT)
+    }
+
+    fn stat(&self, path: &std::path::Path) -> Result<crate::host::HostNode, nix::errno::Errno> {
+        self.lstat(path)
+    }
+}
+
+/// The host is asked through [`HostFs`], so a block device (which only root can make) is
+/// resolved without one, and what is returned is what was written.
+#[test]
+fn a_fake_host_answers_for_the_host_nodes() {
+    let host = FakeHost(vec![(
+        "/dev/vdz",
+        crate::host::HostNode::block_device(7, 250),
+    )]);
+    let mut config = json!({"process": {"user": {"uid": 1000, "gid": 1000}}});
+    let nodes = apply_many_on(
+        &mut config,
+        &[&edits_with_nodes(vec![node("/dev/vdz")])],
+        &host,
+    )
+    .expect("apply");
+    assert_eq!(
+        config["linux"]["devices"],
+        json!([{"path": "/dev/vdz", "type": "b", "major": 7, "minor": 250, "fileMode": 0o660, "uid": 1000, "gid": 1000}])
+    );
+    assert_eq!(
+        config["linux"]["resources"]["devices"],
+        json!([{"allow": true, "type": "b", "major": 7, "minor": 250, "access": "rwm"}])
+    );
+    assert_eq!(
+        nodes,
+        [ResolvedNode {
+            path: "/dev/vdz".into(),
+            host_path: None,
+            kind: "b".into(),
+            major: 7,
+            minor: 250,
+            file_mode: Some(0o660),
+            uid: Some(1000),
+            gid: Some(1000),
+            access: "rwm".into(),
+        }]
+    );
+    let unchanged = config.clone();
+    let resolved = resolve_nodes(&config, &[&edits_with_nodes(vec![node("/dev/vdz")])], &host)
+        .expect("resolve");
+    assert_eq!((resolved, &config), (nodes, &unchanged));
+    let err = apply_many_on(
+        &mut config,
+        &[&edits_with_nodes(vec![node("/dev/missing")])],
+        &host,
+    )
+    .expect_err("missing");
+    assert!(matches!(err, EditError::StatHostDevice { .. }), "{err}");
+    assert_eq!(config, unchanged);
+}
