@@ -122,6 +122,23 @@ impl HostFs for LiveHostFs {
     }
 }
 
+/// The crate's test fake: a host whose listed paths are nodes (the same with or without following
+/// links); every other path does not exist.
+#[cfg(test)]
+pub(crate) struct FakeHostFs(pub(crate) std::collections::BTreeMap<&'static str, HostNode>);
+
+#[cfg(test)]
+impl HostFs for FakeHostFs {
+    fn lstat(&self, path: &Path) -> Result<HostNode, Errno> {
+        self.stat(path)
+    }
+
+    fn stat(&self, path: &Path) -> Result<HostNode, Errno> {
+        let found = path.to_str().and_then(|p| self.0.get(p));
+        found.copied().ok_or(Errno::ENOENT)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

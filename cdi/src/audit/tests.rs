@@ -1,27 +1,13 @@
 //! Unit tests of [`super`]: every danger, where it is found, and what it says.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use super::*;
 use crate::codec::{Format, parse};
+use crate::host::FakeHostFs;
 
-/// A host whose nodes are listed; every other path does not exist.
-struct FakeHost(BTreeMap<&'static str, HostNode>);
-
-impl HostFs for FakeHost {
-    fn lstat(&self, path: &Path) -> Result<HostNode, nix::errno::Errno> {
-        self.stat(path)
-    }
-
-    fn stat(&self, path: &Path) -> Result<HostNode, nix::errno::Errno> {
-        let found = path.to_str().and_then(|p| self.0.get(p));
-        found.copied().ok_or(nix::errno::Errno::ENOENT)
-    }
-}
-
-fn host() -> FakeHost {
-    FakeHost(BTreeMap::from([
+fn host() -> FakeHostFs {
+    FakeHostFs(BTreeMap::from([
         ("/dev/sda", HostNode::block_device(8, 0)),
         ("/dev/kfd", HostNode::char_device(235, 0)),
         ("/dev/mem", HostNode::char_device(1, 1)),

@@ -1,11 +1,14 @@
 //! Unit tests of [`super`]: each edit kind, the host lookups, and the all-or-nothing contract.
 
+use std::collections::BTreeMap;
+
 use nix::sys::stat::lstat;
 use serde_json::json;
 
 use super::env::env_key;
 use super::mounts::path_depth;
 use super::*;
+use crate::host::{FakeHostFs, HostNode};
 use crate::spec::{Device, DeviceNode, Hook, IntelRdt, Mount, NetDevice};
 
 fn node(path: &str) -> DeviceNode {
@@ -558,30 +561,14 @@ proptest::proptest! {
     }
 }
 
-/// A host whose listed paths are nodes; every other path does not exist.
-struct FakeHost(Vec<(&'static str, crate::host::HostNode)>);
-
-impl HostFs for FakeHost {
-    fn lstat(&self, path: &std::path::Path) -> Result<crate::host::HostNode, nix::errno::Errno> {
-        let found = self.0.iter().find(|(p, _)| std::path::Path::new(p) == path);
-        found
-            .map(|(_, node)| *node)
-            .ok_or(nix::errno::Errno::ENOENT)
-    }
-
-    fn stat(&self, path: &std::path::Path) -> Result<crate::host::HostNode, nix::errno::Errno> {
-        self.lstat(path)
-    }
-}
-
 /// The host is asked through [`HostFs`], so a block device (which only root can make) is
 /// resolved without one, and what is returned is what was written.
 #[test]
 fn a_fake_host_answers_for_the_host_nodes() {
-    let host = FakeHost(vec![(
+    let host = FakeHostFs(BTreeMap::from([(
         "/dev/vdz",
-        crate::host::HostNode::block_device(7, 250),
-    )]);
+        HostNode::block_device(7, 250),
+    )]));
     let mut config = json!({"process": {"user": {"uid": 1000, "gid": 1000}}});
     let nodes = apply_many_on(
         &mut config,
