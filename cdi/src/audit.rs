@@ -16,6 +16,7 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+use crate::host::{HostFs, HostNode, LiveHostFs, NodeType};
 use crate::spec::{ContainerEdits, Spec};
 use crate::text::escape;
 
@@ -204,45 +205,25 @@ impl fmt::Display for Warning {
 
 /// What a host path is, as far as the audit needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostNode {
+enum Seen {
     /// A block device.
     Block,
     /// A character device with these numbers.
-    Char {
-        /// Major number.
-        major: u64,
-        /// Minor number.
-        minor: u64,
-    },
+    Char { major: u64, minor: u64 },
     /// Anything else.
     Other,
 }
 
-/// How the audit looks at the host, so tests (and `doctor --root`) can answer for another host.
-pub trait Host {
-    /// What `path` (a host path from a spec) is; `None` when it does not exist or cannot be read.
-    fn node(&self, path: &Path) -> Option<HostNode>;
-}
-
-/// This machine, following symbolic links as the engines do.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LiveHost;
-
-impl Host for LiveHost {
-    fn node(&self, path: &Path) -> Option<HostNode> {
-        use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        let meta = std::fs::metadata(path).ok()?;
-        let kind = meta.file_type();
-        Some(if kind.is_block_device() {
-            HostNode::Block
-        } else if kind.is_char_device() {
-            HostNode::Char {
-                major: nix::sys::stat::major(meta.rdev()),
-                minor: nix::sys::stat::minor(meta.rdev()),
-            }
-        } else {
-            HostNode::Other
-        })
+impl From<HostNode> for Seen {
+    fn from(node: HostNode) -> Self {
+        match node.kind {
+            NodeType::Block => Self::Block,
+            NodeType::Char => Self::Char {
+                major: node.major,
+                minor: node.minor,
+            },
+            NodeType::Fifo | NodeType::Other => Self::Other,
+        }
     }
 }
 
@@ -260,11 +241,11 @@ impl Host for LiveHost {
 /// # Ok::<(), cdi::codec::CodecError>(())
 /// ```
 pub fn warnings(spec: &Spec) -> Vec<Warning> {
-    warnings_on(spec, &LiveHost)
+    warnings_on(spec, &LiveHostFs)
 }
 
 /// [`warnings`], asking `host` about device nodes.
-pub fn warnings_on(spec: &Spec, host: &impl Host) -> Vec<Warning> {
+pub fn warnings_on(spec: &Spec, host: &impl HostFs) -> Vec<Warning> {
     let mut out = Vec::new();
     check_edits(None, &spec.container_edits, host, &mut out);
     for device in &spec.devices {
@@ -276,7 +257,7 @@ pub fn warnings_on(spec: &Spec, host: &impl Host) -> Vec<Warning> {
 fn check_edits(
     device: Option<&str>,
     edits: &ContainerEdits,
-    host: &impl Host,
+    host: &impl HostFs,
     out: &mut Vec<Warning>,
 ) {
     let mut push = |field: String, danger: Danger| {
@@ -312,27 +293,29 @@ fn check_edits(
             paths(&format!("{field}.path"), &node.path, false, &mut push);
         }
         let seen = match node.kind.as_deref() {
-            Some("b") => Some(HostNode::Block),
+            Some("b") => Some(Seen::Block),
             Some("c" | "u") => Some(match (node.major, node.minor) {
-                (Some(major), Some(minor)) => HostNode::Char {
+                (Some(major), Some(minor)) => Seen::Char {
                     major: u64::try_from(major).unwrap_or(u64::MAX),
                     minor: u64::try_from(minor).unwrap_or(u64::MAX),
                 },
-                _ => host.node(Path::new(host_path)).unwrap_or(HostNode::Other),
+                _ => host
+                    .stat(Path::new(host_path))
+                    .map_or(Seen::Other, Seen::from),
             }),
             Some(_) => None,
-            None => host.node(Path::new(host_path)),
+            None => host.stat(Path::new(host_path)).ok().map(Seen::from),
         };
         let normal = normalize(host_path);
         let memory = MEMORY_DEVICES.iter().any(|(path, minor)| {
             normal.as_deref() == Some(Path::new(path))
                 || seen
-                    == Some(HostNode::Char {
+                    == Some(Seen::Char {
                         major: 1,
                         minor: *minor,
                     })
         });
-        if seen == Some(HostNode::Block) {
+        if seen == Some(Seen::Block) {
             let access = node.permissions.as_deref().filter(|p| !p.is_empty());
             push(
                 field,

@@ -333,7 +333,8 @@ impl Registry {
         edits::apply_many(config, &all).map_err(|source| ApplyError::Edit {
             names: names.to_vec(),
             source,
-        })
+        })?;
+        Ok(())
     }
 }
 

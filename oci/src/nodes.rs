@@ -3,8 +3,9 @@
 //! hook acts directly on the container instead.
 //!
 //! Inputs: the OCI [`State`], the bundle's `config.json`, and the devices to add: the caller
-//! applies its CDI edits to a copy of the config and [`devices_added`] reads the difference, so
-//! the nodes get exactly the type, numbers, mode and owner CDI injection gives. Steps: check the container process is alive, find its device
+//! resolves the device nodes of its CDI edits against the config ([`cdi::edits::resolve_nodes`],
+//! which changes nothing) and [`devices_to_add`] keeps those injection would add, so the nodes
+//! get exactly the type, numbers, mode and owner CDI injection gives. Steps: check the container process is alive, find its device
 //! cgroups, create the nodes inside its rootfs (as seen through `/proc/<pid>/root` when it has
 //! its own mount namespace) with the owner CDI injection would give, then allow them in the
 //! device cgroup (v1 `devices.allow`, v2 eBPF program replacement).
@@ -20,12 +21,13 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
+use cdi::edits::ResolvedNode;
 use nix::errno::Errno;
 use serde_json::Value;
 
 use crate::cgroup::program::{Access, DeviceRule, DeviceType, runc_default_rules};
 use crate::cgroup::{self, AllowOutcome, CgroupError, CgroupRoots};
-use crate::oci_config::{BadDeviceRule, DeviceRuleEntry, IdKind, OciConfig};
+use crate::oci_config::{BadDeviceRule, IdKind, OciConfig};
 use crate::rootfs::{NodeOutcome, NodeToCreate, Rootfs, RootfsError};
 use crate::state::State;
 use crate::syscalls::{FileKind, NodeSpec, Syscalls};
@@ -298,99 +300,98 @@ pub fn host_owner(config: &Value, uid: u32, gid: u32) -> Result<(u32, u32), Node
     ))
 }
 
-/// What makes two `linux.resources.devices` entries the same rule, for finding them quickly;
-/// entries with the same key are then compared whole.
-type RuleKey<'a> = (
-    Option<bool>,
-    Option<&'a str>,
-    Option<i64>,
-    Option<i64>,
-    Option<&'a str>,
-);
-
-fn rule_key<'a>(rule: &DeviceRuleEntry<'a>) -> RuleKey<'a> {
-    (
-        rule.allow(),
-        rule.kind(),
-        rule.major(),
-        rule.minor(),
-        rule.access(),
-    )
-}
-
-/// The device nodes `after` (a config with CDI edits applied) has in `linux.devices` that
-/// `before` lacks, with the access of the matching new `linux.resources.devices` allow rule.
-/// Linear in the size of both lists: a config with many devices or rules costs no more than
-/// reading it.
-pub fn devices_added(before: &Value, after: &Value) -> Result<Vec<DeviceToAdd>, NodeError> {
-    let (before, after) = (OciConfig::new(before), OciConfig::new(after));
-    let old_devices: HashSet<_> = before.devices().map(|d| d.key()).collect();
-    let mut old_rules: HashMap<RuleKey<'_>, Vec<&Value>> = HashMap::new();
-    for rule in before.device_rule_entries() {
-        old_rules
-            .entry(rule_key(&rule))
-            .or_default()
-            .push(rule.raw());
-    }
-    // The access of the first new allow rule for each (type, major, minor).
-    let mut new_access: HashMap<(&str, i64, i64), Option<&str>> = HashMap::new();
-    for rule in after.device_rule_entries() {
-        let old = old_rules
-            .get(&rule_key(&rule))
-            .is_some_and(|same| same.contains(&rule.raw()));
-        if let (false, Some(true), Some(kind), Some(major), Some(minor)) =
-            (old, rule.allow(), rule.kind(), rule.major(), rule.minor())
+/// The device nodes CDI injection adds to `config`, from the nodes the edits resolve to
+/// ([`cdi::edits::resolve_nodes`], in the order of the edits), as applying them would leave
+/// `linux.devices`: each node replaces the first entry with its path and is appended; what is
+/// left that `config` lacks (by path, type and numbers) is added, with the access of the first
+/// allow rule the injection adds for its type and numbers (`rwm` when it adds none). Nothing is
+/// copied or edited: a config with many devices or rules costs no more than reading it.
+pub fn devices_to_add(
+    config: &Value,
+    nodes: &[ResolvedNode],
+) -> Result<Vec<DeviceToAdd>, NodeError> {
+    let config = OciConfig::new(config);
+    let old_devices: HashSet<_> = config.devices().map(|d| d.key()).collect();
+    // `linux.devices` after injection: `None` for an entry of `config`.
+    let mut devices: Vec<(Option<&str>, Option<&ResolvedNode>)> =
+        config.devices().map(|d| (d.path(), None)).collect();
+    for node in nodes {
+        if let Some(i) = devices
+            .iter()
+            .position(|(path, _)| *path == Some(node.path.as_str()))
         {
-            new_access
-                .entry((kind, major, minor))
-                .or_insert_with(|| rule.access());
+            devices.remove(i);
+        }
+        devices.push((Some(&node.path), Some(node)));
+    }
+    // The allow rules the injection adds: those not present yet; the first one of each
+    // (type, major, minor) gives its access.
+    let mut rules: HashSet<(&str, i64, i64, &str)> = HashSet::new();
+    for rule in config.device_rule_entries() {
+        if let (Some(true), Some(kind), Some(major), Some(minor), Some(access)) = (
+            rule.allow(),
+            rule.kind(),
+            rule.major(),
+            rule.minor(),
+            rule.access(),
+        ) {
+            rules.insert((kind, major, minor, access));
+        }
+    }
+    let mut new_access: HashMap<(&str, i64, i64), &str> = HashMap::new();
+    for node in nodes.iter().filter(|n| n.has_cgroup_rule()) {
+        let rule = (
+            node.kind.as_str(),
+            node.major,
+            node.minor,
+            node.access.as_str(),
+        );
+        if rules.insert(rule) {
+            new_access.entry((rule.0, rule.1, rule.2)).or_insert(rule.3);
         }
     }
     let mut added = Vec::new();
-    for device in after.devices() {
-        if old_devices.contains(&device.key()) {
+    for node in devices.into_iter().filter_map(|(_, node)| node) {
+        let key = (
+            Some(node.path.as_str()),
+            Some(node.kind.as_str()),
+            Some(node.major),
+            Some(node.minor),
+        );
+        if old_devices.contains(&key) {
             continue;
         }
-        let path = device.path().unwrap_or("?").to_string();
         let bad = |reason: &str| NodeError::BadDevice {
-            path: path.clone(),
+            path: node.path.clone(),
             reason: reason.to_string(),
         };
-        let kind = match device.kind() {
-            Some("c" | "u") => DeviceType::Char,
-            Some("b") => DeviceType::Block,
+        let kind = match node.kind.as_str() {
+            "c" | "u" => DeviceType::Char,
+            "b" => DeviceType::Block,
             _ => {
                 return Err(bad(
                     "only character and block devices can be added at prestart",
                 ));
             }
         };
-        let number = |n: Option<i64>, name: &str| {
-            n.and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| bad(&format!("`{name}` is missing or out of range")))
+        let number = |n: i64, name: &str| {
+            u32::try_from(n).map_err(|_| bad(&format!("`{name}` is missing or out of range")))
         };
-        let (major, minor) = (
-            number(device.major(), "major")?,
-            number(device.minor(), "minor")?,
-        );
+        let (major, minor) = (number(node.major, "major")?, number(node.minor, "minor")?);
         let id = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
         let letter = if kind == DeviceType::Block { "b" } else { "c" };
         let access = new_access
             .get(&(letter, i64::from(major), i64::from(minor)))
-            .map_or(Some(Access::ALL), |access| {
-                access.map_or(Some(Access::ALL), Access::parse)
-            })
+            .map_or(Some(Access::ALL), |access| Access::parse(access))
             .ok_or_else(|| bad("its cgroup access must be a subset of rwm"))?;
         added.push(DeviceToAdd {
-            container_path: PathBuf::from(&path),
+            container_path: PathBuf::from(&node.path),
             kind,
             major,
             minor,
-            mode: u32::try_from(device.file_mode().unwrap_or(0o666))
-                .map_err(|_| bad("`fileMode` is out of range"))?
-                & 0o7777,
-            uid: id(device.uid()),
-            gid: id(device.gid()),
+            mode: node.file_mode.unwrap_or(0o666) & 0o7777,
+            uid: id(node.uid),
+            gid: id(node.gid),
             access,
             host_path: None,
         });
@@ -605,7 +606,35 @@ mod tests {
         })
     }
 
-    fn injected() -> Value {
+    /// A resolved device node, as `cdi::edits` gives it.
+    fn resolved(path: &str, major: i64, minor: i64, mode: u32, access: &str) -> ResolvedNode {
+        ResolvedNode {
+            path: path.into(),
+            host_path: None,
+            kind: "c".into(),
+            major,
+            minor,
+            file_mode: Some(mode),
+            uid: None,
+            gid: None,
+            access: access.into(),
+        }
+    }
+
+    /// The nodes of `/dev/kfd` and a render node owned by 1000:44 with access `rw`.
+    fn injected() -> Vec<ResolvedNode> {
+        vec![
+            resolved("/dev/kfd", 511, 0, 438, "rwm"),
+            ResolvedNode {
+                uid: Some(1000),
+                gid: Some(44),
+                ..resolved("/dev/dri/renderD129", 226, 129, 432, "rw")
+            },
+        ]
+    }
+
+    /// `config()` with `injected()` already in it, as a precreate hook would have left it.
+    fn already_injected() -> Value {
         let mut after = config();
         after["linux"]["devices"] = json!([
             {"path": "/dev/kfd", "type": "c", "major": 511, "minor": 0, "fileMode": 438},
@@ -635,11 +664,11 @@ mod tests {
     }
 
     fn devices() -> Vec<DeviceToAdd> {
-        devices_added(&config(), &injected()).expect("diff")
+        devices_to_add(&config(), &injected()).expect("devices to add")
     }
 
     #[test]
-    fn added_devices_come_from_the_config_difference() {
+    fn added_devices_are_the_resolved_nodes_the_config_lacks() {
         let added = devices();
         assert_eq!(
             added,
@@ -669,14 +698,15 @@ mod tests {
             ]
         );
         assert!(
-            devices_added(&injected(), &injected())
+            devices_to_add(&already_injected(), &injected())
                 .expect("same")
                 .is_empty()
         );
     }
 
-    /// The difference of two configs goes through hash sets (it scanned every old device for
-    /// each new one: quadratic in the size of linux.devices, issue 12 item 3).
+    /// The devices and rules of the config go through hash sets (the difference of two configs
+    /// scanned every old device for each new one: quadratic in the size of linux.devices, issue
+    /// 12 item 3).
     #[test]
     fn a_long_device_list_is_compared_in_one_pass() {
         let many = |n: i64| -> Vec<Value> {
@@ -694,10 +724,13 @@ mod tests {
         let mut before = config();
         before["linux"]["devices"] = json!(many(20_000));
         before["linux"]["resources"]["devices"] = json!(rules(20_000));
-        let mut after = config();
-        after["linux"]["devices"] = json!(many(20_001));
-        after["linux"]["resources"]["devices"] = json!(rules(20_001));
-        let added = devices_added(&before, &after).expect("diff");
+        let nodes: Vec<ResolvedNode> = (0..20_001)
+            .map(|i| ResolvedNode {
+                file_mode: None,
+                ..resolved(&format!("/dev/x{i}"), 1, i, 0, "rw")
+            })
+            .collect();
+        let added = devices_to_add(&before, &nodes[20_000..]).expect("devices to add");
         assert_eq!(added.len(), 1);
         assert_eq!(added[0].container_path, PathBuf::from("/dev/x20000"));
         assert_eq!(added[0].access, Access::parse("rw").expect("rw"));
@@ -705,9 +738,11 @@ mod tests {
 
     #[test]
     fn fifo_cannot_be_added_at_prestart() {
-        let mut after = config();
-        after["linux"]["devices"] = json!([{"path": "/dev/p", "type": "p"}]);
-        let err = devices_added(&config(), &after).expect_err("fifo");
+        let fifo = ResolvedNode {
+            kind: "p".into(),
+            ..resolved("/dev/p", 0, 0, 0o644, "rwm")
+        };
+        let err = devices_to_add(&config(), &[fifo]).expect_err("fifo");
         assert_eq!(
             err.to_string(),
             "linux.devices entry /dev/p of the injected config is invalid: only character and block devices can be added at prestart"

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use cdi::host::{HostFs, HostNode, LiveHostFs};
 use cdi::version::Version;
+use nix::errno::Errno;
 
 use crate::check::{self, Currentness};
 use crate::discover::{self, DiscoverOptions};
@@ -114,15 +116,26 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
 /// the dev root, other host paths under the root.
 struct RootedHost<'a>(&'a HostRoots);
 
-impl cdi::audit::Host for RootedHost<'_> {
-    fn node(&self, path: &Path) -> Option<cdi::audit::HostNode> {
-        let relative = path.strip_prefix("/").ok()?;
+impl RootedHost<'_> {
+    /// Where a spec's host `path` is on the inspected host.
+    fn locate(&self, path: &Path) -> Result<PathBuf, Errno> {
+        let relative = path.strip_prefix("/").map_err(|_| Errno::ENOENT)?;
         let base = if relative.starts_with("dev") {
             &self.0.dev_root
         } else {
             &self.0.root
         };
-        cdi::audit::LiveHost.node(&base.join(relative))
+        Ok(base.join(relative))
+    }
+}
+
+impl HostFs for RootedHost<'_> {
+    fn lstat(&self, path: &Path) -> Result<HostNode, Errno> {
+        LiveHostFs.lstat(&self.locate(path)?)
+    }
+
+    fn stat(&self, path: &Path) -> Result<HostNode, Errno> {
+        LiveHostFs.stat(&self.locate(path)?)
     }
 }
 

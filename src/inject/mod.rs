@@ -10,7 +10,8 @@ use std::path::Path;
 
 use amdgpu_cdi_oci::bundle::{self, BundleError};
 use amdgpu_cdi_oci::log::DetailLog;
-use cdi::edits::{EditError, apply_many};
+use cdi::edits::{EditError, apply_many_on};
+use cdi::host::{HostFs, LiveHostFs};
 use cdi::registry::Registry;
 use cdi::spec::{ContainerEdits, Spec};
 use serde_json::{Map, Value};
@@ -316,11 +317,22 @@ pub fn inject(
     settings: &Settings,
     log: &DetailLog,
 ) -> Result<Outcome, InjectError> {
+    inject_on(config, settings, log, &LiveHostFs)
+}
+
+/// [`inject`], looking at `host` for the device nodes whose type and numbers the spec leaves to
+/// the host node.
+pub fn inject_on(
+    config: &mut Value,
+    settings: &Settings,
+    log: &DetailLog,
+    host: &impl HostFs,
+) -> Result<Outcome, InjectError> {
     let selected = match select(config, settings, log)? {
         Decision::Nothing(reason) => return Ok(Outcome::Unchanged(reason)),
         Decision::Devices(selected) => selected,
     };
-    // `apply_many` changes nothing when it fails, and marking cannot fail once the annotations
+    // `apply_many_on` changes nothing when it fails, and marking cannot fail once the annotations
     // are known to be an object (or absent), so the config needs no copy.
     if !config
         .get("annotations")
@@ -329,7 +341,7 @@ pub fn inject(
         return Err(InjectError::Annotations);
     }
     let refs: Vec<&ContainerEdits> = selected.edits.iter().collect();
-    apply_many(config, &refs).map_err(|source| InjectError::Edit {
+    apply_many_on(config, &refs, host).map_err(|source| InjectError::Edit {
         names: selected.names.clone(),
         source,
     })?;
@@ -512,5 +524,104 @@ mod tests {
         let err = inject(&mut config, &settings, &DetailLog::default()).expect_err("no GPUs");
         assert!(err.to_string().starts_with("no AMD GPU found"), "{err}");
         assert_eq!(config, before);
+    }
+
+    /// Requests resolved against live discovery of the 64-partition example host (MI300X in CPX
+    /// mode): PCI addresses select all partitions of a GPU, unique ids every device reporting
+    /// them, CDI names exactly one. The host's device nodes are answered by a fake (every path a
+    /// character device), so no node is created and no root is needed.
+    mod requests {
+        use std::path::{Path, PathBuf};
+
+        use cdi::host::HostNode;
+        use nix::errno::Errno;
+        use serde_json::json;
+
+        use super::*;
+
+        /// Every path is a character device: `/dev/zero`'s numbers for `kfd`, `/dev/null`'s
+        /// for the rest.
+        struct CharDevices;
+
+        impl HostFs for CharDevices {
+            fn lstat(&self, path: &Path) -> Result<HostNode, Errno> {
+                self.stat(path)
+            }
+
+            fn stat(&self, path: &Path) -> Result<HostNode, Errno> {
+                let minor = if path.ends_with("kfd") { 5 } else { 3 };
+                Ok(HostNode::char_device(1, minor))
+            }
+        }
+
+        /// Injects `AMD_VISIBLE_DEVICES=value`; returns the injected device paths (without
+        /// /dev/kfd) or the error line the precreate hook refuses the container with.
+        fn inject(value: &str) -> Result<Vec<String>, String> {
+            let settings = Settings {
+                sysfs_root: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("examples/hosts/mi300x-cpx/sys"),
+                dev_root: "/nonexistent/dev-root".into(),
+                ..Settings::default()
+            };
+            let mut config = json!({
+                "ociVersion": "1.0.2",
+                "process": {"env": [format!("AMD_VISIBLE_DEVICES={value}")]},
+            });
+            inject_on(&mut config, &settings, &DetailLog::default(), &CharDevices)
+                .map_err(|err| crate::wrapper::error_chain(&err))?;
+            let devices = config["linux"]["devices"].as_array().expect("devices");
+            assert_eq!(devices[0]["path"], "/dev/kfd");
+            Ok(devices[1..]
+                .iter()
+                .map(|d| {
+                    d["path"]
+                        .as_str()
+                        .expect("path")
+                        .trim_start_matches("/dev/dri/")
+                        .to_string()
+                })
+                .collect())
+        }
+
+        fn renders(minors: std::ops::RangeInclusive<u32>) -> Vec<String> {
+            minors.map(|m| format!("renderD{m}")).collect()
+        }
+
+        #[test]
+        fn a_pci_address_selects_every_partition_of_the_gpu() {
+            let result = inject("05:00.0");
+            assert_eq!(result, Ok(renders(129..=136)));
+        }
+
+        #[test]
+        fn a_range_and_a_cdi_partition_name() {
+            let result = inject("0-1, amd.com/gpu=GPU-2bad31ea63d9d207-p1, 0");
+            assert_eq!(
+                result,
+                Ok(vec![
+                    "renderD129".into(),
+                    "renderD130".into(),
+                    "renderD139".into()
+                ])
+            );
+        }
+
+        #[test]
+        fn a_shared_unique_id_selects_all_partitions_reporting_it() {
+            let result = inject("GPU-2bad31ea63d9d207");
+            assert_eq!(result, Ok(renders(138..=145)));
+        }
+
+        #[test]
+        fn an_index_past_the_last_partition_is_refused() {
+            let result = inject("63,64");
+            let message = result.expect_err("no GPU 64");
+            assert!(
+                message.starts_with(
+                    "AMD_VISIBLE_DEVICES: no GPU matches \"64\" (valid: all, none, void, indices 0-63"
+                ),
+                "{message}"
+            );
+        }
     }
 }

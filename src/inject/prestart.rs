@@ -1,13 +1,14 @@
 //! The `prestart` and `createRuntime` hook stages: for runtimes that read `config.json` once
 //! (runc, youki) and engines whose config can no longer change (hooks.d prestart hooks, raw
-//! bundles). The requests are resolved exactly like the precreate stage ([`super::select`]), their
-//! CDI edits are applied to a copy of the bundle's config, and the device nodes that adds are
-//! then created in the live container by [`amdgpu_cdi_oci::nodes`] (bind-mounted from the
-//! host in rootless containers).
+//! bundles). The requests are resolved exactly like the precreate stage ([`super::select`]), the
+//! device nodes of their CDI edits are resolved against the bundle's config (which is not
+//! edited), and those injection would add are created in the live container by
+//! [`amdgpu_cdi_oci::nodes`] (bind-mounted from the host in rootless containers).
 //!
 //! Only device nodes (and their cgroup rules) can be added this late: the process environment,
 //! mounts and hooks of the CDI edits are fixed once the runtime has created the container, so
-//! they are left out and logged.
+//! they are left out and logged (found by applying the edits to a copy of the config, made only
+//! when the edits have such parts).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -19,7 +20,8 @@ use amdgpu_cdi_oci::nodes::{self, NodeError, NodeOptions};
 use amdgpu_cdi_oci::oci_config::OciConfig;
 use amdgpu_cdi_oci::state::{State, StateError};
 use amdgpu_cdi_oci::syscalls::Syscalls;
-use cdi::edits::apply_many;
+use cdi::edits::{ResolvedNode, apply_resolved, resolve_nodes};
+use cdi::host::LiveHostFs;
 use cdi::spec::ContainerEdits;
 use serde_json::Value;
 
@@ -62,15 +64,19 @@ pub fn run<S: Syscalls>(
         Decision::Nothing(reason) => return Ok(Outcome::Unchanged(reason)),
         Decision::Devices(selected) => selected,
     };
-    let mut injected = config.clone();
     let edits: Vec<&ContainerEdits> = selected.edits.iter().collect();
-    apply_many(&mut injected, &edits).map_err(|source| InjectError::Edit {
+    let edit_error = |source| InjectError::Edit {
         names: selected.names.clone(),
         source,
-    })?;
-    warn_about_late_edits(&config, &injected, log);
-    let hosts = host_paths(&selected.edits);
-    let mut devices = nodes::devices_added(&config, &injected)?;
+    };
+    let resolved = resolve_nodes(&config, &edits, &LiveHostFs).map_err(edit_error)?;
+    if edits.iter().any(|e| changes_more_than_nodes(e)) {
+        let mut injected = config.clone();
+        apply_resolved(&mut injected, &edits, &resolved).map_err(edit_error)?;
+        warn_about_late_edits(&config, &injected, log);
+    }
+    let hosts = host_paths(&resolved);
+    let mut devices = nodes::devices_to_add(&config, &resolved)?;
     for device in &mut devices {
         device.host_path = hosts.get(&device.container_path).cloned();
     }
@@ -90,16 +96,24 @@ pub fn run<S: Syscalls>(
     Ok(Outcome::Injected(selected.names))
 }
 
-/// Container path -> host path of every device node in `edits` (`hostPath` defaults to `path`).
-fn host_paths(edits: &[ContainerEdits]) -> BTreeMap<PathBuf, PathBuf> {
-    edits
+/// Container path -> host path of every device node (`hostPath` defaults to `path`).
+fn host_paths(nodes: &[ResolvedNode]) -> BTreeMap<PathBuf, PathBuf> {
+    nodes
         .iter()
-        .flat_map(|edit| &edit.device_nodes)
         .map(|node| {
             let host = node.host_path.as_deref().unwrap_or(&node.path);
             (PathBuf::from(&node.path), PathBuf::from(host))
         })
         .collect()
+}
+
+/// Whether `edits` has edits [`warn_about_late_edits`] looks at; without them the config needs
+/// no copy to find out.
+fn changes_more_than_nodes(edits: &ContainerEdits) -> bool {
+    !edits.env.is_empty()
+        || !edits.mounts.is_empty()
+        || !edits.hooks.is_empty()
+        || !edits.additional_gids.is_empty()
 }
 
 /// Logs the parts of the CDI edits a prestart hook cannot apply.

@@ -16,7 +16,6 @@ mod inject;
 mod install;
 mod list;
 mod readme;
-mod request;
 mod roots;
 mod runtime;
 #[path = "../skip.rs"]

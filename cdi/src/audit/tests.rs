@@ -1,32 +1,17 @@
 //! Unit tests of [`super`]: every danger, where it is found, and what it says.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use super::*;
 use crate::codec::{Format, parse};
+use crate::host::FakeHostFs;
 
-/// A host whose nodes are listed; every other path does not exist.
-struct FakeHost(BTreeMap<&'static str, HostNode>);
-
-impl Host for FakeHost {
-    fn node(&self, path: &Path) -> Option<HostNode> {
-        self.0.get(path.to_str()?).copied()
-    }
-}
-
-fn host() -> FakeHost {
-    FakeHost(BTreeMap::from([
-        ("/dev/sda", HostNode::Block),
-        (
-            "/dev/kfd",
-            HostNode::Char {
-                major: 235,
-                minor: 0,
-            },
-        ),
-        ("/dev/mem", HostNode::Char { major: 1, minor: 1 }),
-        ("/dev/fast-mem", HostNode::Char { major: 1, minor: 1 }),
+fn host() -> FakeHostFs {
+    FakeHostFs(BTreeMap::from([
+        ("/dev/sda", HostNode::block_device(8, 0)),
+        ("/dev/kfd", HostNode::char_device(235, 0)),
+        ("/dev/mem", HostNode::char_device(1, 1)),
+        ("/dev/fast-mem", HostNode::char_device(1, 1)),
     ]))
 }
 

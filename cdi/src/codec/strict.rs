@@ -1,0 +1,209 @@
+//! Deserialisers that read the way the reference library does (Go's `encoding/json` behind
+//! `sigs.k8s.io/yaml`): `null` for an optional list or map means empty, integers and booleans
+//! must not be quoted strings, and a map may not repeat a key (JSON included).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// `null` reads as the type's default (an empty list or map, or empty edits).
+pub(crate) fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A string-to-string map that rejects repeated keys; `null` reads as empty.
+pub(crate) fn annotations<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Annotations;
+    impl<'de> Visitor<'de> for Annotations {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of strings to strings")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate annotation key {key:?}"
+                    )));
+                }
+                let value = map.next_value::<String>()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_option(Annotations)
+}
+
+/// An integer of type `T` written as a number, never as a quoted string.
+struct Integer<T>(PhantomData<T>);
+
+impl<'de, T> Visitor<'de> for Integer<T>
+where
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "an integer in the range of {}",
+            std::any::type_name::<T>()
+        )
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        T::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        T::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<T, E> {
+        i64::try_from(v)
+            .ok()
+            .and_then(|v| T::try_from(v).ok())
+            .ok_or_else(|| E::invalid_value(de::Unexpected::Other("a large integer"), &self))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<T, E> {
+        u64::try_from(v)
+            .ok()
+            .and_then(|v| T::try_from(v).ok())
+            .ok_or_else(|| E::invalid_value(de::Unexpected::Other("a large integer"), &self))
+    }
+}
+
+impl<'de, T> DeserializeSeed<'de> for Integer<T>
+where
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// An optional integer; `null` reads as absent.
+struct OptionalInteger<T>(PhantomData<T>);
+
+impl<'de, T> Visitor<'de> for OptionalInteger<T>
+where
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Integer::<T>(PhantomData).expecting(f)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        Integer::<T>(PhantomData).deserialize(d).map(Some)
+    }
+}
+
+pub(crate) fn i64_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    d.deserialize_option(OptionalInteger::<i64>(PhantomData))
+}
+
+pub(crate) fn u32_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    d.deserialize_option(OptionalInteger::<u32>(PhantomData))
+}
+
+/// A list of `u32` written as numbers; `null` reads as empty.
+pub(crate) fn u32_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+    struct List;
+    impl<'de> Visitor<'de> for List {
+        type Value = Vec<u32>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of integers in the range of u32")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(value) = seq.next_element_seed(Integer::<u32>(PhantomData))? {
+                out.push(value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_option(List)
+}
+
+/// A boolean written as `true`/`false` (YAML 1.1 spellings included), never quoted;
+/// `null` reads as `false`.
+pub(crate) fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct Bool;
+    impl<'de> Visitor<'de> for Bool {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a boolean")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_any(self)
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+    }
+    d.deserialize_option(Bool)
+}
