@@ -568,7 +568,7 @@ mod tests {
                 "process": {"env": [format!("AMD_VISIBLE_DEVICES={value}")]},
             });
             inject_on(&mut config, &settings, &DetailLog::default(), &CharDevices)
-                .map_err(|err| crate::wrapper::error_chain(&err))?;
+                .map_err(|err| crate::error_text::error_line(&err))?;
             let devices = config["linux"]["devices"].as_array().expect("devices");
             assert_eq!(devices[0]["path"], "/dev/kfd");
             Ok(devices[1..]

@@ -85,33 +85,16 @@ fn generate_version(gpu: &GpuRoot, version: Version) {
 
 /// Whether `engine` starts a container with `amd.com/gpu=1`.
 fn engine_injects(gpu: &GpuRoot, engine: &str) -> (bool, String) {
-    let rootfs = gpu.rootfs.display().to_string();
-    let mut cmd = gpu.session.command(engine);
-    if engine == "docker" {
-        cmd.args(["run", "--rm", "--network", "none", "--device"])
-            .args(["amd.com/gpu=1", "bb", "sh", "-c", PROBE]);
+    let (ok, stdout, stderr) = if engine == "docker" {
+        output(
+            gpu.session
+                .command(engine)
+                .args(["run", "--rm", "--network", "none", "--device"])
+                .args(["amd.com/gpu=1", "bb", "sh", "-c", PROBE]),
+        )
     } else {
-        cmd.args([
-            "--runtime",
-            "runc",
-            "--cgroup-manager=cgroupfs",
-            "--events-backend=file",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-            "--device",
-            "amd.com/gpu=1",
-            "--rootfs",
-            &rootfs,
-            "true",
-        ]);
-    }
-    let (ok, stdout, stderr) = output(&mut cmd);
+        gpu.podman_run(&["--device", "amd.com/gpu=1"])
+    };
     (ok, format!("{stdout}{stderr}"))
 }
 

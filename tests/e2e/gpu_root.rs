@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::roots::{EngineRoot, Session};
+use crate::roots::{self, EngineRoot, Session};
 use crate::support;
 
 /// The example host whose sysfs the spec is generated from.
@@ -96,5 +96,29 @@ impl GpuRoot {
             "--output",
             output,
         ]);
+    }
+
+    /// `podman run` in the root with the flags these machines need (runc, cgroupfs, no network,
+    /// ulimits) on the busybox rootfs, running [`PROBE`]; `args` go before `--rootfs`.
+    pub fn podman_run(&self, args: &[&str]) -> (bool, String, String) {
+        let rootfs = self.rootfs.display().to_string();
+        let mut cmd = self.session.command("podman");
+        cmd.args([
+            "--runtime",
+            "runc",
+            "--cgroup-manager=cgroupfs",
+            "--events-backend=file",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(args)
+        .args(["--rootfs", &rootfs, "sh", "-c", PROBE]);
+        roots::output(&mut cmd)
     }
 }

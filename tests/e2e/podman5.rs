@@ -4,39 +4,13 @@
 //! from `--hooks-dir`. Both hooks discover the example host themselves (`--sysfs-root`,
 //! `--dev-root`), so GPU 1 is renderD131 on every path.
 
-use std::process::Command;
-
-use crate::gpu_root::{self, GpuRoot, PROBE, probe_sees};
-use crate::roots::{EngineRoot, output};
+use crate::gpu_root::{self, GpuRoot, probe_sees};
+use crate::roots::EngineRoot;
 use crate::support;
-
-/// `podman run` in the root with the flags these machines need (runc, cgroupfs, no network,
-/// ulimits) on the busybox rootfs; `args` go before `--rootfs`.
-fn podman_run(gpu: &GpuRoot, args: &[&str]) -> (bool, String, String) {
-    let rootfs = gpu.rootfs.display().to_string();
-    let mut cmd: Command = gpu.session.command("podman");
-    cmd.args([
-        "--runtime",
-        "runc",
-        "--cgroup-manager=cgroupfs",
-        "--events-backend=file",
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-    ])
-    .args(args)
-    .args(["--rootfs", &rootfs, "sh", "-c", PROBE]);
-    output(&mut cmd)
-}
 
 /// Asserts the container started with `args` sees exactly `renders` (plus kfd).
 fn assert_sees(gpu: &GpuRoot, args: &[&str], renders: &[&str]) {
-    let (ok, stdout, stderr) = podman_run(gpu, args);
+    let (ok, stdout, stderr) = gpu.podman_run(args);
     assert!(ok, "podman run {args:?} failed:\n{stdout}{stderr}");
     assert_eq!(stdout, probe_sees(renders), "podman run {args:?}");
 }
@@ -86,7 +60,7 @@ fn podman_gives_gpus(test: &str, suite: &str, podman: &str) {
     let mut all = renders;
     all.sort_unstable();
     assert_sees(&gpu, &["--device", "amd.com/gpu=all"], &all);
-    let (ok, stdout, stderr) = podman_run(&gpu, &["--device", "amd.com/gpu=7"]);
+    let (ok, stdout, stderr) = gpu.podman_run(&["--device", "amd.com/gpu=7"]);
     assert!(!ok, "an unknown CDI device started a container: {stdout}");
     assert!(stderr.contains("amd.com/gpu=7"), "{stderr}");
 
@@ -110,7 +84,7 @@ fn podman_gives_gpus(test: &str, suite: &str, podman: &str) {
     assert_sees(&gpu, &args, &two);
     let args = with_hook("7");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, stdout, stderr) = podman_run(&gpu, &args);
+    let (ok, stdout, stderr) = gpu.podman_run(&args);
     assert!(!ok, "AMD_VISIBLE_DEVICES=7 started a container: {stdout}");
     assert!(stderr.contains("no GPU matches \"7\""), "{stderr}");
 

@@ -124,17 +124,7 @@ pub fn podman(state: &Path) -> Command {
     cmd
 }
 
-/// Runs a command and returns (success, stdout, stderr), with a readable panic on spawn failure.
-pub fn output(cmd: &mut Command) -> (bool, String, String) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+pub use crate::roots::output;
 
 /// Runs `podman run` (from [`podman`]) seeing only `spec_dir`, within 120 s.
 ///

@@ -1,5 +1,5 @@
 //! The `deviceNodes` edit: each node resolved first (type, numbers and mode from the host node
-//! unless the spec fixes them, REFERENCE.md 1.5; owner from a non-root container user), then
+//! unless the spec fixes them, as engines do; owner from a non-root container user), then
 //! written to `linux.devices` (replacing an entry with the same path) with a device cgroup allow
 //! rule for character and block devices (an identical rule is not added twice).
 
@@ -63,7 +63,8 @@ pub(super) fn check(
 }
 
 /// Fills type, major, minor and fileMode from the host node unless the spec fixes them
-/// (REFERENCE.md 1.5): numbers are trusted when a type is set and major is non-zero, or for FIFOs.
+/// (as the engines' CDI code does): numbers are trusted when a type is set and major is non-zero,
+/// or for FIFOs; a trusted stale major injects the wrong device, so specs leave numbers out.
 fn resolve(
     config: &Value,
     node: &DeviceNode,

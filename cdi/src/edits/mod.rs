@@ -11,7 +11,7 @@
 //! by the container user when that user is not root. Deliberate differences from the Go library
 //! 0.5.2:
 //! - a device node whose host node was stat'ed also gets the host node's permission bits as
-//!   `fileMode` when the spec leaves it unset (REFERENCE.md 1.5);
+//!   `fileMode` when the spec leaves it unset (the engines' newer CDI code does the same);
 //! - an identical `linux.resources.devices` allow rule is not added twice;
 //! - mounts are sorted stably by the depth of their destination (the newer Go releases do this;
 //!   0.5.2 additionally orders equal depths by destination);
