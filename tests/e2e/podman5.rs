@@ -11,8 +11,17 @@ use crate::roots::{EngineRoot, output};
 use crate::support;
 
 /// `podman run` in the root with the flags these machines need (runc, cgroupfs, no network,
-/// ulimits) on the busybox rootfs; `args` go before `--rootfs`.
+/// ulimits) on the busybox rootfs running [`PROBE`]; `args` go before `--rootfs`.
 fn podman_run(gpu: &GpuRoot, args: &[&str]) -> (bool, String, String) {
+    podman_run_script(gpu, args, PROBE)
+}
+
+/// [`podman_run`] with `sh -c script` as the container's command.
+pub(crate) fn podman_run_script(
+    gpu: &GpuRoot,
+    args: &[&str],
+    script: &str,
+) -> (bool, String, String) {
     let rootfs = gpu.rootfs.display().to_string();
     let mut cmd: Command = gpu.session.command("podman");
     cmd.args([
@@ -30,7 +39,7 @@ fn podman_run(gpu: &GpuRoot, args: &[&str]) -> (bool, String, String) {
         "nproc=1024:1024",
     ])
     .args(args)
-    .args(["--rootfs", &rootfs, "sh", "-c", PROBE]);
+    .args(["--rootfs", &rootfs, "sh", "-c", script]);
     output(&mut cmd)
 }
 
@@ -43,7 +52,7 @@ fn assert_sees(gpu: &GpuRoot, args: &[&str], renders: &[&str]) {
 
 /// Writes the shipped hooks.d file `name` into `<scratch>/hooks.d`, pointed at the binary under
 /// test and the example host; returns the hooks dir.
-fn hooks_dir(gpu: &GpuRoot, name: &str) -> String {
+pub(crate) fn hooks_dir(gpu: &GpuRoot, name: &str) -> String {
     let shipped = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("packaging/hooks.d")
