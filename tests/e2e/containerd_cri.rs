@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 
 use crate::gpu_root::{self, GpuRoot, PROBE, probe_sees};
 use crate::roots::{self, EngineRoot, output};
+use crate::support::NodeAccess;
 
 /// The image the workload containers run.
 const IMAGE: &str = "docker.io/library/amdgpu-cdi-busybox:latest";
@@ -152,6 +153,18 @@ impl CriSetup {
         config: Option<&str>,
         args: &[&str],
     ) -> Option<Self> {
+        Self::start_with(test, suite, containerd, config, args, NodeAccess::WORLD)
+    }
+
+    /// [`CriSetup::start`] with the fake nodes' owner and mode set to `access`.
+    pub(crate) fn start_with(
+        test: &str,
+        suite: &str,
+        containerd: &str,
+        config: Option<&str>,
+        args: &[&str],
+        access: NodeAccess,
+    ) -> Option<Self> {
         let root = EngineRoot::open(test, suite)?;
         assert_eq!(
             root.version("containerd"),
@@ -159,7 +172,7 @@ impl CriSetup {
             "the {suite} root's containerd"
         );
         let driver = cri_run(test)?;
-        let mut gpu = GpuRoot::enter(&root);
+        let mut gpu = GpuRoot::enter_with(&root, access);
         gpu.generate("/var/run/cdi/amd.com-gpu.yaml");
 
         let default = gpu.session.run("containerd", &["config", "default"]);
@@ -173,8 +186,7 @@ impl CriSetup {
         assert!(stdout.contains("restart containerd"), "{stdout}");
 
         // The runtime wrapper (used through the `amd` handler) discovers the example host.
-        let settings = gpu.dir().join("wrapper.toml");
-        write_wrapper_settings(&gpu, None);
+        let settings = gpu.write_wrapper_settings(None);
         let env = format!("AMDGPU_CDI_CONFIG={}", settings.display());
         gpu.session.start_containerd(&[&env]);
 
@@ -191,6 +203,11 @@ impl CriSetup {
 
     /// Runs the probe in a CRI container created with `args` (cri-run flags).
     pub(crate) fn run(&self, args: &[&str]) -> (bool, String, String) {
+        self.run_script(args, PROBE)
+    }
+
+    /// Runs `sh -c script` in a CRI container created with `args` (cri-run flags).
+    pub(crate) fn run_script(&self, args: &[&str], script: &str) -> (bool, String, String) {
         let driver = self.driver.display().to_string();
         output(
             self.gpu
@@ -198,7 +215,7 @@ impl CriSetup {
                 .command(&driver)
                 .args(["-image", IMAGE])
                 .args(args)
-                .args(["--", "sh", "-c", PROBE]),
+                .args(["--", "sh", "-c", script]),
         )
     }
 
@@ -215,7 +232,7 @@ impl CriSetup {
             stdout,
             probe_sees(renders),
             "cri-run {args:?}; wrapper log:\n{}\ncontainerd log:\n{}",
-            fs::read_to_string(self.gpu.dir().join("wrapper.log")).unwrap_or_default(),
+            self.gpu.wrapper_log(),
             self.gpu.session.log("containerd")
         );
     }
@@ -230,23 +247,6 @@ impl CriSetup {
     }
 }
 
-/// Writes the runtime wrapper's settings (`<scratch>/wrapper.toml`, which containerd passes on to
-/// the shim and the wrapper through `AMDGPU_CDI_CONFIG`): discover the example host, exec runc,
-/// log to `<scratch>/wrapper.log`, and `accept-env-from-unprivileged` when given. The wrapper
-/// reads the file at every container creation.
-fn write_wrapper_settings(gpu: &GpuRoot, accept_env_from_unprivileged: Option<bool>) {
-    let mut text = format!(
-        "sysfs-root = \"{}\"\ndev-root = \"{}\"\nruntime = \"/usr/sbin/runc\"\nlog-file = \"{}\"\n",
-        gpu_root::SYSFS,
-        gpu.dev_root.display(),
-        gpu.dir().join("wrapper.log").display()
-    );
-    if let Some(accept) = accept_env_from_unprivileged {
-        text.push_str(&format!("accept-env-from-unprivileged = {accept}\n"));
-    }
-    fs::write(gpu.dir().join("wrapper.toml"), text).expect("wrapper settings");
-}
-
 /// The wrapper's runtime entry as the sandbox's runtime handler: by default it refuses
 /// `AMD_VISIBLE_DEVICES` from a Kubernetes container (the device plugin decides there) and logs
 /// why; an operator who sets `accept-env-from-unprivileged = true` gets GPU 0 for
@@ -254,12 +254,12 @@ fn write_wrapper_settings(gpu: &GpuRoot, accept_env_from_unprivileged: Option<bo
 fn wrapper_handler_gives_gpu_0(setup: &CriSetup) {
     let request = ["-runtime-handler", "amd", "-env", "AMD_VISIBLE_DEVICES=0"];
     setup.assert_no_gpu(&request);
-    let log = fs::read_to_string(setup.gpu.dir().join("wrapper.log")).unwrap_or_default();
+    let log = setup.gpu.wrapper_log();
     assert!(
         log.contains("ignoring AMD_VISIBLE_DEVICES of an unprivileged container"),
         "wrapper log: {log}"
     );
-    write_wrapper_settings(&setup.gpu, Some(true));
+    setup.gpu.write_wrapper_settings(Some(true));
     setup.assert_sees(&request, &[gpu_root::RENDER_OF_INDEX[0]]);
     setup.assert_no_gpu(&["-env", "AMD_VISIBLE_DEVICES=0"]);
 }

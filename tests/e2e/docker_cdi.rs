@@ -8,24 +8,25 @@
 
 use crate::gpu_root::{self, GpuRoot, PROBE, probe_sees};
 use crate::roots::{EngineRoot, output};
+use crate::support::NodeAccess;
 
 /// The image name the busybox rootfs is imported as.
-const IMAGE: &str = "amdgpu-cdi-busybox";
+pub(crate) const IMAGE: &str = "amdgpu-cdi-busybox";
 
 /// `docker run --device device` with the probe; (success, stdout, stderr).
 fn run_device(gpu: &GpuRoot, device: &str) -> (bool, String, String) {
-    output(gpu.session.command("docker").args([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--device",
-        device,
-        IMAGE,
-        "sh",
-        "-c",
-        PROBE,
-    ]))
+    docker_run(gpu, &["--device", device], PROBE)
+}
+
+/// `docker run --rm --network none [args] IMAGE sh -c script`; (success, stdout, stderr).
+pub(crate) fn docker_run(gpu: &GpuRoot, args: &[&str], script: &str) -> (bool, String, String) {
+    output(
+        gpu.session
+            .command("docker")
+            .args(["run", "--rm", "--network", "none"])
+            .args(args)
+            .args([IMAGE, "sh", "-c", script]),
+    )
 }
 
 /// Asserts `--device device` gives exactly `renders` (plus kfd).
@@ -47,30 +48,7 @@ fn daemon_json(gpu: &GpuRoot) -> serde_json::Value {
 /// Generates the spec into the default dir, configures Docker, starts containerd and dockerd, and
 /// checks every kind of name.
 fn docker_injects_cdi_devices(test: &str, suite: &str, docker: &str) -> Option<GpuRoot> {
-    let root = EngineRoot::open(test, suite)?;
-    assert_eq!(root.version("docker"), docker, "the {suite} root's Docker");
-    let mut gpu = GpuRoot::enter(&root);
-    gpu.generate("/var/run/cdi/amd.com-gpu.yaml");
-
-    let stdout = gpu.amdgpu_cdi(&["configure", "docker"]);
-    assert!(stdout.contains("restart docker"), "restart hint: {stdout}");
-    let config = daemon_json(&gpu);
-    assert_eq!(config["features"]["cdi"], true, "{config}");
-
-    gpu.session.start_containerd(&[]);
-    gpu.session.start_dockerd(&[], &[]);
-    let (ok, version, _) =
-        output(
-            gpu.session
-                .command("docker")
-                .args(["version", "--format", "{{.Server.Version}}"]),
-        );
-    assert!(
-        ok && version.trim().starts_with(docker),
-        "server version {version}"
-    );
-    gpu.session.docker_import(&gpu.rootfs, IMAGE);
-
+    let gpu = start_docker(test, suite, docker, NodeAccess::WORLD)?;
     let renders = gpu_root::RENDER_OF_INDEX;
     assert_sees(&gpu, "amd.com/gpu=1", &[renders[1]]);
     assert_sees(&gpu, "amd.com/gpu=0", &[renders[0]]);
@@ -91,6 +69,45 @@ fn docker_injects_cdi_devices(test: &str, suite: &str, docker: &str) -> Option<G
         stderr.contains("unresolvable CDI devices amd.com/gpu=7"),
         "Docker names the unknown device: {stderr}"
     );
+    Some(gpu)
+}
+
+/// Enters the `suite` root (whose Docker must be `docker`) over fake nodes with `access`,
+/// generates the spec into the default dir, configures Docker with the real `configure docker`,
+/// starts containerd (with the runtime wrapper's settings, [`GpuRoot::write_wrapper_settings`],
+/// in its environment, which reaches the wrapper through the shim) and dockerd, and imports the
+/// busybox image.
+pub(crate) fn start_docker(
+    test: &str,
+    suite: &str,
+    docker: &str,
+    access: NodeAccess,
+) -> Option<GpuRoot> {
+    let root = EngineRoot::open(test, suite)?;
+    assert_eq!(root.version("docker"), docker, "the {suite} root's Docker");
+    let mut gpu = GpuRoot::enter_with(&root, access);
+    gpu.generate("/var/run/cdi/amd.com-gpu.yaml");
+
+    let stdout = gpu.amdgpu_cdi(&["configure", "docker"]);
+    assert!(stdout.contains("restart docker"), "restart hint: {stdout}");
+    let config = daemon_json(&gpu);
+    assert_eq!(config["features"]["cdi"], true, "{config}");
+
+    let settings = gpu.write_wrapper_settings(None);
+    let env = format!("AMDGPU_CDI_CONFIG={}", settings.display());
+    gpu.session.start_containerd(&[&env]);
+    gpu.session.start_dockerd(&[], &[]);
+    let (ok, version, _) =
+        output(
+            gpu.session
+                .command("docker")
+                .args(["version", "--format", "{{.Server.Version}}"]),
+        );
+    assert!(
+        ok && version.trim().starts_with(docker),
+        "server version {version}"
+    );
+    gpu.session.docker_import(&gpu.rootfs, IMAGE);
     Some(gpu)
 }
 

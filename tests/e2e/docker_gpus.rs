@@ -14,26 +14,19 @@
 //!
 //! docs/engines.md records this per Docker version.
 
+use crate::docker_cdi::{IMAGE, docker_run, start_docker};
 use crate::gpu_root::{self, GpuRoot, PROBE, probe_sees};
-use crate::roots::{EngineRoot, output};
-use crate::support;
-
-const IMAGE: &str = "amdgpu-cdi-busybox";
+use crate::roots::EngineRoot;
+use crate::support::{self, NodeAccess};
 
 /// `docker run [args] IMAGE sh -c PROBE`.
 fn run(gpu: &GpuRoot, args: &[&str]) -> (bool, String, String) {
-    output(
-        gpu.session
-            .command("docker")
-            .args(["run", "--rm", "--network", "none"])
-            .args(args)
-            .args([IMAGE, "sh", "-c", PROBE]),
-    )
+    docker_run(gpu, args, PROBE)
 }
 
 fn assert_sees(gpu: &GpuRoot, args: &[&str], renders: &[&str]) {
     let (ok, stdout, stderr) = run(gpu, args);
-    let log = std::fs::read_to_string(gpu.dir().join("wrapper.log")).unwrap_or_default();
+    let log = gpu.wrapper_log();
     assert!(
         ok,
         "docker run {args:?} failed:\n{stdout}{stderr}\nwrapper log:\n{log}"
@@ -49,29 +42,11 @@ fn assert_sees(gpu: &GpuRoot, args: &[&str], renders: &[&str]) {
 fn docker_28_5_gpus_flag_works_through_the_wrapper_once_amd_container_runtime_is_on_path() {
     let test =
         "docker_28_5_gpus_flag_works_through_the_wrapper_once_amd_container_runtime_is_on_path";
-    let Some(root) = EngineRoot::open(test, "sid") else {
+    // The wrapper finds its settings in containerd's environment (dockerd -> containerd -> shim
+    // -> wrapper).
+    let Some(mut gpu) = start_docker(test, "sid", "28.5.2", NodeAccess::WORLD) else {
         return;
     };
-    let mut gpu = GpuRoot::enter(&root);
-    gpu.generate("/var/run/cdi/amd.com-gpu.yaml");
-    gpu.amdgpu_cdi(&["configure", "docker"]);
-    let settings = gpu.dir().join("wrapper.toml");
-    std::fs::write(
-        &settings,
-        format!(
-            "sysfs-root = \"{}\"\ndev-root = \"{}\"\nruntime = \"/usr/sbin/runc\"\nlog-file = \"{}\"\n",
-            gpu_root::SYSFS,
-            gpu.dev_root.display(),
-            gpu.dir().join("wrapper.log").display()
-        ),
-    )
-    .expect("wrapper settings");
-    let env = format!("AMDGPU_CDI_CONFIG={}", settings.display());
-    // dockerd -> containerd -> shim -> wrapper: the wrapper finds its settings in containerd's
-    // environment.
-    gpu.session.start_containerd(&[&env]);
-    gpu.session.start_dockerd(&[], &[]);
-    gpu.session.docker_import(&gpu.rootfs, IMAGE);
 
     // A CDI spec and the `amd` runtime are not enough.
     for args in [

@@ -6,22 +6,27 @@
 use std::ffi::OsStr;
 
 use crate::support::{
-    Dockerd, GPU_PROBE, bin, busybox_rootfs, fake_gpu_nodes, output, prerequisites,
-    wrapper_settings_discover,
+    Dockerd, GPU_PROBE, NodeAccess, bin, busybox_rootfs, fake_gpu_nodes_with, output,
+    prerequisites, wrapper_settings_discover,
 };
 
 /// A running dockerd with the wrapper as runtime `amd`; fields drop in order, so the daemon stops
 /// before its directory goes.
-struct Docker {
-    daemon: Dockerd,
+pub(crate) struct Docker {
+    pub(crate) daemon: Dockerd,
     _dir: tempfile::TempDir,
 }
 
 impl Docker {
     fn start() -> Self {
+        Self::start_with(NodeAccess::WORLD)
+    }
+
+    /// [`Docker::start`] with the fake nodes' owner and mode set to `access`.
+    pub(crate) fn start_with(access: NodeAccess) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        let dev_root = fake_gpu_nodes(&d.join("devroot"), 3);
+        let dev_root = fake_gpu_nodes_with(&d.join("devroot"), 3, access);
         let settings = wrapper_settings_discover(d, &dev_root);
         let runtime = format!("amd={}", bin("amdgpu-container-runtime").display());
         let extra = [
@@ -34,9 +39,13 @@ impl Docker {
         Self { daemon, _dir: dir }
     }
 
-    fn run(&self, value: &str, script: &str) -> (bool, String, String) {
+    /// `docker run --runtime amd` with `args` (`--user 1000:1000`, ...), `AMD_VISIBLE_DEVICES=value`
+    /// and `sh -c script`.
+    pub(crate) fn run(&self, args: &[&str], value: &str, script: &str) -> (bool, String, String) {
         let mut cmd = self.daemon.cli();
-        cmd.args(["run", "--rm", "--network", "none", "--runtime", "amd", "-e"])
+        cmd.args(["run", "--rm", "--network", "none", "--runtime", "amd"])
+            .args(args)
+            .arg("-e")
             .arg(format!("AMD_VISIBLE_DEVICES={value}"))
             .args(["amdgpu-cdi-test", "sh", "-c", script]);
         output(&mut cmd)
@@ -52,19 +61,22 @@ fn docker_runtime_wrapper_gives_gpus_0_and_2_only() {
         return;
     }
     let docker = Docker::start();
-    let (ok, stdout, stderr) = docker.run("0,2", GPU_PROBE);
+    let (ok, stdout, stderr) = docker.run(&[], "0,2", GPU_PROBE);
     assert!(ok, "docker run failed: {stderr}\n{}", docker.daemon.log());
     assert_eq!(
         stdout,
         "renderD128 renderD130 kfd-readable\n/dev/dri/renderD128-readable\n/dev/dri/renderD130-readable\n"
     );
     // Nothing requested: no GPU nodes, the container runs.
-    let (ok, stdout, stderr) =
-        docker.run("void", "ls /dev/dri 2>&1; test -e /dev/kfd || echo no-kfd");
+    let (ok, stdout, stderr) = docker.run(
+        &[],
+        "void",
+        "ls /dev/dri 2>&1; test -e /dev/kfd || echo no-kfd",
+    );
     assert!(ok, "{stderr}");
     assert!(stdout.contains("no-kfd"), "{stdout}");
     // An unknown GPU fails `docker run` with the wrapper's message.
-    let (ok, stdout, stderr) = docker.run("0,7", "echo started");
+    let (ok, stdout, stderr) = docker.run(&[], "0,7", "echo started");
     assert!(!ok, "{stdout}");
     assert!(
         stderr.contains(

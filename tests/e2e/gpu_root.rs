@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::roots::{self, EngineRoot, Session};
-use crate::support;
+use crate::support::{self, NodeAccess};
 
 /// The example host whose sysfs the spec is generated from.
 pub const SYSFS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hosts/mi210x4/sys");
@@ -51,11 +51,16 @@ pub struct GpuRoot {
 impl GpuRoot {
     /// Enters `root` with the fake host ready; no spec is written yet.
     pub fn enter(root: &EngineRoot) -> Self {
+        Self::enter_with(root, NodeAccess::WORLD)
+    }
+
+    /// [`GpuRoot::enter`] with the fake nodes' owner and mode set to `access`.
+    pub fn enter_with(root: &EngineRoot, access: NodeAccess) -> Self {
         let scratch = tempfile::Builder::new()
             .prefix("acr")
             .tempdir_in("/tmp")
             .expect("tempdir");
-        let dev_root = support::fake_gpu_nodes(&scratch.path().join("host"), 4);
+        let dev_root = support::fake_gpu_nodes_with(&scratch.path().join("host"), 4, access);
         let rootfs = support::busybox_rootfs(scratch.path());
         let session = root.enter(scratch.path());
         Self {
@@ -77,11 +82,40 @@ impl GpuRoot {
         self.session.run(&bin.display().to_string(), args)
     }
 
+    /// Writes the runtime wrapper's settings to `<scratch>/wrapper.toml` (what `AMDGPU_CDI_CONFIG`
+    /// names for containerd, which passes it on to the shim and the wrapper): discover the example
+    /// host, exec runc, log to `<scratch>/wrapper.log`, and `accept-env-from-unprivileged` when
+    /// given. The wrapper reads the file at every container creation. Returns the settings path.
+    pub fn write_wrapper_settings(&self, accept_env_from_unprivileged: Option<bool>) -> PathBuf {
+        let mut text = format!(
+            "sysfs-root = \"{}\"\ndev-root = \"{}\"\nruntime = \"/usr/sbin/runc\"\nlog-file = \"{}\"\n",
+            SYSFS,
+            self.dev_root.display(),
+            self.dir().join("wrapper.log").display()
+        );
+        if let Some(accept) = accept_env_from_unprivileged {
+            text.push_str(&format!("accept-env-from-unprivileged = {accept}\n"));
+        }
+        let path = self.dir().join("wrapper.toml");
+        std::fs::write(&path, text).expect("wrapper settings");
+        path
+    }
+
+    /// What the runtime wrapper has logged so far (see [`GpuRoot::write_wrapper_settings`]).
+    pub fn wrapper_log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("wrapper.log")).unwrap_or_default()
+    }
+
     /// Runs the real `amdgpu-cdi generate` in the root for the example host, with index, uuid and
     /// PCI names, writing `output` (a path in the root).
     pub fn generate(&self, output: &str) {
+        self.generate_with(output, &[]);
+    }
+
+    /// [`GpuRoot::generate`] with `extra` options.
+    pub fn generate_with(&self, output: &str, extra: &[&str]) {
         let dev_root = self.dev_root.display().to_string();
-        self.amdgpu_cdi(&[
+        let mut args = vec![
             "generate",
             "--sysfs-root",
             SYSFS,
@@ -95,12 +129,19 @@ impl GpuRoot {
             "pci",
             "--output",
             output,
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        self.amdgpu_cdi(&args);
     }
 
     /// `podman run` in the root with the flags these machines need (runc, cgroupfs, no network,
     /// ulimits) on the busybox rootfs, running [`PROBE`]; `args` go before `--rootfs`.
     pub fn podman_run(&self, args: &[&str]) -> (bool, String, String) {
+        self.podman_run_script(args, PROBE)
+    }
+
+    /// [`Self::podman_run`] with `sh -c script` as the container's command.
+    pub fn podman_run_script(&self, args: &[&str], script: &str) -> (bool, String, String) {
         let rootfs = self.rootfs.display().to_string();
         let mut cmd = self.session.command("podman");
         cmd.args([
@@ -118,7 +159,7 @@ impl GpuRoot {
             "nproc=1024:1024",
         ])
         .args(args)
-        .args(["--rootfs", &rootfs, "sh", "-c", PROBE]);
+        .args(["--rootfs", &rootfs, "sh", "-c", script]);
         roots::output(&mut cmd)
     }
 }

@@ -13,6 +13,7 @@ mod docker_runtime;
 mod doctor_engines;
 mod ebpf;
 mod gpu_root;
+mod non_root;
 mod packaging;
 mod podman5;
 mod podman_cdi;

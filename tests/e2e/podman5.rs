@@ -17,7 +17,7 @@ fn assert_sees(gpu: &GpuRoot, args: &[&str], renders: &[&str]) {
 
 /// Writes the shipped hooks.d file `name` into `<scratch>/hooks.d`, pointed at the binary under
 /// test and the example host; returns the hooks dir.
-fn hooks_dir(gpu: &GpuRoot, name: &str) -> String {
+pub(crate) fn hooks_dir(gpu: &GpuRoot, name: &str) -> String {
     let shipped = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("packaging/hooks.d")

@@ -4,7 +4,9 @@
 use std::fs;
 use std::path::PathBuf;
 
-use crate::support::{bin, busybox_rootfs, fake_gpu_nodes, output, podman, prerequisites};
+use crate::support::{
+    NodeAccess, bin, busybox_rootfs, fake_gpu_nodes_with, output, podman, prerequisites,
+};
 
 fn sysfs_fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/three-gpus/sys")
@@ -12,15 +14,20 @@ fn sysfs_fixture() -> PathBuf {
 
 /// A temp dir with a rootfs, three fake GPUs and a hooks.d dir holding the shipped precreate hook
 /// rewritten for the test binary and fixture.
-struct Setup {
+pub(crate) struct Setup {
     dir: tempfile::TempDir,
 }
 
 impl Setup {
     fn new() -> Self {
+        Self::with_access(NodeAccess::WORLD)
+    }
+
+    /// [`Setup::new`] with the fake nodes' owner and mode set to `access`.
+    pub(crate) fn with_access(access: NodeAccess) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         busybox_rootfs(dir.path());
-        let dev_root = fake_gpu_nodes(&dir.path().join("devroot"), 3);
+        let dev_root = fake_gpu_nodes_with(&dir.path().join("devroot"), 3, access);
         fs::write(dir.path().join("config.toml"), "").expect("empty config");
         let shipped = fs::read_to_string(
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -59,10 +66,12 @@ impl Drop for Setup {
 }
 
 impl Setup {
-    /// Runs `script` in a container with `AMD_VISIBLE_DEVICES=value`.
-    fn run(&self, value: &str, script: &str) -> (bool, String, String) {
+    /// Runs `script` in a container with `args` (`--user 1000:1000`, ...) and
+    /// `AMD_VISIBLE_DEVICES=value`.
+    pub(crate) fn run(&self, args: &[&str], value: &str, script: &str) -> (bool, String, String) {
         let mut cmd = podman(&self.path("podman"));
-        cmd.arg("--hooks-dir")
+        cmd.args(args)
+            .arg("--hooks-dir")
             .arg(self.path("hooks.d"))
             .arg("-e")
             .arg(format!("AMD_VISIBLE_DEVICES={value}"))
@@ -86,7 +95,7 @@ fn podman_precreate_hook_gives_exactly_gpu_1() {
         return;
     }
     let setup = Setup::new();
-    let (ok, stdout, stderr) = setup.run("1", LIST);
+    let (ok, stdout, stderr) = setup.run(&[], "1", LIST);
     assert!(ok, "podman run failed: {stderr}");
     assert_eq!(
         stdout, "renderD129 kfd-readable\n/dev/dri/renderD129-readable\n",
@@ -100,7 +109,7 @@ fn podman_precreate_hook_gives_all() {
         return;
     }
     let setup = Setup::new();
-    let (ok, stdout, stderr) = setup.run("all", LIST);
+    let (ok, stdout, stderr) = setup.run(&[], "all", LIST);
     assert!(ok, "podman run failed: {stderr}");
     assert!(
         stdout.starts_with("renderD128 renderD129 renderD130 kfd-readable\n"),
@@ -114,14 +123,14 @@ fn podman_precreate_hook_refuses_an_invalid_value() {
         return;
     }
     let setup = Setup::new();
-    let (ok, stdout, stderr) = setup.run("1,bogus", "echo started");
+    let (ok, stdout, stderr) = setup.run(&[], "1,bogus", "echo started");
     assert!(!ok, "the container must not start: {stdout}");
     assert!(!stdout.contains("started"));
     assert!(
         stderr.contains("AMD_VISIBLE_DEVICES=1,bogus: invalid entry \"bogus\""),
         "{stderr}"
     );
-    let (ok, stdout, stderr) = setup.run("3", "echo started");
+    let (ok, stdout, stderr) = setup.run(&[], "3", "echo started");
     assert!(!ok, "{stdout}");
     assert!(stderr.contains("no GPU matches \"3\""), "{stderr}");
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use serde_json::json;
 
-use crate::support;
+use crate::support::{self, NodeAccess};
 
 /// kfd and the render nodes of the three-GPU sysfs fixture: (name under dev/, major, minor).
 const NODES: [(&str, u64, u64); 4] = [
@@ -74,6 +74,11 @@ impl Host {
 }
 
 fn fake_host(dir: &Path) -> Host {
+    fake_host_with(dir, NodeAccess::WORLD)
+}
+
+/// [`fake_host`] with the nodes' owner and mode set to `access`.
+fn fake_host_with(dir: &Path, access: NodeAccess) -> Host {
     let dev = dir.join("devroot/dev");
     fs::create_dir_all(dev.join("dri")).expect("create fake dev");
     for (name, major, minor) in NODES {
@@ -84,6 +89,9 @@ fn fake_host(dir: &Path) -> Host {
             makedev(major, minor),
         )
         .expect("mknod fake GPU node");
+        if access != NodeAccess::WORLD {
+            access.apply(&dev.join(name));
+        }
     }
     let cdi = dir.join("cdi");
     fs::create_dir_all(&cdi).expect("create spec dir");
@@ -130,11 +138,21 @@ fn stage_args(host: &Host, stage: &str) -> Vec<String> {
 
 /// A runc bundle config: busybox `sh -c script`, AMD_VISIBLE_DEVICES=1, the hook registered.
 fn bundle_config(host: &Host, script: &str, with_mount_ns: bool) -> serde_json::Value {
-    stage_config(host, script, with_mount_ns, "prestart")
+    stage_config(host, script, with_mount_ns, "prestart", ROOT)
 }
 
-/// [`bundle_config`] with the hook registered for `stage` (`prestart` or `createRuntime`).
-fn stage_config(host: &Host, script: &str, with_mount_ns: bool, stage: &str) -> serde_json::Value {
+/// The container user of most bundles: uid 0, gid 0.
+pub(crate) const ROOT: (u32, u32) = (0, 0);
+
+/// [`bundle_config`] with the hook registered for `stage` (`prestart` or `createRuntime`) and the
+/// process running as `user` (uid, gid).
+fn stage_config(
+    host: &Host,
+    script: &str,
+    with_mount_ns: bool,
+    stage: &str,
+    user: (u32, u32),
+) -> serde_json::Value {
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -147,7 +165,7 @@ fn stage_config(host: &Host, script: &str, with_mount_ns: bool, stage: &str) -> 
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
-            "user": {"uid": 0, "gid": 0},
+            "user": {"uid": user.0, "gid": user.1},
             "args": ["/bin/sh", "-c", script],
             "env": ["PATH=/bin", "AMD_VISIBLE_DEVICES=1"],
             "cwd": "/",
@@ -238,8 +256,14 @@ fn runc_create_runtime_hook_adds_the_requested_gpu() {
 /// Starts a busybox container with runc and the hook registered for `stage`; checks GPU 1 is
 /// usable, GPU 0 absent, and a hand-made node with GPU 0's numbers denied by the cgroup.
 fn runc_injects_gpu_1(stage: &str) {
+    runc_injects_gpu_1_as(stage, NodeAccess::WORLD, ROOT);
+}
+
+/// [`runc_injects_gpu_1`] over host nodes with `access`, the process running as `user` (uid,
+/// gid); returns the container's output.
+pub(crate) fn runc_injects_gpu_1_as(stage: &str, access: NodeAccess, user: (u32, u32)) -> String {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (host, bundle) = gpu_1_bundle(tmp.path(), stage);
+    let (host, bundle) = gpu_1_bundle_as(tmp.path(), stage, access, user);
     let id = format!("amdgpu-cdi-{}-{}", stage.to_lowercase(), std::process::id());
     let state_root = tmp.path().join("runc-root");
     let _cleanup = RuncContainer {
@@ -261,23 +285,38 @@ fn runc_injects_gpu_1(stage: &str) {
     let log = fs::read_to_string(&host.log).unwrap_or_default();
     assert!(ok, "runc run failed: {stderr}\nhook log:\n{log}");
     assert_gpu_1_injected(&stdout, &stderr, &log);
+    stdout
 }
 
-/// What the container of [`gpu_1_bundle`] runs: one marker per check that holds.
-const GPU_1_SCRIPT: &str = "\
+/// What the container of [`gpu_1_bundle`] runs: who it runs as and how its nodes look
+/// ([`crate::non_root::NODE_PROBE`]), then one marker per check that holds.
+const GPU_1_SCRIPT: &str = concat!(
+    crate::non_root::node_probe!(),
+    "; \
     test -c /dev/kfd && true < /dev/kfd && echo KFD_OPENS; \
     test -c /dev/dri/renderD129 && true < /dev/dri/renderD129 && echo GPU1_OPENS; \
     test -e /dev/dri/renderD128 || echo GPU0_ABSENT; \
     test -c /tmp/gpu0 && echo HANDMADE_PRESENT; \
     true < /tmp/gpu0 2>/dev/null || echo HANDMADE_DENIED; \
-    true";
+    true"
+);
 
 /// Writes, under `dir`, a host discovering the three-GPU fixture and a bundle (returned) whose
 /// busybox container requests GPU 1 with the hook registered for `stage` and runs
 /// [`GPU_1_SCRIPT`]. The image holds a hand-made node with GPU 0's numbers at `/tmp/gpu0`:
 /// present, but never allowed by the hook.
 pub(crate) fn gpu_1_bundle(dir: &Path, stage: &str) -> (Host, PathBuf) {
-    let host = fake_host(dir).discovering(dir);
+    gpu_1_bundle_as(dir, stage, NodeAccess::WORLD, ROOT)
+}
+
+/// [`gpu_1_bundle`] over host nodes with `access`, the process running as `user` (uid, gid).
+pub(crate) fn gpu_1_bundle_as(
+    dir: &Path,
+    stage: &str,
+    access: NodeAccess,
+    user: (u32, u32),
+) -> (Host, PathBuf) {
+    let host = fake_host_with(dir, access).discovering(dir);
     let bundle = dir.join("bundle");
     let rootfs = support::busybox_rootfs(&bundle);
     mknod(
@@ -287,7 +326,7 @@ pub(crate) fn gpu_1_bundle(dir: &Path, stage: &str) -> (Host, PathBuf) {
         makedev(10, 237),
     )
     .expect("mknod hand-made node");
-    let config = stage_config(&host, GPU_1_SCRIPT, true, stage);
+    let config = stage_config(&host, GPU_1_SCRIPT, true, stage, user);
     fs::write(bundle.join("config.json"), config.to_string()).expect("write config.json");
     (host, bundle)
 }

@@ -77,24 +77,72 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     rootfs
 }
 
+/// Who owns a fake GPU node and its permission bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeAccess {
+    /// The permission bits (set with chmod, whatever the umask).
+    pub mode: u32,
+    /// The owning user.
+    pub uid: u32,
+    /// The owning group.
+    pub gid: u32,
+}
+
+impl NodeAccess {
+    /// `0666 root:root`: anyone opens the node (what most tests need).
+    pub const WORLD: Self = Self {
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    };
+    /// `0660 root:44`, as distributions ship `/dev/kfd` and the render nodes (group `render` or
+    /// `video`, whose number differs per distribution; 44 is Debian's `video`): a user outside
+    /// the group cannot open the node on the host.
+    pub const RENDER_GROUP: Self = Self {
+        mode: 0o660,
+        uid: 0,
+        gid: 44,
+    };
+
+    /// Gives `path` this owner and mode.
+    pub fn apply(self, path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        nix::unistd::chown(
+            path,
+            Some(nix::unistd::Uid::from_raw(self.uid)),
+            Some(nix::unistd::Gid::from_raw(self.gid)),
+        )
+        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+        fs::set_permissions(path, fs::Permissions::from_mode(self.mode))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+    }
+}
+
 /// Creates fake GPU nodes under `dev_root/dev`: `kfd` (1:5, like /dev/zero) and `gpus` render
 /// nodes `dri/renderD128..` (1:3, like /dev/null) that really open inside a container whose device
 /// cgroup allows them. Returns the dev root.
 pub fn fake_gpu_nodes(dev_root: &Path, gpus: u32) -> PathBuf {
+    fake_gpu_nodes_with(dev_root, gpus, NodeAccess::WORLD)
+}
+
+/// [`fake_gpu_nodes`] with the nodes' owner and mode set to `access`.
+pub fn fake_gpu_nodes_with(dev_root: &Path, gpus: u32, access: NodeAccess) -> PathBuf {
     use nix::sys::stat::{Mode, SFlag, makedev, mknod};
     let dri = dev_root.join("dev/dri");
     fs::create_dir_all(&dri).expect("create dev/dri");
     let mode = Mode::from_bits_truncate(0o666);
-    mknod(
-        &dev_root.join("dev/kfd"),
-        SFlag::S_IFCHR,
-        mode,
-        makedev(1, 5),
-    )
-    .expect("mknod kfd");
+    let kfd = dev_root.join("dev/kfd");
+    mknod(&kfd, SFlag::S_IFCHR, mode, makedev(1, 5)).expect("mknod kfd");
+    let mut nodes = vec![kfd];
     for i in 0..gpus {
         let path = dri.join(format!("renderD{}", 128 + i));
         mknod(&path, SFlag::S_IFCHR, mode, makedev(1, 3)).expect("mknod render node");
+        nodes.push(path);
+    }
+    if access != NodeAccess::WORLD {
+        for node in &nodes {
+            access.apply(node);
+        }
     }
     dev_root.to_path_buf()
 }

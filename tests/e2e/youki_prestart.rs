@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::runc_prestart::{assert_gpu_1_injected, gpu_1_bundle, wait_output};
-use crate::support;
+use crate::runc_prestart::{ROOT, assert_gpu_1_injected, gpu_1_bundle_as, wait_output};
+use crate::support::{self, NodeAccess};
 
 /// youki with its state under `root`, its container deleted on drop (a failed test may leave it).
 struct Youki {
@@ -109,11 +109,17 @@ fn youki_create_runtime_hook_adds_the_requested_gpu() {
     youki_injects_gpu_1("createRuntime");
 }
 
-/// Creates, starts and waits for the busybox container of [`gpu_1_bundle`] with youki; checks
+/// Creates, starts and waits for the busybox container of [`gpu_1_bundle_as`] with youki; checks
 /// GPU 1 is usable, GPU 0 absent, and the hand-made node denied by the cgroup.
 fn youki_injects_gpu_1(stage: &str) {
+    youki_injects_gpu_1_as(stage, NodeAccess::WORLD, ROOT);
+}
+
+/// [`youki_injects_gpu_1`] over host nodes with `access`, the process running as `user` (uid,
+/// gid); returns the container's output.
+pub(crate) fn youki_injects_gpu_1_as(stage: &str, access: NodeAccess, user: (u32, u32)) -> String {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (host, bundle) = gpu_1_bundle(tmp.path(), stage);
+    let (host, bundle) = gpu_1_bundle_as(tmp.path(), stage, access, user);
     let youki = Youki::new(
         tmp.path(),
         format!(
@@ -154,9 +160,11 @@ fn youki_injects_gpu_1(stage: &str) {
         report()
     );
 
+    let stdout = fs::read_to_string(&out_path).expect("read container.out");
     assert_gpu_1_injected(
-        &fs::read_to_string(&out_path).expect("read container.out"),
+        &stdout,
         &fs::read_to_string(&err_path).expect("read container.err"),
         &fs::read_to_string(&host.log).unwrap_or_default(),
     );
+    stdout
 }
