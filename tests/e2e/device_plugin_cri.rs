@@ -20,10 +20,8 @@ mod kubelet;
 
 use kubelet::{Standin, strings};
 
-/// The spec containerd reads and the plugin writes (`--cdi-dir /var/run/cdi`), seen from the host
-/// through the session's `/proc/<pid>/root`: there the root's absolute `/var/run -> /run` link
-/// would resolve on the host, so the path is spelled without it.
-const SPEC: &str = "/run/cdi/amd.com-gpu.yaml";
+/// The spec containerd reads and the plugin writes (`--cdi-dir /var/run/cdi`).
+const SPEC: &str = "/var/run/cdi/amd.com-gpu.yaml";
 
 /// The plugin binary beside `amdgpu-cdi` (where `amdgpu-cdi device-plugin` execs it), built
 /// with cargo when this test binary was built alone (`cargo test --test e2e`).

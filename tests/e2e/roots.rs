@@ -270,9 +270,49 @@ impl Session {
     }
 
     /// The host's view of `inside` (an absolute path in the root), through the holder's
-    /// `/proc/<pid>/root`.
+    /// `/proc/<pid>/root`. Symbolic links on the way are resolved here, inside the root: the
+    /// kernel would resolve an absolute one (Debian's `/var/run -> /run`) against the host's
+    /// root, and a test would write the host's `/run` instead of the session's.
     pub fn host_path(&self, inside: &str) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/root", self.pid)).join(inside.trim_start_matches('/'))
+        let root = PathBuf::from(format!("/proc/{}/root", self.pid));
+        let mut resolved = PathBuf::from("/");
+        let mut pending: Vec<String> = inside
+            .split('/')
+            .rev()
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect();
+        let mut links = 0;
+        while let Some(component) = pending.pop() {
+            match component.as_str() {
+                "." => continue,
+                ".." => {
+                    resolved.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            let candidate = resolved.join(&component);
+            let on_host = root.join(candidate.strip_prefix("/").expect("absolute"));
+            match fs::read_link(&on_host) {
+                Ok(target) if links < 40 => {
+                    links += 1;
+                    let target = target.to_string_lossy().into_owned();
+                    if target.starts_with('/') {
+                        resolved = PathBuf::from("/");
+                    }
+                    pending.extend(
+                        target
+                            .split('/')
+                            .rev()
+                            .filter(|c| !c.is_empty())
+                            .map(String::from),
+                    );
+                }
+                _ => resolved = candidate,
+            }
+        }
+        root.join(resolved.strip_prefix("/").expect("absolute"))
     }
 
     /// Writes `contents` to `inside`, creating its parent dirs.
