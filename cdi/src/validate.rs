@@ -50,12 +50,12 @@ pub const HOOK_NAMES: &[&str] = &[
 const NODE_TYPES: &[&str] = &["", "b", "c", "u", "p"];
 
 /// Where problems are collected, with the device they belong to.
-struct Report<'a> {
+struct Problems<'a> {
     device: Option<&'a str>,
     problems: &'a mut Vec<Problem>,
 }
 
-impl Report<'_> {
+impl Problems<'_> {
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             device: self.device.map(str::to_owned),
@@ -79,7 +79,7 @@ impl Report<'_> {
 /// ```
 pub fn validate(spec: &Spec) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut report = Report {
+    let mut report = Problems {
         device: None,
         problems: &mut problems,
     };
@@ -92,7 +92,7 @@ pub fn validate(spec: &Spec) -> Vec<Problem> {
     }
     let mut seen = BTreeSet::new();
     for device in &spec.devices {
-        let mut report = Report {
+        let mut report = Problems {
             device: Some(&device.name),
             problems: &mut problems,
         };
@@ -111,7 +111,7 @@ pub fn validate(spec: &Spec) -> Vec<Problem> {
     problems
 }
 
-fn check_version(spec: &Spec, report: &mut Report<'_>) {
+fn check_version(spec: &Spec, report: &mut Problems<'_>) {
     let declared = &spec.cdi_version;
     if declared.is_empty() {
         report.push("cdiVersion", "required, e.g. 0.5.0");
@@ -157,7 +157,7 @@ fn check_version(spec: &Spec, report: &mut Report<'_>) {
     }
 }
 
-fn check_kind(kind: &str, report: &mut Report<'_>) {
+fn check_kind(kind: &str, report: &mut Problems<'_>) {
     if kind.is_empty() {
         report.push("kind", "required, vendor/class, e.g. amd.com/gpu");
         return;
@@ -167,7 +167,7 @@ fn check_kind(kind: &str, report: &mut Report<'_>) {
     }
 }
 
-fn check_annotations(annotations: &BTreeMap<String, String>, report: &mut Report<'_>) {
+fn check_annotations(annotations: &BTreeMap<String, String>, report: &mut Problems<'_>) {
     let mut total = 0usize;
     for (key, value) in annotations {
         total = total.saturating_add(key.len()).saturating_add(value.len());
@@ -245,7 +245,7 @@ fn is_dns_subdomain(s: &str) -> bool {
     })
 }
 
-fn check_env(field: &str, env: &[String], report: &mut Report<'_>) {
+fn check_env(field: &str, env: &[String], report: &mut Problems<'_>) {
     for (index, entry) in env.iter().enumerate() {
         if entry.find('=').is_none_or(|at| at == 0) {
             report.push(
@@ -256,7 +256,7 @@ fn check_env(field: &str, env: &[String], report: &mut Report<'_>) {
     }
 }
 
-fn check_edits(base: &str, edits: &ContainerEdits, report: &mut Report<'_>) {
+fn check_edits(base: &str, edits: &ContainerEdits, report: &mut Problems<'_>) {
     check_env(&format!("{base}.env"), &edits.env, report);
     for (index, node) in edits.device_nodes.iter().enumerate() {
         check_device_node(&format!("{base}.deviceNodes[{index}]"), node, report);
@@ -313,7 +313,7 @@ fn check_edits(base: &str, edits: &ContainerEdits, report: &mut Report<'_>) {
     }
 }
 
-fn check_device_node(field: &str, node: &DeviceNode, report: &mut Report<'_>) {
+fn check_device_node(field: &str, node: &DeviceNode, report: &mut Problems<'_>) {
     if node.path.is_empty() {
         report.push(format!("{field}.path"), "required");
     }
@@ -345,7 +345,7 @@ fn check_device_node(field: &str, node: &DeviceNode, report: &mut Report<'_>) {
     }
 }
 
-fn check_intel_rdt(field: &str, rdt: &IntelRdt, report: &mut Report<'_>) {
+fn check_intel_rdt(field: &str, rdt: &IntelRdt, report: &mut Problems<'_>) {
     // The class of service names a resctrl directory; "/" is the root class.
     if let Some(clos) = rdt.clos_id.as_deref()
         && clos != "/"

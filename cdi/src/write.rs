@@ -47,7 +47,7 @@ use crate::spec::Spec;
 
 mod target;
 
-pub use target::{FileKind, check_target, resolve};
+pub use target::{PathKind, check_target, resolve};
 
 /// The mode of spec files: world-readable, as engines running as other users must read them.
 pub const SPEC_MODE: u32 = 0o644;
@@ -126,7 +126,7 @@ pub enum WriteError {
         /// The file a symlink at `path` leads to, when it was followed.
         target: Option<PathBuf>,
         /// What is there instead.
-        kind: FileKind,
+        kind: PathKind,
     },
     /// A symlink at the path belongs to someone else than the caller and root.
     #[error(
@@ -262,7 +262,7 @@ pub fn write_file(
             });
         }
     };
-    let place = Place {
+    let place = Destination {
         dir: dir_fd.as_fd(),
         dir_path: &dir,
         name,
@@ -287,7 +287,7 @@ pub fn write_in(
     if !plain {
         return Err(WriteError::NotAFilePath { path });
     }
-    let place = Place {
+    let place = Destination {
         dir,
         dir_path,
         name,
@@ -343,7 +343,7 @@ pub fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
 }
 
 /// One file to write, named relative to an open directory.
-struct Place<'a> {
+struct Destination<'a> {
     dir: BorrowedFd<'a>,
     dir_path: &'a Path,
     name: &'a OsStr,
@@ -354,7 +354,7 @@ struct Place<'a> {
 }
 
 fn write_at(
-    place: &Place<'_>,
+    place: &Destination<'_>,
     bytes: &[u8],
     options: WriteOptions,
 ) -> Result<WriteOutcome, WriteError> {
@@ -426,9 +426,9 @@ fn write_at(
 
 /// The status of the regular file at the place, `None` when there is none; anything else there
 /// is refused.
-fn existing_file(place: &Place<'_>) -> Result<Option<FileStat>, WriteError> {
+fn existing_file(place: &Destination<'_>) -> Result<Option<FileStat>, WriteError> {
     match nix::sys::stat::fstatat(place.dir, place.name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(stat) => match FileKind::of(stat.st_mode) {
+        Ok(stat) => match PathKind::of(stat.st_mode) {
             None => Ok(Some(stat)),
             Some(kind) => Err(WriteError::NotRegular {
                 path: place.named.to_path_buf(),
@@ -446,7 +446,7 @@ fn existing_file(place: &Place<'_>) -> Result<Option<FileStat>, WriteError> {
 
 /// Whether the regular file at the place holds exactly `bytes` with exactly `mode` (permission
 /// bits and no others).
-fn is_unchanged(place: &Place<'_>, stat: &FileStat, bytes: &[u8], mode: u32) -> bool {
+fn is_unchanged(place: &Destination<'_>, stat: &FileStat, bytes: &[u8], mode: u32) -> bool {
     if stat.st_mode & 0o7777 != mode || u64::try_from(stat.st_size).ok() != Some(bytes.len() as u64)
     {
         return false;

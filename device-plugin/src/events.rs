@@ -20,7 +20,7 @@ use crate::api::KUBELET_SOCKET;
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub enum WatchEvent {
     /// A device node appeared or went: rediscover.
     Devices,
     /// `kubelet.sock` was created (the kubelet restarted) or a socket went: check the sockets and
@@ -64,7 +64,7 @@ struct Watches {
 
 /// The receiving end of the watching thread.
 pub struct Watcher {
-    changes: mpsc::Receiver<Result<Vec<Change>, WatchError>>,
+    changes: mpsc::Receiver<Result<Vec<WatchEvent>, WatchError>>,
 }
 
 impl Watcher {
@@ -114,7 +114,7 @@ impl Watcher {
     }
 
     /// Waits for events and returns what they mean (possibly nothing, for unrelated nodes).
-    pub async fn next(&mut self) -> Result<Vec<Change>, WatchError> {
+    pub async fn next(&mut self) -> Result<Vec<WatchEvent>, WatchError> {
         match self.changes.recv().await {
             Some(changes) => changes,
             None => Err(WatchError::Read(io::Error::other(
@@ -125,17 +125,17 @@ impl Watcher {
 }
 
 impl Watches {
-    fn classify(&mut self, events: &[InotifyEvent]) -> Vec<Change> {
+    fn classify(&mut self, events: &[InotifyEvent]) -> Vec<WatchEvent> {
         let mut changes = Vec::new();
-        let mut push = |change: Change| {
+        let mut push = |change: WatchEvent| {
             if !changes.contains(&change) {
                 changes.push(change);
             }
         };
         for event in events {
             if event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
-                push(Change::Devices);
-                push(Change::Kubelet);
+                push(WatchEvent::Devices);
+                push(WatchEvent::Kubelet);
                 continue;
             }
             let name = event.name.as_deref().and_then(|n| n.to_str()).unwrap_or("");
@@ -144,12 +144,12 @@ impl Watches {
                 .intersects(AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO);
             if event.wd == self.dev {
                 match name {
-                    "kfd" => push(Change::Devices),
+                    "kfd" => push(WatchEvent::Devices),
                     "dri" => {
                         if appeared {
                             self.dri = self.inotify.add_watch(&self.dri_path, DIR_EVENTS).ok();
                         }
-                        push(Change::Devices);
+                        push(WatchEvent::Devices);
                     }
                     _ => {}
                 }
@@ -157,12 +157,12 @@ impl Watches {
                 if event.mask.contains(AddWatchFlags::IN_IGNORED) {
                     self.dri = None;
                 }
-                push(Change::Devices);
+                push(WatchEvent::Devices);
             } else if event.wd == self.plugins {
                 let kubelet_back = appeared && name == KUBELET_SOCKET;
                 let socket_gone = !appeared && name.ends_with(".sock");
                 if kubelet_back || socket_gone {
-                    push(Change::Kubelet);
+                    push(WatchEvent::Kubelet);
                 }
             }
         }
@@ -177,7 +177,7 @@ mod tests {
     use super::*;
 
     /// The next changes, skipping events about unrelated files.
-    async fn next(watcher: &mut Watcher) -> Vec<Change> {
+    async fn next(watcher: &mut Watcher) -> Vec<WatchEvent> {
         loop {
             let changes = tokio::time::timeout(Duration::from_secs(5), watcher.next())
                 .await
@@ -200,19 +200,19 @@ mod tests {
 
         // dri/ appears later, and is watched from then on.
         std::fs::create_dir(dev.join("dri")).expect("file operation");
-        assert_eq!(next(&mut watcher).await, [Change::Devices]);
+        assert_eq!(next(&mut watcher).await, [WatchEvent::Devices]);
         std::fs::write(dev.join("dri/renderD128"), "").expect("file operation");
-        assert_eq!(next(&mut watcher).await, [Change::Devices]);
+        assert_eq!(next(&mut watcher).await, [WatchEvent::Devices]);
         std::fs::remove_file(dev.join("dri/renderD128")).expect("file operation");
-        assert_eq!(next(&mut watcher).await, [Change::Devices]);
+        assert_eq!(next(&mut watcher).await, [WatchEvent::Devices]);
         std::fs::write(dev.join("kfd"), "").expect("file operation");
-        assert_eq!(next(&mut watcher).await, [Change::Devices]);
+        assert_eq!(next(&mut watcher).await, [WatchEvent::Devices]);
 
         std::fs::write(plugins.join("kubelet_internal_checkpoint"), "").expect("file operation");
         std::fs::write(plugins.join(KUBELET_SOCKET), "").expect("file operation");
-        assert_eq!(next(&mut watcher).await, [Change::Kubelet]);
+        assert_eq!(next(&mut watcher).await, [WatchEvent::Kubelet]);
         std::fs::write(plugins.join("amdgpu-cdi-gpu.sock"), "").expect("file operation");
         std::fs::remove_file(plugins.join("amdgpu-cdi-gpu.sock")).expect("file operation");
-        assert_eq!(next(&mut watcher).await, [Change::Kubelet]);
+        assert_eq!(next(&mut watcher).await, [WatchEvent::Kubelet]);
     }
 }

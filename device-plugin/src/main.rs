@@ -12,13 +12,13 @@ use amdgpu_cdi_device_plugin::plugin;
 /// and hands them out as CDI devices. Runs until SIGTERM.
 #[derive(Debug, clap::Parser)]
 #[command(name = "amdgpu-cdi-device-plugin", version, about, long_about = None)]
-struct Cli {
+struct PluginCli {
     #[command(flatten)]
     args: DevicePluginArgs,
 }
 
 fn main() -> ExitCode {
-    let cli = <Cli as clap::Parser>::parse();
+    let cli = <PluginCli as clap::Parser>::parse();
     let options = PluginOptions::from(&cli.args);
     // One thread: the plugin waits for events almost all the time, and a single-threaded
     // runtime keeps its memory and wake-ups small.

@@ -23,7 +23,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::events::{Change, WatchError, Watcher};
+use crate::events::{WatchError, WatchEvent, Watcher};
 use crate::inventory::{Inventory, InventoryError, node_exists, socket_name};
 use crate::kubelet::{RegisterError, register};
 use crate::log;
@@ -435,8 +435,8 @@ async fn serve(
             changes = watcher.next() => {
                 for change in changes? {
                     let due = match change {
-                        Change::Devices => &mut devices_due,
-                        Change::Kubelet => &mut kubelet_due,
+                        WatchEvent::Devices => &mut devices_due,
+                        WatchEvent::Kubelet => &mut kubelet_due,
                     };
                     due.get_or_insert_with(|| Instant::now() + SETTLE);
                 }

@@ -18,7 +18,7 @@ use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use cdi::write::{FileKind, Mode, WriteError, WriteOptions};
+use cdi::write::{Mode, PathKind, WriteError, WriteOptions};
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::Mode as NixMode;
 use serde_json::Value;
@@ -64,7 +64,7 @@ pub enum BundleError {
         /// The config path.
         path: PathBuf,
         /// What is there instead.
-        kind: FileKind,
+        kind: PathKind,
     },
     /// Writing the new config failed; the old one is untouched.
     #[error(transparent)]
@@ -122,7 +122,7 @@ impl Bundle {
         .map_err(|errno| match errno {
             nix::errno::Errno::ELOOP => BundleError::NotRegular {
                 path: path.clone(),
-                kind: FileKind::Symlink,
+                kind: PathKind::Symlink,
             },
             errno => read_err(errno),
         })?;
@@ -132,7 +132,7 @@ impl Bundle {
     }
 
     fn refuse_special(&self, mode: u32) -> Result<(), BundleError> {
-        match FileKind::of(mode) {
+        match PathKind::of(mode) {
             None => Ok(()),
             Some(kind) => Err(BundleError::NotRegular {
                 path: self.config_path(),

@@ -155,7 +155,7 @@ pub enum CgroupError {
 
 /// One line of mountinfo, reduced to what matters here.
 #[derive(Debug)]
-struct Mount {
+struct MountLine {
     root: String,
     mount_point: PathBuf,
     fs_type: String,
@@ -184,13 +184,13 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn parse_mountinfo(text: &str) -> Vec<Mount> {
+fn parse_mountinfo(text: &str) -> Vec<MountLine> {
     text.lines()
         .filter_map(|line| {
             let (left, right) = line.split_once(" - ")?;
             let left: Vec<&str> = left.split(' ').collect();
             let right: Vec<&str> = right.split(' ').collect();
-            Some(Mount {
+            Some(MountLine {
                 root: unescape(left.get(3)?),
                 mount_point: PathBuf::from(unescape(left.get(4)?)),
                 fs_type: (*right.first()?).to_string(),
@@ -203,7 +203,7 @@ fn parse_mountinfo(text: &str) -> Vec<Mount> {
 /// The directory of cgroup `cgroup` under `mount`, or `None` for the root cgroup: a process in
 /// the root cgroup is not confined by a device cgroup of its own, and the root's policy (v1
 /// allow-all, v2 programs someone else attached) belongs to the host, not the container.
-fn join_below(pid: i32, mount: &Mount, cgroup: &str) -> Result<Option<PathBuf>, CgroupError> {
+fn join_below(pid: i32, mount: &MountLine, cgroup: &str) -> Result<Option<PathBuf>, CgroupError> {
     if cgroup == "/" {
         return Ok(None);
     }

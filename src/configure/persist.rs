@@ -14,7 +14,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use cdi::write::{FileKind, Mode, WriteError, WriteOptions};
+use cdi::write::{Mode, PathKind, WriteError, WriteOptions};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -50,7 +50,7 @@ pub enum PersistError {
         /// The file.
         path: PathBuf,
         /// What is there instead.
-        kind: FileKind,
+        kind: PathKind,
     },
     /// Writing a file atomically failed (the file is untouched).
     #[error("cannot update {path} (run as root?)")]
@@ -97,7 +97,7 @@ pub fn read_optional(path: &Path) -> Result<Option<String>, PersistError> {
         path: path.to_path_buf(),
         error,
     };
-    let refuse_special = |meta: fs::Metadata| match FileKind::of(meta.mode()) {
+    let refuse_special = |meta: fs::Metadata| match PathKind::of(meta.mode()) {
         None => Ok(()),
         Some(kind) => Err(PersistError::NotRegular {
             path: path.to_path_buf(),

@@ -21,7 +21,7 @@ use crate::naming::KIND;
 
 /// One file defining `amd.com/gpu` devices.
 #[derive(Debug)]
-pub(super) struct SpecFile {
+pub(super) struct GpuSpecFile {
     /// Real path of the file.
     pub(super) path: PathBuf,
     /// Index of its dir in the spec dirs (higher wins).
@@ -42,7 +42,7 @@ pub(super) struct SpecFile {
 #[derive(Debug, Default)]
 pub(super) struct SpecScan {
     /// The `amd.com/gpu` spec files, by dir priority then name.
-    pub(super) files: Vec<SpecFile>,
+    pub(super) files: Vec<GpuSpecFile>,
 }
 
 /// Reads every `*.json` and `*.yaml` directly inside each spec dir, as engines do.
@@ -77,7 +77,7 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
                             Some(format!("{first} (and {} more problems)", rest.len()))
                         }
                     };
-                    scan.files.push(SpecFile {
+                    scan.files.push(GpuSpecFile {
                         path,
                         dir: index,
                         version: spec.cdi_version.parse().ok(),
@@ -95,7 +95,7 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
                     // vendor is skipped by the engines without affecting our devices.
                     let mentions_kind = bytes.windows(KIND.len()).any(|w| w == KIND.as_bytes());
                     if mentions_kind {
-                        scan.files.push(SpecFile {
+                        scan.files.push(GpuSpecFile {
                             path,
                             dir: index,
                             version: None,
@@ -206,7 +206,7 @@ impl SpecScan {
 
     fn conflicts(&self, roots: &HostRoots) -> Vec<super::Finding> {
         // name -> files defining it, in dir priority order.
-        let mut owners: BTreeMap<&str, Vec<&SpecFile>> = BTreeMap::new();
+        let mut owners: BTreeMap<&str, Vec<&GpuSpecFile>> = BTreeMap::new();
         for file in self.files.iter().filter(|f| f.invalid.is_none()) {
             for name in &file.names {
                 let entry = owners.entry(name.as_str()).or_default();
@@ -227,7 +227,7 @@ impl SpecScan {
         }
         let mut findings = Vec::new();
         for (paths, names) in by_files {
-            let files: Vec<&SpecFile> = paths
+            let files: Vec<&GpuSpecFile> = paths
                 .iter()
                 .filter_map(|p| self.files.iter().find(|f| &f.path == p))
                 .collect();
@@ -274,7 +274,7 @@ impl SpecScan {
         roots: &HostRoots,
         refresh: &Result<GenerateOptions, String>,
     ) -> Vec<super::Finding> {
-        let ours: Vec<&SpecFile> = self
+        let ours: Vec<&GpuSpecFile> = self
             .files
             .iter()
             .filter(|f| f.invalid.is_none())

@@ -21,7 +21,7 @@ use crate::generate::{GenerateOptions, generate};
 use crate::naming::KIND;
 use crate::naming::{NameStrategy, device_names};
 use crate::request::grammar::{self, Selector};
-use crate::request::resolve::{Candidate, Inventory};
+use crate::request::resolve::{Candidate, Candidates};
 use crate::request::{self, INJECTED_ANNOTATION, RequestError, Requests};
 use crate::settings::{DeviceSource, Settings};
 
@@ -71,13 +71,13 @@ enum DeviceSet {
     /// `named`: the inventory has every CDI name of each GPU, not only its index.
     Discovered {
         host: Host,
-        inventory: Inventory,
+        inventory: Candidates,
         named: bool,
     },
     /// The `amd.com/gpu` devices of the CDI spec dirs.
     Registry {
         registry: Registry,
-        inventory: Inventory,
+        inventory: Candidates,
     },
 }
 
@@ -116,7 +116,7 @@ impl DeviceSet {
         }
     }
 
-    fn inventory(&self) -> &Inventory {
+    fn inventory(&self) -> &Candidates {
         match self {
             Self::Discovered { inventory, .. } | Self::Registry { inventory, .. } => inventory,
         }
@@ -202,8 +202,8 @@ fn injection_options(settings: &Settings) -> GenerateOptions {
 /// of `strategies`, the index name (the one injected) first: resolving indices, ranges, ids and
 /// PCI addresses needs no names, and formatting three names for each of 64 partitions is a
 /// visible part of a hook's run, so they are made only when a request or an error needs them.
-fn host_inventory(host: &Host, strategies: &[NameStrategy]) -> Inventory {
-    Inventory {
+fn host_inventory(host: &Host, strategies: &[NameStrategy]) -> Candidates {
+    Candidates {
         candidates: host
             .gpus
             .iter()
@@ -220,7 +220,7 @@ fn host_inventory(host: &Host, strategies: &[NameStrategy]) -> Inventory {
 
 /// The inventory of a registry: one candidate per `amd.com/gpu` device except `all`, with the
 /// index, unique id or PCI address its name spells (names are all a spec tells about a device).
-fn registry_inventory(registry: &Registry) -> Inventory {
+fn registry_inventory(registry: &Registry) -> Candidates {
     let prefix = format!("{KIND}=");
     let mut candidates: Vec<Candidate> = registry
         .devices()
@@ -244,7 +244,7 @@ fn registry_inventory(registry: &Registry) -> Inventory {
         })
         .collect();
     candidates.sort_by_key(|c| (c.index.is_none(), c.index));
-    Inventory { candidates }
+    Candidates { candidates }
 }
 
 /// `GPU-1a2b-p3` -> `GPU-1a2b`: partition names of the uuid and pci strategies.

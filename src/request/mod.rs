@@ -15,7 +15,7 @@ use cdi::text::escape;
 use serde_json::Value;
 
 use self::grammar::{Entry, GrammarError, Selection, Selector, VALID_FORMS};
-use self::resolve::{Inventory, UnknownEntry};
+use self::resolve::{Candidates, UnknownEntry};
 use crate::naming::KIND;
 
 /// The environment variable naming the GPUs a container wants.
@@ -146,7 +146,7 @@ impl Requests {
     }
 
     /// The CDI names of the requested devices, deduplicated, in inventory order.
-    pub fn resolve(&self, inventory: &Inventory) -> Result<Vec<String>, RequestError> {
+    pub fn resolve(&self, inventory: &Candidates) -> Result<Vec<String>, RequestError> {
         let mut chosen: HashSet<String> = HashSet::new();
         for request in &self.requests {
             let names =

@@ -30,7 +30,7 @@ pub struct Candidate {
 
 /// The devices a request is resolved against, in injection order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Inventory {
+pub struct Candidates {
     /// The selectable devices.
     pub candidates: Vec<Candidate>,
 }
@@ -58,7 +58,7 @@ impl Candidate {
     }
 }
 
-impl Inventory {
+impl Candidates {
     /// The names of the devices `entries` select, deduplicated, in inventory order. A range must
     /// be covered completely; every other entry must match at least one device.
     pub fn resolve(&self, entries: &[Entry]) -> Result<Vec<String>, UnknownEntry> {
@@ -178,7 +178,7 @@ mod tests {
 
     /// Four devices: GPUs 0 and 1 are whole GPUs, 2 and 3 are two partitions of one GPU sharing
     /// its unique id.
-    fn inventory() -> Inventory {
+    fn inventory() -> Candidates {
         let gpu = |index: usize, id: u64, bus: u8| Candidate {
             name: index.to_string(),
             index: Some(index),
@@ -186,7 +186,7 @@ mod tests {
             pci_address: Some(pci(bus)),
             names: vec![index.to_string(), format!("GPU-{id:x}")],
         };
-        Inventory {
+        Candidates {
             candidates: vec![
                 gpu(0, 0xaaaa_0000_0000, 0x03),
                 gpu(1, 0xbbbb_0000_0000, 0x43),
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn an_empty_host_says_so() {
-        let err = Inventory::default()
+        let err = Candidates::default()
             .resolve(&[Entry {
                 text: "all".to_string(),
                 selector: Selector::All,

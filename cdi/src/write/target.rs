@@ -13,7 +13,7 @@ use super::WriteError;
 
 /// What a path holds, in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
+pub enum PathKind {
     /// A directory.
     Directory,
     /// A character device.
@@ -28,31 +28,31 @@ pub enum FileKind {
     Symlink,
 }
 
-impl FileKind {
+impl PathKind {
     /// What an `st_mode` describes; `None` for a regular file.
     pub fn of(mode: u32) -> Option<Self> {
         let kind = SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits());
         Some(match kind {
-            SFlag::S_IFDIR => FileKind::Directory,
-            SFlag::S_IFCHR => FileKind::CharDevice,
-            SFlag::S_IFBLK => FileKind::BlockDevice,
-            SFlag::S_IFIFO => FileKind::Fifo,
-            SFlag::S_IFSOCK => FileKind::Socket,
-            SFlag::S_IFLNK => FileKind::Symlink,
+            SFlag::S_IFDIR => PathKind::Directory,
+            SFlag::S_IFCHR => PathKind::CharDevice,
+            SFlag::S_IFBLK => PathKind::BlockDevice,
+            SFlag::S_IFIFO => PathKind::Fifo,
+            SFlag::S_IFSOCK => PathKind::Socket,
+            SFlag::S_IFLNK => PathKind::Symlink,
             _ => return None,
         })
     }
 }
 
-impl std::fmt::Display for FileKind {
+impl std::fmt::Display for PathKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            FileKind::Directory => "a directory",
-            FileKind::CharDevice => "a character device",
-            FileKind::BlockDevice => "a block device",
-            FileKind::Fifo => "a FIFO",
-            FileKind::Socket => "a socket",
-            FileKind::Symlink => "a symbolic link",
+            PathKind::Directory => "a directory",
+            PathKind::CharDevice => "a character device",
+            PathKind::BlockDevice => "a block device",
+            PathKind::Fifo => "a FIFO",
+            PathKind::Socket => "a socket",
+            PathKind::Symlink => "a symbolic link",
         })
     }
 }
@@ -116,7 +116,7 @@ pub fn resolve(path: &Path) -> Result<PathBuf, WriteError> {
 pub fn check_target(path: &Path) -> Result<PathBuf, WriteError> {
     let target = resolve(path)?;
     match fs::symlink_metadata(&target) {
-        Ok(meta) => match FileKind::of(meta.mode()) {
+        Ok(meta) => match PathKind::of(meta.mode()) {
             None => Ok(target),
             Some(kind) => Err(WriteError::NotRegular {
                 path: path.into(),

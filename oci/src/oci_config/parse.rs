@@ -33,7 +33,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, ParseError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = Reader {
         shape: &CONFIG,
-        place: Place::ROOT,
+        place: KeyPath::ROOT,
     }
     .deserialize(&mut deserializer)?;
     deserializer.end()?;
@@ -236,8 +236,8 @@ fn folds_to(key: &str, field: &str) -> bool {
 /// Where a value is in the config, for errors: a chain of steps back to the top level, kept on
 /// the stack while parsing.
 #[derive(Clone, Copy)]
-struct Place<'a> {
-    parent: Option<&'a Place<'a>>,
+struct KeyPath<'a> {
+    parent: Option<&'a KeyPath<'a>>,
     step: Step<'a>,
 }
 
@@ -248,8 +248,8 @@ enum Step<'a> {
     Index(usize),
 }
 
-impl Place<'_> {
-    const ROOT: Place<'static> = Place {
+impl KeyPath<'_> {
+    const ROOT: KeyPath<'static> = KeyPath {
         parent: None,
         step: Step::Root,
     };
@@ -270,7 +270,7 @@ impl fmt::Display for ShownKey<'_> {
     }
 }
 
-impl fmt::Display for Place<'_> {
+impl fmt::Display for KeyPath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut steps = Vec::new();
         let mut at = Some(self);
@@ -310,7 +310,7 @@ fn is_plain(key: &str) -> bool {
 /// Builds the value at one place, knowing its shape.
 struct Reader<'a> {
     shape: &'static Shape,
-    place: Place<'a>,
+    place: KeyPath<'a>,
 }
 
 impl<'de> DeserializeSeed<'de> for Reader<'_> {
@@ -367,7 +367,7 @@ impl<'de> Visitor<'de> for Reader<'_> {
         };
         let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         loop {
-            let place = Place {
+            let place = KeyPath {
                 parent: Some(&self.place),
                 step: Step::Index(values.len()),
             };
@@ -397,7 +397,7 @@ impl<'de> Visitor<'de> for Reader<'_> {
                 GoMap(shape) => shape,
                 Any | List(_) => &Any,
             };
-            let place = Place {
+            let place = KeyPath {
                 parent: Some(&self.place),
                 step: Step::Key(&key),
             };
@@ -413,7 +413,7 @@ impl<'de> Visitor<'de> for Reader<'_> {
 fn field_shape<E: de::Error>(
     fields: &'static [Field],
     key: &str,
-    place: &Place<'_>,
+    place: &KeyPath<'_>,
 ) -> Result<&'static Shape, E> {
     if let Some(Field(_, shape)) = fields.iter().find(|Field(name, _)| *name == key) {
         return Ok(shape);
