@@ -22,3 +22,4 @@ mod runtime;
 mod support;
 mod usage;
 mod validate;
+mod wsl;
