@@ -18,6 +18,7 @@ mod podman5;
 mod podman_cdi;
 mod podman_generate;
 mod podman_hooks;
+mod podman_wsl;
 mod roots;
 mod runc_cgroup_v2;
 mod runc_prestart;
