@@ -10,6 +10,7 @@ mod docker_cdi;
 mod docker_configure;
 mod docker_gpus;
 mod docker_runtime;
+mod docker_wsl;
 mod doctor_engines;
 mod ebpf;
 mod gpu_root;

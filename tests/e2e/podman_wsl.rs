@@ -6,7 +6,7 @@
 //! `/dev/dri`. Podman 4.3 reads only the default spec dirs, so it runs in a private mount
 //! namespace with the temp spec dir over `/var/run/cdi` (`support::podman_with_spec_dir`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::support;
@@ -21,9 +21,9 @@ pub(crate) const WSL_PROBE: &str = "head -c 3 /dev/dxg | busybox wc -c; cat /usr
 /// What [`WSL_PROBE`] prints in a container given the WSL spec.
 pub(crate) const WSL_EXPECTED: [&str; 5] = ["3", "fake dxcore", "env=1", "read-only", "no-dri"];
 
-/// A fake WSL tree under `root` (`dev/dxg`, `usr/lib/wsl/lib/libdxcore.so`) and the spec
-/// `generate` writes for it into `spec_dir`. Returns the dev root.
-pub(crate) fn fake_wsl_spec(root: &Path, spec_dir: &Path) -> PathBuf {
+/// A fake WSL tree under `root`: `dev/dxg` (the numbers of `/dev/zero`) and
+/// `usr/lib/wsl/lib/libdxcore.so`.
+pub(crate) fn fake_wsl_tree(root: &Path) {
     use nix::sys::stat::{Mode, SFlag, makedev, mknod};
     std::fs::create_dir_all(root.join("dev")).expect("create dev");
     mknod(
@@ -36,23 +36,36 @@ pub(crate) fn fake_wsl_spec(root: &Path, spec_dir: &Path) -> PathBuf {
     let lib = root.join("usr/lib/wsl/lib");
     std::fs::create_dir_all(&lib).expect("create lib");
     std::fs::write(lib.join("libdxcore.so"), "fake dxcore\n").expect("write libdxcore.so");
+}
+
+/// The `generate` arguments (after `generate`) writing `output` for the `wsl2` example host over
+/// the fake WSL tree at `root`.
+pub(crate) fn wsl_generate_args(root: &Path, output: &Path) -> Vec<String> {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hosts/wsl2");
+    [
+        "--sysfs-root".to_string(),
+        example.join("sys").display().to_string(),
+        "--proc-root".to_string(),
+        example.join("proc").display().to_string(),
+        "--dev-root".to_string(),
+        root.display().to_string(),
+        "--wsl-lib-root".to_string(),
+        root.join("usr/lib/wsl").display().to_string(),
+        "--output".to_string(),
+        output.display().to_string(),
+    ]
+    .to_vec()
+}
+
+/// The fake WSL tree under `root` and the spec `generate` writes for it into `spec_dir`.
+fn fake_wsl_spec(root: &Path, spec_dir: &Path) {
+    fake_wsl_tree(root);
     let (ok, stdout, stderr) = support::output(
         Command::new(support::bin("amdgpu-cdi"))
             .arg("generate")
-            .arg("--sysfs-root")
-            .arg(example.join("sys"))
-            .arg("--proc-root")
-            .arg(example.join("proc"))
-            .arg("--dev-root")
-            .arg(root)
-            .arg("--wsl-lib-root")
-            .arg(root.join("usr/lib/wsl"))
-            .arg("--output")
-            .arg(spec_dir.join("amd.com-gpu.yaml")),
+            .args(wsl_generate_args(root, &spec_dir.join("amd.com-gpu.yaml"))),
     );
     assert!(ok, "generate failed:\nstdout: {stdout}\nstderr: {stderr}");
-    root.to_path_buf()
 }
 
 #[test]
