@@ -18,6 +18,7 @@ use cdi::codec::{self, CodecError, Format};
 use cdi::spec::Spec;
 use similar::TextDiff;
 
+use crate::discover::wsl::{WslError, WslOptions};
 use crate::discover::{self, DiscoverError, DiscoverOptions};
 use crate::generate::record::{self, RecordError};
 use crate::generate::{self, GenerateError, GenerateOptions};
@@ -61,6 +62,9 @@ pub enum CheckError {
     /// Discovery failed, so there is nothing to compare with.
     #[error(transparent)]
     Discover(#[from] DiscoverError),
+    /// WSL discovery failed.
+    #[error(transparent)]
+    Wsl(#[from] WslError),
     /// The host's spec cannot be generated with these options.
     #[error("cannot generate the spec to compare with: {0}")]
     Generate(#[from] GenerateError),
@@ -98,14 +102,39 @@ pub fn check(
     discover_options: &DiscoverOptions,
     given: &GenerateOptions,
 ) -> Result<Checked, CheckError> {
+    check_against(spec_path, given, |options| {
+        let host = discover::discover(discover_options)?;
+        Ok(generate::generate(&host, options)?)
+    })
+}
+
+/// [`check`] for a WSL2 host (docs/wsl.md), discovered with `discover_options` and `wsl`.
+pub fn check_wsl(
+    spec_path: &Path,
+    discover_options: &DiscoverOptions,
+    wsl: &WslOptions,
+    given: &GenerateOptions,
+) -> Result<Checked, CheckError> {
+    check_against(spec_path, given, |options| {
+        let host = discover::wsl::discover_wsl(discover_options, wsl)?.host;
+        Ok(generate::wsl::generate_wsl(&host, options)?)
+    })
+}
+
+/// Compares `spec_path` with what `wanted` generates with the options the spec records, else
+/// with `given`.
+fn check_against(
+    spec_path: &Path,
+    given: &GenerateOptions,
+    wanted: impl FnOnce(&GenerateOptions) -> Result<Spec, CheckError>,
+) -> Result<Checked, CheckError> {
     let on_disk = read_spec(spec_path)?;
     let (options, recorded) =
         match recorded_options(spec_path, on_disk.as_deref(), &given.dev_root)? {
             Some(options) => (options, true),
             None => (given.clone(), false),
         };
-    let host = discover::discover(discover_options)?;
-    let wanted = generate::generate(&host, &options)?;
+    let wanted = wanted(&options)?;
     Ok(Checked {
         outcome: compare(spec_path, on_disk.as_deref(), &wanted)?,
         options,

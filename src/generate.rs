@@ -1,5 +1,6 @@
 //! Turns a discovered [`Host`] into a CDI [`Spec`]: one device per GPU (or partition) and name
-//! strategy, an `all` device, and `/dev/kfd` in the spec-level edits.
+//! strategy, an `all` device, and `/dev/kfd` in the spec-level edits; [`wsl`] does the same for a
+//! WSL2 host (`/dev/dxg`).
 //!
 //! Choices, and why:
 //! - Only render nodes by default: compute needs `/dev/kfd` plus the GPU's render node, and KFD
@@ -26,6 +27,7 @@ use crate::discover::{FoundNode, Gpu, Host};
 use crate::naming::{self, NameStrategy, device_name};
 
 pub mod record;
+pub mod wsl;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +78,15 @@ pub enum GenerateError {
     /// The host has no GPU, and a spec needs at least one device.
     #[error("no GPU to put in the spec")]
     NoGpus,
+    /// A WSL host whose spec would hold no device with these options.
+    #[error(
+        "no device to put in the spec: /dev/dxg serves {adapters} adapters at once, so only the \
+         `all` device can give it (drop --no-all-device)"
+    )]
+    NoWslDevice {
+        /// The adapters found.
+        adapters: usize,
+    },
     /// A vendor or class name the reference library would reject.
     #[error(transparent)]
     InvalidKind(#[from] NameError),

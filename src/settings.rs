@@ -48,6 +48,7 @@ enum EnvPolicyWord {
 struct File {
     sysfs_root: Option<PathBuf>,
     dev_root: Option<PathBuf>,
+    wsl_lib_root: Option<PathBuf>,
     runtime: Option<PathBuf>,
     device_source: Option<DeviceSource>,
     spec_dirs: Option<Vec<PathBuf>>,
@@ -65,6 +66,8 @@ pub struct Settings {
     pub sysfs_root: PathBuf,
     /// The directory holding the host's `dev/` (`/`).
     pub dev_root: PathBuf,
+    /// Where WSL mounts the Windows GPU libraries (`/usr/lib/wsl`), for a WSL2 host (docs/wsl.md).
+    pub wsl_lib_root: PathBuf,
     /// The low-level runtime the wrapper execs, when configured.
     pub runtime: Option<PathBuf>,
     /// Where devices come from.
@@ -85,6 +88,7 @@ impl Default for Settings {
             source: None,
             sysfs_root: PathBuf::from("/sys"),
             dev_root: PathBuf::from("/"),
+            wsl_lib_root: PathBuf::from(crate::discover::wsl::WSL_LIB_ROOT),
             runtime: None,
             device_source: DeviceSource::Discover,
             spec_dirs: paths::SPEC_DIRS.map(PathBuf::from).to_vec(),
@@ -210,6 +214,8 @@ impl Settings {
             source: Some(path.to_path_buf()),
             sysfs_root: absolute("sysfs-root", file.sysfs_root)?.unwrap_or(defaults.sysfs_root),
             dev_root: absolute("dev-root", file.dev_root)?.unwrap_or(defaults.dev_root),
+            wsl_lib_root: absolute("wsl-lib-root", file.wsl_lib_root)?
+                .unwrap_or(defaults.wsl_lib_root),
             runtime: absolute("runtime", file.runtime)?,
             device_source: file.device_source.unwrap_or_default(),
             spec_dirs,

@@ -63,6 +63,11 @@ class Tree:
 
     def __init__(self):
         self.entries = {}
+        self.outside = {}
+
+    def root_file(self, path, content):
+        """A file beside `sys` (a WSL host's `proc/version`, `usr/lib/wsl/...`)."""
+        self.outside[path] = str(content)
 
     def file(self, path, content):
         content = str(content)
@@ -89,6 +94,11 @@ class Tree:
                     # `device -> ../../../0000:03:00.0`, not `../..`.
                     target = f"{target}/../{os.path.basename(value)}"
                 os.symlink(target, full)
+        for path in sorted(self.outside):
+            full = os.path.join(root, path)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, "w", encoding="utf-8", newline="\n") as f:
+                f.write(self.outside[path])
 
 
 class Host:
@@ -432,6 +442,34 @@ def no_amd():
     return h
 
 
+VGPU_CLASS_ID = "{6e382d18-3336-4f4b-acc4-2b7703d4df4a}"
+
+
+def wsl2():
+    """A WSL2 distribution on a Windows machine with one Radeon RX 7900 XTX: no KFD, no PCI GPU, no
+    render node; dxgkrnl's misc device `dxg` and one virtual GPU channel on VMBus, beside the
+    network and storage channels every WSL2 VM has. `proc/version` and the DXCore library (an
+    empty stand-in) sit beside `sys` for `--proc-root` and `--wsl-lib-root`."""
+    h = Host(kfd=False)
+    t = h.tree
+    t.link("class/misc/dxg", "devices/virtual/misc/dxg")
+    t.file("devices/virtual/misc/dxg/dev", "10:124")
+    t.file("devices/virtual/misc/dxg/uevent", "MAJOR=10\nMINOR=124\nDEVNAME=dxg")
+    vmbus = "devices/LNXSYSTM:00/LNXSYBUS:00/ACPI0004:00/VMBUS:00"
+    for guid, class_id in [
+        ("4b8b41b1-9bbd-4a4f-a1d5-34d2c0e8b4f6", VGPU_CLASS_ID),
+        ("8f0ce6ad-b3c8-4e42-9df1-3c53e8b2a2f1", "{f8615163-df3e-46c5-913f-f2d2f965ed0e}"),
+        ("e95fb5a2-5cd9-4b7a-9d35-ac4f5ea7ef19", "{ba6163d9-04a1-4d29-b605-72e2ffb1dc7f}"),
+    ]:
+        t.file(f"{vmbus}/{guid}/class_id", class_id)
+        t.file(f"{vmbus}/{guid}/device_id", "{" + guid + "}")
+        t.link(f"bus/vmbus/devices/{guid}", f"{vmbus}/{guid}")
+    t.root_file("proc/version", "Linux version 6.6.87.2-microsoft-standard-WSL2 (root@439a258ad544) "
+                "(gcc (GCC) 11.2.0, GNU ld (GNU Binutils) 2.37) #1 SMP PREEMPT_DYNAMIC Thu Jun  5 18:30:46 UTC 2025\n")
+    t.root_file("usr/lib/wsl/lib/libdxcore.so", "")
+    return h
+
+
 # Broken variants for error tests --------------------------------------------------------------
 def garbage_properties():
     h = workstation()
@@ -471,6 +509,7 @@ EXAMPLES = {
     "nvidia-mixed": nvidia_mixed,
     "multi-domain": multi_domain,
     "no-amd": no_amd,
+    "wsl2": wsl2,
 }
 
 FIXTURES = {

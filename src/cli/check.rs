@@ -43,7 +43,16 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         outcome,
         options,
         recorded,
-    } = check::check(&args.spec, &discover_options, &given)?;
+    } = if args.host.wsl.is_wsl(&discover_options) {
+        check::check_wsl(
+            &args.spec,
+            &discover_options,
+            &args.host.wsl.wsl_options(),
+            &given,
+        )?
+    } else {
+        check::check(&args.spec, &discover_options, &given)?
+    };
     let defaults = GenerateOptions {
         dev_root: discover_options.dev_root.clone(),
         ..GenerateOptions::default()

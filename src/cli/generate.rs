@@ -8,6 +8,7 @@ use anyhow::Context;
 use cdi::codec::Format;
 use cdi::version::Version;
 
+use crate::discover::wsl::{Mode, WSL_LIB_ROOT, WslOptions, discover_wsl, looks_like_wsl};
 use crate::discover::{DiscoverOptions, RealSysfs, discover_with};
 use crate::generate::{GenerateOptions, generate, missing_nodes};
 use crate::naming::NameStrategy;
@@ -60,6 +61,43 @@ pub struct HostArgs {
     /// The directory holding the host's `dev/`; when not `/`, device nodes get a hostPath under it.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub dev_root: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub wsl: WslArgs,
+}
+
+/// Which kind of host, and where a WSL2 host's files are: shared by every command that discovers.
+#[derive(Debug, clap::Args)]
+pub struct WslArgs {
+    /// The kind of host: `kfd` (amdgpu driver, /dev/kfd), `wsl` (WSL2, /dev/dxg), or `auto`: kfd
+    /// when sysfs has class/kfd, else wsl when /dev/dxg exists (docs/wsl.md).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Mode::Auto)]
+    pub mode: Mode,
+    /// The proc tree (only read under WSL, to confirm a WSL kernel).
+    #[arg(long, value_name = "DIR", default_value = "/proc")]
+    pub proc_root: PathBuf,
+    /// Where WSL mounts the Windows GPU libraries; WSL specs mount libdxcore.so from under it.
+    #[arg(long, value_name = "DIR", default_value = WSL_LIB_ROOT)]
+    pub wsl_lib_root: PathBuf,
+}
+
+impl WslArgs {
+    /// The WSL discovery options these arguments name.
+    pub fn wsl_options(&self) -> WslOptions {
+        WslOptions {
+            proc_root: self.proc_root.clone(),
+            lib_root: self.wsl_lib_root.clone(),
+        }
+    }
+
+    /// Whether the host under `options` is discovered as a WSL2 host.
+    pub fn is_wsl(&self, options: &DiscoverOptions) -> bool {
+        match self.mode {
+            Mode::Wsl => true,
+            Mode::Kfd => false,
+            Mode::Auto => looks_like_wsl(options),
+        }
+    }
 }
 
 /// Whether the device nodes found under `options.dev_root` say anything about the host its sysfs
@@ -217,11 +255,26 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
             path.display()
         );
     }
-    let discovery = discover_with(&discover_options, &RealSysfs)?;
-    for warning in &discovery.warnings {
-        eprintln!("amdgpu-cdi: warning: {warning}");
-    }
-    let spec = generate(&discovery.host, &options)?;
+    let (spec, missing, what) = if args.host.wsl.is_wsl(&discover_options) {
+        let discovery = discover_wsl(&discover_options, &args.host.wsl.wsl_options())?;
+        for warning in &discovery.warnings {
+            eprintln!("amdgpu-cdi: warning: {warning}");
+        }
+        let spec = crate::generate::wsl::generate_wsl(&discovery.host, &options)?;
+        let missing = crate::generate::wsl::missing_paths(&discovery.host, &options);
+        (spec, missing, "host paths")
+    } else {
+        let discovery = discover_with(&discover_options, &RealSysfs)?;
+        for warning in &discovery.warnings {
+            eprintln!("amdgpu-cdi: warning: {warning}");
+        }
+        let spec = generate(&discovery.host, &options)?;
+        (
+            spec,
+            missing_nodes(&discovery.host, &options),
+            "device nodes",
+        )
+    };
     let text = crate::generate::to_text(&spec, &options, format);
     match &args.output {
         Some(path) => {
@@ -241,14 +294,14 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
     }
     // After the write, so a failed write stays one error line.
     let missing = if nodes_checked(&discover_options) {
-        missing_nodes(&discovery.host, &options)
+        missing
     } else {
         Vec::new()
     };
     if !missing.is_empty() {
         eprintln!(
-            "amdgpu-cdi: warning: the spec names device nodes that do not exist: {} (engines \
-             refuse containers given them)",
+            "amdgpu-cdi: warning: the spec names {what} that do not exist: {} (engines refuse \
+             containers given them)",
             path_list(&missing)
         );
     }

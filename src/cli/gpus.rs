@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use crate::discover::{DiscoverOptions, Gpu, Host, RealSysfs, discover_with};
 use crate::naming::{NameStrategy, device_name, device_names};
 
-use super::generate::NameArgs;
+use super::generate::{NameArgs, WslArgs};
+use crate::discover::wsl::{WslHost, discover_wsl};
 
 /// Marks a name that only `AMD_VISIBLE_DEVICES` accepts.
 const VARIABLE_ONLY: &str = "*";
@@ -41,6 +42,9 @@ pub struct GpusArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub names: NameArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub wsl: WslArgs,
 }
 
 /// Prints the GPUs; warnings go to stderr.
@@ -50,6 +54,22 @@ pub fn run(args: GpusArgs) -> anyhow::Result<ExitCode> {
         sysfs_root: args.sysfs_root,
         dev_root: args.dev_root,
     };
+    if args.wsl.is_wsl(&options) {
+        let discovery = discover_wsl(&options, &args.wsl.wsl_options())?;
+        for warning in &discovery.warnings {
+            eprintln!("amdgpu-cdi: warning: {warning}");
+        }
+        let strategies = args.names.strategies();
+        let text = match args.format {
+            GpusFormat::Text => wsl_table(&discovery.host, &strategies),
+            GpusFormat::Json => format!(
+                "{}\n",
+                serde_json::to_string_pretty(&wsl_json(&discovery.host, &strategies))?
+            ),
+        };
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let discovery = discover_with(&options, &RealSysfs)?;
     for warning in &discovery.warnings {
         eprintln!("amdgpu-cdi: warning: {warning}");
@@ -244,4 +264,55 @@ pub fn json(host: &Host, strategies: &[NameStrategy]) -> serde_json::Value {
         })
         .collect();
     serde_json::Value::Array(gpus)
+}
+
+/// The names a WSL spec generated with `strategies` has: `0` for a single adapter (with the
+/// index strategy), and `all`.
+fn wsl_names(host: &WslHost, strategies: &[NameStrategy]) -> Vec<String> {
+    let mut names = Vec::new();
+    if host.adapters == 1 && strategies.contains(&NameStrategy::Index) {
+        names.push("0".to_string());
+    }
+    names.push("all".to_string());
+    names
+}
+
+/// The text form under WSL2: one row for `/dev/dxg`, which serves every adapter.
+pub fn wsl_table(host: &WslHost, strategies: &[NameStrategy]) -> String {
+    let header = ["MODE", "NODE", "ADAPTERS", "DXCORE", "CDI NAMES"];
+    let row = [
+        "wsl".to_string(),
+        host.dxg.path.display().to_string(),
+        host.adapters.to_string(),
+        host.dxcore.display().to_string(),
+        wsl_names(host, strategies).join(","),
+    ];
+    let widths: Vec<usize> = header
+        .iter()
+        .zip(&row)
+        .map(|(head, cell)| head.len().max(cell.len()))
+        .collect();
+    let mut out = String::new();
+    for cells in [header.map(String::from), row] {
+        let line: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, &width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The JSON form under WSL2: one object for `/dev/dxg`.
+pub fn wsl_json(host: &WslHost, strategies: &[NameStrategy]) -> serde_json::Value {
+    serde_json::json!([{
+        "mode": "wsl",
+        "names": wsl_names(host, strategies),
+        "node": host.dxg.path.display().to_string(),
+        "adapters": host.adapters,
+        "dxcore": host.dxcore.display().to_string(),
+        "dxcore_found": host.dxcore_found,
+    }])
 }

@@ -37,7 +37,8 @@
 //! (topology nodes, parsed by `properties`), `drm` (render and card nodes and the device they
 //! hang off), `pci` (addresses, the physical GPU and its attributes) and `partitions`;
 //! `products` fills in what sysfs does not say, `model` is what comes out and `error` why it did
-//! not. Every read goes through `reader`, so tests can inject failures.
+//! not. Every read goes through `reader`, so tests can inject failures. `wsl` discovers a WSL2
+//! host, which has no KFD and reaches the GPU through `/dev/dxg` (docs/wsl.md).
 
 mod drm;
 mod error;
@@ -49,6 +50,7 @@ mod products;
 mod properties;
 mod reader;
 mod scan;
+pub mod wsl;
 
 use std::path::{Path, PathBuf};
 

@@ -300,6 +300,28 @@ pub(super) fn device_nodes(roots: &HostRoots, subject: &Subject) -> Section {
     }
 }
 
+/// Whether `subject` can open the device node at `path` (a real path), as one finding of
+/// `check`; a user that cannot be looked up is a failure of its own.
+pub(super) fn access_findings(
+    roots: &HostRoots,
+    subject: &Subject,
+    check: &str,
+    path: &Path,
+) -> Vec<Finding> {
+    let groups = read_groups(roots);
+    match identity(roots, subject, &groups) {
+        Ok(identity) => vec![node_finding(roots, check, path, Some(&identity), &groups)],
+        Err(message) => vec![
+            fail(
+                "devices.user",
+                message,
+                "pass an existing user name to --user",
+            ),
+            node_finding(roots, check, path, None, &groups),
+        ],
+    }
+}
+
 fn node_finding(
     roots: &HostRoots,
     check: &str,

@@ -8,6 +8,7 @@ mod engine_checks;
 mod hooks;
 mod host;
 mod specs;
+mod wsl;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -320,10 +321,14 @@ pub struct DoctorOptions {
 /// Runs every check and returns the report.
 pub fn run(options: &DoctorOptions) -> Report {
     let roots = &options.roots;
-    let mut sections = vec![
-        host::driver(roots),
-        host::device_nodes(roots, &options.subject),
-    ];
+    let mut sections = if wsl::is_wsl(roots) {
+        vec![wsl::section(roots, &options.subject)]
+    } else {
+        vec![
+            host::driver(roots),
+            host::device_nodes(roots, &options.subject),
+        ]
+    };
     let specs = specs::scan(roots);
     sections.push(specs.section(roots, &options.generate, options.strict));
     sections.extend(engine_checks::sections(

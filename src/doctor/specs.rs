@@ -11,7 +11,7 @@ use cdi::version::Version;
 use nix::errno::Errno;
 
 use crate::check::{self, Currentness};
-use crate::discover::{self, DiscoverOptions};
+use crate::discover;
 use crate::generate::record::{self, RecordError};
 use crate::generate::{self, GenerateOptions};
 
@@ -292,10 +292,7 @@ impl SpecScan {
             ));
         }
         // The spec describes the host's own /dev, whatever root doctor inspects it through.
-        let host = match discover::discover(&DiscoverOptions {
-            sysfs_root: roots.sysfs_root.clone(),
-            dev_root: roots.dev_root.clone(),
-        }) {
+        let host = match discover_host(roots) {
             Ok(host) => host,
             Err(err) => {
                 findings.push(info(
@@ -327,7 +324,11 @@ impl SpecScan {
                 ),
                 (None, Err(_)) => continue,
             };
-            let wanted = match generate::generate(&host, options) {
+            let generated = match &host {
+                Discovered::Kfd(host) => generate::generate(host, options),
+                Discovered::Wsl(host) => generate::wsl::generate_wsl(host, options),
+            };
+            let wanted = match generated {
                 Ok(spec) => spec,
                 Err(err) => {
                     findings.push(info(
@@ -363,6 +364,27 @@ impl SpecScan {
             });
         }
         findings
+    }
+}
+
+/// The host a spec is compared with: KFD GPUs, or a WSL2 host (docs/wsl.md).
+enum Discovered {
+    Kfd(discover::Host),
+    Wsl(discover::wsl::WslHost),
+}
+
+/// Discovers the host doctor inspects; the spec describes the host's own /dev, whatever root
+/// doctor inspects it through.
+fn discover_host(roots: &HostRoots) -> Result<Discovered, String> {
+    let options = super::wsl::discover_options(roots);
+    if super::wsl::is_wsl(roots) {
+        discover::wsl::discover_wsl(&options, &super::wsl::spec_options(roots))
+            .map(|found| Discovered::Wsl(found.host))
+            .map_err(|e| e.to_string())
+    } else {
+        discover::discover(&options)
+            .map(Discovered::Kfd)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -16,7 +16,9 @@ use cdi::registry::Registry;
 use cdi::spec::{ContainerEdits, Spec};
 use serde_json::{Map, Value};
 
+use crate::discover::wsl::{WslOptions, discover_wsl, looks_like_wsl};
 use crate::discover::{DiscoverOptions, Host, discover_for_injection};
+use crate::generate::wsl::generate_wsl;
 use crate::generate::{GenerateOptions, generate};
 use crate::naming::KIND;
 use crate::naming::{NameStrategy, device_names};
@@ -43,6 +45,9 @@ pub enum InjectError {
     /// Live discovery failed.
     #[error(transparent)]
     Discover(#[from] crate::discover::DiscoverError),
+    /// WSL2 discovery failed.
+    #[error(transparent)]
+    Wsl(#[from] crate::discover::wsl::WslError),
     /// No CDI spec could be generated for the discovered GPUs.
     #[error("cannot describe the discovered GPUs as CDI devices: {0}")]
     Generate(#[from] crate::generate::GenerateError),
@@ -74,6 +79,12 @@ enum DeviceSet {
         inventory: Candidates,
         named: bool,
     },
+    /// A WSL2 host's devices (`0` for a single adapter, else `all`), from the spec `generate`
+    /// writes for it.
+    Wsl {
+        spec: Box<Spec>,
+        inventory: Candidates,
+    },
     /// The `amd.com/gpu` devices of the CDI spec dirs.
     Registry {
         registry: Registry,
@@ -86,10 +97,14 @@ impl DeviceSet {
     fn load(settings: &Settings, log: &DetailLog, named: bool) -> Result<Self, InjectError> {
         match settings.device_source {
             DeviceSource::Discover => {
-                let host = discover_for_injection(&DiscoverOptions {
+                let options = DiscoverOptions {
                     sysfs_root: settings.sysfs_root.clone(),
                     dev_root: settings.dev_root.clone(),
-                })?;
+                };
+                if looks_like_wsl(&options) {
+                    return Self::load_wsl(&options, settings);
+                }
+                let host = discover_for_injection(&options)?;
                 let strategies: &[NameStrategy] = if named {
                     &NameStrategy::ALL
                 } else {
@@ -116,9 +131,45 @@ impl DeviceSet {
         }
     }
 
+    /// The devices of a WSL2 host: its spec as `generate` writes it (index names and `all`), a
+    /// candidate per device but `all`, or `all` itself when `/dev/dxg` serves several adapters.
+    fn load_wsl(options: &DiscoverOptions, settings: &Settings) -> Result<Self, InjectError> {
+        let wsl = WslOptions {
+            lib_root: settings.wsl_lib_root.clone(),
+            ..WslOptions::default()
+        };
+        let host = discover_wsl(options, &wsl)?.host;
+        let spec = generate_wsl(
+            &host,
+            &GenerateOptions {
+                strategies: vec![NameStrategy::Index],
+                dev_root: settings.dev_root.clone(),
+                ..GenerateOptions::default()
+            },
+        )?;
+        let named = |name: &str, index| Candidate {
+            name: name.to_string(),
+            index,
+            unique_id: None,
+            pci_address: None,
+            names: vec![name.to_string()],
+        };
+        let candidates = if spec.devices.iter().any(|d| d.name == "0") {
+            vec![named("0", Some(0))]
+        } else {
+            vec![named("all", None)]
+        };
+        Ok(Self::Wsl {
+            spec: Box::new(spec),
+            inventory: Candidates { candidates },
+        })
+    }
+
     fn inventory(&self) -> &Candidates {
         match self {
-            Self::Discovered { inventory, .. } | Self::Registry { inventory, .. } => inventory,
+            Self::Discovered { inventory, .. }
+            | Self::Wsl { inventory, .. }
+            | Self::Registry { inventory, .. } => inventory,
         }
     }
 
@@ -145,6 +196,17 @@ impl DeviceSet {
             Self::Discovered { host, .. } => {
                 let spec = selected_spec(host, names, settings)?;
                 edits.push(spec.container_edits);
+                for name in names {
+                    let device = spec
+                        .devices
+                        .iter()
+                        .find(|d| d.name == *name)
+                        .ok_or_else(|| InjectError::Vanished(name.clone()))?;
+                    edits.push(device.container_edits.clone());
+                }
+            }
+            Self::Wsl { spec, .. } => {
+                edits.push(spec.container_edits.clone());
                 for name in names {
                     let device = spec
                         .devices
@@ -445,6 +507,60 @@ mod tests {
             }
         }
         assert!(checked > 20, "only {checked} selections checked");
+    }
+
+    /// Under WSL2 `AMD_VISIBLE_DEVICES=all` (and `0`, with one adapter) injects the edits of the
+    /// spec `generate` writes for the host: `/dev/dxg`, the DXCore mount and the variable.
+    #[test]
+    fn wsl_requests_inject_the_generated_wsl_spec() {
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hosts/wsl2");
+        let settings = Settings {
+            sysfs_root: example.join("sys"),
+            dev_root: "/nonexistent".into(),
+            wsl_lib_root: example.join("usr/lib/wsl"),
+            ..Settings::default()
+        };
+        let log = DetailLog::default();
+        let request =
+            |value: &str| json!({"process": {"env": [format!("AMD_VISIBLE_DEVICES={value}")]}});
+        let host = discover_wsl(
+            &DiscoverOptions {
+                sysfs_root: settings.sysfs_root.clone(),
+                dev_root: settings.dev_root.clone(),
+            },
+            &WslOptions {
+                lib_root: settings.wsl_lib_root.clone(),
+                ..WslOptions::default()
+            },
+        )
+        .expect("wsl host")
+        .host;
+        let generated = generate_wsl(
+            &host,
+            &GenerateOptions {
+                dev_root: settings.dev_root.clone(),
+                ..GenerateOptions::default()
+            },
+        )
+        .expect("spec");
+        let zero = generated.devices.iter().find(|d| d.name == "0").expect("0");
+        for value in ["all", "0"] {
+            let Decision::Devices(selected) =
+                select(&request(value), &settings, &log).expect("selects")
+            else {
+                panic!("nothing selected for {value}");
+            };
+            assert_eq!(selected.names, ["0"]);
+            assert_eq!(
+                selected.edits,
+                [
+                    generated.container_edits.clone(),
+                    zero.container_edits.clone()
+                ]
+            );
+        }
+        let err = select(&request("1"), &settings, &log).expect_err("one adapter");
+        assert!(err.to_string().contains("no GPU matches \"1\""), "{err}");
     }
 
     /// Requests by index resolve without the GPUs' other names; a failing one still lists them

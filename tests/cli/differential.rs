@@ -700,7 +700,8 @@ fn generated_specs_load_in_the_go_library() {
     // stand in for them (generate warns that they are not character devices).
     let dev_root = out.path().join("host");
     std::fs::create_dir_all(dev_root.join("dev/dri")).expect("fake dev");
-    let nodes = std::iter::once("kfd".to_string())
+    let nodes = ["kfd".to_string(), "dxg".to_string()]
+        .into_iter()
         .chain((128..512).map(|minor| format!("dri/renderD{minor}")));
     for node in nodes {
         let path = dev_root.join("dev").join(node);

@@ -540,3 +540,34 @@ fn doctor_finds_what_configure_wrote_in_a_version_2_file_on_containerd_2() {
          [ok  ] runtime `amd` is the wrapper /usr/bin/amdgpu-container-runtime"
     );
 }
+
+/// Issue 18: on a WSL2 host the WSL checks replace the driver and device node sections (here
+/// `/dev/dxg` is missing, everything else is there), and the spec generate wrote for the host is
+/// judged current.
+#[test]
+fn a_wsl2_host_gets_the_wsl_checks_and_its_spec_is_current() {
+    let case = case("no-gpu", &[]);
+    copy_tree(
+        &support::repo_root().join("examples/hosts/wsl2"),
+        &case.root,
+    );
+    support::amdgpu_cdi()
+        .arg("generate")
+        .arg("--sysfs-root")
+        .arg(case.root.join("sys"))
+        .arg("--proc-root")
+        .arg(case.root.join("proc"))
+        .arg("--output")
+        .arg(case.root.join("var/run/cdi/amd.com-gpu.yaml"))
+        .assert()
+        .success();
+    let (code, report) = doctor_on(&case.root, &case.root.join("sys"), &[]);
+    assert_eq!(code, 1, "{report}");
+    assert!(!report.contains("driver\n"), "{report}");
+    assert!(!report.contains("device nodes\n"), "{report}");
+    assert!(
+        report.contains("[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now"),
+        "{report}"
+    );
+    insta::assert_snapshot!("wsl2", section(&report, "WSL2 (DirectX GPU)"));
+}

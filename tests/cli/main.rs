@@ -23,3 +23,4 @@ mod skip;
 mod support;
 mod usage;
 mod validate;
+mod wsl;

@@ -86,7 +86,8 @@ fn refresh_unit_is_skipped_without_kfd_and_never_removes_the_spec_dir() {
     let lines: Vec<&str> = unit.lines().collect();
     for wanted in [
         "Type=oneshot",
-        "ConditionPathExists=/dev/kfd",
+        "ConditionPathExists=|/dev/kfd",
+        "ConditionPathExists=|/dev/dxg",
         "RuntimeDirectory=cdi",
         "RuntimeDirectoryPreserve=yes",
         "WantedBy=multi-user.target",
