@@ -285,7 +285,7 @@ mod tests {
                 .starts_with("{\n  \"debug\": true,\n  \"features\"")
         );
         assert!(same_meaning(original, "{\"debug\": true}"));
-        // Removing gives back the meaning; the bytes come back from the backup (see `mod.rs`).
+        // Removing gives back the meaning; the bytes come back from the backup (see `engines.rs`).
         let reverted = remove(&edited.text, &edited.changes).expect("remove");
         assert!(same_meaning(&reverted.text, original));
         // Nothing to change: the file keeps its bytes, mark included.
