@@ -51,6 +51,8 @@ pub struct GenerateOptions {
     pub pin_device_numbers: bool,
     /// Add each GPU's card (primary) node beside its render node.
     pub include_card_nodes: bool,
+    /// Leave integrated GPUs (APUs) out, the others numbered from 0 ([`Host::without_integrated`]).
+    pub exclude_integrated: bool,
     /// Where the host's `/dev` lives; nodes get a `hostPath` under it when it is not `/`.
     pub dev_root: PathBuf,
 }
@@ -67,6 +69,7 @@ impl Default for GenerateOptions {
             additional_gids: false,
             pin_device_numbers: false,
             include_card_nodes: false,
+            exclude_integrated: false,
             dev_root: PathBuf::from("/"),
         }
     }
@@ -78,6 +81,12 @@ pub enum GenerateError {
     /// The host has no GPU, and a spec needs at least one device.
     #[error("no GPU to put in the spec")]
     NoGpus,
+    /// Every GPU of the host is integrated and integrated GPUs are excluded.
+    #[error(
+        "every GPU here is integrated (an APU), so --exclude-integrated leaves none for the spec \
+         (drop the option)"
+    )]
+    OnlyIntegrated,
     /// A WSL host whose spec would hold no device with these options.
     #[error(
         "no device to put in the spec: /dev/dxg serves {adapters} adapters at once, so only the \
@@ -144,6 +153,16 @@ pub fn generate(host: &Host, options: &GenerateOptions) -> Result<Spec, Generate
     if host.gpus.is_empty() {
         return Err(GenerateError::NoGpus);
     }
+    let discrete;
+    let host = if options.exclude_integrated && host.gpus.iter().any(|gpu| gpu.integrated) {
+        discrete = host.without_integrated();
+        if discrete.gpus.is_empty() {
+            return Err(GenerateError::OnlyIntegrated);
+        }
+        &discrete
+    } else {
+        host
+    };
     cdi::name::validate_vendor(&options.vendor)?;
     cdi::name::validate_class(&options.class)?;
 
@@ -255,6 +274,13 @@ pub fn generate(host: &Host, options: &GenerateOptions) -> Result<Spec, Generate
 /// when asked for, its card node) that discovery did not find under the dev root, as paths under
 /// it, in spec order. Engines refuse to create a container given a node that does not exist.
 pub fn missing_nodes(host: &Host, options: &GenerateOptions) -> Vec<PathBuf> {
+    let discrete;
+    let host = if options.exclude_integrated {
+        discrete = host.without_integrated();
+        &discrete
+    } else {
+        host
+    };
     std::iter::once(&host.kfd)
         .chain(host.gpus.iter().flat_map(|gpu| gpu_nodes(gpu, options)))
         .filter(|node| node.gid.is_none())

@@ -104,7 +104,10 @@ impl DeviceSet {
                 if looks_like_wsl(&options) {
                     return Self::load_wsl(&options, settings);
                 }
-                let host = discover_for_injection(&options)?;
+                let mut host = discover_for_injection(&options)?;
+                if settings.exclude_integrated {
+                    host = host.without_integrated();
+                }
                 let strategies: &[NameStrategy] = if named {
                     &NameStrategy::ALL
                 } else {
@@ -701,6 +704,49 @@ mod tests {
 
         fn renders(minors: std::ops::RangeInclusive<u32>) -> Vec<String> {
             minors.map(|m| format!("renderD{m}")).collect()
+        }
+
+        /// Issue 17: with `exclude-integrated`, the hooks number GPUs as `generate
+        /// --exclude-integrated` does: the workstation's iGPU (renderD129) is neither in `all`
+        /// nor index 1, and index 0 stays the discrete GPU.
+        #[test]
+        fn exclude_integrated_leaves_the_igpu_out_of_all_and_the_indices() {
+            let inject_on_workstation = |value: &str, exclude_integrated: bool| {
+                let settings = Settings {
+                    sysfs_root: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                        .join("examples/hosts/workstation/sys"),
+                    dev_root: "/nonexistent/dev-root".into(),
+                    exclude_integrated,
+                    ..Settings::default()
+                };
+                let mut config = json!({
+                    "ociVersion": "1.0.2",
+                    "process": {"env": [format!("AMD_VISIBLE_DEVICES={value}")]},
+                });
+                inject_on(&mut config, &settings, &DetailLog::default(), &CharDevices)
+                    .map_err(|err| crate::error_text::error_line(&err))?;
+                Ok::<_, String>(
+                    config["linux"]["devices"].as_array().expect("devices")[1..]
+                        .iter()
+                        .map(|d| d["path"].as_str().expect("path").to_string())
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let both = ["/dev/dri/renderD128", "/dev/dri/renderD129"];
+            assert_eq!(
+                inject_on_workstation("all", false),
+                Ok(both.map(String::from).to_vec())
+            );
+            assert_eq!(
+                inject_on_workstation("all", true),
+                Ok(vec!["/dev/dri/renderD128".to_string()])
+            );
+            assert_eq!(
+                inject_on_workstation("0", true),
+                Ok(vec!["/dev/dri/renderD128".to_string()])
+            );
+            let refused = inject_on_workstation("1", true).expect_err("index 1 is gone");
+            assert!(refused.contains('1'), "{refused}");
         }
 
         #[test]

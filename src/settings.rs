@@ -49,6 +49,7 @@ struct File {
     sysfs_root: Option<PathBuf>,
     dev_root: Option<PathBuf>,
     wsl_lib_root: Option<PathBuf>,
+    exclude_integrated: Option<bool>,
     runtime: Option<PathBuf>,
     device_source: Option<DeviceSource>,
     spec_dirs: Option<Vec<PathBuf>>,
@@ -68,6 +69,8 @@ pub struct Settings {
     pub dev_root: PathBuf,
     /// Where WSL mounts the Windows GPU libraries (`/usr/lib/wsl`), for a WSL2 host (docs/wsl.md).
     pub wsl_lib_root: PathBuf,
+    /// Leave integrated GPUs out, the others numbered from 0, as `generate --exclude-integrated`.
+    pub exclude_integrated: bool,
     /// The low-level runtime the wrapper execs, when configured.
     pub runtime: Option<PathBuf>,
     /// Where devices come from.
@@ -89,6 +92,7 @@ impl Default for Settings {
             sysfs_root: PathBuf::from("/sys"),
             dev_root: PathBuf::from("/"),
             wsl_lib_root: PathBuf::from(crate::discover::wsl::WSL_LIB_ROOT),
+            exclude_integrated: false,
             runtime: None,
             device_source: DeviceSource::Discover,
             spec_dirs: paths::SPEC_DIRS.map(PathBuf::from).to_vec(),
@@ -216,6 +220,9 @@ impl Settings {
             dev_root: absolute("dev-root", file.dev_root)?.unwrap_or(defaults.dev_root),
             wsl_lib_root: absolute("wsl-lib-root", file.wsl_lib_root)?
                 .unwrap_or(defaults.wsl_lib_root),
+            exclude_integrated: file
+                .exclude_integrated
+                .unwrap_or(defaults.exclude_integrated),
             runtime: absolute("runtime", file.runtime)?,
             device_source: file.device_source.unwrap_or_default(),
             spec_dirs,

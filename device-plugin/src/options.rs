@@ -27,6 +27,8 @@ pub struct PluginOptions {
     pub strategy: ResourceStrategy,
     /// What `Allocate` returns.
     pub allocation: AllocationForm,
+    /// Leave integrated GPUs out (as `generate --exclude-integrated`).
+    pub exclude_integrated: bool,
 }
 
 impl PluginOptions {
@@ -64,6 +66,7 @@ impl From<&DevicePluginArgs> for PluginOptions {
                 AllocationArg::Annotations => AllocationForm::Annotations,
                 AllocationArg::DeviceSpecs => AllocationForm::DeviceSpecs,
             },
+            exclude_integrated: args.exclude_integrated,
         }
     }
 }

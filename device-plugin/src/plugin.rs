@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use amdgpu_cdi::discover::{DiscoverError, RealSysfs, discover_with};
+use amdgpu_cdi::discover::{DiscoverError, Host, RealSysfs, discover_with};
 use amdgpu_cdi::error_text::error_line;
 use amdgpu_cdi::generate::{GenerateError, GenerateOptions, generate, to_text};
 use amdgpu_cdi::naming::NameStrategy;
@@ -83,8 +83,19 @@ pub enum PluginError {
 fn generate_options(options: &PluginOptions) -> GenerateOptions {
     GenerateOptions {
         strategies: vec![NameStrategy::Index, NameStrategy::Pci],
+        exclude_integrated: options.exclude_integrated,
         dev_root: options.discover.dev_root.clone(),
         ..GenerateOptions::default()
+    }
+}
+
+/// The GPUs the plugin advertises: every one, or (`--exclude-integrated`) the discrete ones,
+/// numbered as the spec numbers them.
+fn advertised(options: &PluginOptions, host: Host) -> Host {
+    if options.exclude_integrated {
+        host.without_integrated()
+    } else {
+        host
     }
 }
 
@@ -104,11 +115,12 @@ fn first_snapshot(options: &PluginOptions) -> Result<Snapshot, PluginError> {
     for warning in &discovery.warnings {
         log::warning(warning);
     }
+    let host = advertised(options, discovery.host);
     let dev_root = &options.discover.dev_root;
-    let inventory = Inventory::build(&discovery.host, options.strategy, &|node: &Path| {
+    let inventory = Inventory::build(&host, options.strategy, &|node: &Path| {
         node_exists(dev_root, node)
     })?;
-    let spec = generate(&discovery.host, &generate_options(options))?;
+    let spec = generate(&host, &generate_options(options))?;
     write_spec(options, &spec)?;
     Ok(Snapshot { inventory, spec })
 }
@@ -141,14 +153,15 @@ fn rescan(options: &PluginOptions, current: &Snapshot) -> Snapshot {
         Ok(discovery) => discovery,
         Err(error) => return unhealthy(&error),
     };
+    let host = advertised(options, discovery.host);
     let dev_root = &options.discover.dev_root;
-    let inventory = match Inventory::build(&discovery.host, options.strategy, &|node: &Path| {
+    let inventory = match Inventory::build(&host, options.strategy, &|node: &Path| {
         node_exists(dev_root, node)
     }) {
         Ok(inventory) => inventory.keeping_vanished(&current.inventory),
         Err(error) => return unhealthy(&error),
     };
-    let spec = match generate(&discovery.host, &generate_options(options)) {
+    let spec = match generate(&host, &generate_options(options)) {
         Ok(spec) => match write_spec(options, &spec) {
             Ok(_) => spec,
             Err(error) => {

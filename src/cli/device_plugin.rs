@@ -98,6 +98,10 @@ pub struct DevicePluginArgs {
         default_value = "cdi"
     )]
     pub allocation: AllocationArg,
+    /// Leave integrated GPUs (APUs) out of the advertised devices and the spec, as `generate
+    /// --exclude-integrated` does.
+    #[arg(long, env = "AMDGPU_CDI_EXCLUDE_INTEGRATED", hide_env_values = true)]
+    pub exclude_integrated: bool,
 }
 
 impl DevicePluginArgs {
@@ -118,6 +122,9 @@ impl DevicePluginArgs {
         args.push(value_name(&self.strategy).into());
         args.push("--allocation".into());
         args.push(value_name(&self.allocation).into());
+        if self.exclude_integrated {
+            args.push("--exclude-integrated".into());
+        }
         args
     }
 }
@@ -180,6 +187,7 @@ mod tests {
             dev_root: "/host".into(),
             strategy: ResourceStrategyArg::Mixed,
             allocation: AllocationArg::DeviceSpecs,
+            exclude_integrated: true,
         };
         assert_eq!(parse(&args.to_args()), args);
         let defaults = parse(&[]);

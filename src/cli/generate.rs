@@ -190,6 +190,10 @@ pub struct SpecContentArgs {
     /// Give each GPU its card (display) node too, not only its render node.
     #[arg(long)]
     pub include_card_nodes: bool,
+    /// Leave integrated GPUs (APUs, such as a Ryzen's Radeon Graphics) out of the spec and of
+    /// `all`; the other GPUs are numbered from 0.
+    #[arg(long)]
+    pub exclude_integrated: bool,
 }
 
 impl SpecContentArgs {
@@ -210,6 +214,7 @@ impl SpecContentArgs {
             additional_gids: self.additional_gids,
             pin_device_numbers: self.pin_device_numbers,
             include_card_nodes: self.include_card_nodes,
+            exclude_integrated: self.exclude_integrated,
             dev_root: dev_root.to_path_buf(),
         })
     }

@@ -42,6 +42,10 @@ pub struct GpusArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub names: NameArgs,
+    /// Show the GPUs a spec made with `generate --exclude-integrated` has: integrated GPUs left
+    /// out, the others numbered from 0.
+    #[arg(long)]
+    pub exclude_integrated: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub wsl: WslArgs,
@@ -70,9 +74,12 @@ pub fn run(args: GpusArgs) -> anyhow::Result<ExitCode> {
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
-    let discovery = discover_with(&options, &RealSysfs)?;
+    let mut discovery = discover_with(&options, &RealSysfs)?;
     for warning in &discovery.warnings {
         eprintln!("amdgpu-cdi: warning: {warning}");
+    }
+    if args.exclude_integrated {
+        discovery.host = discovery.host.without_integrated();
     }
     let missing = missing_nodes(&discovery.host, &options);
     if !missing.is_empty() && args.format == GpusFormat::Json {
@@ -179,7 +186,12 @@ pub fn table(host: &Host, strategies: &[NameStrategy]) -> String {
                         .collect::<Vec<_>>()
                         .join(",")
                 },
-                gpu.product_name.clone().unwrap_or_else(|| "-".into()),
+                match (&gpu.product_name, gpu.integrated) {
+                    (Some(name), true) => format!("{name} (integrated)"),
+                    (Some(name), false) => name.clone(),
+                    (None, true) => "(integrated)".into(),
+                    (None, false) => "-".into(),
+                },
             ]
         })
         .collect();

@@ -75,6 +75,7 @@ pub fn arguments(options: &GenerateOptions) -> Vec<String> {
         (options.additional_gids, "--additional-gids"),
         (options.pin_device_numbers, "--pin-device-numbers"),
         (options.include_card_nodes, "--include-card-nodes"),
+        (options.exclude_integrated, "--exclude-integrated"),
     ] {
         if set {
             args.push(flag.to_string());
@@ -143,6 +144,7 @@ fn parse<'a>(
             "--additional-gids" => options.additional_gids = true,
             "--pin-device-numbers" => options.pin_device_numbers = true,
             "--include-card-nodes" => options.include_card_nodes = true,
+            "--exclude-integrated" => options.exclude_integrated = true,
             other => return Err(RecordError::UnknownOption(other.to_string())),
         }
     }
@@ -170,6 +172,7 @@ mod tests {
             additional_gids: true,
             pin_device_numbers: true,
             include_card_nodes: true,
+            exclude_integrated: true,
             dev_root: PathBuf::from("/host"),
         };
         let line = header(&options);
