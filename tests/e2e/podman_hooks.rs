@@ -2,7 +2,7 @@
 //! test binary and the three-GPU sysfs fixture): `AMD_VISIBLE_DEVICES` selects fake render nodes.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::support::{
     NodeAccess, bin, busybox_rootfs, fake_gpu_nodes_with, output, podman, prerequisites,
@@ -26,9 +26,20 @@ impl Setup {
     /// [`Setup::new`] with the fake nodes' owner and mode set to `access`.
     pub(crate) fn with_access(access: NodeAccess) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        busybox_rootfs(dir.path());
         let dev_root = fake_gpu_nodes_with(&dir.path().join("devroot"), 3, access);
-        fs::write(dir.path().join("config.toml"), "").expect("empty config");
+        Self::with_host(dir, &sysfs_fixture(), &dev_root, "")
+    }
+
+    /// A setup in `dir` whose hook discovers the host at `sysfs` over `dev_root`, with the
+    /// settings file `config` (TOML).
+    pub(crate) fn with_host(
+        dir: tempfile::TempDir,
+        sysfs: &Path,
+        dev_root: &Path,
+        config: &str,
+    ) -> Self {
+        busybox_rootfs(dir.path());
+        fs::write(dir.path().join("config.toml"), config).expect("config");
         let shipped = fs::read_to_string(
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("packaging/hooks.d/amdgpu-cdi-precreate.json"),
@@ -41,7 +52,7 @@ impl Setup {
             "--config".to_string(),
             dir.path().join("config.toml").display().to_string(),
             "--sysfs-root".to_string(),
-            sysfs_fixture().display().to_string(),
+            sysfs.display().to_string(),
             "--dev-root".to_string(),
             dev_root.display().to_string(),
         ] {

@@ -101,3 +101,40 @@ fn podman_gives_a_wsl_container_dxg_dxcore_and_the_variable() {
         assert_eq!(lines, WSL_EXPECTED, "{device}; stderr: {stderr}");
     }
 }
+
+/// The precreate hook on a WSL2 host: podman 4.3 with the shipped hooks.d file (pointed at the
+/// `wsl2` example and the fake WSL tree) gives `AMD_VISIBLE_DEVICES=all` and `=0` the same
+/// `/dev/dxg`, DXCore library and variable as the CDI spec, and nothing for `none`.
+#[test]
+fn podman_precreate_hook_gives_a_wsl_container_dxg_dxcore_and_the_variable() {
+    if !support::prerequisites(
+        "podman_precreate_hook_gives_a_wsl_container_dxg_dxcore_and_the_variable",
+        &["podman", "runc"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("host");
+    fake_wsl_tree(&root);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hosts/wsl2/sys");
+    let config = format!(
+        "wsl-lib-root = \"{}\"\n",
+        root.join("usr/lib/wsl").display()
+    );
+    let setup = crate::podman_hooks::Setup::with_host(dir, &example, &root, &config);
+    for value in ["all", "0"] {
+        let (ok, stdout, stderr) = setup.run(&[], value, WSL_PROBE);
+        assert!(ok, "AMD_VISIBLE_DEVICES={value}: {stdout}{stderr}");
+        let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+        assert_eq!(
+            lines, WSL_EXPECTED,
+            "AMD_VISIBLE_DEVICES={value}; stderr: {stderr}"
+        );
+    }
+    let (ok, stdout, stderr) = setup.run(&[], "none", WSL_PROBE);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("no-dri") && !stdout.contains("fake dxcore"),
+        "{stdout}"
+    );
+}
