@@ -244,6 +244,16 @@ pub fn generate(host: &Host, options: &GenerateOptions) -> Result<Spec, Generate
         container_edits.additional_gids = gids;
     }
 
+    assemble(devices, container_edits, options)
+}
+
+/// The spec of `devices` and the spec-wide `container_edits`, of the kind `options` names, with
+/// the `cdiVersion` asked for or, by default, the minimum its content needs.
+fn assemble(
+    devices: Vec<Device>,
+    container_edits: ContainerEdits,
+    options: &GenerateOptions,
+) -> Result<Spec, GenerateError> {
     let mut spec = Spec {
         cdi_version: String::new(),
         kind: format!("{}/{}", options.vendor, options.class),

@@ -197,28 +197,9 @@ impl DeviceSet {
         let mut edits = Vec::with_capacity(names.len() + 1);
         match self {
             Self::Discovered { host, .. } => {
-                let spec = selected_spec(host, names, settings)?;
-                edits.push(spec.container_edits);
-                for name in names {
-                    let device = spec
-                        .devices
-                        .iter()
-                        .find(|d| d.name == *name)
-                        .ok_or_else(|| InjectError::Vanished(name.clone()))?;
-                    edits.push(device.container_edits.clone());
-                }
+                spec_edits(&selected_spec(host, names, settings)?, names, &mut edits)?;
             }
-            Self::Wsl { spec, .. } => {
-                edits.push(spec.container_edits.clone());
-                for name in names {
-                    let device = spec
-                        .devices
-                        .iter()
-                        .find(|d| d.name == *name)
-                        .ok_or_else(|| InjectError::Vanished(name.clone()))?;
-                    edits.push(device.container_edits.clone());
-                }
-            }
+            Self::Wsl { spec, .. } => spec_edits(spec, names, &mut edits)?,
             Self::Registry { registry, .. } => {
                 let mut seen_specs = Vec::new();
                 for name in names {
@@ -235,6 +216,24 @@ impl DeviceSet {
         }
         Ok(edits)
     }
+}
+
+/// Appends the edits of one spec for `names`: the spec's own, then each named device's.
+fn spec_edits(
+    spec: &Spec,
+    names: &[String],
+    edits: &mut Vec<ContainerEdits>,
+) -> Result<(), InjectError> {
+    edits.push(spec.container_edits.clone());
+    for name in names {
+        let device = spec
+            .devices
+            .iter()
+            .find(|d| d.name == *name)
+            .ok_or_else(|| InjectError::Vanished(name.clone()))?;
+        edits.push(device.container_edits.clone());
+    }
+    Ok(())
 }
 
 /// The CDI spec of the GPUs of `host` whose index names are in `names`, as `generate` writes it

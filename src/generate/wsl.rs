@@ -17,9 +17,8 @@
 use std::collections::BTreeMap;
 
 use cdi::spec::{ContainerEdits, Device, Mount, Spec};
-use cdi::version::minimum_required_version;
 
-use super::{GenerateError, GenerateOptions, node_edit, version_reason};
+use super::{GenerateError, GenerateOptions, node_edit};
 use crate::discover::wsl::WslHost;
 use crate::naming::NameStrategy;
 
@@ -76,30 +75,7 @@ pub fn generate_wsl(host: &WslHost, options: &GenerateOptions) -> Result<Spec, G
             container_edits.additional_gids = vec![gid];
         }
     }
-    let mut spec = Spec {
-        cdi_version: String::new(),
-        kind: format!("{}/{}", options.vendor, options.class),
-        annotations: BTreeMap::new(),
-        devices,
-        container_edits,
-    };
-    let required = minimum_required_version(&spec);
-    spec.cdi_version = match options.cdi_version {
-        None => required,
-        Some(requested) if !requested.is_known() => {
-            return Err(GenerateError::UnknownVersion(requested));
-        }
-        Some(requested) if requested < required => {
-            return Err(GenerateError::VersionTooOld {
-                requested,
-                required,
-                reason: version_reason(&spec),
-            });
-        }
-        Some(requested) => requested,
-    }
-    .to_string();
-    Ok(spec)
+    super::assemble(devices, container_edits, options)
 }
 
 /// The host paths a WSL spec generated with `options` names that do not exist: `/dev/dxg` under
