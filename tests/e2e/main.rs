@@ -19,6 +19,7 @@ mod podman5;
 mod podman_cdi;
 mod podman_generate;
 mod podman_hooks;
+mod rootless;
 mod roots;
 mod runc_cgroup_v2;
 mod runc_prestart;
