@@ -14,9 +14,11 @@
 //! [`privilege`]), where the host refuses `mknod` of devices and the device cgroup cannot be
 //! changed. It joins the container's mount namespace instead (the rootfs is mounted there but not
 //! yet pivoted) and bind-mounts each host node onto an empty file in the rootfs, checked with the
-//! same symlink policy; the device cgroup is left alone. An unprivileged hook refuses with an
-//! error that says why. Containers with a user namespace started by host root get created nodes
-//! owned by the host ids the container's ids map to.
+//! same symlink policy; the device cgroup is left alone. Under `runc --rootless` the hook runs as
+//! the engine's unprivileged user in the host's user namespace: it first joins the container's
+//! user namespace, which that user owns, and then does the same. An unprivileged hook that cannot
+//! join it refuses with an error that says why. Containers with a user namespace started by host
+//! root get created nodes owned by the host ids the container's ids map to.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
@@ -80,7 +82,8 @@ pub enum Privilege {
     /// Root inside a user namespace (a rootless engine): bind-mount host nodes from inside the
     /// container's mount namespace; no device cgroup change.
     NamespacedRoot,
-    /// An unprivileged user: nothing is possible.
+    /// An unprivileged user: possible only after joining the container's user namespace, which
+    /// the kernel allows when this user owns it (the engine is rootless and runs as this user).
     Unprivileged,
 }
 
@@ -160,15 +163,19 @@ pub enum NodeError {
         /// The container id.
         id: u32,
     },
-    /// The hook is not privileged.
+    /// The hook is not privileged and cannot join the container's user namespace.
     #[error(
-        "cannot add {count} device node(s) to container {id}: the hook runs as an unprivileged user; creating device nodes needs root in the host user namespace, and bind-mounting host nodes needs root in the container's user namespace"
+        "cannot add {count} device node(s) to container {id}: the hook runs as an unprivileged user and cannot enter the container's user namespace {path} ({source}); creating device nodes needs root in the host user namespace, and bind-mounting host nodes needs root in the container's user namespace, which only the user who owns it (a rootless engine's) can take"
     )]
     Rootless {
         /// Container id.
         id: String,
         /// How many nodes were requested.
         count: usize,
+        /// The container's user namespace file.
+        path: PathBuf,
+        /// Why it could not be entered.
+        source: Errno,
     },
     /// A rootless hook could not join the container's mount namespace.
     #[error(
@@ -445,12 +452,6 @@ pub fn inject<S: Syscalls>(
     if devices.is_empty() {
         return Ok(NodeReport::default());
     }
-    if options.privilege == Privilege::Unprivileged {
-        return Err(NodeError::Rootless {
-            id: state.id.clone(),
-            count: devices.len(),
-        });
-    }
     let pid = state.pid.ok_or_else(|| NodeError::MissingPid {
         id: state.id.clone(),
         status: state.status.clone(),
@@ -471,8 +472,21 @@ pub fn inject<S: Syscalls>(
             });
         }
     }
-    if options.privilege == Privilege::NamespacedRoot {
-        return bind_into(sys, options, state, config, devices, pid);
+    match options.privilege {
+        Privilege::HostRoot => {}
+        Privilege::NamespacedRoot => return bind_into(sys, options, state, config, devices, pid),
+        Privilege::Unprivileged => {
+            // `runc --rootless` runs hooks as its own user in the host's user namespace.
+            let path = proc_dir.join("ns/user");
+            sys.enter_user_namespace(&path)
+                .map_err(|source| NodeError::Rootless {
+                    id: state.id.clone(),
+                    count: devices.len(),
+                    path,
+                    source,
+                })?;
+            return bind_into(sys, options, state, config, devices, pid);
+        }
     }
     let location =
         rootfs_seen_by_the_hook(config, &state.bundle, &options.cgroup_roots.proc_root, pid)
@@ -810,12 +824,15 @@ mod tests {
     #[test]
     fn rootless_says_what_is_not_possible() {
         let fake = host();
+        fake.fail("/proc/42/ns/user", Errno::EPERM);
         let mut opts = options();
         opts.privilege = Privilege::Unprivileged;
         let err =
             inject(&fake, &opts, &state(Some(42)), &config(), &devices()).expect_err("rootless");
         assert!(
-            err.to_string().contains("runs as an unprivileged user"),
+            err.to_string().contains(
+                "runs as an unprivileged user and cannot enter the container's user namespace /proc/42/ns/user (EPERM"
+            ),
             "{err}"
         );
         assert!(fake.ops().is_empty());
@@ -941,8 +958,8 @@ mod tests {
         assert_eq!(privilege(&fake, proc, true), Privilege::NamespacedRoot);
     }
 
-    #[test]
-    fn namespaced_root_bind_mounts_inside_the_container_mount_namespace() {
+    /// [`host`] with the rootfs's `/dev` and host nodes behind [`devices`] (as `host_path`).
+    fn host_with_host_nodes() -> (Fake, Vec<DeviceToAdd>) {
         let fake = host();
         fake.add("/bundle/rootfs/dev", FakeEntry::Dir);
         let node = |major, minor| {
@@ -960,6 +977,12 @@ mod tests {
         let mut with_hosts = devices();
         with_hosts[0].host_path = Some("/host/dev/kfd".into());
         with_hosts[1].host_path = Some("/host/dev/dri/renderD129".into());
+        (fake, with_hosts)
+    }
+
+    #[test]
+    fn namespaced_root_bind_mounts_inside_the_container_mount_namespace() {
+        let (fake, with_hosts) = host_with_host_nodes();
         let mut opts = options();
         opts.privilege = Privilege::NamespacedRoot;
         let report = inject(&fake, &opts, &state(Some(42)), &config(), &with_hosts).expect("bind");
@@ -976,6 +999,33 @@ mod tests {
         );
         let err = inject(&Fake::new(), &opts, &state(Some(42)), &config(), &devices());
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn unprivileged_hook_joins_the_user_namespace_it_owns_then_bind_mounts() {
+        let (fake, with_hosts) = host_with_host_nodes();
+        let mut opts = options();
+        opts.privilege = Privilege::Unprivileged;
+        let report = inject(&fake, &opts, &state(Some(42)), &config(), &with_hosts)
+            .expect("rootless runtime's own user");
+        assert!(report.bind_mounted);
+        let ops = fake.ops();
+        assert_eq!(
+            ops[..2],
+            [
+                Op::EnterUserNamespace("/proc/42/ns/user".into()),
+                Op::EnterMountNamespace("/proc/42/ns/mnt".into())
+            ]
+        );
+        assert!(ops.contains(&Op::BindMount(
+            "/host/dev/dri/renderD129".into(),
+            "/bundle/rootfs/dev/dri/renderD129".into()
+        )));
+        assert!(
+            !ops.iter()
+                .any(|op| matches!(op, Op::Write(..) | Op::Mknod(..))),
+            "no cgroup write, no mknod"
+        );
     }
 
     #[test]

@@ -102,6 +102,10 @@ pub trait Syscalls {
     /// Joins the mount namespace `ns` (`/proc/<pid>/ns/mnt`); the process must be
     /// single-threaded. Paths resolve in that namespace afterwards.
     fn enter_mount_namespace(&self, ns: &Path) -> Result<(), Errno>;
+    /// Joins the user namespace `ns` (`/proc/<pid>/ns/user`): the kernel allows it to a
+    /// single-threaded process whose effective uid owns that namespace (a rootless runtime's
+    /// user), which then holds every capability there.
+    fn enter_user_namespace(&self, ns: &Path) -> Result<(), Errno>;
     /// `lstat` of a trusted host path (the host device node).
     fn stat(&self, path: &Path) -> Result<FileStat, Errno>;
     /// Reads a small text file (`/proc/<pid>/cgroup`, mountinfo).
@@ -255,6 +259,11 @@ impl Syscalls for RealSyscalls {
     fn enter_mount_namespace(&self, ns: &Path) -> Result<(), Errno> {
         let fd = nix::fcntl::open(ns, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
         nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNS)
+    }
+
+    fn enter_user_namespace(&self, ns: &Path) -> Result<(), Errno> {
+        let fd = nix::fcntl::open(ns, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWUSER)
     }
 
     fn stat(&self, path: &Path) -> Result<FileStat, Errno> {

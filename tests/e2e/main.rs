@@ -21,6 +21,7 @@ mod podman_cdi;
 mod podman_generate;
 mod podman_hooks;
 mod podman_wsl;
+mod rootless;
 mod roots;
 mod runc_cgroup_v2;
 mod runc_prestart;

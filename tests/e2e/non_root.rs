@@ -69,7 +69,7 @@ const USER: (u32, u32) = (1000, 1000);
 const USER_ARG: &str = "1000:1000";
 
 /// The probe's `user` and `node` lines, without their keyword.
-fn probe_lines(stdout: &str) -> Vec<&str> {
+pub(crate) fn probe_lines(stdout: &str) -> Vec<&str> {
     stdout
         .lines()
         .filter_map(|l| l.strip_prefix("user ").or_else(|| l.strip_prefix("node ")))
@@ -128,7 +128,7 @@ fn assert_probe(path: &str, run: (bool, String, String), expected: &[String]) {
 
 /// A generated spec for the three-GPU fixture over `dev_root`, written by the real
 /// `amdgpu-cdi generate` into `spec_dir` (on the host).
-fn generate_on_host(dev_root: &std::path::Path, spec_dir: &std::path::Path) {
+pub(crate) fn generate_on_host(dev_root: &std::path::Path, spec_dir: &std::path::Path) {
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/hosts/three-gpus/sys");
     let (ok, stdout, stderr) = support::output(

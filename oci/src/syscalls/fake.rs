@@ -25,6 +25,8 @@ pub enum Op {
     BindMount(PathBuf, PathBuf),
     /// The mount namespace was entered.
     EnterMountNamespace(PathBuf),
+    /// The user namespace was entered.
+    EnterUserNamespace(PathBuf),
     /// A write to a control file.
     Write(PathBuf, String),
     /// A device program was loaded (its instruction count).
@@ -237,6 +239,14 @@ impl Syscalls for Fake {
         self.ops
             .borrow_mut()
             .push(Op::EnterMountNamespace(ns.to_path_buf()));
+        Ok(())
+    }
+
+    fn enter_user_namespace(&self, ns: &Path) -> Result<(), Errno> {
+        self.check(ns)?;
+        self.ops
+            .borrow_mut()
+            .push(Op::EnterUserNamespace(ns.to_path_buf()));
         Ok(())
     }
 
