@@ -4,6 +4,7 @@
 //! Every check reads the host through [`HostRoots`], so tests point it at fixture trees. Checks
 //! never abort the run: a host without GPUs, engines or specs still gets a full report.
 
+mod access;
 mod engine_checks;
 mod hooks;
 mod host;
@@ -75,7 +76,8 @@ pub struct Section {
 /// The whole checklist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// The sections in a fixed order: driver, device nodes, specs, engines, hooks.
+    /// The sections in a fixed order: driver, device nodes, specs, container access (when it
+    /// has findings), engines, hooks.
     pub sections: Vec<Section>,
 }
 
@@ -331,11 +333,17 @@ pub fn run(options: &DoctorOptions) -> Report {
     };
     let specs = specs::scan(roots);
     sections.push(specs.section(roots, &options.generate, options.strict));
-    sections.extend(engine_checks::sections(
+    let (mut engine_sections, engines) =
+        engine_checks::sections(roots, &specs.versions(), options.version_timeout);
+    let access = access::section(
         roots,
-        &specs.versions(),
-        options.version_timeout,
-    ));
+        &options.subject,
+        &specs,
+        &engines,
+        &mut engine_sections,
+    );
+    sections.extend(access);
+    sections.extend(engine_sections);
     sections.push(hooks::section(roots));
     fold_consequences(&mut sections);
     Report { sections }

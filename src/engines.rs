@@ -222,6 +222,8 @@ pub struct EngineConfig {
     pub broken: Option<String>,
     /// Configured OCI hooks dirs (CRI-O `hooks_dir`), when set.
     pub hooks_dirs: Option<Vec<String>>,
+    /// Runtime entries whose binary is NVIDIA's runtime (Docker `runtimes`): (entry name, path).
+    pub nvidia_runtimes: Vec<(String, String)>,
 }
 
 /// Reads the TOML files `paths` (host paths, missing ones skipped) in order, calling `read` with

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cdi::version::Version;
 
-use super::{Finding, HostRoots, Section, fail, info, ok, warn};
+use super::{Finding, HostRoots, Section, access, fail, info, ok, warn};
 use crate::engines::releases::{DOCKER_AMD_GPUS, DOCKER_AMD_GPUS_CDI, EngineVersion};
 use crate::engines::{Engine, EngineConfig, crio, dir_files};
 use crate::paths::{HOOKS_DIRS, SPEC_DIRS, WRAPPER_NAME};
@@ -52,7 +52,8 @@ fn version_output(binary: &Path, timeout: Duration) -> Result<String, String> {
     }
 }
 
-fn find_binary(search_path: &[PathBuf], name: &str) -> Option<PathBuf> {
+/// The first file named `name` in the directories of `search_path`.
+pub(super) fn find_binary(search_path: &[PathBuf], name: &str) -> Option<PathBuf> {
     search_path
         .iter()
         .map(|dir| dir.join(name))
@@ -85,16 +86,44 @@ fn cdi_state(engine: Engine, version: EngineVersion, config: &EngineConfig) -> (
     }
 }
 
-/// The engine sections.
+/// What doctor learned about an installed engine whose version it recognised, for the checks
+/// that look at engines and specs together ([`super::access`]).
+#[derive(Debug)]
+pub(super) struct EngineFacts {
+    /// Which engine.
+    pub(super) engine: Engine,
+    /// Its release.
+    pub(super) version: EngineVersion,
+    /// Whether it reads CDI specs.
+    pub(super) cdi_on: bool,
+    /// The spec dirs it reads (host paths) when CDI is on: the configured ones or the defaults.
+    pub(super) spec_dirs: Vec<String>,
+}
+
+impl EngineFacts {
+    /// Whether the engine reads the spec at `path` (a real path).
+    pub(super) fn reads(&self, roots: &HostRoots, path: &Path) -> bool {
+        self.cdi_on
+            && path
+                .parent()
+                .is_some_and(|dir| self.spec_dirs.iter().any(|d| roots.host(d) == dir))
+    }
+}
+
+/// The engine sections, and what they found about each engine whose version is known.
 pub(super) fn sections(
     roots: &HostRoots,
     specs: &[(Version, PathBuf)],
     timeout: Duration,
-) -> Vec<Section> {
-    Engine::ALL
-        .iter()
-        .map(|&engine| engine_section(roots, engine, specs, timeout))
-        .collect()
+) -> (Vec<Section>, Vec<EngineFacts>) {
+    let mut sections = Vec::new();
+    let mut facts = Vec::new();
+    for engine in Engine::ALL {
+        let (section, found) = engine_section(roots, engine, specs, timeout);
+        sections.push(section);
+        facts.extend(found);
+    }
+    (sections, facts)
 }
 
 fn engine_section(
@@ -102,7 +131,7 @@ fn engine_section(
     engine: Engine,
     specs: &[(Version, PathBuf)],
     timeout: Duration,
-) -> Section {
+) -> (Section, Option<EngineFacts>) {
     let name = engine.name();
     let mut findings = Vec::new();
     let binary = engine
@@ -118,7 +147,7 @@ fn engine_section(
             &format!("{name}.installed"),
             format!("{name} is not installed"),
         ));
-        return section(findings);
+        return (section(findings), None);
     };
     let version = match version_output(&binary, timeout) {
         Ok(out) => match EngineVersion::find_in(&out) {
@@ -166,7 +195,7 @@ fn engine_section(
         ));
     }
     let Some(version) = version else {
-        return section(findings);
+        return (section(findings), None);
     };
     let has_wrapper = !config.wrappers.is_empty();
     let (cdi_on, why) = cdi_state(engine, version, &config);
@@ -195,11 +224,11 @@ fn engine_section(
         };
         findings.push(fail(&format!("{name}.cdi"), why, remedy));
     }
+    let dirs: Vec<String> = config
+        .spec_dirs
+        .clone()
+        .unwrap_or_else(|| SPEC_DIRS.map(str::to_string).to_vec());
     if cdi_on {
-        let dirs: Vec<String> = config
-            .spec_dirs
-            .clone()
-            .unwrap_or_else(|| SPEC_DIRS.map(str::to_string).to_vec());
         findings.push(info(
             &format!("{name}.spec-dirs"),
             format!("reads CDI specs from {}", dirs.join(", ")),
@@ -257,7 +286,14 @@ fn engine_section(
         findings.extend(crio_hooks(roots, &config));
     }
     if engine == Engine::Docker {
-        findings.push(docker_gpus_finding(roots, version, cdi_on, has_wrapper));
+        findings.push(docker_gpus_finding(
+            roots,
+            version,
+            &config,
+            &dirs,
+            cdi_on,
+            has_wrapper,
+        ));
     }
     if config.wrappers.is_empty() && matches!(engine, Engine::Docker | Engine::Containerd) {
         findings.push(info(
@@ -280,7 +316,13 @@ fn engine_section(
             ));
         }
     }
-    section(findings)
+    let facts = EngineFacts {
+        engine,
+        version,
+        cdi_on,
+        spec_dirs: if cdi_on { dirs } else { Vec::new() },
+    };
+    (section(findings), Some(facts))
 }
 
 /// Docker 28.3 registers its AMD `--gpus` driver only when this executable is on dockerd's PATH.
@@ -290,6 +332,8 @@ const DOCKER_AMD_HELPER: &str = "amd-container-runtime";
 fn docker_gpus_finding(
     roots: &HostRoots,
     version: EngineVersion,
+    config: &EngineConfig,
+    spec_dirs: &[String],
     cdi_on: bool,
     has_wrapper: bool,
 ) -> Finding {
@@ -299,6 +343,9 @@ fn docker_gpus_finding(
     } else {
         "use `docker run --runtime amd -e AMD_VISIBLE_DEVICES=N` (the runtime wrapper) instead"
     };
+    if let Some(finding) = access::nvidia_gpus(roots, config, spec_dirs, cdi) {
+        return finding;
+    }
     if version < DOCKER_AMD_GPUS {
         return info(
             check,

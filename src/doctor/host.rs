@@ -175,14 +175,14 @@ fn pci_gpus(roots: &HostRoots, kfd_present: bool) -> Finding {
 
 /// Identity of the user whose node access is checked.
 #[derive(Debug)]
-struct Identity {
-    name: String,
-    uid: u32,
-    gids: Vec<u32>,
+pub(super) struct Identity {
+    pub(super) name: String,
+    pub(super) uid: u32,
+    pub(super) gids: Vec<u32>,
 }
 
 /// `/etc/group` entries: (name, gid, members).
-fn read_groups(roots: &HostRoots) -> Vec<(String, u32, Vec<String>)> {
+pub(super) fn read_groups(roots: &HostRoots) -> Vec<(String, u32, Vec<String>)> {
     let text = fs::read_to_string(roots.host("/etc/group")).unwrap_or_default();
     text.lines()
         .filter_map(|line| {
@@ -202,7 +202,9 @@ fn read_groups(roots: &HostRoots) -> Vec<(String, u32, Vec<String>)> {
         .collect()
 }
 
-fn identity(
+/// The uid and groups of `subject`: the invoker's from the process, a named user's from
+/// `/etc/passwd` (primary group) and `groups` (supplementary groups) under the root.
+pub(super) fn identity(
     roots: &HostRoots,
     subject: &Subject,
     groups: &[(String, u32, Vec<String>)],

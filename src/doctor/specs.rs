@@ -27,15 +27,20 @@ pub(super) struct GpuSpecFile {
     /// Index of its dir in the spec dirs (higher wins).
     dir: usize,
     /// The declared version, when it parses.
-    version: Option<Version>,
+    pub(super) version: Option<Version>,
     /// Device names, in file order.
     names: Vec<String>,
     /// Why the file is not usable: a parse error or validation problems.
-    invalid: Option<String>,
+    pub(super) invalid: Option<String>,
     /// What it gives containers that it should not ([`cdi::audit`]), for a valid file.
     dangers: Vec<cdi::audit::Warning>,
     /// The generate options recorded on its first line ([`record`]), if any.
-    recorded: Option<Result<GenerateOptions, RecordError>>,
+    pub(super) recorded: Option<Result<GenerateOptions, RecordError>>,
+    /// Whether it gives containers supplementary groups (`additionalGids`, at spec or device
+    /// level).
+    pub(super) groups: bool,
+    /// The device nodes that set a `fileMode`: (container path, mode), each path once.
+    pub(super) file_modes: Vec<(String, u32)>,
 }
 
 /// Everything found in the spec dirs.
@@ -77,9 +82,25 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
                             Some(format!("{first} (and {} more problems)", rest.len()))
                         }
                     };
+                    let edits = std::iter::once(&spec.container_edits)
+                        .chain(spec.devices.iter().map(|d| &d.container_edits));
+                    let mut groups = false;
+                    let mut file_modes: Vec<(String, u32)> = Vec::new();
+                    for edit in edits {
+                        groups |= !edit.additional_gids.is_empty();
+                        for node in &edit.device_nodes {
+                            if let Some(mode) = node.file_mode
+                                && !file_modes.iter().any(|(p, _)| *p == node.path)
+                            {
+                                file_modes.push((node.path.clone(), mode));
+                            }
+                        }
+                    }
                     scan.files.push(GpuSpecFile {
                         path,
                         dir: index,
+                        groups,
+                        file_modes,
                         version: spec.cdi_version.parse().ok(),
                         names: spec.devices.into_iter().map(|d| d.name).collect(),
                         invalid,
@@ -103,6 +124,8 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
                             invalid: Some(err.to_string()),
                             dangers: Vec::new(),
                             recorded: None,
+                            groups: false,
+                            file_modes: Vec::new(),
                         });
                     }
                 }

@@ -10,8 +10,9 @@
 //! written without it, so that dockerd before 23.0, which refuses the mark, reads the result too;
 //! a file left unchanged keeps its bytes, mark included.
 //!
-//! Read back ([`read_config`]): `features.cdi`, `cdi-spec-dirs` and the runtimes that are the
-//! wrapper, judged as the installed dockerd reads the file (the byte order mark above).
+//! Read back ([`read_config`]): `features.cdi`, `cdi-spec-dirs`, the runtimes that are the
+//! wrapper and those that are NVIDIA's, judged as the installed dockerd reads the file (the byte
+//! order mark above).
 
 use std::fs;
 
@@ -119,15 +120,21 @@ pub fn read_config(host: &dyn HostPaths, version: Option<EngineVersion>) -> Engi
     });
     if let Some(runtimes) = json.get("runtimes").and_then(Value::as_object) {
         for (name, runtime) in runtimes {
-            if let Some(p) = runtime.get("path").and_then(Value::as_str)
-                && p.contains(WRAPPER_NAME)
-            {
+            let Some(p) = runtime.get("path").and_then(Value::as_str) else {
+                continue;
+            };
+            if p.contains(WRAPPER_NAME) {
                 config.wrappers.push((name.clone(), p.to_string()));
+            } else if p.contains(NVIDIA_RUNTIME) {
+                config.nvidia_runtimes.push((name.clone(), p.to_string()));
             }
         }
     }
     config
 }
+
+/// The name of NVIDIA's runtime wrapper (`nvidia-ctk runtime configure` adds it as `nvidia`).
+const NVIDIA_RUNTIME: &str = "nvidia-container-runtime";
 
 /// The UTF-8 byte order mark, as a character.
 const BOM: char = '\u{feff}';

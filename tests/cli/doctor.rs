@@ -571,3 +571,328 @@ fn a_wsl2_host_gets_the_wsl_checks_and_its_spec_is_current() {
     );
     insta::assert_snapshot!("wsl2", section(&report, "WSL2 (DirectX GPU)"));
 }
+
+/// Writes `text` to `path` under `root`, creating its directory.
+fn put(root: &Path, path: &str, text: &str) {
+    let path = root.join(path);
+    fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+    fs::write(&path, text).expect("write");
+}
+
+/// An executable `usr/bin/<name>` under `root` that prints `version` for `--version`.
+fn fake_binary(root: &Path, name: &str, version: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = format!("usr/bin/{name}");
+    put(root, &path, &format!("#!/bin/sh\necho \"{version}\"\n"));
+    fs::set_permissions(root.join(path), fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Issue 17: SELinux enforcing with `container_use_devices` off denies confined containers their
+/// nodes; doctor reads selinuxfs under `--root` and says nothing where there is none.
+#[test]
+fn selinux_enforcing_without_container_use_devices_fails_with_setsebool() {
+    let case = case("no-gpu", &[]);
+    let (_, report) = doctor(&case.root, "no-amd", &[]);
+    assert!(!report.contains("container access"), "{report}");
+    put(&case.root, "sys/fs/selinux/enforce", "1");
+    put(
+        &case.root,
+        "sys/fs/selinux/booleans/container_use_devices",
+        "0 0",
+    );
+    let (code, report) = doctor(&case.root, "no-amd", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        section(&report, "container access"),
+        "container access\n  \
+         [FAIL] SELinux is enforcing and container_use_devices is off: confined containers \
+         (podman, CRI-O, Docker with selinux-enabled) are denied /dev/kfd and the render nodes \
+         they are given\n         \
+         fix: `setsebool -P container_use_devices=1` (or, per container, `--security-opt \
+         label=disable`)"
+    );
+    put(
+        &case.root,
+        "sys/fs/selinux/booleans/container_use_devices",
+        "1 1",
+    );
+    let (_, report) = doctor(&case.root, "no-amd", &[]);
+    assert_eq!(
+        section(&report, "container access"),
+        "container access\n  \
+         [ok  ] SELinux is enforcing and container_use_devices is on: confined containers may \
+         use the GPU nodes"
+    );
+    put(&case.root, "sys/fs/selinux/enforce", "0");
+    let (_, report) = doctor(&case.root, "no-amd", &[]);
+    assert_eq!(
+        section(&report, "container access"),
+        "container access\n  \
+         [info] SELinux is permissive: it logs containers' use of the GPU nodes but does not \
+         deny it"
+    );
+}
+
+/// Issue 17: with NVIDIA's container toolkit set up for Docker (its hook on dockerd's PATH, its
+/// runtime in daemon.json, its CDI spec), `--gpus` is NVIDIA's; doctor says what to use instead.
+#[test]
+fn nvidia_for_docker_makes_gpus_nvidia_and_doctor_says_what_to_use() {
+    let case = case("no-gpu", &[("workstation", "var/run/cdi/amd.com-gpu.yaml")]);
+    fake_binary(
+        &case.root,
+        "dockerd",
+        "Docker version 28.5.2, build ecc6942",
+    );
+    fake_binary(
+        &case.root,
+        "nvidia-container-runtime-hook",
+        "NVIDIA Container Runtime Hook version 1.17.8",
+    );
+    put(
+        &case.root,
+        "etc/docker/daemon.json",
+        "{\"runtimes\": {\"nvidia\": {\"path\": \"nvidia-container-runtime\", \"args\": []}}}\n",
+    );
+    put(
+        &case.root,
+        "etc/cdi/nvidia.yaml",
+        "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: \"0\"\n  containerEdits:\n    \
+         deviceNodes:\n    - path: /dev/nvidia0\ncontainerEdits:\n  deviceNodes:\n  - path: /dev/nvidiactl\n",
+    );
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(
+        section(&report, "docker"),
+        "docker\n  \
+         [ok  ] docker 28.5.2 (/usr/bin/dockerd)\n  \
+         [ok  ] CDI is enabled (on by default)\n  \
+         [info] reads CDI specs from /etc/cdi, /var/run/cdi\n  \
+         [info] docker 28.5.2 is known to accept cdiVersion up to 1.0.0\n  \
+         [ok  ] docker 28.5.2 accepts cdiVersion 0.5.0 of /var/run/cdi/amd.com-gpu.yaml\n  \
+         [warn] `docker run --gpus` is NVIDIA's on this host: dockerd registers its AMD `--gpus` \
+         driver only where NVIDIA's nvidia-container-runtime-hook is not on its PATH, and NVIDIA's \
+         container toolkit is set up here: /usr/bin/nvidia-container-runtime-hook is on dockerd's \
+         PATH; daemon.json has NVIDIA's runtime nvidia-container-runtime as `nvidia`; \
+         /etc/cdi/nvidia.yaml defines NVIDIA CDI devices\n         \
+         fix: for AMD GPUs, use `docker run --device amd.com/gpu=N` (CDI) instead\n  \
+         [info] runtime wrapper not configured (only needed for AMD_VISIBLE_DEVICES requests)"
+    );
+    // The spec alone is enough to say so.
+    fs::remove_file(case.root.join("usr/bin/nvidia-container-runtime-hook")).expect("rm hook");
+    fs::remove_file(case.root.join("etc/docker/daemon.json")).expect("rm daemon.json");
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert!(
+        report.contains(
+            "NVIDIA's container toolkit is set up here: /etc/cdi/nvidia.yaml defines NVIDIA CDI \
+             devices\n"
+        ),
+        "{report}"
+    );
+    fs::remove_file(case.root.join("etc/cdi/nvidia.yaml")).expect("rm spec");
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert!(!report.contains("NVIDIA"), "{report}");
+}
+
+/// Issue 17: containerd 1.7 with CDI switched off in the CRI plugin table fails with
+/// `configure containerd` as its fix, and that fix turns it on.
+#[test]
+fn containerd_1_7_with_cdi_off_fails_and_configure_fixes_it() {
+    let case = case("no-gpu", &[("workstation", "var/run/cdi/amd.com-gpu.yaml")]);
+    fake_binary(
+        &case.root,
+        "containerd",
+        "containerd containerd.io 1.7.20 8fc6bcff51318944179630522a095cc9dbf9f353",
+    );
+    let config = "etc/containerd/config.toml";
+    put(
+        &case.root,
+        config,
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  enable_cdi = false\n",
+    );
+    let (code, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        section(&report, "containerd"),
+        "containerd\n  \
+         [ok  ] containerd 1.7.20 (/usr/bin/containerd)\n  \
+         [FAIL] CDI is switched off (enable_cdi in the CRI plugin section is false)\n         \
+         fix: `amdgpu-cdi configure containerd` (sets enable_cdi) and restart containerd\n  \
+         [info] runtime wrapper not configured (only needed for AMD_VISIBLE_DEVICES requests)"
+    );
+    support::amdgpu_cdi()
+        .args(["configure", "containerd", "--config"])
+        .arg(case.root.join(config))
+        .assert()
+        .success();
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert!(
+        section(&report, "containerd")
+            .contains("\n  [ok  ] CDI is enabled (enable_cdi in the CRI plugin section)\n"),
+        "{report}"
+    );
+}
+
+/// Issue 17: a spec with groups needs cdiVersion 0.7.0; engines older than that skip it whole.
+/// The groups are named as the cause, the engines' refusals fold under it, and the fix
+/// regenerates with the recorded options but without `--additional-gids`.
+#[test]
+fn a_spec_with_groups_read_by_engines_too_old_for_0_7_0_fails_with_its_cause() {
+    let case = case("no-gpu", &[]);
+    fake_binary(
+        &case.root,
+        "dockerd",
+        "Docker version 25.0.5, build 5dc9bcc",
+    );
+    fake_binary(&case.root, "podman", "podman version 4.3.1");
+    put(
+        &case.root,
+        "etc/docker/daemon.json",
+        "{\"features\": {\"cdi\": true}}\n",
+    );
+    put(
+        &case.root,
+        "etc/cdi/amd-groups.yaml",
+        "# generated by: amdgpu-cdi generate --device-name-strategy index --additional-gids\n\
+         cdiVersion: \"0.7.0\"\nkind: amd.com/gpu\ncontainerEdits:\n  additionalGids: [993]\n  \
+         deviceNodes: [{path: /dev/kfd}]\ndevices:\n- name: \"0\"\n  containerEdits:\n    \
+         deviceNodes: [{path: /dev/dri/renderD128}]\n",
+    );
+    let (code, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        section(&report, "container access"),
+        "container access\n  \
+         [FAIL] /etc/cdi/amd-groups.yaml gives containers the nodes' groups (additionalGids), \
+         which need cdiVersion 0.7.0: docker 25.0.5 (needs 26.1.0) and podman 4.3.1 (needs 5.1.0) \
+         reject it and skip the whole spec\n         \
+         fix: regenerate it without groups: `amdgpu-cdi generate --sysfs-root \
+         <repo>/examples/hosts/workstation/sys --output <root>/etc/cdi/amd-groups.yaml \
+         --device-name-strategy index` (root engines give a non-root container its nodes without \
+         them, docs/requests.md), or upgrade docker to 26.1.0 and podman to 5.1.0\n         \
+         because of this (not counted separately):\n           \
+         [FAIL] docker 25.0.5 rejects cdiVersion 0.7.0 of /etc/cdi/amd-groups.yaml (needs docker \
+         26.1.0)\n           \
+         [FAIL] podman 4.3.1 rejects cdiVersion 0.7.0 of /etc/cdi/amd-groups.yaml (needs podman \
+         5.1.0)"
+    );
+    assert!(!section(&report, "docker").contains("rejects"), "{report}");
+    // A Docker that accepts 0.7.0 reads it: only podman is left.
+    fake_binary(
+        &case.root,
+        "dockerd",
+        "Docker version 26.1.5, build a72d7cd",
+    );
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert!(
+        section(&report, "container access").contains(
+            "which need cdiVersion 0.7.0: podman 4.3.1 (needs 5.1.0) rejects it and skips the \
+             whole spec\n"
+        ),
+        "{report}"
+    );
+}
+
+/// Issue 17 (docs/requests.md): Docker's CDI leaves nodes root:root with the spec's `fileMode`,
+/// so a pinned 0660 locks non-root containers out; 0666, or a Docker without CDI, is fine.
+#[test]
+fn a_pinned_file_mode_under_docker_cdi_warns_for_non_root_containers() {
+    let case = case("no-gpu", &[]);
+    fake_binary(
+        &case.root,
+        "dockerd",
+        "Docker version 28.5.2, build ecc6942",
+    );
+    let spec = |mode: u32| {
+        format!(
+            "# generated by: amdgpu-cdi generate --device-name-strategy index --pin-device-numbers\n\
+             cdiVersion: \"0.5.0\"\nkind: amd.com/gpu\ncontainerEdits:\n  deviceNodes:\n  \
+             - {{path: /dev/kfd, type: c, major: 511, minor: 0, fileMode: {mode}}}\ndevices:\n\
+             - name: \"0\"\n  containerEdits:\n    deviceNodes:\n    \
+             - {{path: /dev/dri/renderD128, type: c, major: 226, minor: 128, fileMode: {mode}}}\n"
+        )
+    };
+    put(&case.root, "var/run/cdi/amd-pinned.yaml", &spec(0o660));
+    let (code, report) = doctor(&case.root, "workstation", &[]);
+    assert_eq!(code, 1, "the device nodes are missing");
+    assert_eq!(
+        section(&report, "container access"),
+        "container access\n  \
+         [warn] /var/run/cdi/amd-pinned.yaml sets fileMode 0660 on 2 device node(s): docker 28.5.2 \
+         creates them root:root with that mode, so a container running as a non-root user cannot \
+         open them\n         \
+         fix: regenerate it without pinned numbers and modes: `amdgpu-cdi generate --sysfs-root \
+         <repo>/examples/hosts/workstation/sys --output <root>/var/run/cdi/amd-pinned.yaml \
+         --device-name-strategy index`"
+    );
+    put(&case.root, "var/run/cdi/amd-pinned.yaml", &spec(0o666));
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert!(!report.contains("container access"), "{report}");
+    // Docker 26.1 without features.cdi does not read specs.
+    put(&case.root, "var/run/cdi/amd-pinned.yaml", &spec(0o660));
+    fake_binary(
+        &case.root,
+        "dockerd",
+        "Docker version 26.1.5, build a72d7cd",
+    );
+    let (_, report) = doctor(&case.root, "workstation", &[]);
+    assert!(!report.contains("container access"), "{report}");
+}
+
+/// Issue 17: a user with subordinate ids (rootless podman) gets the host's nodes with their group;
+/// outside it, doctor warns with `usermod`. The nodes here are plain files with the test's own
+/// group, named `render` in the fixture's /etc/group (no root needed).
+#[test]
+fn rootless_users_outside_the_nodes_group_are_warned() {
+    use std::os::unix::fs::PermissionsExt;
+    let case = case("no-gpu", &[]);
+    let gid = nix::unistd::getegid().as_raw();
+    // Primary groups that are not the nodes' group, whatever group the test runs with.
+    let (alice, bob) = (gid.wrapping_add(1), gid.wrapping_add(2));
+    put(
+        &case.root,
+        "etc/passwd",
+        &format!(
+            "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:{alice}::/home/alice:/bin/bash\n\
+             bob:x:1001:{bob}::/home/bob:/bin/bash\n"
+        ),
+    );
+    put(
+        &case.root,
+        "etc/group",
+        &format!("render:x:{gid}:alice\nalice:x:{alice}:\nbob:x:{bob}:\n"),
+    );
+    put(
+        &case.root,
+        "etc/subuid",
+        "alice:100000:65536\nbob:165536:65536\n",
+    );
+    for node in ["dev/kfd", "dev/dri/renderD128", "dev/dri/renderD129"] {
+        put(&case.root, node, "");
+        fs::set_permissions(case.root.join(node), fs::Permissions::from_mode(0o660))
+            .expect("chmod");
+    }
+    let (_, report) = doctor(&case.root, "workstation", &["--user", "alice"]);
+    assert_eq!(
+        section(&report, "container access"),
+        "container access\n  \
+         [warn] bob has subordinate ids in /etc/subuid (rootless podman) but is not in group \
+         render, which owns /dev/kfd, /dev/dri/renderD128 and /dev/dri/renderD129: its rootless \
+         containers get the host's nodes with that group and cannot open them\n         \
+         fix: `usermod -aG render bob`, log in again, and run rootless containers with \
+         `--group-add keep-groups` (crun)"
+    );
+    // The user doctor checks the nodes for is the device node section's.
+    let (_, report) = doctor(&case.root, "workstation", &["--user", "bob"]);
+    assert!(!report.contains("container access"), "{report}");
+    put(
+        &case.root,
+        "etc/group",
+        &format!("render:x:{gid}:alice,bob\nalice:x:{alice}:\nbob:x:{bob}:\n"),
+    );
+    let (_, report) = doctor(&case.root, "workstation", &["--user", "alice"]);
+    assert_eq!(
+        section(&report, "container access"),
+        "container access\n  \
+         [ok  ] the rootless users in /etc/subuid (alice, bob) are in group render, which owns the \
+         GPU nodes"
+    );
+}

@@ -1,0 +1,542 @@
+//! Access checks: what keeps a container from using GPU nodes it was given, or sends a GPU request
+//! elsewhere. SELinux's `container_use_devices` boolean; a spec with groups (`additionalGids`,
+//! cdiVersion 0.7.0) read by an engine too old for that version; a spec pinning a `fileMode` that
+//! Docker's CDI applies to `root:root` nodes; rootless users outside the nodes' group; and
+//! NVIDIA's claim on Docker's `--gpus` (reported in the docker section, as `docker.gpus`).
+//!
+//! Everything is read from files under doctor's roots: selinuxfs under the root (it is its own
+//! file system, mounted at `/sys/fs/selinux`, not part of the sysfs tree `--sysfs-root` names),
+//! `/etc/subuid`, `/etc/passwd` and `/etc/group` under the root, the nodes under the dev root.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use cdi::version::V0_7_0;
+
+use super::engine_checks::{EngineFacts, find_binary};
+use super::host::{identity, read_groups};
+use super::specs::{GpuSpecFile, SpecScan};
+use super::{Finding, HostRoots, Section, Status, Subject, fail, info, ok, warn};
+use crate::engines::releases::EngineVersion;
+use crate::engines::{Engine, EngineConfig, dir_files};
+use crate::generate::GenerateOptions;
+use crate::generate::record;
+
+/// The access section; `None` when no check has anything to say. `engine_sections` are the engine
+/// sections: an engine's refusal of a spec because of its groups moves under the finding that
+/// names the groups as the cause.
+pub(super) fn section(
+    roots: &HostRoots,
+    subject: &Subject,
+    specs: &SpecScan,
+    engines: &[EngineFacts],
+    engine_sections: &mut [Section],
+) -> Option<Section> {
+    let mut findings: Vec<Finding> = selinux(roots).into_iter().collect();
+    findings.extend(spec_groups(roots, specs, engines, engine_sections));
+    findings.extend(docker_file_modes(roots, specs, engines));
+    findings.extend(rootless_groups(roots, subject));
+    (!findings.is_empty()).then(|| Section {
+        title: "container access".into(),
+        findings,
+    })
+}
+
+/// Where selinuxfs is mounted on the host.
+const SELINUXFS: &str = "/sys/fs/selinux";
+
+/// The boolean that lets SELinux-confined containers (`container_t`) use host devices.
+const USE_DEVICES: &str = "container_use_devices";
+
+/// SELinux enforcing with `container_use_devices` off denies confined containers the GPU nodes
+/// they were given. No selinuxfs means no SELinux: nothing to say.
+fn selinux(roots: &HostRoots) -> Option<Finding> {
+    const CHECK: &str = "access.selinux";
+    let dir = roots.host(SELINUXFS);
+    let enforce_path = dir.join("enforce");
+    let enforce = match fs::read_to_string(&enforce_path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
+        Err(err) => {
+            return Some(info(
+                CHECK,
+                format!(
+                    "SELinux not checked: cannot read {}: {err}",
+                    roots.show(&enforce_path)
+                ),
+            ));
+        }
+    };
+    match enforce.trim() {
+        "1" => {}
+        "0" => {
+            return Some(info(
+                CHECK,
+                "SELinux is permissive: it logs containers' use of the GPU nodes but does not \
+                 deny it",
+            ));
+        }
+        other => {
+            return Some(info(
+                CHECK,
+                format!(
+                    "SELinux not checked: {} holds \"{}\", not 0 or 1",
+                    roots.show(&enforce_path),
+                    cdi::text::escape(other)
+                ),
+            ));
+        }
+    }
+    let boolean_path = dir.join("booleans").join(USE_DEVICES);
+    // "current pending", e.g. "0 1" after `setsebool` without a commit; the current value counts.
+    let current = match fs::read_to_string(&boolean_path) {
+        Ok(text) => text.split_whitespace().next().map(str::to_string),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return Some(info(
+                CHECK,
+                format!(
+                    "SELinux is enforcing and its policy has no {USE_DEVICES} boolean; if \
+                     confined containers are denied the GPU nodes, run them with \
+                     `--security-opt label=disable`"
+                ),
+            ));
+        }
+        Err(err) => {
+            return Some(info(
+                CHECK,
+                format!(
+                    "SELinux is enforcing; {USE_DEVICES} not checked: cannot read {}: {err}",
+                    roots.show(&boolean_path)
+                ),
+            ));
+        }
+    };
+    Some(match current.as_deref() {
+        Some("1") => ok(
+            CHECK,
+            format!(
+                "SELinux is enforcing and {USE_DEVICES} is on: confined containers may use the GPU nodes"
+            ),
+        ),
+        Some("0") => fail(
+            CHECK,
+            format!(
+                "SELinux is enforcing and {USE_DEVICES} is off: confined containers (podman, \
+                 CRI-O, Docker with selinux-enabled) are denied /dev/kfd and the render nodes \
+                 they are given"
+            ),
+            format!(
+                "`setsebool -P {USE_DEVICES}=1` (or, per container, `--security-opt label=disable`)"
+            ),
+        ),
+        _ => info(
+            CHECK,
+            format!(
+                "SELinux is enforcing; {USE_DEVICES} not checked: {} holds no 0 or 1",
+                roots.show(&boolean_path)
+            ),
+        ),
+    })
+}
+
+/// The `generate` command that rewrites `file` with the options recorded on its first line (the
+/// defaults when it records none), changed by `change`.
+fn regenerate(
+    roots: &HostRoots,
+    file: &GpuSpecFile,
+    change: impl FnOnce(&mut GenerateOptions),
+) -> String {
+    let command = roots.generate_command(&file.path);
+    match &file.recorded {
+        Some(Ok(options)) => {
+            let mut options = options.clone();
+            change(&mut options);
+            let arguments = record::arguments(&options);
+            if arguments.is_empty() {
+                command
+            } else {
+                format!("{command} {}", arguments.join(" "))
+            }
+        }
+        _ => command,
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// A spec with groups needs cdiVersion 0.7.0; an engine that reads it but predates 0.7.0 skips the
+/// whole spec. The engine's own `spec-version` failure for that file is folded under this one.
+fn spec_groups(
+    roots: &HostRoots,
+    specs: &SpecScan,
+    engines: &[EngineFacts],
+    engine_sections: &mut [Section],
+) -> Vec<Finding> {
+    const CHECK: &str = "access.spec-groups";
+    let mut findings = Vec::new();
+    for file in specs
+        .files
+        .iter()
+        .filter(|f| f.invalid.is_none() && f.groups)
+    {
+        let too_old: Vec<(&EngineFacts, EngineVersion)> = engines
+            .iter()
+            .filter(|e| e.reads(roots, &file.path))
+            .filter_map(|e| {
+                let first = e.engine.first_accepting(V0_7_0)?;
+                (e.version < first).then_some((e, first))
+            })
+            .collect();
+        if too_old.is_empty() {
+            continue;
+        }
+        let shown = roots.show(&file.path);
+        let rejecting: Vec<String> = too_old
+            .iter()
+            .map(|(e, first)| format!("{} {} (needs {first})", e.engine, e.version))
+            .collect();
+        let upgrades: Vec<String> = too_old
+            .iter()
+            .map(|(e, first)| format!("{} to {first}", e.engine))
+            .collect();
+        let command = regenerate(roots, file, |options| {
+            options.additional_gids = false;
+            options.cdi_version = None;
+        });
+        let mut finding = fail(
+            CHECK,
+            format!(
+                "{shown} gives containers the nodes' groups (additionalGids), which need \
+                 cdiVersion {V0_7_0}: {} {} the whole spec",
+                and_list(&rejecting),
+                if too_old.len() == 1 {
+                    "rejects it and skips"
+                } else {
+                    "reject it and skip"
+                }
+            ),
+            format!(
+                "regenerate it without groups: `{command}` (root engines give a non-root \
+                 container its nodes without them, docs/requests.md), or upgrade {}",
+                and_list(&upgrades)
+            ),
+        );
+        // The engine's refusal of this file, which says only which version it lacks.
+        let of_file = format!(" of {shown} ");
+        for section in engine_sections.iter_mut() {
+            section.findings.retain(|f| {
+                let follows = f.status == Status::Fail
+                    && too_old
+                        .iter()
+                        .any(|(e, _)| f.check == format!("{}.spec-version", e.engine))
+                    && f.message.contains(&of_file);
+                if follows {
+                    let mut consequence = f.clone();
+                    consequence.remedy = None;
+                    finding.consequences.push(consequence);
+                }
+                !follows
+            });
+        }
+        findings.push(finding);
+    }
+    findings
+}
+
+/// Docker's CDI creates device nodes `root:root` with the spec's `fileMode`: a mode without
+/// read-write for others locks out every non-root container user (docs/requests.md).
+fn docker_file_modes(roots: &HostRoots, specs: &SpecScan, engines: &[EngineFacts]) -> Vec<Finding> {
+    let Some(docker) = engines
+        .iter()
+        .find(|e| e.engine == Engine::Docker && e.cdi_on)
+    else {
+        return Vec::new();
+    };
+    // A spec Docker refuses for its version gives no nodes at all; the docker section says so.
+    let accepted = |file: &&GpuSpecFile| {
+        file.version
+            .and_then(|v| Engine::Docker.first_accepting(v))
+            .is_some_and(|first| docker.version >= first)
+    };
+    let mut findings = Vec::new();
+    for file in specs
+        .files
+        .iter()
+        .filter(|f| f.invalid.is_none() && docker.reads(roots, &f.path))
+        .filter(accepted)
+    {
+        let mut modes: Vec<u32> = file
+            .file_modes
+            .iter()
+            .map(|(_, mode)| *mode)
+            .filter(|mode| mode & 0o006 != 0o006)
+            .collect();
+        if modes.is_empty() {
+            continue;
+        }
+        let count = modes.len();
+        modes.sort_unstable();
+        modes.dedup();
+        let modes: Vec<String> = modes.iter().map(|m| format!("{m:04o}")).collect();
+        let command = regenerate(roots, file, |options| options.pin_device_numbers = false);
+        findings.push(warn(
+            "access.docker-file-mode",
+            format!(
+                "{} sets fileMode {} on {count} device node(s): docker {} creates them root:root \
+                 with that mode, so a container running as a non-root user cannot open them",
+                roots.show(&file.path),
+                modes.join(", "),
+                docker.version
+            ),
+            format!("regenerate it without pinned numbers and modes: `{command}`"),
+        ));
+    }
+    findings
+}
+
+/// The host's GPU nodes (`/dev/kfd` and every `/dev/dri/renderD*` under the dev root) that only
+/// their group can open, by group id, in path order.
+fn group_only_nodes(roots: &HostRoots) -> Vec<(u32, Vec<PathBuf>)> {
+    let dri = roots.dev_root.join("dev/dri");
+    let mut paths = vec![roots.dev_root.join("dev/kfd")];
+    if let Ok(entries) = fs::read_dir(&dri) {
+        let mut render: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+            .map(|e| e.path())
+            .collect();
+        render.sort();
+        paths.extend(render);
+    }
+    let mut by_group: Vec<(u32, Vec<PathBuf>)> = Vec::new();
+    for path in paths {
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let mode = meta.mode();
+        if mode & 0o006 == 0o006 || mode & 0o060 != 0o060 {
+            continue;
+        }
+        match by_group.iter_mut().find(|(gid, _)| *gid == meta.gid()) {
+            Some((_, nodes)) => nodes.push(path),
+            None => by_group.push((meta.gid(), vec![path])),
+        }
+    }
+    by_group
+}
+
+/// The users `/etc/subuid` gives subordinate ids, the ones who can run rootless podman, in file
+/// order, each once.
+fn subordinate_users(roots: &HostRoots) -> Vec<String> {
+    let text = fs::read_to_string(roots.host("/etc/subuid")).unwrap_or_default();
+    let mut users: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some(user) = line.split(':').next().filter(|u| !u.is_empty()) else {
+            continue;
+        };
+        if !users.iter().any(|u| u == user) {
+            users.push(user.to_string());
+        }
+    }
+    users
+}
+
+/// A rootless engine bind-mounts the host's nodes, which keep their group: a user with subordinate
+/// ids who is not in it cannot use the GPUs from rootless containers. The user doctor checks the
+/// nodes for (`--user`) is left to the device node section, which says the same.
+fn rootless_groups(roots: &HostRoots, subject: &Subject) -> Vec<Finding> {
+    const CHECK: &str = "access.rootless-group";
+    let users = subordinate_users(roots);
+    if users.is_empty() {
+        return Vec::new();
+    }
+    let nodes = group_only_nodes(roots);
+    if nodes.is_empty() {
+        return Vec::new();
+    }
+    let groups = read_groups(roots);
+    let group_name = |gid: u32| {
+        groups
+            .iter()
+            .find(|g| g.1 == gid)
+            .map_or_else(|| format!("gid {gid}"), |g| g.0.clone())
+    };
+    let checked = identity(roots, subject, &groups).ok().map(|i| i.name);
+    let mut findings = Vec::new();
+    let mut members = Vec::new();
+    let mut all_members = true;
+    for user in &users {
+        let Ok(who) = identity(roots, &Subject::User(user.clone()), &groups) else {
+            continue;
+        };
+        if who.uid == 0 {
+            continue;
+        }
+        let missing: Vec<&(u32, Vec<PathBuf>)> = nodes
+            .iter()
+            .filter(|(gid, _)| !who.gids.contains(gid))
+            .collect();
+        if missing.is_empty() {
+            members.push(who.name);
+            continue;
+        }
+        all_members = false;
+        if checked.as_deref() == Some(who.name.as_str()) {
+            continue;
+        }
+        for (gid, paths) in missing {
+            let group = group_name(*gid);
+            let shown: Vec<String> = paths.iter().map(|p| roots.show(p)).collect();
+            findings.push(warn(
+                CHECK,
+                format!(
+                    "{user} has subordinate ids in /etc/subuid (rootless podman) but is not in \
+                     group {group}, which owns {}: its rootless containers get the host's nodes \
+                     with that group and cannot open them",
+                    and_list(&shown)
+                ),
+                format!(
+                    "`usermod -aG {group} {user}`, log in again, and run rootless containers with \
+                     `--group-add keep-groups` (crun)"
+                ),
+            ));
+        }
+    }
+    if all_members && !members.is_empty() {
+        let groups: Vec<String> = nodes.iter().map(|(gid, _)| group_name(*gid)).collect();
+        findings.push(ok(
+            CHECK,
+            format!(
+                "the rootless users in /etc/subuid ({}) are in group {}, which owns the GPU nodes",
+                members.join(", "),
+                and_list(&groups)
+            ),
+        ));
+    }
+    findings
+}
+
+/// NVIDIA's helper binary: dockerd registers its NVIDIA `--gpus` driver when it is on its PATH, and
+/// then never the AMD one (moby `daemon/nvidia_linux.go`, `amd_linux.go`).
+const NVIDIA_HOOK: &str = "nvidia-container-runtime-hook";
+
+/// The CDI vendor of NVIDIA's specs (`nvidia-ctk cdi generate`).
+const NVIDIA_VENDOR: &str = "nvidia.com/";
+
+/// Spec files of NVIDIA devices in `dirs` (host paths).
+fn nvidia_specs(roots: &HostRoots, dirs: &[String]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for dir in dirs {
+        let real = roots.host(dir);
+        let mut files = dir_files(&real, "yaml");
+        files.extend(dir_files(&real, "json"));
+        files.sort();
+        for path in files {
+            let Ok(bytes) = cdi::registry::read_entry(&path) else {
+                continue;
+            };
+            let nvidia = match cdi::codec::parse(&bytes, cdi::codec::Format::from_path(&path)) {
+                Ok(spec) => spec.kind.starts_with(NVIDIA_VENDOR),
+                // NVIDIA's specs may hold what this reader refuses; the kind is enough here.
+                Err(_) => bytes
+                    .windows(NVIDIA_VENDOR.len())
+                    .any(|w| w == NVIDIA_VENDOR.as_bytes()),
+            };
+            if nvidia {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// `docker.gpus` when NVIDIA's container toolkit is set up for Docker: its hook on dockerd's
+/// PATH, its runtime in daemon.json or its CDI spec in the dirs Docker reads. `instead` says what
+/// to use for AMD GPUs.
+pub(super) fn nvidia_gpus(
+    roots: &HostRoots,
+    config: &EngineConfig,
+    spec_dirs: &[String],
+    instead: &str,
+) -> Option<Finding> {
+    let mut found = Vec::new();
+    if let Some(hook) = find_binary(&roots.search_path, NVIDIA_HOOK) {
+        found.push(format!("{} is on dockerd's PATH", roots.show(&hook)));
+    }
+    for (name, path) in &config.nvidia_runtimes {
+        found.push(format!(
+            "daemon.json has NVIDIA's runtime {path} as `{name}`"
+        ));
+    }
+    for path in nvidia_specs(roots, spec_dirs) {
+        found.push(format!("{} defines NVIDIA CDI devices", roots.show(&path)));
+    }
+    if found.is_empty() {
+        return None;
+    }
+    Some(warn(
+        "docker.gpus",
+        format!(
+            "`docker run --gpus` is NVIDIA's on this host: dockerd registers its AMD `--gpus` \
+             driver only where NVIDIA's {NVIDIA_HOOK} is not on its PATH, and NVIDIA's container \
+             toolkit is set up here: {}",
+            found.join("; ")
+        ),
+        format!("for AMD GPUs, {instead}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_read_as_english() {
+        let items = |s: &[&str]| s.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        assert_eq!(and_list(&items(&["a"])), "a");
+        assert_eq!(and_list(&items(&["a", "b"])), "a and b");
+        assert_eq!(and_list(&items(&["a", "b", "c"])), "a, b and c");
+    }
+
+    #[test]
+    fn subuid_users_are_listed_once_in_file_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir_all(dir.path().join("etc")).expect("etc");
+        fs::write(
+            dir.path().join("etc/subuid"),
+            "# comment\nbob:100000:65536\n\nalice:165536:65536\nbob:231072:65536\n:1:2\n",
+        )
+        .expect("subuid");
+        let roots = HostRoots::under(dir.path(), Vec::new());
+        assert_eq!(subordinate_users(&roots), ["bob", "alice"]);
+    }
+
+    #[test]
+    fn selinux_is_silent_without_selinuxfs_and_reads_the_current_value() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let roots = HostRoots::under(dir.path(), Vec::new());
+        assert_eq!(selinux(&roots), None);
+        let fs_dir = dir.path().join("sys/fs/selinux");
+        fs::create_dir_all(fs_dir.join("booleans")).expect("selinuxfs");
+        fs::write(fs_dir.join("enforce"), "1").expect("enforce");
+        fs::write(fs_dir.join("booleans").join(USE_DEVICES), "0 1").expect("boolean");
+        let finding = selinux(&roots).expect("a finding");
+        assert_eq!(finding.status, Status::Fail, "{finding:?}");
+        fs::write(fs_dir.join("booleans").join(USE_DEVICES), "1 0").expect("boolean");
+        assert_eq!(selinux(&roots).map(|f| f.status), Some(Status::Ok));
+        fs::write(fs_dir.join("enforce"), "0").expect("enforce");
+        assert_eq!(selinux(&roots).map(|f| f.status), Some(Status::Info));
+    }
+}
