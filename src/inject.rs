@@ -672,14 +672,21 @@ mod tests {
             }
         }
 
-        /// Injects `AMD_VISIBLE_DEVICES=value`; returns the injected device paths (without
-        /// /dev/kfd) or the error line the precreate hook refuses the container with.
-        fn inject(value: &str) -> Result<Vec<String>, String> {
+        /// Injects `AMD_VISIBLE_DEVICES=value` on the example `host`, with `settings`' other
+        /// fields as given; returns the injected device paths (without /dev/kfd and `/dev/dri/`)
+        /// or the error line the precreate hook refuses the container with.
+        fn inject_on_host(
+            host: &str,
+            value: &str,
+            settings: Settings,
+        ) -> Result<Vec<String>, String> {
             let settings = Settings {
                 sysfs_root: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("examples/hosts/mi300x-cpx/sys"),
+                    .join("examples/hosts")
+                    .join(host)
+                    .join("sys"),
                 dev_root: "/nonexistent/dev-root".into(),
-                ..Settings::default()
+                ..settings
             };
             let mut config = json!({
                 "ociVersion": "1.0.2",
@@ -701,6 +708,11 @@ mod tests {
                 .collect())
         }
 
+        /// [`inject_on_host`] on the 64-partition MI300X host with default settings.
+        fn inject(value: &str) -> Result<Vec<String>, String> {
+            inject_on_host("mi300x-cpx", value, Settings::default())
+        }
+
         fn renders(minors: std::ops::RangeInclusive<u32>) -> Vec<String> {
             minors.map(|m| format!("renderD{m}")).collect()
         }
@@ -710,41 +722,21 @@ mod tests {
         /// nor index 1, and index 0 stays the discrete GPU.
         #[test]
         fn exclude_integrated_leaves_the_igpu_out_of_all_and_the_indices() {
-            let inject_on_workstation = |value: &str, exclude_integrated: bool| {
+            let on_workstation = |value: &str, exclude_integrated: bool| {
                 let settings = Settings {
-                    sysfs_root: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                        .join("examples/hosts/workstation/sys"),
-                    dev_root: "/nonexistent/dev-root".into(),
                     exclude_integrated,
                     ..Settings::default()
                 };
-                let mut config = json!({
-                    "ociVersion": "1.0.2",
-                    "process": {"env": [format!("AMD_VISIBLE_DEVICES={value}")]},
-                });
-                inject_on(&mut config, &settings, &DetailLog::default(), &CharDevices)
-                    .map_err(|err| crate::error_text::error_line(&err))?;
-                Ok::<_, String>(
-                    config["linux"]["devices"].as_array().expect("devices")[1..]
-                        .iter()
-                        .map(|d| d["path"].as_str().expect("path").to_string())
-                        .collect::<Vec<_>>(),
-                )
+                inject_on_host("workstation", value, settings)
             };
-            let both = ["/dev/dri/renderD128", "/dev/dri/renderD129"];
+            let only_discrete = Ok(vec!["renderD128".to_string()]);
             assert_eq!(
-                inject_on_workstation("all", false),
-                Ok(both.map(String::from).to_vec())
+                on_workstation("all", false),
+                Ok(vec!["renderD128".to_string(), "renderD129".to_string()])
             );
-            assert_eq!(
-                inject_on_workstation("all", true),
-                Ok(vec!["/dev/dri/renderD128".to_string()])
-            );
-            assert_eq!(
-                inject_on_workstation("0", true),
-                Ok(vec!["/dev/dri/renderD128".to_string()])
-            );
-            let refused = inject_on_workstation("1", true).expect_err("index 1 is gone");
+            assert_eq!(on_workstation("all", true), only_discrete);
+            assert_eq!(on_workstation("0", true), only_discrete);
+            let refused = on_workstation("1", true).expect_err("index 1 is gone");
             assert!(refused.contains('1'), "{refused}");
         }
 
