@@ -308,6 +308,17 @@ fn registry_inventory(registry: &Registry) -> Candidates {
         })
         .collect();
     candidates.sort_by_key(|c| (c.index.is_none(), c.index));
+    // A spec whose only device is `all` (a WSL2 host whose /dev/dxg serves several adapters):
+    // then `all` is the one device a request can select.
+    if candidates.is_empty() && registry.device(&format!("{KIND}=all")).is_some() {
+        candidates.push(Candidate {
+            name: "all".to_string(),
+            index: None,
+            unique_id: None,
+            pci_address: None,
+            names: vec!["all".to_string()],
+        });
+    }
     Candidates { candidates }
 }
 
@@ -460,6 +471,31 @@ mod tests {
         assert_eq!(
             inject(&mut plain, &settings, &log).expect("no work"),
             Outcome::Unchanged("no GPU requested")
+        );
+    }
+
+    /// With `device-source = "cdi"`, a spec whose only device is `all` (WSL2 with several
+    /// adapters) serves `AMD_VISIBLE_DEVICES=all`: its edits are applied.
+    #[test]
+    fn a_spec_with_only_the_all_device_serves_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("amd.com-gpu.yaml"),
+            "cdiVersion: \"0.5.0\"\nkind: \"amd.com/gpu\"\ndevices:\n- name: \"all\"\n  \
+             containerEdits:\n    env:\n    - \"HSA_ENABLE_DXG_DETECTION=1\"\n",
+        )
+        .expect("spec");
+        let settings = Settings {
+            device_source: DeviceSource::Cdi,
+            spec_dirs: vec![dir.path().to_path_buf()],
+            ..Settings::default()
+        };
+        let mut config = json!({"process": {"env": ["AMD_VISIBLE_DEVICES=all"]}});
+        inject(&mut config, &settings, &DetailLog::default()).expect("injected");
+        let env = config["process"]["env"].as_array().expect("env");
+        assert!(
+            env.iter().any(|e| e == "HSA_ENABLE_DXG_DETECTION=1"),
+            "{config}"
         );
     }
 
