@@ -40,11 +40,13 @@
 //! not. Every read goes through `reader`, so tests can inject failures. `wsl` discovers a WSL2
 //! host, which has no KFD and reaches the GPU through `/dev/dxg` (docs/wsl.md).
 
+mod address;
 mod drm;
 mod error;
 mod kfd;
 mod model;
 mod partitions;
+mod pass;
 mod pci;
 mod products;
 mod properties;
@@ -54,12 +56,12 @@ pub mod wsl;
 
 use std::path::{Path, PathBuf};
 
+pub use address::{ParsePciAddressError, PciAddress, PciSelector};
 pub use error::DiscoverError;
 pub use model::{AMD_VENDOR_ID, FoundNode, Gpu, Host, Partition};
-pub use pci::{ParsePciAddressError, PciAddress, PciSelector};
+use pass::{Detail, Scan};
 pub(crate) use properties::Properties;
 pub use reader::{NodeStat, OpenDir, RealSysfs, SysfsReader};
-use scan::{Detail, Scan};
 
 /// Where discovery looks.
 #[derive(Debug, Clone, PartialEq, Eq)]

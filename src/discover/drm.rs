@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use super::DiscoverError;
 use super::model::FoundNode;
+use super::pass::{Detail, Scan};
 use super::reader::OpenDir;
-use super::scan::{Detail, Listings, Scan};
 
 /// The device a DRM minor belongs to, from its `class/drm` link.
 #[derive(Clone)]
@@ -43,6 +43,16 @@ pub(super) struct DrmIndex {
     parents: HashMap<String, DrmParent>,
     /// Parent directory -> its card minors, ascending.
     cards: HashMap<PathBuf, Vec<u32>>,
+}
+
+/// What a pass reads once and looks every GPU up in.
+pub(super) struct Listings {
+    /// `class/drm`, opened once.
+    pub(super) drm_dir: OpenDir,
+    /// `bus/pci/devices`, opened once.
+    pub(super) pci_dir: OpenDir,
+    /// Where every DRM minor hangs; full discovery only (injection reads one link per GPU).
+    pub(super) drm: Option<DrmIndex>,
 }
 
 fn is_number(text: &str) -> bool {

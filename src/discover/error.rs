@@ -4,7 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use super::pci::PciAddress;
+use super::address::PciAddress;
 
 /// Why discovery failed.
 #[derive(Debug, thiserror::Error)]

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::DiscoverError;
 use super::model::AMD_VENDOR_ID;
+use super::pass::{Detail, Scan};
 use super::properties::Properties;
 use super::reader::OpenDir;
-use super::scan::{Detail, Scan};
 
 /// One GPU node of KFD topology, before it is matched to DRM and PCI.
 pub(super) struct KfdGpu {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::pci::PciAddress;
+use super::address::PciAddress;
 
 /// KFD's `vendor_id` for AMD (0x1002).
 pub const AMD_VENDOR_ID: u16 = 0x1002;

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::DiscoverError;
+use super::address::PciAddress;
 use super::model::{Gpu, Partition};
-use super::pci::{PciAddress, PciInfo};
+use super::pci::PciInfo;
 
 /// The partition a KFD node is on a GPU whose compute partition mode is not `SPX`; its count is
 /// filled in by [`count_partitions`] once every GPU is known.

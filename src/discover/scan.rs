@@ -2,59 +2,23 @@
 //! steps of the `kfd`, `drm`, `pci` and `partitions` modules, read again when the topology
 //! changes during the pass.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::drm::DrmIndex;
+use super::address::PciAddress;
+use super::drm::Listings;
 use super::error::describe_io;
 use super::kfd::{KfdGpu, KfdKeys};
 use super::model::{AMD_VENDOR_ID, FoundNode, Gpu, Host};
 use super::partitions::{count_partitions, partition, partition_count_warnings};
-use super::pci::{Parents, PciAddress, PciInfo, amd_gpus_on_pci};
+use super::pass::{Detail, Scan};
+use super::pci::{Found, PciInfo, amd_gpus_on_pci};
 use super::products::{is_apu, known_product};
-use super::reader::{OpenDir, SysfsReader};
-use super::{DiscoverError, DiscoverOptions, Discovery};
+use super::reader::OpenDir;
+use super::{DiscoverError, Discovery};
 
 /// How often discovery re-reads the topology when `generation_id` changes under it.
 const TOPOLOGY_ATTEMPTS: usize = 3;
-
-/// What a discovery reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Detail {
-    /// Everything a [`Gpu`] holds.
-    Full,
-    /// Only what injection needs: no card nodes, NUMA nodes or sysfs product names.
-    Injection,
-}
-
-/// One discovery pass.
-pub(super) struct Scan<'a> {
-    pub(super) options: &'a DiscoverOptions,
-    pub(super) reader: &'a dyn SysfsReader,
-    pub(super) detail: Detail,
-}
-
-/// What a pass reads once and looks every GPU up in.
-pub(super) struct Listings {
-    /// `class/drm`, opened once.
-    pub(super) drm_dir: OpenDir,
-    /// `bus/pci/devices`, opened once.
-    pub(super) pci_dir: OpenDir,
-    /// Where every DRM minor hangs; full discovery only (injection reads one link per GPU).
-    pub(super) drm: Option<DrmIndex>,
-}
-
-/// What a pass learns GPU by GPU.
-#[derive(Default)]
-pub(super) struct Found {
-    /// The PCI attributes of each physical GPU seen so far.
-    pub(super) pci_info: HashMap<PciAddress, PciInfo>,
-    /// The physical GPUs of `amdgpu_xcp` partitions found so far.
-    pub(super) parents: Parents,
-    /// What looked wrong but did not stop discovery, in the order it was found.
-    pub(super) warnings: Vec<String>,
-}
 
 impl Scan<'_> {
     /// Runs the scan, again (up to three times) when the topology's `generation_id` changes

@@ -15,12 +15,12 @@ use std::path::PathBuf;
 
 use cdi::version::V0_7_0;
 
-use super::engine_checks::{EngineFacts, find_binary};
+use super::engine_checks::EngineFacts;
 use super::host::{identity, read_groups};
 use super::specs::{GpuSpecFile, SpecScan};
 use super::{Finding, HostRoots, Section, Status, Subject, fail, info, ok, warn};
 use crate::engines::releases::EngineVersion;
-use crate::engines::{Engine, EngineConfig, dir_files};
+use crate::engines::Engine;
 use crate::generate::GenerateOptions;
 use crate::generate::record;
 
@@ -426,76 +426,6 @@ fn rootless_groups(roots: &HostRoots, subject: &Subject) -> Vec<Finding> {
         ));
     }
     findings
-}
-
-/// NVIDIA's helper binary: dockerd registers its NVIDIA `--gpus` driver when it is on its PATH, and
-/// then never the AMD one (moby `daemon/nvidia_linux.go`, `amd_linux.go`).
-const NVIDIA_HOOK: &str = "nvidia-container-runtime-hook";
-
-/// The CDI vendor of NVIDIA's specs (`nvidia-ctk cdi generate`).
-const NVIDIA_VENDOR: &str = "nvidia.com/";
-
-/// Spec files of NVIDIA devices in `dirs` (host paths).
-fn nvidia_specs(roots: &HostRoots, dirs: &[String]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for dir in dirs {
-        let real = roots.host(dir);
-        let mut files = dir_files(&real, "yaml");
-        files.extend(dir_files(&real, "json"));
-        files.sort();
-        for path in files {
-            let Ok(bytes) = cdi::registry::read_entry(&path) else {
-                continue;
-            };
-            let nvidia = match cdi::codec::parse(&bytes, cdi::codec::Format::from_path(&path)) {
-                Ok(spec) => spec.kind.starts_with(NVIDIA_VENDOR),
-                // NVIDIA's specs may hold what this reader refuses; the kind is enough here.
-                Err(_) => bytes
-                    .windows(NVIDIA_VENDOR.len())
-                    .any(|w| w == NVIDIA_VENDOR.as_bytes()),
-            };
-            if nvidia {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
-/// `docker.gpus` when NVIDIA's container toolkit is set up for Docker: its hook on dockerd's
-/// PATH, its runtime in daemon.json or its CDI spec in the dirs Docker reads. `instead` says what
-/// to use for AMD GPUs.
-pub(super) fn nvidia_gpus(
-    roots: &HostRoots,
-    config: &EngineConfig,
-    spec_dirs: &[String],
-    instead: &str,
-) -> Option<Finding> {
-    let mut found = Vec::new();
-    if let Some(hook) = find_binary(&roots.search_path, NVIDIA_HOOK) {
-        found.push(format!("{} is on dockerd's PATH", roots.show(&hook)));
-    }
-    for (name, path) in &config.nvidia_runtimes {
-        found.push(format!(
-            "daemon.json has NVIDIA's runtime {path} as `{name}`"
-        ));
-    }
-    for path in nvidia_specs(roots, spec_dirs) {
-        found.push(format!("{} defines NVIDIA CDI devices", roots.show(&path)));
-    }
-    if found.is_empty() {
-        return None;
-    }
-    Some(warn(
-        "docker.gpus",
-        format!(
-            "`docker run --gpus` is NVIDIA's on this host: dockerd registers its AMD `--gpus` \
-             driver only where NVIDIA's {NVIDIA_HOOK} is not on its PATH, and NVIDIA's container \
-             toolkit is set up here: {}",
-            found.join("; ")
-        ),
-        format!("for AMD GPUs, {instead}"),
-    ))
 }
 
 #[cfg(test)]

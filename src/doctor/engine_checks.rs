@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cdi::version::Version;
 
-use super::{Finding, HostRoots, Section, access, fail, info, ok, warn};
+use super::{Finding, HostRoots, Section, fail, info, ok, warn};
 use crate::engines::releases::{DOCKER_AMD_GPUS, DOCKER_AMD_GPUS_CDI, EngineVersion};
 use crate::engines::{Engine, EngineConfig, crio, dir_files};
 use crate::paths::{HOOKS_DIRS, SPEC_DIRS, WRAPPER_NAME};
@@ -343,7 +343,7 @@ fn docker_gpus_finding(
     } else {
         "use `docker run --runtime amd -e AMD_VISIBLE_DEVICES=N` (the runtime wrapper) instead"
     };
-    if let Some(finding) = access::nvidia_gpus(roots, config, spec_dirs, cdi) {
+    if let Some(finding) = nvidia_gpus(roots, config, spec_dirs, cdi) {
         return finding;
     }
     if version < DOCKER_AMD_GPUS {
@@ -438,6 +438,76 @@ fn crio_hooks(roots: &HostRoots, config: &EngineConfig) -> Vec<Finding> {
         ));
     }
     findings
+}
+
+/// NVIDIA's helper binary: dockerd registers its NVIDIA `--gpus` driver when it is on its PATH, and
+/// then never the AMD one (moby `daemon/nvidia_linux.go`, `amd_linux.go`).
+const NVIDIA_HOOK: &str = "nvidia-container-runtime-hook";
+
+/// The CDI vendor of NVIDIA's specs (`nvidia-ctk cdi generate`).
+const NVIDIA_VENDOR: &str = "nvidia.com/";
+
+/// Spec files of NVIDIA devices in `dirs` (host paths).
+fn nvidia_specs(roots: &HostRoots, dirs: &[String]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for dir in dirs {
+        let real = roots.host(dir);
+        let mut files = dir_files(&real, "yaml");
+        files.extend(dir_files(&real, "json"));
+        files.sort();
+        for path in files {
+            let Ok(bytes) = cdi::registry::read_entry(&path) else {
+                continue;
+            };
+            let nvidia = match cdi::codec::parse(&bytes, cdi::codec::Format::from_path(&path)) {
+                Ok(spec) => spec.kind.starts_with(NVIDIA_VENDOR),
+                // NVIDIA's specs may hold what this reader refuses; the kind is enough here.
+                Err(_) => bytes
+                    .windows(NVIDIA_VENDOR.len())
+                    .any(|w| w == NVIDIA_VENDOR.as_bytes()),
+            };
+            if nvidia {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// `docker.gpus` when NVIDIA's container toolkit is set up for Docker: its hook on dockerd's
+/// PATH, its runtime in daemon.json or its CDI spec in the dirs Docker reads. `instead` says what
+/// to use for AMD GPUs.
+pub(super) fn nvidia_gpus(
+    roots: &HostRoots,
+    config: &EngineConfig,
+    spec_dirs: &[String],
+    instead: &str,
+) -> Option<Finding> {
+    let mut found = Vec::new();
+    if let Some(hook) = find_binary(&roots.search_path, NVIDIA_HOOK) {
+        found.push(format!("{} is on dockerd's PATH", roots.show(&hook)));
+    }
+    for (name, path) in &config.nvidia_runtimes {
+        found.push(format!(
+            "daemon.json has NVIDIA's runtime {path} as `{name}`"
+        ));
+    }
+    for path in nvidia_specs(roots, spec_dirs) {
+        found.push(format!("{} defines NVIDIA CDI devices", roots.show(&path)));
+    }
+    if found.is_empty() {
+        return None;
+    }
+    Some(warn(
+        "docker.gpus",
+        format!(
+            "`docker run --gpus` is NVIDIA's on this host: dockerd registers its AMD `--gpus` \
+             driver only where NVIDIA's {NVIDIA_HOOK} is not on its PATH, and NVIDIA's container \
+             toolkit is set up here: {}",
+            found.join("; ")
+        ),
+        format!("for AMD GPUs, {instead}"),
+    ))
 }
 
 #[cfg(test)]
