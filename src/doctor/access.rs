@@ -19,8 +19,8 @@ use super::engine_checks::EngineFacts;
 use super::host::{identity, read_groups};
 use super::specs::{GpuSpecFile, SpecScan};
 use super::{Finding, HostRoots, Section, Status, Subject, fail, info, ok, warn};
-use crate::engines::releases::EngineVersion;
 use crate::engines::Engine;
+use crate::engines::releases::EngineVersion;
 use crate::generate::GenerateOptions;
 use crate::generate::record;
 
