@@ -150,21 +150,10 @@ impl DeviceSet {
                 ..GenerateOptions::default()
             },
         )?;
-        let named = |name: &str, index| Candidate {
-            name: name.to_string(),
-            index,
-            unique_id: None,
-            pci_address: None,
-            names: vec![name.to_string()],
-        };
-        let candidates = if spec.devices.iter().any(|d| d.name == "0") {
-            vec![named("0", Some(0))]
-        } else {
-            vec![named("all", None)]
-        };
+        let inventory = named_candidates(spec.devices.iter().map(|d| d.name.as_str()));
         Ok(Self::Wsl {
             spec: Box::new(spec),
-            inventory: Candidates { candidates },
+            inventory,
         })
     }
 
@@ -282,22 +271,33 @@ fn host_inventory(host: &Host, strategies: &[NameStrategy]) -> Candidates {
     }
 }
 
-/// The inventory of a registry: one candidate per `amd.com/gpu` device except `all`, with the
-/// index, unique id or PCI address its name spells (names are all a spec tells about a device).
+/// The inventory of a registry: its `amd.com/gpu` devices, as [`named_candidates`].
 fn registry_inventory(registry: &Registry) -> Candidates {
     let prefix = format!("{KIND}=");
-    let mut candidates: Vec<Candidate> = registry
-        .devices()
-        .filter_map(|entry| entry.name.strip_prefix(&prefix))
-        .filter(|name| *name != "all")
+    named_candidates(
+        registry
+            .devices()
+            .filter_map(|entry| entry.name.strip_prefix(&prefix)),
+    )
+}
+
+/// One candidate per device name except `all`, with the index, unique id or PCI address the
+/// name spells (names are all a spec tells about a device), indices first and in order; `all`
+/// itself when it is the only device (a WSL2 host whose /dev/dxg serves several adapters).
+fn named_candidates<'a>(names: impl Iterator<Item = &'a str>) -> Candidates {
+    let named = |name: &str| Candidate {
+        name: name.to_string(),
+        index: None,
+        unique_id: None,
+        pci_address: None,
+        names: vec![name.to_string()],
+    };
+    let names: Vec<&str> = names.collect();
+    let mut candidates: Vec<Candidate> = names
+        .iter()
+        .filter(|name| **name != "all")
         .map(|name| {
-            let mut candidate = Candidate {
-                name: name.to_string(),
-                index: None,
-                unique_id: None,
-                pci_address: None,
-                names: vec![name.to_string()],
-            };
+            let mut candidate = named(name);
             match grammar::parse_entry(strip_partition_suffix(name)) {
                 Ok(Selector::Index(i)) => candidate.index = Some(i),
                 Ok(Selector::UniqueId(id)) => candidate.unique_id = Some(id),
@@ -308,16 +308,8 @@ fn registry_inventory(registry: &Registry) -> Candidates {
         })
         .collect();
     candidates.sort_by_key(|c| (c.index.is_none(), c.index));
-    // A spec whose only device is `all` (a WSL2 host whose /dev/dxg serves several adapters):
-    // then `all` is the one device a request can select.
-    if candidates.is_empty() && registry.device(&format!("{KIND}=all")).is_some() {
-        candidates.push(Candidate {
-            name: "all".to_string(),
-            index: None,
-            unique_id: None,
-            pci_address: None,
-            names: vec!["all".to_string()],
-        });
+    if candidates.is_empty() && names.contains(&"all") {
+        candidates.push(named("all"));
     }
     Candidates { candidates }
 }
