@@ -148,6 +148,12 @@ impl SysfsReader for RealSysfs {
     }
 }
 
+/// The numbers of a sysfs `dev` file, `MAJOR:MINOR` (surrounding whitespace allowed).
+pub(super) fn dev_numbers(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.trim().split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 /// Reads an open (small) file to its end.
 fn read_file(mut file: std::fs::File) -> io::Result<String> {
     // sysfs attributes are at most a page; reading without `std::fs::read_to_string`'s size

@@ -14,7 +14,7 @@ use super::partitions::{count_partitions, partition, partition_count_warnings};
 use super::pass::{Detail, Scan};
 use super::pci::{Found, PciInfo, amd_gpus_on_pci};
 use super::products::{is_apu, known_product};
-use super::reader::OpenDir;
+use super::reader::{OpenDir, dev_numbers};
 use super::{DiscoverError, Discovery};
 
 /// How often discovery re-reads the topology when `generation_id` changes under it.
@@ -172,11 +172,7 @@ impl Scan<'_> {
     /// Parses a sysfs `dev` file, `MAJOR:MINOR`.
     pub(super) fn read_dev_numbers(&self, path: &Path) -> Result<(u32, u32), DiscoverError> {
         let text = self.read(path)?;
-        let parsed = text
-            .trim()
-            .split_once(':')
-            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
-        parsed.ok_or_else(|| DiscoverError::BadValue {
+        dev_numbers(&text).ok_or_else(|| DiscoverError::BadValue {
             path: path.to_path_buf(),
             expected: "MAJOR:MINOR",
             found: text.trim().chars().take(60).collect(),

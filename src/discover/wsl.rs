@@ -25,6 +25,7 @@ use std::io;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
+use super::reader::dev_numbers;
 use super::{DiscoverOptions, FoundNode};
 
 /// The DirectX paravirtual device as containers and the host see it.
@@ -243,13 +244,10 @@ fn dxg_node(options: &DiscoverOptions, warnings: &mut Vec<String>) -> Result<Fou
 }
 
 fn parse_dev(path: &Path, text: &str) -> Result<(u32, u32), WslError> {
-    text.trim()
-        .split_once(':')
-        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-        .ok_or_else(|| WslError::BadDev {
-            path: path.to_path_buf(),
-            found: text.trim().chars().take(60).collect(),
-        })
+    dev_numbers(text).ok_or_else(|| WslError::BadDev {
+        path: path.to_path_buf(),
+        found: text.trim().chars().take(60).collect(),
+    })
 }
 
 /// The VMBus devices under `dir` whose `class_id` is dxgkrnl's per-GPU channel; 0 when `dir`
