@@ -15,6 +15,7 @@
 //! - A YAML spec's first line records the options it was generated with ([`record`]), so `check`
 //!   and `doctor` compare it with what the same options give now.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -153,16 +154,10 @@ pub fn generate(host: &Host, options: &GenerateOptions) -> Result<Spec, Generate
     if host.gpus.is_empty() {
         return Err(GenerateError::NoGpus);
     }
-    let discrete;
-    let host = if options.exclude_integrated && host.gpus.iter().any(|gpu| gpu.integrated) {
-        discrete = host.without_integrated();
-        if discrete.gpus.is_empty() {
-            return Err(GenerateError::OnlyIntegrated);
-        }
-        &discrete
-    } else {
-        host
-    };
+    let host = in_spec(host, options);
+    if host.gpus.is_empty() {
+        return Err(GenerateError::OnlyIntegrated);
+    }
     cdi::name::validate_vendor(&options.vendor)?;
     cdi::name::validate_class(&options.class)?;
 
@@ -280,17 +275,21 @@ fn assemble(
     Ok(spec)
 }
 
+/// The GPUs of `host` a spec generated with `options` holds: all of them, or without the
+/// integrated ones (renumbered) under `exclude_integrated`.
+fn in_spec<'a>(host: &'a Host, options: &GenerateOptions) -> Cow<'a, Host> {
+    if options.exclude_integrated && host.gpus.iter().any(|gpu| gpu.integrated) {
+        Cow::Owned(host.without_integrated())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
 /// The host nodes a spec generated with `options` names (`/dev/kfd`, each GPU's render node and,
 /// when asked for, its card node) that discovery did not find under the dev root, as paths under
 /// it, in spec order. Engines refuse to create a container given a node that does not exist.
 pub fn missing_nodes(host: &Host, options: &GenerateOptions) -> Vec<PathBuf> {
-    let discrete;
-    let host = if options.exclude_integrated {
-        discrete = host.without_integrated();
-        &discrete
-    } else {
-        host
-    };
+    let host = in_spec(host, options);
     std::iter::once(&host.kfd)
         .chain(host.gpus.iter().flat_map(|gpu| gpu_nodes(gpu, options)))
         .filter(|node| node.gid.is_none())
