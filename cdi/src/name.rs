@@ -139,14 +139,7 @@ pub fn validate_class(class: &str) -> Result<(), NameError> {
 }
 
 fn validate_label(part: &'static str, value: &str) -> Result<(), NameError> {
-    let first = value.chars().next().ok_or(NameError::Empty { part })?;
-    if !first.is_ascii_alphabetic() {
-        return Err(NameError::BadStart {
-            part,
-            value: value.to_owned(),
-            expected: "a letter",
-        });
-    }
+    check_start(part, value, char::is_ascii_alphabetic, "a letter")?;
     if value.chars().nth(1).is_none() {
         return Err(NameError::TooShort {
             part,
@@ -165,20 +158,32 @@ fn validate_label(part: &'static str, value: &str) -> Result<(), NameError> {
 /// `0`, `0000:03:00.0` and `GPU-1a2b` are valid.
 pub fn validate_device_name(name: &str) -> Result<(), NameError> {
     let part = "device name";
-    let first = name.chars().next().ok_or(NameError::Empty { part })?;
-    if !first.is_ascii_alphanumeric() {
-        return Err(NameError::BadStart {
-            part,
-            value: name.to_owned(),
-            expected: "a letter or digit",
-        });
-    }
+    check_start(part, name, char::is_ascii_alphanumeric, "a letter or digit")?;
     check_middle_and_end(
         part,
         name,
         |c| matches!(c, '_' | '.' | ':' | '-'),
         "letters, digits, _ . : -",
     )
+}
+
+/// Checks that `value` is not empty and starts with a character `first` accepts (`expected`
+/// says which).
+fn check_start(
+    part: &'static str,
+    value: &str,
+    first: fn(&char) -> bool,
+    expected: &'static str,
+) -> Result<(), NameError> {
+    match value.chars().next() {
+        None => Err(NameError::Empty { part }),
+        Some(c) if first(&c) => Ok(()),
+        Some(_) => Err(NameError::BadStart {
+            part,
+            value: value.to_owned(),
+            expected,
+        }),
+    }
 }
 
 fn check_middle_and_end(
@@ -215,6 +220,14 @@ fn check_middle_and_end(
 mod tests {
     use super::*;
 
+    /// Asserts that `$call` returns an error matching `$error`.
+    macro_rules! assert_fails {
+        ($call:expr, $error:pat) => {{
+            let result = $call;
+            assert!(matches!(result, Err($error)), "{result:?}");
+        }};
+    }
+
     #[test]
     fn qualified_names_split_at_the_first_equals_then_the_first_slash() {
         let name = parse_qualified_name("amd.com/gpu=0").expect("valid");
@@ -229,20 +242,20 @@ mod tests {
         assert_eq!(name.to_string(), "amd.com/gpu=0");
         assert_eq!(name.kind(), "amd.com/gpu");
         // `=` after the first one belongs to the name (and is not allowed there).
-        assert!(matches!(
+        assert_fails!(
             parse_qualified_name("amd.com/gpu=a=b"),
-            Err(NameError::BadChar { bad: '=', .. })
-        ));
+            NameError::BadChar { bad: '=', .. }
+        );
         // `/` after the first one belongs to the class (and is not allowed there).
-        assert!(matches!(
+        assert_fails!(
             parse_qualified_name("amd.com/gpu/x=0"),
-            Err(NameError::BadChar { bad: '/', .. })
-        ));
+            NameError::BadChar { bad: '/', .. }
+        );
         // A `/` in the name does not move the vendor/class split.
-        assert!(matches!(
+        assert_fails!(
             parse_qualified_name("amd.com/gpu=a/b"),
-            Err(NameError::BadChar { bad: '/', .. })
-        ));
+            NameError::BadChar { bad: '/', .. }
+        );
     }
 
     #[test]
@@ -256,13 +269,7 @@ mod tests {
             "amd.com/=0",
             "amd.com/gpu=",
         ] {
-            assert!(
-                matches!(
-                    parse_qualified_name(input),
-                    Err(NameError::Unqualified { .. })
-                ),
-                "{input:?}"
-            );
+            assert_fails!(parse_qualified_name(input), NameError::Unqualified { .. });
         }
     }
 
@@ -292,35 +299,14 @@ mod tests {
             assert_eq!(validate_vendor(ok), Ok(()), "{ok:?}");
             assert_eq!(validate_class(ok), Ok(()), "{ok:?}");
         }
-        assert!(matches!(
-            validate_vendor("a"),
-            Err(NameError::TooShort { .. })
-        ));
-        assert!(matches!(
-            validate_class("g"),
-            Err(NameError::TooShort { .. })
-        ));
-        assert!(matches!(validate_vendor(""), Err(NameError::Empty { .. })));
-        assert!(matches!(
-            validate_vendor("1a"),
-            Err(NameError::BadStart { .. })
-        ));
-        assert!(matches!(
-            validate_class("gpu-"),
-            Err(NameError::BadEnd { .. })
-        ));
-        assert!(matches!(
-            validate_class("gpu."),
-            Err(NameError::BadEnd { .. })
-        ));
-        assert!(matches!(
-            validate_vendor("a:b"),
-            Err(NameError::BadChar { bad: ':', .. })
-        ));
-        assert!(matches!(
-            validate_vendor("aé"),
-            Err(NameError::BadChar { bad: 'é', .. })
-        ));
+        assert_fails!(validate_vendor("a"), NameError::TooShort { .. });
+        assert_fails!(validate_class("g"), NameError::TooShort { .. });
+        assert_fails!(validate_vendor(""), NameError::Empty { .. });
+        assert_fails!(validate_vendor("1a"), NameError::BadStart { .. });
+        assert_fails!(validate_class("gpu-"), NameError::BadEnd { .. });
+        assert_fails!(validate_class("gpu."), NameError::BadEnd { .. });
+        assert_fails!(validate_vendor("a:b"), NameError::BadChar { bad: ':', .. });
+        assert_fails!(validate_vendor("aé"), NameError::BadChar { bad: 'é', .. });
     }
 
     #[test]
@@ -329,16 +315,10 @@ mod tests {
             parse_kind("amd.com/gpu"),
             Ok(("amd.com".to_owned(), "gpu".to_owned()))
         );
-        assert!(matches!(parse_kind("gpu"), Err(NameError::BadKind { .. })));
-        assert!(matches!(parse_kind("/gpu"), Err(NameError::BadKind { .. })));
-        assert!(matches!(
-            parse_kind("a.com/"),
-            Err(NameError::BadKind { .. })
-        ));
-        assert!(matches!(
-            parse_kind("a.com/b/c"),
-            Err(NameError::BadChar { bad: '/', .. })
-        ));
+        assert_fails!(parse_kind("gpu"), NameError::BadKind { .. });
+        assert_fails!(parse_kind("/gpu"), NameError::BadKind { .. });
+        assert_fails!(parse_kind("a.com/"), NameError::BadKind { .. });
+        assert_fails!(parse_kind("a.com/b/c"), NameError::BadChar { bad: '/', .. });
     }
 
     #[test]
