@@ -375,20 +375,37 @@ mod tests {
         }
     }
 
+    /// A host whose mounts are `mountinfo` and whose processes are in the cgroups of `procs`,
+    /// each a pid and its `/proc/<pid>/cgroup`.
+    fn host(mountinfo: &str, procs: &[(u32, &str)]) -> Fake {
+        let fake = Fake::new();
+        fake.add("/proc/self/mountinfo", FakeEntry::File(mountinfo.into()));
+        for (pid, cgroup) in procs {
+            fake.add(
+                format!("/proc/{pid}/cgroup"),
+                FakeEntry::File((*cgroup).into()),
+            );
+        }
+        fake
+    }
+
+    /// A container in the cgroup2 hierarchy only, at `dir`.
+    fn only_v2(dir: impl Into<PathBuf>) -> DeviceCgroups {
+        DeviceCgroups {
+            v1: None,
+            v2: Some(dir.into()),
+        }
+    }
+
     fn gpu_rule() -> DeviceRule {
         DeviceRule::allow_device(DeviceType::Char, 226, 129, Access::ALL)
     }
 
     #[test]
     fn hybrid_host_finds_both_hierarchies() {
-        let fake = Fake::new();
-        fake.add(
-            "/proc/self/mountinfo",
-            FakeEntry::File(HYBRID_MOUNTINFO.into()),
-        );
-        fake.add(
-            "/proc/42/cgroup",
-            FakeEntry::File("5:devices:/ctr\n4:memory:/ctr\n0::/ctr\n".into()),
+        let fake = host(
+            HYBRID_MOUNTINFO,
+            &[(42, "5:devices:/ctr\n4:memory:/ctr\n0::/ctr\n")],
         );
         let found = locate(&fake, &roots(), 42).expect("locate");
         assert_eq!(found.v1, Some(PathBuf::from("/sys/fs/cgroup/devices/ctr")));
@@ -397,16 +414,9 @@ mod tests {
 
     #[test]
     fn mount_roots_are_stripped_and_escapes_decoded() {
-        let fake = Fake::new();
-        fake.add(
-            "/proc/self/mountinfo",
-            FakeEntry::File(
-                "50 1 0:40 /outer /sys/fs/my\\040cgroup rw - cgroup2 cgroup2 rw\n".into(),
-            ),
-        );
-        fake.add(
-            "/proc/7/cgroup",
-            FakeEntry::File("0::/outer/inner\n".into()),
+        let fake = host(
+            "50 1 0:40 /outer /sys/fs/my\\040cgroup rw - cgroup2 cgroup2 rw\n",
+            &[(7, "0::/outer/inner\n")],
         );
         let found = locate(&fake, &roots(), 7).expect("locate");
         assert_eq!(found.v2, Some(PathBuf::from("/sys/fs/my cgroup/inner")));
@@ -415,27 +425,17 @@ mod tests {
 
     #[test]
     fn cgroup_outside_the_mount_root_is_refused() {
-        let fake = Fake::new();
-        fake.add(
-            "/proc/self/mountinfo",
-            FakeEntry::File("50 1 0:40 /outer /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n".into()),
+        let fake = host(
+            "50 1 0:40 /outer /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+            &[(7, "0::/elsewhere\n")],
         );
-        fake.add("/proc/7/cgroup", FakeEntry::File("0::/elsewhere\n".into()));
         let err = locate(&fake, &roots(), 7).expect_err("outside");
         assert!(matches!(err, CgroupError::OutsideMount { .. }), "{err}");
     }
 
     #[test]
     fn root_cgroups_are_never_changed() {
-        let fake = Fake::new();
-        fake.add(
-            "/proc/self/mountinfo",
-            FakeEntry::File(HYBRID_MOUNTINFO.into()),
-        );
-        fake.add(
-            "/proc/3/cgroup",
-            FakeEntry::File("5:devices:/\n0::/\n".into()),
-        );
+        let fake = host(HYBRID_MOUNTINFO, &[(3, "5:devices:/\n0::/\n")]);
         let found = locate(&fake, &roots(), 3).expect("locate");
         assert_eq!(found, DeviceCgroups::default());
         allow(&fake, &found, &[], &[gpu_rule()]).expect("nothing to allow");
@@ -444,20 +444,14 @@ mod tests {
 
     #[test]
     fn no_cgroup_hierarchy_is_an_error() {
-        let fake = Fake::new();
-        fake.add("/proc/self/mountinfo", FakeEntry::File(String::new()));
-        fake.add("/proc/3/cgroup", FakeEntry::File("0::/ctr\n".into()));
+        let fake = host("", &[(3, "0::/ctr\n")]);
         let err = locate(&fake, &roots(), 3).expect_err("nothing mounted");
         assert!(matches!(err, CgroupError::NoDeviceCgroup { .. }), "{err}");
     }
 
     #[test]
     fn gone_process_is_a_clear_error() {
-        let fake = Fake::new();
-        fake.add(
-            "/proc/self/mountinfo",
-            FakeEntry::File(HYBRID_MOUNTINFO.into()),
-        );
+        let fake = host(HYBRID_MOUNTINFO, &[]);
         let err = locate(&fake, &roots(), 999).expect_err("gone");
         assert_eq!(
             err.to_string(),
@@ -493,10 +487,7 @@ mod tests {
     #[test]
     fn v2_without_programs_is_left_alone() {
         let fake = Fake::new();
-        let cgroups = DeviceCgroups {
-            v1: None,
-            v2: Some(PathBuf::from("/cg/unified/ctr")),
-        };
+        let cgroups = only_v2("/cg/unified/ctr");
         let outcome = allow(&fake, &cgroups, &[], &[gpu_rule()]).expect("allow");
         assert_eq!(outcome.v2_replaced, None);
         assert!(fake.ops().is_empty());
@@ -507,10 +498,7 @@ mod tests {
         let fake = Fake::new();
         let dir = PathBuf::from("/cg/unified/ctr");
         fake.attached.borrow_mut().insert(dir.clone(), vec![7]);
-        let cgroups = DeviceCgroups {
-            v1: None,
-            v2: Some(dir.clone()),
-        };
+        let cgroups = only_v2(&dir);
         allow(&fake, &cgroups, &[], &[gpu_rule()]).expect("allow");
         let ops = fake.ops();
         assert!(matches!(ops[0], Op::BpfLoad(_)));
@@ -527,10 +515,7 @@ mod tests {
         let fake = Fake::new();
         let dir = PathBuf::from("/cg/unified/ctr");
         fake.attached.borrow_mut().insert(dir.clone(), vec![7, 8]);
-        let cgroups = DeviceCgroups {
-            v1: None,
-            v2: Some(dir.clone()),
-        };
+        let cgroups = only_v2(&dir);
         allow(&fake, &cgroups, &[], &[gpu_rule()]).expect("allow");
         assert_eq!(
             fake.ops()[1..],
@@ -548,10 +533,7 @@ mod tests {
         let fake = Fake::new();
         let dir = PathBuf::from("/cg/unified/ctr");
         fake.fail(&dir, Errno::EPERM);
-        let cgroups = DeviceCgroups {
-            v1: None,
-            v2: Some(dir),
-        };
+        let cgroups = only_v2(&dir);
         let err = allow(&fake, &cgroups, &[], &[gpu_rule()]).expect_err("eperm");
         assert_eq!(
             err.to_string(),
