@@ -102,6 +102,10 @@ impl Fake {
         self.ops.borrow().clone()
     }
 
+    fn record(&self, op: Op) {
+        self.ops.borrow_mut().push(op);
+    }
+
     fn check(&self, path: &Path) -> Result<(), Errno> {
         match self.failures.borrow().get(path) {
             Some(errno) => Err(*errno),
@@ -125,7 +129,7 @@ impl Fake {
             return Err(Errno::EEXIST);
         }
         self.entries.borrow_mut().insert(path.clone(), entry);
-        self.ops.borrow_mut().push(op(path));
+        self.record(op(path));
         Ok(())
     }
 }
@@ -208,7 +212,7 @@ impl Syscalls for Fake {
             Some(_) => {}
             None => return Err(Errno::ENOENT),
         }
-        self.ops.borrow_mut().push(Op::Chown(path, uid, gid));
+        self.record(Op::Chown(path, uid, gid));
         Ok(())
     }
 
@@ -228,25 +232,19 @@ impl Syscalls for Fake {
         };
         let mounted = self.entry(source).ok_or(Errno::ENOENT)?;
         self.entries.borrow_mut().insert(path.clone(), mounted);
-        self.ops
-            .borrow_mut()
-            .push(Op::BindMount(source.to_path_buf(), path));
+        self.record(Op::BindMount(source.to_path_buf(), path));
         Ok(())
     }
 
     fn enter_mount_namespace(&self, ns: &Path) -> Result<(), Errno> {
         self.check(ns)?;
-        self.ops
-            .borrow_mut()
-            .push(Op::EnterMountNamespace(ns.to_path_buf()));
+        self.record(Op::EnterMountNamespace(ns.to_path_buf()));
         Ok(())
     }
 
     fn enter_user_namespace(&self, ns: &Path) -> Result<(), Errno> {
         self.check(ns)?;
-        self.ops
-            .borrow_mut()
-            .push(Op::EnterUserNamespace(ns.to_path_buf()));
+        self.record(Op::EnterUserNamespace(ns.to_path_buf()));
         Ok(())
     }
 
@@ -272,9 +270,7 @@ impl Syscalls for Fake {
         if self.entry(path).is_none() {
             return Err(std::io::ErrorKind::NotFound.into());
         }
-        self.ops
-            .borrow_mut()
-            .push(Op::Write(path.to_path_buf(), contents.to_string()));
+        self.record(Op::Write(path.to_path_buf(), contents.to_string()));
         Ok(())
     }
 
@@ -292,7 +288,7 @@ impl Syscalls for Fake {
         let mut programs = self.programs.borrow_mut();
         let id = 100 + u32::try_from(programs.len()).map_err(|_| Errno::E2BIG)?;
         programs.insert(id, instructions.to_vec());
-        self.ops.borrow_mut().push(Op::BpfLoad(instructions.len()));
+        self.record(Op::BpfLoad(instructions.len()));
         Ok(id)
     }
 
@@ -311,9 +307,7 @@ impl Syscalls for Fake {
         } else {
             list.push(*program);
         }
-        self.ops
-            .borrow_mut()
-            .push(Op::BpfAttach(cgroup.to_path_buf(), replace));
+        self.record(Op::BpfAttach(cgroup.to_path_buf(), replace));
         Ok(())
     }
 
@@ -323,9 +317,7 @@ impl Syscalls for Fake {
         let list = attached.entry(cgroup.to_path_buf()).or_default();
         let pos = list.iter().position(|p| *p == id).ok_or(Errno::ENOENT)?;
         list.remove(pos);
-        self.ops
-            .borrow_mut()
-            .push(Op::BpfDetach(cgroup.to_path_buf(), id));
+        self.record(Op::BpfDetach(cgroup.to_path_buf(), id));
         Ok(())
     }
 }
