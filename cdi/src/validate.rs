@@ -294,21 +294,26 @@ fn check_edits(base: &str, edits: &ContainerEdits, report: &mut Problems<'_>) {
     let mut names = BTreeSet::new();
     for (index, net) in edits.net_devices.iter().enumerate() {
         let field = format!("{base}.netDevices[{index}]");
-        if net.host_interface_name.is_empty() {
-            report.push(format!("{field}.hostInterfaceName"), "required");
-        } else if !host_names.insert(net.host_interface_name.as_str()) {
-            report.push(
-                format!("{field}.hostInterfaceName"),
-                format!("{:?} is moved more than once", net.host_interface_name),
-            );
-        }
-        if net.name.is_empty() {
-            report.push(format!("{field}.name"), "required");
-        } else if !names.insert(net.name.as_str()) {
-            report.push(
-                format!("{field}.name"),
-                format!("{:?} is used by more than one interface", net.name),
-            );
+        // Both names are required, and neither may repeat (a reuse says why it is refused).
+        for (key, value, seen, reused) in [
+            (
+                "hostInterfaceName",
+                &net.host_interface_name,
+                &mut host_names,
+                "is moved more than once",
+            ),
+            (
+                "name",
+                &net.name,
+                &mut names,
+                "is used by more than one interface",
+            ),
+        ] {
+            if value.is_empty() {
+                report.push(format!("{field}.{key}"), "required");
+            } else if !seen.insert(value.as_str()) {
+                report.push(format!("{field}.{key}"), format!("{value:?} {reused}"));
+            }
         }
     }
 }
