@@ -201,6 +201,19 @@ mod tests {
         &mut spec.devices[0].container_edits
     }
 
+    /// The versions the base spec needs with `edit` made to its device's edits, and with it
+    /// made to the spec's own edits instead.
+    fn needed_at_both_levels(edit: impl Fn(&mut ContainerEdits)) -> [Version; 2] {
+        let mut at_device = base();
+        edit(device_edits(&mut at_device));
+        let mut at_spec = base();
+        edit(&mut at_spec.container_edits);
+        [
+            minimum_required_version(&at_device),
+            minimum_required_version(&at_spec),
+        ]
+    }
+
     #[test]
     fn versions_parse_and_print_as_major_minor_patch() {
         let version: Version = "0.5.0".parse().expect("valid");
@@ -267,14 +280,13 @@ mod tests {
             host_path: Some("/dev/y".to_owned()),
             ..Default::default()
         };
-        let mut spec = base();
-        device_edits(&mut spec).device_nodes.push(node.clone());
-        assert_eq!(minimum_required_version(&spec), V0_5_0);
-        let mut spec = base();
-        spec.container_edits.device_nodes.push(node);
-        assert_eq!(minimum_required_version(&spec), V0_5_0);
-        spec.container_edits.device_nodes[0].host_path = Some(String::new());
-        assert_eq!(minimum_required_version(&spec), V0_3_0);
+        let with = |node: &DeviceNode| needed_at_both_levels(|e| e.device_nodes.push(node.clone()));
+        assert_eq!(with(&node), [V0_5_0; 2]);
+        let empty = DeviceNode {
+            host_path: Some(String::new()),
+            ..node
+        };
+        assert_eq!(with(&empty), [V0_3_0; 2]);
     }
 
     #[test]
@@ -309,12 +321,10 @@ mod tests {
 
     #[test]
     fn additional_gids_need_0_7_0_at_spec_or_device_level() {
-        let mut spec = base();
-        device_edits(&mut spec).additional_gids.push(44);
-        assert_eq!(minimum_required_version(&spec), V0_7_0);
-        let mut spec = base();
-        spec.container_edits.additional_gids.push(44);
-        assert_eq!(minimum_required_version(&spec), V0_7_0);
+        assert_eq!(
+            needed_at_both_levels(|e| e.additional_gids.push(44)),
+            [V0_7_0; 2]
+        );
     }
 
     #[test]
