@@ -25,6 +25,13 @@ fn edits_with_nodes(nodes: Vec<DeviceNode>) -> ContainerEdits {
     }
 }
 
+fn edits_with_env(env: &[&str]) -> ContainerEdits {
+    ContainerEdits {
+        env: env.iter().map(|e| (*e).to_owned()).collect(),
+        ..ContainerEdits::default()
+    }
+}
+
 fn apply_ok(config: &mut Value, edits: &ContainerEdits) {
     apply(config, edits).expect("edits apply");
 }
@@ -201,14 +208,8 @@ fn non_root_user_owns_nodes_unless_the_spec_says_otherwise() {
 #[test]
 fn env_last_writer_wins_in_place() {
     let mut config = json!({"process": {"env": ["PATH=/bin", "A=old", "B"]}});
-    let first = ContainerEdits {
-        env: vec!["A=1".into(), "C=1".into()],
-        ..Default::default()
-    };
-    let second = ContainerEdits {
-        env: vec!["C=2".into(), "B=set".into()],
-        ..Default::default()
-    };
+    let first = edits_with_env(&["A=1", "C=1"]);
+    let second = edits_with_env(&["C=2", "B=set"]);
     apply_many(&mut config, &[&first, &second]).expect("apply");
     assert_eq!(
         config["process"]["env"],
@@ -331,14 +332,7 @@ fn wrong_config_shape_is_reported_with_the_field() {
         err.to_string(),
         "cannot edit OCI config: linux.devices is not an array"
     );
-    let err = apply(
-        &mut json!([]),
-        &ContainerEdits {
-            env: vec!["A=1".into()],
-            ..Default::default()
-        },
-    )
-    .expect_err("shape");
+    let err = apply(&mut json!([]), &edits_with_env(&["A=1"])).expect_err("shape");
     assert_eq!(
         err.to_string(),
         "cannot edit OCI config: the config is not an object"
@@ -350,25 +344,16 @@ fn spec_edits_apply_once_and_unknown_names_fail() {
     let spec = Spec {
         cdi_version: "0.5.0".into(),
         kind: "example.com/device".into(),
-        container_edits: ContainerEdits {
-            env: vec!["SPEC=1".into()],
-            ..Default::default()
-        },
+        container_edits: edits_with_env(&["SPEC=1"]),
         devices: vec![
             Device {
                 name: "a".into(),
-                container_edits: ContainerEdits {
-                    env: vec!["A=1".into()],
-                    ..Default::default()
-                },
+                container_edits: edits_with_env(&["A=1"]),
                 ..Default::default()
             },
             Device {
                 name: "b".into(),
-                container_edits: ContainerEdits {
-                    env: vec!["B=1".into()],
-                    ..Default::default()
-                },
+                container_edits: edits_with_env(&["B=1"]),
                 ..Default::default()
             },
         ],
