@@ -436,6 +436,12 @@ mod tests {
         parse(text.as_bytes()).expect_err(text).to_string()
     }
 
+    /// `text` is refused with a message that contains `part`.
+    fn assert_refused_with(text: &str, part: &str) {
+        let message = refused(text);
+        assert!(message.contains(part), "{text}: {message}");
+    }
+
     #[test]
     fn accepted_configs_parse_exactly_like_serde_json() {
         for text in [
@@ -529,11 +535,7 @@ mod tests {
                 "resources",
             ),
         ] {
-            let message = refused(text);
-            assert!(
-                message.contains(&format!(" in {place} is the OCI field \"{field}\" ")),
-                "{text}: {message}"
-            );
+            assert_refused_with(text, &format!(" in {place} is the OCI field \"{field}\" "));
         }
     }
 
@@ -553,11 +555,7 @@ mod tests {
                 "annotations[\"a.b/c\"]",
             ),
         ] {
-            let message = refused(text);
-            assert!(
-                message.contains(&format!(" twice in {place} ")),
-                "{text}: {message}"
-            );
+            assert_refused_with(text, &format!(" twice in {place} "));
         }
     }
 
