@@ -570,6 +570,12 @@ mod tests {
         }
     }
 
+    /// The replaced file's permission bits, 0644 for a new file; not synced.
+    const KEEP: WriteOptions = WriteOptions {
+        mode: Mode::KeepOr(0o644),
+        durable: false,
+    };
+
     fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
             .expect("read dir")
@@ -631,8 +637,8 @@ mod tests {
         let link = dir.path().join("daemon.json");
         std::os::unix::fs::symlink("second", &link).expect("symlink");
         let options = WriteOptions {
-            mode: Mode::KeepOr(0o644),
             durable: true,
+            ..KEEP
         };
         assert_eq!(
             write_file(&link, b"new", options).expect("write"),
@@ -716,13 +722,9 @@ mod tests {
         let path = dir.path().join("config.json");
         fs::write(&path, "{}").expect("write");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o6777)).expect("chmod");
-        let keep = WriteOptions {
-            mode: Mode::KeepOr(0o644),
-            durable: false,
-        };
         // Even the same bytes are rewritten: the setuid and setgid bits must go.
         assert_eq!(
-            write_file(&path, b"{}", keep).expect("write"),
+            write_file(&path, b"{}", KEEP).expect("write"),
             WriteOutcome::Written
         );
         assert_eq!(fs::metadata(&path).expect("stat").mode() & 0o7777, 0o777);
@@ -740,17 +742,12 @@ mod tests {
         let fd = open_dir(&bundle).expect("open dir");
         fs::rename(&bundle, dir.path().join("moved")).expect("rename");
         fs::create_dir(&bundle).expect("mkdir again");
-        let options = WriteOptions {
-            mode: Mode::KeepOr(0o644),
-            durable: false,
-        };
-        write_in(fd.as_fd(), &bundle, "config.json".as_ref(), b"{}", options).expect("write");
+        write_in(fd.as_fd(), &bundle, "config.json".as_ref(), b"{}", KEEP).expect("write");
         assert_eq!(entries(&bundle), Vec::<String>::new());
         assert_eq!(entries(&dir.path().join("moved")), ["config.json"]);
         // A symlink at the name is not followed but refused.
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("moved/link")).expect("ln");
-        let err =
-            write_in(fd.as_fd(), &bundle, "link".as_ref(), b"{}", options).expect_err("symlink");
+        let err = write_in(fd.as_fd(), &bundle, "link".as_ref(), b"{}", KEEP).expect_err("symlink");
         assert!(
             err.to_string()
                 .ends_with(": it is a symbolic link, not a regular file (it was left as it is)"),
@@ -758,7 +755,7 @@ mod tests {
         );
         for name in ["", ".", "..", "a/b"] {
             assert!(matches!(
-                write_in(fd.as_fd(), &bundle, name.as_ref(), b"", options),
+                write_in(fd.as_fd(), &bundle, name.as_ref(), b"", KEEP),
                 Err(WriteError::NotAFilePath { .. })
             ));
         }
