@@ -340,16 +340,7 @@ impl Registry {
 
 /// Loads a spec file and validates it, the check every file in a spec directory must pass.
 pub fn load_checked(path: &Path) -> Result<Spec, RegistryError> {
-    let spec = codec::load(path)?;
-    let problems = validate::validate(&spec);
-    if problems.is_empty() {
-        Ok(spec)
-    } else {
-        Err(RegistryError::Invalid {
-            path: path.to_path_buf(),
-            problems,
-        })
-    }
+    valid(codec::load(path)?, path)
 }
 
 /// Reads, parses and validates a spec-dir entry: [`read_entry`], then the checks of
@@ -361,6 +352,11 @@ pub fn load_entry(path: &Path) -> Result<Spec, RegistryError> {
             path: path.to_path_buf(),
             source,
         })?;
+    valid(spec, path)
+}
+
+/// `spec`, read from `path`, when it passes [`validate::validate`].
+fn valid(spec: Spec, path: &Path) -> Result<Spec, RegistryError> {
     let problems = validate::validate(&spec);
     if problems.is_empty() {
         Ok(spec)
@@ -478,6 +474,14 @@ mod tests {
         path
     }
 
+    /// A symlink `dir/name` to `target`, `dir` created as needed.
+    fn link(dir: &Path, name: &str, target: impl AsRef<Path>) -> PathBuf {
+        fs::create_dir_all(dir).expect("mkdir");
+        let path = dir.join(name);
+        std::os::unix::fs::symlink(target, &path).expect("symlink");
+        path
+    }
+
     fn names(registry: &Registry) -> Vec<String> {
         registry.devices().map(|d| d.name.to_string()).collect()
     }
@@ -523,12 +527,11 @@ mod tests {
             &spec_text("example.com/dev", &["a"]),
         );
         let dir = tmp.path().join("cdi");
-        fs::create_dir_all(&dir).expect("mkdir");
-        std::os::unix::fs::symlink(&elsewhere, dir.join("link.json")).expect("symlink");
+        let link = link(&dir, "link.json", &elsewhere);
         let registry = Registry::load(std::slice::from_ref(&dir));
         assert_eq!(
             registry.device("example.com/dev=a").expect("a").file.path,
-            dir.join("link.json")
+            link
         );
     }
 
@@ -542,8 +545,8 @@ mod tests {
             nix::sys::stat::Mode::from_bits_truncate(0o644),
         )
         .expect("mkfifo");
-        std::os::unix::fs::symlink("/dev/null", dir.join("null.json")).expect("symlink");
-        std::os::unix::fs::symlink(tmp.path(), dir.join("dir.json")).expect("symlink");
+        link(&dir, "null.json", "/dev/null");
+        link(&dir, "dir.json", tmp.path());
         let registry = Registry::load(std::slice::from_ref(&dir));
         assert_eq!(names(&registry), ["example.com/dev=a"]);
         let shown =
@@ -590,10 +593,8 @@ mod tests {
         );
         lchown(&theirs, Some(65534), Some(65534)).expect("chown target");
         let dir = tmp.path().join("cdi");
-        fs::create_dir_all(&dir).expect("mkdir");
         for (name, target) in [("planted.yaml", &secret), ("own.json", &theirs)] {
-            let link = dir.join(name);
-            std::os::unix::fs::symlink(target, &link).expect("symlink");
+            let link = link(&dir, name, target);
             lchown(&link, Some(65534), Some(65534)).expect("chown link");
         }
         let registry = Registry::load(std::slice::from_ref(&dir));
