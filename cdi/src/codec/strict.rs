@@ -23,41 +23,34 @@ pub(crate) fn annotations<'de, D>(deserializer: D) -> Result<BTreeMap<String, St
 where
     D: Deserializer<'de>,
 {
-    struct Annotations;
+    #[derive(Default)]
+    struct Annotations(BTreeMap<String, String>);
+    impl<'de> Deserialize<'de> for Annotations {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(Annotations::default())
+        }
+    }
     impl<'de> Visitor<'de> for Annotations {
-        type Value = BTreeMap<String, String>;
+        type Value = Self;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a map of strings to strings")
         }
 
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
-        }
-
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
-        }
-
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Self, A::Error> {
             while let Some(key) = map.next_key::<String>()? {
-                if out.contains_key(&key) {
+                if self.0.contains_key(&key) {
                     return Err(de::Error::custom(format_args!(
                         "duplicate annotation key {key:?}"
                     )));
                 }
                 let value = map.next_value::<String>()?;
-                out.insert(key, value);
+                self.0.insert(key, value);
             }
-            Ok(out)
+            Ok(self)
         }
     }
-    deserializer.deserialize_option(Annotations)
+    nullable::<D, Annotations>(deserializer).map(|annotations| annotations.0)
 }
 
 /// An integer of type `T` written as a number, never as a quoted string.
@@ -147,63 +140,50 @@ pub(crate) fn u32_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D:
 
 /// A list of `u32` written as numbers; `null` reads as empty.
 pub(crate) fn u32_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
-    struct List;
+    #[derive(Default)]
+    struct List(Vec<u32>);
+    impl<'de> Deserialize<'de> for List {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_seq(List::default())
+        }
+    }
     impl<'de> Visitor<'de> for List {
-        type Value = Vec<u32>;
+        type Value = Self;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a list of integers in the range of u32")
         }
 
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_seq(self)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
+        fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Self, A::Error> {
             while let Some(value) = seq.next_element_seed(Integer::<u32>(PhantomData))? {
-                out.push(value);
+                self.0.push(value);
             }
-            Ok(out)
+            Ok(self)
         }
     }
-    d.deserialize_option(List)
+    nullable::<D, List>(d).map(|list| list.0)
 }
 
 /// A boolean written as `true`/`false` (YAML 1.1 spellings included), never quoted;
 /// `null` reads as `false`.
 pub(crate) fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    struct Bool;
+    #[derive(Default)]
+    struct Bool(bool);
+    impl<'de> Deserialize<'de> for Bool {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Bool::default())
+        }
+    }
     impl<'de> Visitor<'de> for Bool {
-        type Value = bool;
+        type Value = Self;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a boolean")
         }
 
-        fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
-            Ok(false)
-        }
-
-        fn visit_none<E: de::Error>(self) -> Result<bool, E> {
-            Ok(false)
-        }
-
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-            d.deserialize_any(self)
-        }
-
-        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
-            Ok(v)
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self, E> {
+            Ok(Bool(v))
         }
     }
-    d.deserialize_option(Bool)
+    nullable::<D, Bool>(d).map(|b| b.0)
 }
