@@ -7,7 +7,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// `null` reads as the type's default (an empty list or map, or empty edits).
 pub(crate) fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -93,49 +93,26 @@ where
     }
 }
 
-impl<'de, T> DeserializeSeed<'de> for Integer<T>
+/// An integer of type `T`, read with [`Integer`].
+struct Number<T>(T);
+
+impl<'de, T> Deserialize<'de> for Number<T>
 where
     T: TryFrom<i64> + TryFrom<u64>,
 {
-    type Value = T;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
-        d.deserialize_any(self)
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Integer(PhantomData)).map(Number)
     }
 }
 
-/// An optional integer; `null` reads as absent.
-struct OptionalInteger<T>(PhantomData<T>);
-
-impl<'de, T> Visitor<'de> for OptionalInteger<T>
-where
-    T: TryFrom<i64> + TryFrom<u64>,
-{
-    type Value = Option<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Integer::<T>(PhantomData).expecting(f)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        Integer::<T>(PhantomData).deserialize(d).map(Some)
-    }
-}
-
+/// An optional `i64`; `null` reads as absent.
 pub(crate) fn i64_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    d.deserialize_option(OptionalInteger::<i64>(PhantomData))
+    Ok(Option::<Number<i64>>::deserialize(d)?.map(|number| number.0))
 }
 
+/// An optional `u32`; `null` reads as absent.
 pub(crate) fn u32_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    d.deserialize_option(OptionalInteger::<u32>(PhantomData))
+    Ok(Option::<Number<u32>>::deserialize(d)?.map(|number| number.0))
 }
 
 /// A list of `u32` written as numbers; `null` reads as empty.
@@ -155,7 +132,7 @@ pub(crate) fn u32_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::E
         }
 
         fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Self, A::Error> {
-            while let Some(value) = seq.next_element_seed(Integer::<u32>(PhantomData))? {
+            while let Some(Number(value)) = seq.next_element()? {
                 self.0.push(value);
             }
             Ok(self)
