@@ -368,6 +368,10 @@ mod tests {
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
 
+    /// A cgroup2 mount of the hierarchy's `/outer`, at a mount point with an escaped space.
+    const OUTER_MOUNTINFO: &str =
+        "50 1 0:40 /outer /sys/fs/my\\040cgroup rw - cgroup2 cgroup2 rw\n";
+
     fn roots() -> CgroupRoots {
         CgroupRoots {
             proc_root: PathBuf::from("/proc"),
@@ -414,10 +418,7 @@ mod tests {
 
     #[test]
     fn mount_roots_are_stripped_and_escapes_decoded() {
-        let fake = host(
-            "50 1 0:40 /outer /sys/fs/my\\040cgroup rw - cgroup2 cgroup2 rw\n",
-            &[(7, "0::/outer/inner\n")],
-        );
+        let fake = host(OUTER_MOUNTINFO, &[(7, "0::/outer/inner\n")]);
         let found = locate(&fake, &roots(), 7).expect("locate");
         assert_eq!(found.v2, Some(PathBuf::from("/sys/fs/my cgroup/inner")));
         assert_eq!(found.v1, None);
@@ -425,10 +426,7 @@ mod tests {
 
     #[test]
     fn cgroup_outside_the_mount_root_is_refused() {
-        let fake = host(
-            "50 1 0:40 /outer /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
-            &[(7, "0::/elsewhere\n")],
-        );
+        let fake = host(OUTER_MOUNTINFO, &[(7, "0::/elsewhere\n")]);
         let err = locate(&fake, &roots(), 7).expect_err("outside");
         assert!(matches!(err, CgroupError::OutsideMount { .. }), "{err}");
     }
