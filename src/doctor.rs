@@ -458,44 +458,33 @@ fn fold_consequences(sections: &mut Vec<Section>) {
     sections.retain(|section| !section.findings.is_empty());
 }
 
-fn ok(check: &str, message: impl Into<String>) -> Finding {
-    Finding {
-        check: check.to_string(),
-        status: Status::Ok,
-        message: message.into(),
-        remedy: None,
-        consequences: Vec::new(),
+impl Finding {
+    /// A finding of `check` with nothing folded under it yet (see [`fold_consequences`]).
+    fn new(check: &str, status: Status, message: String, remedy: Option<String>) -> Finding {
+        Finding {
+            check: check.to_string(),
+            status,
+            message,
+            remedy,
+            consequences: Vec::new(),
+        }
     }
+}
+
+fn ok(check: &str, message: impl Into<String>) -> Finding {
+    Finding::new(check, Status::Ok, message.into(), None)
 }
 
 fn info(check: &str, message: impl Into<String>) -> Finding {
-    Finding {
-        check: check.to_string(),
-        status: Status::Info,
-        message: message.into(),
-        remedy: None,
-        consequences: Vec::new(),
-    }
+    Finding::new(check, Status::Info, message.into(), None)
 }
 
 fn warn(check: &str, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
-    Finding {
-        check: check.to_string(),
-        status: Status::Warn,
-        message: message.into(),
-        remedy: Some(remedy.into()),
-        consequences: Vec::new(),
-    }
+    Finding::new(check, Status::Warn, message.into(), Some(remedy.into()))
 }
 
 fn fail(check: &str, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
-    Finding {
-        check: check.to_string(),
-        status: Status::Fail,
-        message: message.into(),
-        remedy: Some(remedy.into()),
-        consequences: Vec::new(),
-    }
+    Finding::new(check, Status::Fail, message.into(), Some(remedy.into()))
 }
 
 #[cfg(test)]
