@@ -349,65 +349,22 @@ pub fn run(options: &DoctorOptions) -> Report {
     Report { sections }
 }
 
-/// The checks of the chain from hardware to spec, each a possible root cause, with the later
-/// checks that cannot pass while it fails. `*.` matches the check in every engine section.
-const CAUSES: &[(&str, &[&str])] = &[
-    (
-        "driver.pci",
-        &[
-            "driver.module",
-            "driver.kfd",
-            "driver.topology",
-            "driver.gpus",
-            "devices.kfd",
-            "devices.render",
-            "specs.present",
-            "specs.current",
-            "*.spec-visible",
-        ],
-    ),
-    (
-        "driver.module",
-        &[
-            "driver.kfd",
-            "driver.topology",
-            "driver.gpus",
-            "devices.kfd",
-            "devices.render",
-            "specs.present",
-            "specs.current",
-            "*.spec-visible",
-        ],
-    ),
-    (
-        "driver.kfd",
-        &[
-            "devices.kfd",
-            "devices.render",
-            "specs.present",
-            "specs.current",
-            "*.spec-visible",
-        ],
-    ),
-    (
-        "driver.topology",
-        &[
-            "devices.render",
-            "specs.present",
-            "specs.current",
-            "*.spec-visible",
-        ],
-    ),
-    (
-        "driver.gpus",
-        &[
-            "devices.render",
-            "specs.present",
-            "specs.current",
-            "*.spec-visible",
-        ],
-    ),
+/// The chain from hardware to spec: each check with the earlier checks it needs, which it cannot
+/// pass while they fail. `*.` matches the check in every engine section.
+const NEEDS: &[(&str, &[&str])] = &[
+    ("driver.module", &["driver.pci"]),
+    ("driver.kfd", &["driver.module"]),
+    ("driver.topology", &["driver.module"]),
+    ("driver.gpus", &["driver.module"]),
+    ("devices.kfd", &["driver.kfd"]),
+    ("devices.render", GPUS),
+    ("specs.present", GPUS),
+    ("specs.current", GPUS),
+    ("*.spec-visible", GPUS),
 ];
+
+/// The checks that find the GPUs a render node or a spec is for.
+const GPUS: &[&str] = &["driver.kfd", "driver.topology", "driver.gpus"];
 
 /// True when `check` matches `pattern` (`*.name` matches `<anything>.name`).
 fn check_matches(pattern: &str, check: &str) -> bool {
@@ -417,24 +374,36 @@ fn check_matches(pattern: &str, check: &str) -> bool {
     }
 }
 
-/// Finds the first warning or failure of the chain in [`CAUSES`] and moves every later finding
-/// that is not ok and only follows from it into its `consequences`; sections left empty are
-/// dropped. One root cause at most: what follows from it may hide other causes, which show once
-/// it is fixed.
+/// True when a failing `check` can be a root cause: a later check needs it.
+fn is_cause(check: &str) -> bool {
+    NEEDS.iter().any(|(_, needs)| needs.contains(&check))
+}
+
+/// True when `check` cannot pass while `cause` fails: it needs `cause`, directly or through the
+/// checks it needs ([`NEEDS`] has no circle).
+fn follows(check: &str, cause: &str) -> bool {
+    NEEDS
+        .iter()
+        .filter(|(pattern, _)| check_matches(pattern, check))
+        .flat_map(|(_, needs)| needs.iter())
+        .any(|need| *need == cause || follows(need, cause))
+}
+
+/// Finds the first warning or failure of a check that later checks need ([`NEEDS`]) and moves
+/// every later finding that is not ok and only follows from it into its `consequences`; sections
+/// left empty are dropped. One root cause at most: what follows from it may hide other causes,
+/// which show once it is fixed.
 fn fold_consequences(sections: &mut Vec<Section>) {
     let mut root = None;
     'find: for (s, section) in sections.iter().enumerate() {
         for (f, finding) in section.findings.iter().enumerate() {
-            if finding.status < Status::Warn {
-                continue;
-            }
-            if let Some((_, follows)) = CAUSES.iter().find(|(cause, _)| *cause == finding.check) {
-                root = Some((s, f, *follows));
+            if finding.status >= Status::Warn && is_cause(&finding.check) {
+                root = Some((s, f, finding.check.clone()));
                 break 'find;
             }
         }
     }
-    let Some((root_section, root_index, follows)) = root else {
+    let Some((root_section, root_index, cause)) = root else {
         return;
     };
     let mut consequences = Vec::new();
@@ -443,9 +412,7 @@ fn fold_consequences(sections: &mut Vec<Section>) {
         section.findings.retain_mut(|finding| {
             let later = (s, index) > (root_section, root_index);
             index += 1;
-            let folded = later
-                && finding.status != Status::Ok
-                && follows.iter().any(|p| check_matches(p, &finding.check));
+            let folded = later && finding.status != Status::Ok && follows(&finding.check, &cause);
             if folded {
                 let mut consequence = finding.clone();
                 consequence.remedy = None;
