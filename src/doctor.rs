@@ -455,6 +455,19 @@ fn fail(check: &str, message: impl Into<String>, remedy: impl Into<String>) -> F
 }
 
 #[cfg(test)]
+impl HostRoots {
+    /// For tests: writes `text` to the host file `path` (e.g. `/etc/subuid`), creating its
+    /// directories, and returns its real path.
+    fn write_file(&self, path: &str, text: &str) -> PathBuf {
+        let real = self.host(path);
+        let dir = real.parent().expect("a host file is below the root");
+        std::fs::create_dir_all(dir).expect("create the file's directory");
+        std::fs::write(&real, text).expect("write the file");
+        real
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

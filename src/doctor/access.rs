@@ -443,13 +443,11 @@ mod tests {
     #[test]
     fn subuid_users_are_listed_once_in_file_order() {
         let dir = tempfile::tempdir().expect("temp dir");
-        fs::create_dir_all(dir.path().join("etc")).expect("etc");
-        fs::write(
-            dir.path().join("etc/subuid"),
-            "# comment\nbob:100000:65536\n\nalice:165536:65536\nbob:231072:65536\n:1:2\n",
-        )
-        .expect("subuid");
         let roots = HostRoots::under(dir.path(), Vec::new());
+        roots.write_file(
+            "/etc/subuid",
+            "# comment\nbob:100000:65536\n\nalice:165536:65536\nbob:231072:65536\n:1:2\n",
+        );
         assert_eq!(subordinate_users(&roots), ["bob", "alice"]);
     }
 
@@ -458,15 +456,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let roots = HostRoots::under(dir.path(), Vec::new());
         assert_eq!(selinux(&roots), None);
-        let fs_dir = dir.path().join("sys/fs/selinux");
-        fs::create_dir_all(fs_dir.join("booleans")).expect("selinuxfs");
-        fs::write(fs_dir.join("enforce"), "1").expect("enforce");
-        fs::write(fs_dir.join("booleans").join(USE_DEVICES), "0 1").expect("boolean");
+        let boolean = format!("/sys/fs/selinux/booleans/{USE_DEVICES}");
+        roots.write_file("/sys/fs/selinux/enforce", "1");
+        roots.write_file(&boolean, "0 1");
         let finding = selinux(&roots).expect("a finding");
         assert_eq!(finding.status, Status::Fail, "{finding:?}");
-        fs::write(fs_dir.join("booleans").join(USE_DEVICES), "1 0").expect("boolean");
+        roots.write_file(&boolean, "1 0");
         assert_eq!(selinux(&roots).map(|f| f.status), Some(Status::Ok));
-        fs::write(fs_dir.join("enforce"), "0").expect("enforce");
+        roots.write_file("/sys/fs/selinux/enforce", "0");
         assert_eq!(selinux(&roots).map(|f| f.status), Some(Status::Info));
     }
 }

@@ -417,12 +417,8 @@ mod tests {
             ("10", "garbage line\nsimd_count 8\n"),
         ];
         for (node, properties) in nodes {
-            let dir = roots
-                .sysfs_root
-                .join("class/kfd/kfd/topology/nodes")
-                .join(node);
-            fs::create_dir_all(&dir).expect("mkdir");
-            fs::write(dir.join("properties"), properties).expect("write");
+            let path = format!("/sys/class/kfd/kfd/topology/nodes/{node}/properties");
+            roots.write_file(&path, properties);
         }
         let topology = read_topology(&roots).expect("reads");
         assert_eq!(topology.render_minors, [128, 129, 0]);

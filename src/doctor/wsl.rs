@@ -164,9 +164,7 @@ mod tests {
         let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hosts/wsl2");
         let mut roots = HostRoots::under(dir.path(), Vec::new());
         roots.sysfs_root = example.join("sys");
-        std::fs::create_dir_all(dir.path().join("dev")).expect("mkdir");
-        let node = dir.path().join("dev/dxg");
-        std::fs::write(&node, "").expect("file");
+        let node = roots.write_file("/dev/dxg", "");
         let finding = |roots: &HostRoots| {
             section(roots, &Subject::Invoker)
                 .findings
