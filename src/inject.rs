@@ -769,28 +769,31 @@ mod tests {
         }
 
         #[test]
-        fn a_pci_address_selects_every_partition_of_the_gpu() {
-            let result = inject("05:00.0");
-            assert_eq!(result, Ok(renders(129..=136)));
-        }
-
-        #[test]
-        fn a_range_and_a_cdi_partition_name() {
-            let result = inject("0-1, amd.com/gpu=GPU-2bad31ea63d9d207-p1, 0");
-            assert_eq!(
-                result,
-                Ok(vec![
-                    "renderD129".into(),
-                    "renderD130".into(),
-                    "renderD139".into()
-                ])
-            );
-        }
-
-        #[test]
-        fn a_shared_unique_id_selects_all_partitions_reporting_it() {
-            let result = inject("GPU-2bad31ea63d9d207");
-            assert_eq!(result, Ok(renders(138..=145)));
+        fn each_request_form_selects_its_partitions() {
+            let cases = [
+                (
+                    "a PCI address selects every partition of the GPU",
+                    "05:00.0",
+                    renders(129..=136),
+                ),
+                (
+                    "a range and a CDI partition name",
+                    "0-1, amd.com/gpu=GPU-2bad31ea63d9d207-p1, 0",
+                    vec![
+                        "renderD129".into(),
+                        "renderD130".into(),
+                        "renderD139".into(),
+                    ],
+                ),
+                (
+                    "a shared unique id selects all partitions reporting it",
+                    "GPU-2bad31ea63d9d207",
+                    renders(138..=145),
+                ),
+            ];
+            for (what, value, want) in cases {
+                assert_eq!(inject(value), Ok(want), "{what}: {value}");
+            }
         }
 
         #[test]
