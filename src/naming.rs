@@ -124,9 +124,8 @@ mod tests {
     #[test]
     fn names_whole_gpus() {
         let g = gpu(2, None, Some(0x8d1c_3f2a_5b6e_7d90));
-        let all = [NameStrategy::Index, NameStrategy::Uuid, NameStrategy::Pci];
         assert_eq!(
-            device_names(&g, &all),
+            device_names(&g, &NameStrategy::ALL),
             ["2", "GPU-8d1c3f2a5b6e7d90", "0000:03:00.0"]
         );
     }
@@ -154,7 +153,7 @@ mod tests {
 
     #[test]
     fn strategies_parse_and_display() {
-        for s in [NameStrategy::Index, NameStrategy::Uuid, NameStrategy::Pci] {
+        for s in NameStrategy::ALL {
             assert_eq!(s.as_str().parse::<NameStrategy>(), Ok(s));
         }
         assert_eq!(
