@@ -306,6 +306,16 @@ mod tests {
         read_requests(config, &options(policy)).expect("valid requests")
     }
 
+    /// `amd.com/gpu=n0` to `amd.com/gpu=n<distinct - 1>`, twice over, comma-separated: the long
+    /// value of issue 12 item 3 (also for [`grammar`]'s tests).
+    pub(super) fn every_name_twice(distinct: u32) -> String {
+        (0..distinct)
+            .chain(0..distinct)
+            .map(|i| format!("amd.com/gpu=n{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     fn selectors(requests: &Requests) -> Vec<(String, Vec<Selector>)> {
         requests
             .requests
@@ -465,11 +475,7 @@ mod tests {
     /// with every kept one: quadratic in the number of distinct names).
     #[test]
     fn a_long_annotation_is_deduplicated_in_one_pass() {
-        let names: Vec<String> = (0..100_000)
-            .chain(0..100_000)
-            .map(|i| format!("amd.com/gpu=n{i}"))
-            .collect();
-        let config = json!({"annotations": {"cdi.k8s.io/many": names.join(",")}});
+        let config = json!({"annotations": {"cdi.k8s.io/many": every_name_twice(100_000)}});
         let found = requests(&config, EnvPolicy::Always);
         let entries = &found.requests[0].entries;
         assert_eq!(entries.len(), 100_000);
