@@ -177,23 +177,17 @@ mod tests {
     #[test]
     fn acceptance_follows_the_reference_table() {
         let v = |s: &str| s.parse::<Version>().expect("valid test version");
-        assert_eq!(
-            Engine::Podman.first_accepting(v("0.5.0")),
-            Some(EngineVersion::new(4, 3, 0))
-        );
-        assert_eq!(
-            Engine::Podman.first_accepting(v("0.6.0")),
-            Some(EngineVersion::new(4, 7, 0))
-        );
-        assert_eq!(Engine::Podman.first_accepting(v("1.1.0")), None);
-        assert_eq!(
-            Engine::Containerd.first_accepting(v("0.7.0")),
-            Some(EngineVersion::new(1, 7, 16))
-        );
-        assert_eq!(
-            Engine::Docker.first_accepting(v("1.1.0")),
-            Some(EngineVersion::new(29, 2, 0))
-        );
+        let e = EngineVersion::new;
+        let cases = [
+            (Engine::Podman, "0.5.0", Some(e(4, 3, 0))),
+            (Engine::Podman, "0.6.0", Some(e(4, 7, 0))),
+            (Engine::Podman, "1.1.0", None),
+            (Engine::Containerd, "0.7.0", Some(e(1, 7, 16))),
+            (Engine::Docker, "1.1.0", Some(e(29, 2, 0))),
+        ];
+        for (engine, spec, first) in cases {
+            assert_eq!(engine.first_accepting(v(spec)), first, "{engine:?} {spec}");
+        }
     }
 
     #[test]
