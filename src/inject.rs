@@ -593,16 +593,21 @@ mod tests {
         assert!(err.to_string().contains("no GPU matches \"1\""), "{err}");
     }
 
-    /// Requests by index resolve without the GPUs' other names; a failing one still lists them
-    /// all, and a request by CDI name finds the GPU by any of its names.
-    #[test]
-    fn names_are_made_when_a_request_or_its_error_needs_them() {
-        let settings = Settings {
+    /// Settings that discover the three-GPU fixture host, whose device nodes are not there.
+    fn three_gpus() -> Settings {
+        Settings {
             sysfs_root: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/fixtures/hosts/three-gpus/sys"),
             dev_root: "/nonexistent".into(),
             ..Settings::default()
-        };
+        }
+    }
+
+    /// Requests by index resolve without the GPUs' other names; a failing one still lists them
+    /// all, and a request by CDI name finds the GPU by any of its names.
+    #[test]
+    fn names_are_made_when_a_request_or_its_error_needs_them() {
+        let settings = three_gpus();
         let log = DetailLog::default();
         let request =
             |value: &str| json!({"process": {"env": [format!("AMD_VISIBLE_DEVICES={value}")]}});
@@ -645,12 +650,7 @@ mod tests {
 
     #[test]
     fn annotations_that_are_not_an_object_fail_without_touching_the_config() {
-        let settings = Settings {
-            sysfs_root: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/hosts/three-gpus/sys"),
-            dev_root: "/nonexistent".into(),
-            ..Settings::default()
-        };
+        let settings = three_gpus();
         let mut config = json!({"process": {"env": ["AMD_VISIBLE_DEVICES=0"]},
                                 "annotations": ["not", "an", "object"]});
         let before = config.clone();
