@@ -425,6 +425,16 @@ fn fold_consequences(sections: &mut Vec<Section>) {
     sections.retain(|section| !section.findings.is_empty());
 }
 
+impl Section {
+    /// The section `title` with its findings.
+    fn new(title: impl Into<String>, findings: Vec<Finding>) -> Section {
+        Section {
+            title: title.into(),
+            findings,
+        }
+    }
+}
+
 impl Finding {
     /// A finding of `check` with nothing folded under it yet (see [`fold_consequences`]).
     fn new(check: &str, status: Status, message: String, remedy: Option<String>) -> Finding {
@@ -515,26 +525,26 @@ mod tests {
     #[test]
     fn consequences_fold_under_the_first_failing_link() {
         let mut sections = vec![
-            Section {
-                title: "driver".into(),
-                findings: vec![
+            Section::new(
+                "driver",
+                vec![
                     ok("driver.pci", "1 AMD GPU(s) on the PCI bus: 0000:03:00.0"),
                     fail("driver.module", "not loaded", "modprobe"),
                     fail("driver.kfd", "no kfd", "load it"),
                 ],
-            },
-            Section {
-                title: "device nodes".into(),
-                findings: vec![fail("devices.kfd", "/dev/kfd does not exist", "udev")],
-            },
-            Section {
-                title: "docker".into(),
-                findings: vec![
+            ),
+            Section::new(
+                "device nodes",
+                vec![fail("devices.kfd", "/dev/kfd does not exist", "udev")],
+            ),
+            Section::new(
+                "docker",
+                vec![
                     ok("docker.cdi", "on"),
                     warn("docker.spec-visible", "no spec", "generate"),
                     fail("docker.wrapper", "missing wrapper", "install"),
                 ],
-            },
+            ),
         ];
         fold_consequences(&mut sections);
         let titles: Vec<&str> = sections.iter().map(|s| s.title.as_str()).collect();
@@ -566,10 +576,10 @@ mod tests {
     #[test]
     fn worst_status_decides_failure() {
         let mut report = Report {
-            sections: vec![Section {
-                title: "t".into(),
-                findings: vec![ok("a", "fine"), warn("b", "meh", "do x")],
-            }],
+            sections: vec![Section::new(
+                "t",
+                vec![ok("a", "fine"), warn("b", "meh", "do x")],
+            )],
         };
         assert!(!report.has_failures());
         report.sections[0].findings.push(fail("c", "bad", "do y"));

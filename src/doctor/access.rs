@@ -38,10 +38,7 @@ pub(super) fn section(
     findings.extend(spec_groups(roots, specs, engines, engine_sections));
     findings.extend(docker_file_modes(roots, specs, engines));
     findings.extend(rootless_groups(roots, subject));
-    (!findings.is_empty()).then(|| Section {
-        title: "container access".into(),
-        findings,
-    })
+    (!findings.is_empty()).then(|| Section::new("container access", findings))
 }
 
 /// Where selinuxfs is mounted on the host.

@@ -138,10 +138,7 @@ fn engine_section(
         .binaries()
         .iter()
         .find_map(|b| find_binary(&roots.search_path, b));
-    let section = |findings| Section {
-        title: name.to_string(),
-        findings,
-    };
+    let section = |findings| Section::new(name, findings);
     let Some(binary) = binary else {
         findings.push(info(
             &format!("{name}.installed"),

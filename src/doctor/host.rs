@@ -76,10 +76,7 @@ pub(super) fn driver(roots: &HostRoots) -> Section {
             ),
             "load the amdgpu driver on a kernel built with CONFIG_HSA_AMD (all distribution kernels are)",
         ));
-        return Section {
-            title: "driver".into(),
-            findings,
-        };
+        return Section::new("driver", findings);
     }
     let dev = fs::read_to_string(kfd.join("dev")).unwrap_or_default();
     findings.push(ok(
@@ -117,10 +114,7 @@ pub(super) fn driver(roots: &HostRoots) -> Section {
             "run doctor on the host or in a privileged container with /sys mounted",
         )),
     }
-    Section {
-        title: "driver".into(),
-        findings,
-    }
+    Section::new("driver", findings)
 }
 
 /// The AMD display controllers and accelerators on the PCI bus, whatever their driver: none (and
@@ -296,10 +290,7 @@ pub(super) fn device_nodes(roots: &HostRoots, subject: &Subject) -> Section {
             &groups,
         ));
     }
-    Section {
-        title: "device nodes".into(),
-        findings,
-    }
+    Section::new("device nodes", findings)
 }
 
 /// Whether `subject` can open the device node at `path` (a real path), as one finding of

@@ -111,10 +111,7 @@ pub(super) fn section(roots: &HostRoots, subject: &Subject) -> Section {
         )
     });
     findings.push(image_requirements());
-    Section {
-        title: "WSL2 (DirectX GPU)".into(),
-        findings,
-    }
+    Section::new("WSL2 (DirectX GPU)", findings)
 }
 
 /// What the spec does not provide: the image's own ROCm user space.
