@@ -466,6 +466,13 @@ fn fail(check: &str, message: impl Into<String>, remedy: impl Into<String>) -> F
 
 #[cfg(test)]
 impl HostRoots {
+    /// For tests: an empty host in a new temp dir, removed when the returned dir is dropped.
+    fn temp() -> (tempfile::TempDir, HostRoots) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let roots = HostRoots::under(dir.path(), Vec::new());
+        (dir, roots)
+    }
+
     /// For tests: writes `text` to the host file `path` (e.g. `/etc/subuid`), creating its
     /// directories, and returns its real path.
     fn write_file(&self, path: &str, text: &str) -> PathBuf {

@@ -439,8 +439,7 @@ mod tests {
 
     #[test]
     fn subuid_users_are_listed_once_in_file_order() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let roots = HostRoots::under(dir.path(), Vec::new());
+        let (_dir, roots) = HostRoots::temp();
         roots.write_file(
             "/etc/subuid",
             "# comment\nbob:100000:65536\n\nalice:165536:65536\nbob:231072:65536\n:1:2\n",
@@ -450,8 +449,7 @@ mod tests {
 
     #[test]
     fn selinux_is_silent_without_selinuxfs_and_reads_the_current_value() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let roots = HostRoots::under(dir.path(), Vec::new());
+        let (_dir, roots) = HostRoots::temp();
         assert_eq!(selinux(&roots), None);
         let boolean = format!("/sys/fs/selinux/booleans/{USE_DEVICES}");
         roots.write_file("/sys/fs/selinux/enforce", "1");

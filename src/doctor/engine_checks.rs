@@ -514,8 +514,7 @@ mod tests {
 
     #[test]
     fn containerd_2_reads_the_section_of_the_file_version() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let roots = HostRoots::under(dir.path(), Vec::new());
+        let (_dir, roots) = HostRoots::temp();
         let v2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  enable_cdi = false\n  \
                   cdi_spec_dirs = [\"/srv/v2\"]\n";
         let v3 = "version = 3\n[plugins.'io.containerd.cri.v1.runtime']\n  enable_cdi = false\n  \
@@ -546,8 +545,7 @@ mod tests {
 
     #[test]
     fn a_daemon_json_byte_order_mark_is_skipped_from_docker_23() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let roots = HostRoots::under(dir.path(), Vec::new());
+        let (_dir, roots) = HostRoots::temp();
         roots.write_file(
             "/etc/docker/daemon.json",
             "\u{feff}{\"features\": {\"cdi\": true}}\n",

@@ -393,8 +393,7 @@ mod tests {
     /// counted whatever its vendor, and a damaged line does not hide the node.
     #[test]
     fn topology_counts_gpu_nodes_of_any_vendor_and_reads_past_damaged_lines() {
-        let root = tempfile::tempdir().expect("temp root");
-        let roots = HostRoots::under(root.path(), Vec::new());
+        let (_dir, roots) = HostRoots::temp();
         let nodes = [
             ("0", "cpu_cores_count 64\nsimd_count 0\n"),
             (

@@ -157,9 +157,8 @@ mod tests {
     #[test]
     fn access_to_dev_dxg_is_checked() {
         use nix::sys::stat::{Mode, SFlag, makedev, mknod};
-        let dir = tempfile::tempdir().expect("tempdir");
         let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hosts/wsl2");
-        let mut roots = HostRoots::under(dir.path(), Vec::new());
+        let (_dir, mut roots) = HostRoots::temp();
         roots.sysfs_root = example.join("sys");
         let node = roots.write_file("/dev/dxg", "");
         let finding = |roots: &HostRoots| {
