@@ -135,4 +135,6 @@ pub fn discover_with(
 }
 
 #[cfg(test)]
+pub(crate) mod fixture;
+#[cfg(test)]
 mod tests;

@@ -349,65 +349,22 @@ pub fn run(options: &DoctorOptions) -> Report {
     Report { sections }
 }
 
-/// The checks of the chain from hardware to spec, each a possible root cause, with the later
-/// checks that cannot pass while it fails. `*.` matches the check in every engine section.
-const CAUSES: &[(&str, &[&str])] = &[
-    (
-        "driver.pci",
-        &[
-            "driver.module",
-            "driver.kfd",
-            "driver.topology",
-            "driver.gpus",
-            "devices.kfd",
-            "devices.render",
-            "specs.present",
-            "specs.current",
-            "*.spec-visible",
-        ],
-    ),
-    (
-        "driver.module",
-        &[
-            "driver.kfd",
-            "driver.topology",
-            "driver.gpus",
-            "devices.kfd",
-            "devices.render",
-            "specs.present",
-            "specs.current",
-            "*.spec-visible",
-        ],
-    ),
-    (
-        "driver.kfd",
-        &[
-            "devices.kfd",
-            "devices.render",
-            "specs.present",
-            "specs.current",
-            "*.spec-visible",
-        ],
-    ),
-    (
-        "driver.topology",
-        &[
-            "devices.render",
-            "specs.present",
-            "specs.current",
-            "*.spec-visible",
-        ],
-    ),
-    (
-        "driver.gpus",
-        &[
-            "devices.render",
-            "specs.present",
-            "specs.current",
-            "*.spec-visible",
-        ],
-    ),
+/// The chain from hardware to spec: each check with the earlier checks it needs, which it cannot
+/// pass while they fail. `*.` matches the check in every engine section.
+const NEEDS: &[(&str, &[&str])] = &[
+    ("driver.module", &["driver.pci"]),
+    ("driver.kfd", &["driver.module"]),
+    ("driver.topology", &["driver.module"]),
+    ("driver.gpus", &["driver.module"]),
+    ("devices.kfd", &["driver.kfd"]),
+    ("devices.render", GPUS),
+    ("specs.present", GPUS),
+    ("specs.current", GPUS),
+    ("*.spec-visible", GPUS),
 ];
+
+/// The checks that find the GPUs a render node or a spec is for.
+const GPUS: &[&str] = &["driver.kfd", "driver.topology", "driver.gpus"];
 
 /// True when `check` matches `pattern` (`*.name` matches `<anything>.name`).
 fn check_matches(pattern: &str, check: &str) -> bool {
@@ -417,24 +374,36 @@ fn check_matches(pattern: &str, check: &str) -> bool {
     }
 }
 
-/// Finds the first warning or failure of the chain in [`CAUSES`] and moves every later finding
-/// that is not ok and only follows from it into its `consequences`; sections left empty are
-/// dropped. One root cause at most: what follows from it may hide other causes, which show once
-/// it is fixed.
+/// True when a failing `check` can be a root cause: a later check needs it.
+fn is_cause(check: &str) -> bool {
+    NEEDS.iter().any(|(_, needs)| needs.contains(&check))
+}
+
+/// True when `check` cannot pass while `cause` fails: it needs `cause`, directly or through the
+/// checks it needs ([`NEEDS`] has no circle).
+fn follows(check: &str, cause: &str) -> bool {
+    NEEDS
+        .iter()
+        .filter(|(pattern, _)| check_matches(pattern, check))
+        .flat_map(|(_, needs)| needs.iter())
+        .any(|need| *need == cause || follows(need, cause))
+}
+
+/// Finds the first warning or failure of a check that later checks need ([`NEEDS`]) and moves
+/// every later finding that is not ok and only follows from it into its `consequences`; sections
+/// left empty are dropped. One root cause at most: what follows from it may hide other causes,
+/// which show once it is fixed.
 fn fold_consequences(sections: &mut Vec<Section>) {
     let mut root = None;
     'find: for (s, section) in sections.iter().enumerate() {
         for (f, finding) in section.findings.iter().enumerate() {
-            if finding.status < Status::Warn {
-                continue;
-            }
-            if let Some((_, follows)) = CAUSES.iter().find(|(cause, _)| *cause == finding.check) {
-                root = Some((s, f, *follows));
+            if finding.status >= Status::Warn && is_cause(&finding.check) {
+                root = Some((s, f, finding.check.clone()));
                 break 'find;
             }
         }
     }
-    let Some((root_section, root_index, follows)) = root else {
+    let Some((root_section, root_index, cause)) = root else {
         return;
     };
     let mut consequences = Vec::new();
@@ -443,9 +412,7 @@ fn fold_consequences(sections: &mut Vec<Section>) {
         section.findings.retain_mut(|finding| {
             let later = (s, index) > (root_section, root_index);
             index += 1;
-            let folded = later
-                && finding.status != Status::Ok
-                && follows.iter().any(|p| check_matches(p, &finding.check));
+            let folded = later && finding.status != Status::Ok && follows(&finding.check, &cause);
             if folded {
                 let mut consequence = finding.clone();
                 consequence.remedy = None;
@@ -458,43 +425,62 @@ fn fold_consequences(sections: &mut Vec<Section>) {
     sections.retain(|section| !section.findings.is_empty());
 }
 
-fn ok(check: &str, message: impl Into<String>) -> Finding {
-    Finding {
-        check: check.to_string(),
-        status: Status::Ok,
-        message: message.into(),
-        remedy: None,
-        consequences: Vec::new(),
+impl Section {
+    /// The section `title` with its findings.
+    fn new(title: impl Into<String>, findings: Vec<Finding>) -> Section {
+        Section {
+            title: title.into(),
+            findings,
+        }
     }
+}
+
+impl Finding {
+    /// A finding of `check` with nothing folded under it yet (see [`fold_consequences`]).
+    fn new(check: &str, status: Status, message: String, remedy: Option<String>) -> Finding {
+        Finding {
+            check: check.to_string(),
+            status,
+            message,
+            remedy,
+            consequences: Vec::new(),
+        }
+    }
+}
+
+fn ok(check: &str, message: impl Into<String>) -> Finding {
+    Finding::new(check, Status::Ok, message.into(), None)
 }
 
 fn info(check: &str, message: impl Into<String>) -> Finding {
-    Finding {
-        check: check.to_string(),
-        status: Status::Info,
-        message: message.into(),
-        remedy: None,
-        consequences: Vec::new(),
-    }
+    Finding::new(check, Status::Info, message.into(), None)
 }
 
 fn warn(check: &str, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
-    Finding {
-        check: check.to_string(),
-        status: Status::Warn,
-        message: message.into(),
-        remedy: Some(remedy.into()),
-        consequences: Vec::new(),
-    }
+    Finding::new(check, Status::Warn, message.into(), Some(remedy.into()))
 }
 
 fn fail(check: &str, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
-    Finding {
-        check: check.to_string(),
-        status: Status::Fail,
-        message: message.into(),
-        remedy: Some(remedy.into()),
-        consequences: Vec::new(),
+    Finding::new(check, Status::Fail, message.into(), Some(remedy.into()))
+}
+
+#[cfg(test)]
+impl HostRoots {
+    /// For tests: an empty host in a new temp dir, removed when the returned dir is dropped.
+    fn temp() -> (tempfile::TempDir, HostRoots) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let roots = HostRoots::under(dir.path(), Vec::new());
+        (dir, roots)
+    }
+
+    /// For tests: writes `text` to the host file `path` (e.g. `/etc/subuid`), creating its
+    /// directories, and returns its real path.
+    fn write_file(&self, path: &str, text: &str) -> PathBuf {
+        let real = self.host(path);
+        let dir = real.parent().expect("a host file is below the root");
+        std::fs::create_dir_all(dir).expect("create the file's directory");
+        std::fs::write(&real, text).expect("write the file");
+        real
     }
 }
 
@@ -546,26 +532,26 @@ mod tests {
     #[test]
     fn consequences_fold_under_the_first_failing_link() {
         let mut sections = vec![
-            Section {
-                title: "driver".into(),
-                findings: vec![
+            Section::new(
+                "driver",
+                vec![
                     ok("driver.pci", "1 AMD GPU(s) on the PCI bus: 0000:03:00.0"),
                     fail("driver.module", "not loaded", "modprobe"),
                     fail("driver.kfd", "no kfd", "load it"),
                 ],
-            },
-            Section {
-                title: "device nodes".into(),
-                findings: vec![fail("devices.kfd", "/dev/kfd does not exist", "udev")],
-            },
-            Section {
-                title: "docker".into(),
-                findings: vec![
+            ),
+            Section::new(
+                "device nodes",
+                vec![fail("devices.kfd", "/dev/kfd does not exist", "udev")],
+            ),
+            Section::new(
+                "docker",
+                vec![
                     ok("docker.cdi", "on"),
                     warn("docker.spec-visible", "no spec", "generate"),
                     fail("docker.wrapper", "missing wrapper", "install"),
                 ],
-            },
+            ),
         ];
         fold_consequences(&mut sections);
         let titles: Vec<&str> = sections.iter().map(|s| s.title.as_str()).collect();
@@ -597,10 +583,10 @@ mod tests {
     #[test]
     fn worst_status_decides_failure() {
         let mut report = Report {
-            sections: vec![Section {
-                title: "t".into(),
-                findings: vec![ok("a", "fine"), warn("b", "meh", "do x")],
-            }],
+            sections: vec![Section::new(
+                "t",
+                vec![ok("a", "fine"), warn("b", "meh", "do x")],
+            )],
         };
         assert!(!report.has_failures());
         report.sections[0].findings.push(fail("c", "bad", "do y"));

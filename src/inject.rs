@@ -593,16 +593,21 @@ mod tests {
         assert!(err.to_string().contains("no GPU matches \"1\""), "{err}");
     }
 
-    /// Requests by index resolve without the GPUs' other names; a failing one still lists them
-    /// all, and a request by CDI name finds the GPU by any of its names.
-    #[test]
-    fn names_are_made_when_a_request_or_its_error_needs_them() {
-        let settings = Settings {
+    /// Settings that discover the three-GPU fixture host, whose device nodes are not there.
+    fn three_gpus() -> Settings {
+        Settings {
             sysfs_root: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/fixtures/hosts/three-gpus/sys"),
             dev_root: "/nonexistent".into(),
             ..Settings::default()
-        };
+        }
+    }
+
+    /// Requests by index resolve without the GPUs' other names; a failing one still lists them
+    /// all, and a request by CDI name finds the GPU by any of its names.
+    #[test]
+    fn names_are_made_when_a_request_or_its_error_needs_them() {
+        let settings = three_gpus();
         let log = DetailLog::default();
         let request =
             |value: &str| json!({"process": {"env": [format!("AMD_VISIBLE_DEVICES={value}")]}});
@@ -645,12 +650,7 @@ mod tests {
 
     #[test]
     fn annotations_that_are_not_an_object_fail_without_touching_the_config() {
-        let settings = Settings {
-            sysfs_root: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/hosts/three-gpus/sys"),
-            dev_root: "/nonexistent".into(),
-            ..Settings::default()
-        };
+        let settings = three_gpus();
         let mut config = json!({"process": {"env": ["AMD_VISIBLE_DEVICES=0"]},
                                 "annotations": ["not", "an", "object"]});
         let before = config.clone();
@@ -769,28 +769,31 @@ mod tests {
         }
 
         #[test]
-        fn a_pci_address_selects_every_partition_of_the_gpu() {
-            let result = inject("05:00.0");
-            assert_eq!(result, Ok(renders(129..=136)));
-        }
-
-        #[test]
-        fn a_range_and_a_cdi_partition_name() {
-            let result = inject("0-1, amd.com/gpu=GPU-2bad31ea63d9d207-p1, 0");
-            assert_eq!(
-                result,
-                Ok(vec![
-                    "renderD129".into(),
-                    "renderD130".into(),
-                    "renderD139".into()
-                ])
-            );
-        }
-
-        #[test]
-        fn a_shared_unique_id_selects_all_partitions_reporting_it() {
-            let result = inject("GPU-2bad31ea63d9d207");
-            assert_eq!(result, Ok(renders(138..=145)));
+        fn each_request_form_selects_its_partitions() {
+            let cases = [
+                (
+                    "a PCI address selects every partition of the GPU",
+                    "05:00.0",
+                    renders(129..=136),
+                ),
+                (
+                    "a range and a CDI partition name",
+                    "0-1, amd.com/gpu=GPU-2bad31ea63d9d207-p1, 0",
+                    vec![
+                        "renderD129".into(),
+                        "renderD130".into(),
+                        "renderD139".into(),
+                    ],
+                ),
+                (
+                    "a shared unique id selects all partitions reporting it",
+                    "GPU-2bad31ea63d9d207",
+                    renders(138..=145),
+                ),
+            ];
+            for (what, value, want) in cases {
+                assert_eq!(inject(value), Ok(want), "{what}: {value}");
+            }
         }
 
         #[test]

@@ -113,55 +113,19 @@ mod tests {
         assert_eq!(super::KIND, format!("{}/{}", super::VENDOR, super::CLASS));
     }
 
-    use std::path::PathBuf;
-
     use super::*;
-    use crate::discover::{FoundNode, Partition, PciAddress};
+    use crate::discover::fixture;
 
+    /// GPU `index` at PCI address `0000:03:00.0`.
     fn gpu(index: usize, partition: Option<u32>, unique_id: Option<u64>) -> Gpu {
-        Gpu {
-            index,
-            pci_address: PciAddress {
-                domain: 0,
-                bus: 3,
-                device: 0,
-                function: 0,
-            },
-            partition: partition.map(|index| Partition {
-                index,
-                count: 8,
-                compute_mode: "CPX".into(),
-                memory_mode: Some("NPS1".into()),
-            }),
-            kfd_node: 1,
-            gpu_id: 1234,
-            unique_id,
-            hive_id: None,
-            vendor_id: 0x1002,
-            device_id: 0x74a1,
-            gfx_target_version: Some(90402),
-            render: FoundNode {
-                path: PathBuf::from("/dev/dri/renderD128"),
-                major: 226,
-                minor: 128,
-                gid: None,
-                file_mode: None,
-            },
-            card: None,
-            numa_node: None,
-            product_name: None,
-            integrated: false,
-            compute_partition: partition.map(|_| "CPX".into()),
-            memory_partition: None,
-        }
+        fixture::gpu(index, 3, partition, unique_id)
     }
 
     #[test]
     fn names_whole_gpus() {
         let g = gpu(2, None, Some(0x8d1c_3f2a_5b6e_7d90));
-        let all = [NameStrategy::Index, NameStrategy::Uuid, NameStrategy::Pci];
         assert_eq!(
-            device_names(&g, &all),
+            device_names(&g, &NameStrategy::ALL),
             ["2", "GPU-8d1c3f2a5b6e7d90", "0000:03:00.0"]
         );
     }
@@ -189,7 +153,7 @@ mod tests {
 
     #[test]
     fn strategies_parse_and_display() {
-        for s in [NameStrategy::Index, NameStrategy::Uuid, NameStrategy::Pci] {
+        for s in NameStrategy::ALL {
             assert_eq!(s.as_str().parse::<NameStrategy>(), Ok(s));
         }
         assert_eq!(

@@ -301,6 +301,21 @@ mod tests {
         }
     }
 
+    /// The requests in `config` under `policy`, which must be valid.
+    fn requests(config: &Value, policy: EnvPolicy) -> Requests {
+        read_requests(config, &options(policy)).expect("valid requests")
+    }
+
+    /// `amd.com/gpu=n0` to `amd.com/gpu=n<distinct - 1>`, twice over, comma-separated: the long
+    /// value of issue 12 item 3 (also for [`grammar`]'s tests).
+    pub(super) fn every_name_twice(distinct: u32) -> String {
+        (0..distinct)
+            .chain(0..distinct)
+            .map(|i| format!("amd.com/gpu=n{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     fn selectors(requests: &Requests) -> Vec<(String, Vec<Selector>)> {
         requests
             .requests
@@ -324,7 +339,7 @@ mod tests {
                 "other": "amd.com/gpu=3"
             }
         });
-        let found = read_requests(&config, &options(EnvPolicy::Always)).expect("valid");
+        let found = requests(&config, EnvPolicy::Always);
         assert_eq!(
             selectors(&found),
             vec![
@@ -354,14 +369,10 @@ mod tests {
             json!(["AMD_VISIBLE_DEVICES"]),
         ] {
             let config = json!({"process": {"env": env}});
-            let found = read_requests(&config, &options(EnvPolicy::Always)).expect("valid");
+            let found = requests(&config, EnvPolicy::Always);
             assert!(found.is_empty(), "{config}");
         }
-        assert!(
-            read_requests(&json!({}), &options(EnvPolicy::Always))
-                .expect("ok")
-                .is_empty()
-        );
+        assert!(requests(&json!({}), EnvPolicy::Always).is_empty());
     }
 
     #[test]
@@ -371,22 +382,14 @@ mod tests {
                         "capabilities": {"bounding": ["CAP_CHOWN"]}},
             "annotations": {"io.kubernetes.cri.container-type": "container"}
         });
-        let found = read_requests(&config, &options(EnvPolicy::OutsideKubernetes)).expect("ok");
+        let found = requests(&config, EnvPolicy::OutsideKubernetes);
         assert!(found.is_empty());
         assert_eq!(found.ignored, vec!["AMD_VISIBLE_DEVICES".to_string()]);
-        assert!(
-            !read_requests(&config, &options(EnvPolicy::Always))
-                .expect("ok")
-                .is_empty()
-        );
+        assert!(!requests(&config, EnvPolicy::Always).is_empty());
         // Privileged: the device cgroup allows every device (what Kubernetes writes for
         // `privileged: true`).
         config["linux"] = json!({"resources": {"devices": [{"allow": true, "access": "rwm"}]}});
-        assert!(
-            !read_requests(&config, &options(EnvPolicy::Never))
-                .expect("ok")
-                .is_empty()
-        );
+        assert!(!requests(&config, EnvPolicy::Never).is_empty());
     }
 
     /// Issue 12 item 1: a CRI container whose bounding set merely includes `CAP_SYS_ADMIN`, with
@@ -403,7 +406,7 @@ mod tests {
         });
         assert!(!is_privileged(&config));
         for policy in [EnvPolicy::Never, EnvPolicy::OutsideKubernetes] {
-            let found = read_requests(&config, &options(policy)).expect("ok");
+            let found = requests(&config, policy);
             assert!(found.is_empty(), "{policy:?}");
             assert_eq!(found.ignored, ["AMD_VISIBLE_DEVICES"]);
         }
@@ -422,7 +425,7 @@ mod tests {
                                                  {"allow": true, "access": "rwm"}]}}
         });
         assert!(is_privileged(&config));
-        let found = read_requests(&config, &options(EnvPolicy::Never)).expect("ok");
+        let found = requests(&config, EnvPolicy::Never);
         assert_eq!(
             selectors(&found),
             [("AMD_VISIBLE_DEVICES".to_string(), vec![Selector::All])]
@@ -432,11 +435,7 @@ mod tests {
             .expect("rules")
             .push(json!({"allow": false, "type": "c", "major": 226, "access": "rwm"}));
         assert!(!is_privileged(&config));
-        assert!(
-            read_requests(&config, &options(EnvPolicy::Never))
-                .expect("ok")
-                .is_empty()
-        );
+        assert!(requests(&config, EnvPolicy::Never).is_empty());
     }
 
     /// Issue 12 item 3: the environment was parsed by retaining over every variable seen so far
@@ -459,7 +458,7 @@ mod tests {
         assert_eq!(calls.get(), 501_002, "each entry is looked at once");
         assert_eq!(vars, [("AMD_VISIBLE_DEVICES", "1")]);
         assert!(vars.capacity() <= 4, "kept {} names", vars.capacity());
-        let found = read_requests(&config, &options(EnvPolicy::Always)).expect("ok");
+        let found = requests(&config, EnvPolicy::Always);
         assert_eq!(
             selectors(&found),
             [
@@ -476,12 +475,8 @@ mod tests {
     /// with every kept one: quadratic in the number of distinct names).
     #[test]
     fn a_long_annotation_is_deduplicated_in_one_pass() {
-        let names: Vec<String> = (0..100_000)
-            .chain(0..100_000)
-            .map(|i| format!("amd.com/gpu=n{i}"))
-            .collect();
-        let config = json!({"annotations": {"cdi.k8s.io/many": names.join(",")}});
-        let found = read_requests(&config, &options(EnvPolicy::Always)).expect("ok");
+        let config = json!({"annotations": {"cdi.k8s.io/many": every_name_twice(100_000)}});
+        let found = requests(&config, EnvPolicy::Always);
         let entries = &found.requests[0].entries;
         assert_eq!(entries.len(), 100_000);
         assert_eq!(entries[99_999].text, "amd.com/gpu=n99999");
@@ -494,23 +489,15 @@ mod tests {
             "annotations": {"io.kubernetes.cri-o.TTY": "false", "io.container.manager": "libpod"}
         });
         assert!(!is_kubernetes(&config));
-        let found = read_requests(&config, &options(EnvPolicy::OutsideKubernetes)).expect("ok");
+        let found = requests(&config, EnvPolicy::OutsideKubernetes);
         assert!(!found.is_empty());
     }
 
     #[test]
     fn never_ignores_env_outside_kubernetes_too() {
         let config = json!({"process": {"env": ["AMD_VISIBLE_DEVICES=0"]}});
-        assert!(
-            read_requests(&config, &options(EnvPolicy::Never))
-                .expect("ok")
-                .is_empty()
-        );
-        assert!(
-            !read_requests(&config, &options(EnvPolicy::OutsideKubernetes))
-                .expect("ok")
-                .is_empty()
-        );
+        assert!(requests(&config, EnvPolicy::Never).is_empty());
+        assert!(!requests(&config, EnvPolicy::OutsideKubernetes).is_empty());
     }
 
     #[test]

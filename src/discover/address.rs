@@ -27,6 +27,16 @@ impl fmt::Display for PciAddress {
     }
 }
 
+/// `addresses` in one comma-separated line, as error messages list them:
+/// `0000:03:00.0, 0000:83:00.0`.
+pub(super) fn comma_separated(addresses: &[PciAddress]) -> String {
+    addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A string that is not a `domain:bus:device.function` PCI address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a PCI address (expected domain:bus:device.function, e.g. 0000:03:00.0)")]

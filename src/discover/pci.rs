@@ -6,7 +6,7 @@ use std::io;
 use std::path::Path;
 
 use super::DiscoverError;
-use super::address::PciAddress;
+use super::address::{PciAddress, comma_separated};
 use super::drm::Listings;
 use super::drm::{DrmParent, is_xcp_device};
 use super::kfd::KfdKeys;
@@ -178,11 +178,7 @@ impl Scan<'_> {
             }),
             many => Err(DiscoverError::AmbiguousPciDevice {
                 node,
-                candidates: many
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                candidates: comma_separated(many),
             }),
         }
     }

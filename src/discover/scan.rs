@@ -5,7 +5,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::address::PciAddress;
+use super::address::{PciAddress, comma_separated};
 use super::drm::Listings;
 use super::error::describe_io;
 use super::kfd::{KfdGpu, KfdKeys};
@@ -91,11 +91,7 @@ impl Scan<'_> {
                 Ok(devices) if devices.is_empty() => DiscoverError::NoAmdGpu { path: pci },
                 Ok(devices) => DiscoverError::NoDriver {
                     path,
-                    devices: devices
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    devices: comma_separated(&devices),
                 },
                 Err(error) => DiscoverError::NoKfd { path, pci, error },
             });

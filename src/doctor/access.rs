@@ -38,10 +38,7 @@ pub(super) fn section(
     findings.extend(spec_groups(roots, specs, engines, engine_sections));
     findings.extend(docker_file_modes(roots, specs, engines));
     findings.extend(rootless_groups(roots, subject));
-    (!findings.is_empty()).then(|| Section {
-        title: "container access".into(),
-        findings,
-    })
+    (!findings.is_empty()).then(|| Section::new("container access", findings))
 }
 
 /// Where selinuxfs is mounted on the host.
@@ -442,31 +439,26 @@ mod tests {
 
     #[test]
     fn subuid_users_are_listed_once_in_file_order() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        fs::create_dir_all(dir.path().join("etc")).expect("etc");
-        fs::write(
-            dir.path().join("etc/subuid"),
+        let (_dir, roots) = HostRoots::temp();
+        roots.write_file(
+            "/etc/subuid",
             "# comment\nbob:100000:65536\n\nalice:165536:65536\nbob:231072:65536\n:1:2\n",
-        )
-        .expect("subuid");
-        let roots = HostRoots::under(dir.path(), Vec::new());
+        );
         assert_eq!(subordinate_users(&roots), ["bob", "alice"]);
     }
 
     #[test]
     fn selinux_is_silent_without_selinuxfs_and_reads_the_current_value() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let roots = HostRoots::under(dir.path(), Vec::new());
+        let (_dir, roots) = HostRoots::temp();
         assert_eq!(selinux(&roots), None);
-        let fs_dir = dir.path().join("sys/fs/selinux");
-        fs::create_dir_all(fs_dir.join("booleans")).expect("selinuxfs");
-        fs::write(fs_dir.join("enforce"), "1").expect("enforce");
-        fs::write(fs_dir.join("booleans").join(USE_DEVICES), "0 1").expect("boolean");
+        let boolean = format!("/sys/fs/selinux/booleans/{USE_DEVICES}");
+        roots.write_file("/sys/fs/selinux/enforce", "1");
+        roots.write_file(&boolean, "0 1");
         let finding = selinux(&roots).expect("a finding");
         assert_eq!(finding.status, Status::Fail, "{finding:?}");
-        fs::write(fs_dir.join("booleans").join(USE_DEVICES), "1 0").expect("boolean");
+        roots.write_file(&boolean, "1 0");
         assert_eq!(selinux(&roots).map(|f| f.status), Some(Status::Ok));
-        fs::write(fs_dir.join("enforce"), "0").expect("enforce");
+        roots.write_file("/sys/fs/selinux/enforce", "0");
         assert_eq!(selinux(&roots).map(|f| f.status), Some(Status::Info));
     }
 }

@@ -138,10 +138,7 @@ fn engine_section(
         .binaries()
         .iter()
         .find_map(|b| find_binary(&roots.search_path, b));
-    let section = |findings| Section {
-        title: name.to_string(),
-        findings,
-    };
+    let section = |findings| Section::new(name, findings);
     let Some(binary) = binary else {
         findings.push(info(
             &format!("{name}.installed"),
@@ -517,20 +514,18 @@ mod tests {
 
     #[test]
     fn containerd_2_reads_the_section_of_the_file_version() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        fs::create_dir_all(dir.path().join("etc/containerd")).expect("mkdir");
-        let roots = HostRoots::under(dir.path(), Vec::new());
+        let (_dir, roots) = HostRoots::temp();
         let v2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  enable_cdi = false\n  \
                   cdi_spec_dirs = [\"/srv/v2\"]\n";
         let v3 = "version = 3\n[plugins.'io.containerd.cri.v1.runtime']\n  enable_cdi = false\n  \
                   cdi_spec_dirs = ['/srv/v3']\n";
         for (text, dir_name) in [(v2, "/srv/v2"), (v3, "/srv/v3")] {
-            fs::write(dir.path().join("etc/containerd/config.toml"), text).expect("write");
+            roots.write_file("/etc/containerd/config.toml", text);
             let config = containerd::read_config(&roots, Some(EngineVersion::new(2, 1, 9)));
             assert_eq!(config.cdi_enabled, Some(false), "{text}");
             assert_eq!(config.spec_dirs, Some(vec![dir_name.to_string()]), "{text}");
         }
-        fs::write(dir.path().join("etc/containerd/config.toml"), v2).expect("write");
+        roots.write_file("/etc/containerd/config.toml", v2);
         let config = containerd::read_config(&roots, Some(EngineVersion::new(1, 7, 24)));
         assert_eq!(config.spec_dirs, Some(vec!["/srv/v2".to_string()]));
     }
@@ -550,14 +545,11 @@ mod tests {
 
     #[test]
     fn a_daemon_json_byte_order_mark_is_skipped_from_docker_23() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        fs::create_dir_all(dir.path().join("etc/docker")).expect("mkdir");
-        fs::write(
-            dir.path().join("etc/docker/daemon.json"),
+        let (_dir, roots) = HostRoots::temp();
+        roots.write_file(
+            "/etc/docker/daemon.json",
             "\u{feff}{\"features\": {\"cdi\": true}}\n",
-        )
-        .expect("write daemon.json");
-        let roots = HostRoots::under(dir.path(), Vec::new());
+        );
         for version in [None, Some(EngineVersion::new(23, 0, 0))] {
             let config = docker::read_config(&roots, version);
             assert_eq!(config.broken, None, "{version:?}");

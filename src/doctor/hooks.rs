@@ -64,10 +64,7 @@ pub(super) fn section(roots: &HostRoots) -> Section {
             "no amdgpu-cdi OCI hook is installed (only needed for AMD_VISIBLE_DEVICES with podman or CRI-O)",
         ));
     }
-    Section {
-        title: "hooks and runtime wrapper".into(),
-        findings,
-    }
+    Section::new("hooks and runtime wrapper", findings)
 }
 
 /// The configuration file the hooks and the wrapper read: valid, and its runtime present.

@@ -76,10 +76,7 @@ pub(super) fn driver(roots: &HostRoots) -> Section {
             ),
             "load the amdgpu driver on a kernel built with CONFIG_HSA_AMD (all distribution kernels are)",
         ));
-        return Section {
-            title: "driver".into(),
-            findings,
-        };
+        return Section::new("driver", findings);
     }
     let dev = fs::read_to_string(kfd.join("dev")).unwrap_or_default();
     findings.push(ok(
@@ -117,10 +114,7 @@ pub(super) fn driver(roots: &HostRoots) -> Section {
             "run doctor on the host or in a privileged container with /sys mounted",
         )),
     }
-    Section {
-        title: "driver".into(),
-        findings,
-    }
+    Section::new("driver", findings)
 }
 
 /// The AMD display controllers and accelerators on the PCI bus, whatever their driver: none (and
@@ -296,10 +290,7 @@ pub(super) fn device_nodes(roots: &HostRoots, subject: &Subject) -> Section {
             &groups,
         ));
     }
-    Section {
-        title: "device nodes".into(),
-        findings,
-    }
+    Section::new("device nodes", findings)
 }
 
 /// Whether `subject` can open the device node at `path` (a real path), as one finding of
@@ -402,8 +393,7 @@ mod tests {
     /// counted whatever its vendor, and a damaged line does not hide the node.
     #[test]
     fn topology_counts_gpu_nodes_of_any_vendor_and_reads_past_damaged_lines() {
-        let root = tempfile::tempdir().expect("temp root");
-        let roots = HostRoots::under(root.path(), Vec::new());
+        let (_dir, roots) = HostRoots::temp();
         let nodes = [
             ("0", "cpu_cores_count 64\nsimd_count 0\n"),
             (
@@ -417,12 +407,8 @@ mod tests {
             ("10", "garbage line\nsimd_count 8\n"),
         ];
         for (node, properties) in nodes {
-            let dir = roots
-                .sysfs_root
-                .join("class/kfd/kfd/topology/nodes")
-                .join(node);
-            fs::create_dir_all(&dir).expect("mkdir");
-            fs::write(dir.join("properties"), properties).expect("write");
+            let path = format!("/sys/class/kfd/kfd/topology/nodes/{node}/properties");
+            roots.write_file(&path, properties);
         }
         let topology = read_topology(&roots).expect("reads");
         assert_eq!(topology.render_minors, [128, 129, 0]);

@@ -221,10 +221,7 @@ impl SpecScan {
         }
         findings.extend(self.conflicts(roots));
         findings.extend(self.currentness(roots, generate));
-        Section {
-            title: "cdi specs".into(),
-            findings,
-        }
+        Section::new("cdi specs", findings)
     }
 
     fn conflicts(&self, roots: &HostRoots) -> Vec<super::Finding> {

@@ -111,10 +111,7 @@ pub(super) fn section(roots: &HostRoots, subject: &Subject) -> Section {
         )
     });
     findings.push(image_requirements());
-    Section {
-        title: "WSL2 (DirectX GPU)".into(),
-        findings,
-    }
+    Section::new("WSL2 (DirectX GPU)", findings)
 }
 
 /// What the spec does not provide: the image's own ROCm user space.
@@ -160,13 +157,10 @@ mod tests {
     #[test]
     fn access_to_dev_dxg_is_checked() {
         use nix::sys::stat::{Mode, SFlag, makedev, mknod};
-        let dir = tempfile::tempdir().expect("tempdir");
         let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hosts/wsl2");
-        let mut roots = HostRoots::under(dir.path(), Vec::new());
+        let (_dir, mut roots) = HostRoots::temp();
         roots.sysfs_root = example.join("sys");
-        std::fs::create_dir_all(dir.path().join("dev")).expect("mkdir");
-        let node = dir.path().join("dev/dxg");
-        std::fs::write(&node, "").expect("file");
+        let node = roots.write_file("/dev/dxg", "");
         let finding = |roots: &HostRoots| {
             section(roots, &Subject::Invoker)
                 .findings

@@ -2,7 +2,9 @@
 //! release whose CDI library accepts each `cdiVersion`, CDI on by default, and the Docker releases
 //! whose behaviour `doctor` explains (docs/engines.md records what the engine roots' tests saw).
 
-use cdi::version::{KNOWN_VERSIONS, Version};
+use cdi::version::{
+    KNOWN_VERSIONS, V0_3_0, V0_4_0, V0_5_0, V0_6_0, V0_7_0, V0_8_0, V1_0_0, V1_1_0, Version,
+};
 
 use super::Engine;
 
@@ -96,56 +98,35 @@ impl Engine {
     /// The first release whose CDI library accepts `spec`; `None` when no release does (or the
     /// version is unknown).
     pub fn first_accepting(self, spec: Version) -> Option<EngineVersion> {
-        let v = EngineVersion::new;
-        let row = match (spec.major, spec.minor, spec.patch) {
-            (0, 3 | 4, 0) => [
-                Some(self.first_cdi()),
-                Some(self.first_cdi()),
-                Some(self.first_cdi()),
-                Some(self.first_cdi()),
-            ],
-            (0, 5, 0) => [
-                Some(v(4, 3, 0)),
-                Some(v(1, 25, 0)),
-                Some(v(1, 7, 0)),
-                Some(v(25, 0, 0)),
-            ],
-            (0, 6, 0) => [
-                Some(v(4, 7, 0)),
-                Some(v(1, 28, 0)),
-                Some(v(1, 7, 12)),
-                Some(v(25, 0, 0)),
-            ],
-            (0, 7, 0) => [
-                Some(v(5, 1, 0)),
-                Some(v(1, 30, 0)),
-                Some(v(1, 7, 16)),
-                Some(v(26, 1, 0)),
-            ],
-            // Library-only versions: the releases seen accepting them in the engine roots'
-            // tests (docs/engines.md); earlier releases may accept them too. CRI-O: from the
-            // 1.1.0 row.
-            (0, 8, 0) => [
-                Some(v(5, 4, 0)),
-                Some(v(1, 35, 0)),
-                Some(v(1, 7, 24)),
-                Some(v(28, 5, 0)),
-            ],
-            (1, 0, 0) => [
-                Some(v(5, 8, 0)),
-                Some(v(1, 35, 0)),
-                Some(v(2, 1, 9)),
-                Some(v(28, 5, 0)),
-            ],
-            (1, 1, 0) => [None, Some(v(1, 35, 0)), Some(v(2, 2, 1)), Some(v(29, 2, 0))],
-            _ => return None,
-        };
-        match self {
-            Engine::Podman => row[0],
-            Engine::Crio => row[1],
-            Engine::Containerd => row[2],
-            Engine::Docker => row[3],
+        /// Accepted from release `major.minor.patch` on.
+        const fn v(major: u32, minor: u32, patch: u32) -> Option<EngineVersion> {
+            Some(EngineVersion::new(major, minor, patch))
         }
+        /// The first podman, CRI-O, containerd and Docker (in that order) accepting each version
+        /// after 0.4.0, which every release with CDI accepts. 0.8.0 and 1.0.0 are library-only
+        /// versions: the releases seen accepting them in the engine roots' tests
+        /// (docs/engines.md); earlier releases may accept them too. CRI-O: from the 1.1.0 row.
+        const FIRST: &[(Version, [Option<EngineVersion>; 4])] = &[
+            (V0_5_0, [v(4, 3, 0), v(1, 25, 0), v(1, 7, 0), v(25, 0, 0)]),
+            (V0_6_0, [v(4, 7, 0), v(1, 28, 0), v(1, 7, 12), v(25, 0, 0)]),
+            (V0_7_0, [v(5, 1, 0), v(1, 30, 0), v(1, 7, 16), v(26, 1, 0)]),
+            (V0_8_0, [v(5, 4, 0), v(1, 35, 0), v(1, 7, 24), v(28, 5, 0)]),
+            (V1_0_0, [v(5, 8, 0), v(1, 35, 0), v(2, 1, 9), v(28, 5, 0)]),
+            (V1_1_0, [None, v(1, 35, 0), v(2, 2, 1), v(29, 2, 0)]),
+        ];
+        if spec == V0_3_0 || spec == V0_4_0 {
+            return Some(self.first_cdi());
+        }
+        let column = match self {
+            Engine::Podman => 0,
+            Engine::Crio => 1,
+            Engine::Containerd => 2,
+            Engine::Docker => 3,
+        };
+        FIRST
+            .iter()
+            .find(|(known, _)| *known == spec)
+            .and_then(|(_, releases)| releases[column])
     }
 
     /// The newest spec version release `version` accepts; `None` when it accepts none.
@@ -196,23 +177,17 @@ mod tests {
     #[test]
     fn acceptance_follows_the_reference_table() {
         let v = |s: &str| s.parse::<Version>().expect("valid test version");
-        assert_eq!(
-            Engine::Podman.first_accepting(v("0.5.0")),
-            Some(EngineVersion::new(4, 3, 0))
-        );
-        assert_eq!(
-            Engine::Podman.first_accepting(v("0.6.0")),
-            Some(EngineVersion::new(4, 7, 0))
-        );
-        assert_eq!(Engine::Podman.first_accepting(v("1.1.0")), None);
-        assert_eq!(
-            Engine::Containerd.first_accepting(v("0.7.0")),
-            Some(EngineVersion::new(1, 7, 16))
-        );
-        assert_eq!(
-            Engine::Docker.first_accepting(v("1.1.0")),
-            Some(EngineVersion::new(29, 2, 0))
-        );
+        let e = EngineVersion::new;
+        let cases = [
+            (Engine::Podman, "0.5.0", Some(e(4, 3, 0))),
+            (Engine::Podman, "0.6.0", Some(e(4, 7, 0))),
+            (Engine::Podman, "1.1.0", None),
+            (Engine::Containerd, "0.7.0", Some(e(1, 7, 16))),
+            (Engine::Docker, "1.1.0", Some(e(29, 2, 0))),
+        ];
+        for (engine, spec, first) in cases {
+            assert_eq!(engine.first_accepting(v(spec)), first, "{engine:?} {spec}");
+        }
     }
 
     #[test]

@@ -3,55 +3,7 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::discover::{Partition, PciAddress};
-
-fn node(path: &str, major: u32, minor: u32, gid: Option<u32>) -> FoundNode {
-    FoundNode {
-        path: PathBuf::from(path),
-        major,
-        minor,
-        gid,
-        file_mode: gid.map(|_| 0o660),
-    }
-}
-
-fn gpu(index: usize, bus: u8, partition: Option<u32>, unique_id: Option<u64>) -> Gpu {
-    let minor = 128 + u32::try_from(index).expect("small index");
-    Gpu {
-        index,
-        pci_address: PciAddress {
-            domain: 0,
-            bus,
-            device: 0,
-            function: 0,
-        },
-        partition: partition.map(|index| Partition {
-            index,
-            count: 2,
-            compute_mode: "DPX".into(),
-            memory_mode: Some("NPS1".into()),
-        }),
-        kfd_node: u32::try_from(index).expect("small index") + 1,
-        gpu_id: 4242,
-        unique_id,
-        hive_id: None,
-        vendor_id: 0x1002,
-        device_id: 0x74a1,
-        gfx_target_version: Some(90402),
-        render: node(&format!("/dev/dri/renderD{minor}"), 226, minor, Some(992)),
-        card: Some(node(
-            &format!("/dev/dri/card{}", minor - 127),
-            226,
-            minor - 127,
-            Some(44),
-        )),
-        numa_node: Some(0),
-        product_name: Some("AMD Instinct MI300X".into()),
-        integrated: false,
-        compute_partition: partition.map(|_| "DPX".into()),
-        memory_partition: partition.map(|_| "NPS1".into()),
-    }
-}
+use crate::discover::fixture::{gpu, node};
 
 fn host() -> Host {
     Host {
@@ -61,6 +13,18 @@ fn host() -> Host {
             gpu(1, 3, Some(1), Some(0xabc)),
         ],
     }
+}
+
+/// The default options changed by `change`.
+fn options_with(change: impl FnOnce(&mut GenerateOptions)) -> GenerateOptions {
+    let mut options = GenerateOptions::default();
+    change(&mut options);
+    options
+}
+
+/// The spec of [`host`] under the default options changed by `change`.
+fn spec_with(change: impl FnOnce(&mut GenerateOptions)) -> Spec {
+    generate(&host(), &options_with(change)).expect("spec")
 }
 
 fn nodes(edits: &ContainerEdits) -> Vec<&str> {
@@ -105,12 +69,10 @@ fn defaults_give_index_and_uuid_names_all_and_kfd_at_0_5_0() {
 
 #[test]
 fn uuid_only_without_index_needs_only_0_3_0() {
-    let options = GenerateOptions {
-        strategies: vec![NameStrategy::Uuid],
-        all_device: false,
-        ..GenerateOptions::default()
-    };
-    let spec = generate(&host(), &options).expect("spec");
+    let spec = spec_with(|o| {
+        o.strategies = vec![NameStrategy::Uuid];
+        o.all_device = false;
+    });
     assert_eq!(spec.cdi_version, "0.3.0");
     let names: Vec<&str> = spec.devices.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(
@@ -121,11 +83,7 @@ fn uuid_only_without_index_needs_only_0_3_0() {
 
 #[test]
 fn dev_root_adds_host_paths() {
-    let options = GenerateOptions {
-        dev_root: PathBuf::from("/tmp/root"),
-        ..Default::default()
-    };
-    let spec = generate(&host(), &options).expect("spec");
+    let spec = spec_with(|o| o.dev_root = PathBuf::from("/tmp/root"));
     let kfd = &spec.container_edits.device_nodes[0];
     assert_eq!(kfd.path, "/dev/kfd");
     assert_eq!(kfd.host_path.as_deref(), Some("/tmp/root/dev/kfd"));
@@ -133,11 +91,7 @@ fn dev_root_adds_host_paths() {
 
 #[test]
 fn pinning_writes_numbers_and_mode() {
-    let options = GenerateOptions {
-        pin_device_numbers: true,
-        ..Default::default()
-    };
-    let spec = generate(&host(), &options).expect("spec");
+    let spec = spec_with(|o| o.pin_device_numbers = true);
     let render = &spec.devices[0].container_edits.device_nodes[0];
     assert_eq!(render.kind.as_deref(), Some("c"));
     assert_eq!(
@@ -148,11 +102,7 @@ fn pinning_writes_numbers_and_mode() {
 
 #[test]
 fn card_nodes_only_when_asked() {
-    let options = GenerateOptions {
-        include_card_nodes: true,
-        ..Default::default()
-    };
-    let spec = generate(&host(), &options).expect("spec");
+    let spec = spec_with(|o| o.include_card_nodes = true);
     assert_eq!(
         nodes(&spec.devices[0].container_edits),
         ["/dev/dri/renderD128", "/dev/dri/card1"]
@@ -161,10 +111,7 @@ fn card_nodes_only_when_asked() {
 
 #[test]
 fn additional_gids_need_0_7_0_and_known_groups() {
-    let options = GenerateOptions {
-        additional_gids: true,
-        ..Default::default()
-    };
+    let options = options_with(|o| o.additional_gids = true);
     let spec = generate(&host(), &options).expect("spec");
     assert_eq!(spec.cdi_version, "0.7.0");
     assert_eq!(spec.container_edits.additional_gids, [992]);
@@ -182,31 +129,22 @@ fn additional_gids_need_0_7_0_and_known_groups() {
 
 #[test]
 fn explicit_versions_are_checked() {
-    let options = GenerateOptions {
-        annotations: true,
-        cdi_version: Some("0.5.0".parse().expect("version")),
-        ..Default::default()
-    };
+    let old = options_with(|o| {
+        o.annotations = true;
+        o.cdi_version = Some("0.5.0".parse().expect("version"));
+    });
     assert_eq!(
-        generate(&host(), &options)
-            .expect_err("too old")
-            .to_string(),
+        generate(&host(), &old).expect_err("too old").to_string(),
         "cdiVersion 0.5.0 cannot hold this spec: annotations needs 0.6.0 or newer"
     );
-    let newer = GenerateOptions {
-        cdi_version: Some("0.7.0".parse().expect("version")),
-        ..Default::default()
-    };
+    let newer = options_with(|o| o.cdi_version = Some("0.7.0".parse().expect("version")));
     assert_eq!(
         generate(&host(), &newer)
             .expect("newer is fine")
             .cdi_version,
         "0.7.0"
     );
-    let bogus = GenerateOptions {
-        cdi_version: Some("0.9.0".parse().expect("version")),
-        ..Default::default()
-    };
+    let bogus = options_with(|o| o.cdi_version = Some("0.9.0".parse().expect("version")));
     assert!(matches!(
         generate(&host(), &bogus),
         Err(GenerateError::UnknownVersion(_))
@@ -215,11 +153,7 @@ fn explicit_versions_are_checked() {
 
 #[test]
 fn annotations_describe_the_gpu() {
-    let options = GenerateOptions {
-        annotations: true,
-        ..Default::default()
-    };
-    let spec = generate(&host(), &options).expect("spec");
+    let spec = spec_with(|o| o.annotations = true);
     let a = &spec.devices[1].annotations;
     assert_eq!(a["amd.com/pci-address"], "0000:03:00.0");
     assert_eq!(a["amd.com/partition-index"], "1");
@@ -236,10 +170,7 @@ fn annotations_describe_the_gpu() {
 fn unnamed_and_duplicate_names_are_errors() {
     let mut no_uuid = host();
     no_uuid.gpus[1].unique_id = None;
-    let uuid_only = GenerateOptions {
-        strategies: vec![NameStrategy::Uuid],
-        ..Default::default()
-    };
+    let uuid_only = options_with(|o| o.strategies = vec![NameStrategy::Uuid]);
     assert_eq!(
         generate(&no_uuid, &uuid_only)
             .expect_err("unnamed")
@@ -250,10 +181,7 @@ fn unnamed_and_duplicate_names_are_errors() {
     let mut twins = host();
     twins.gpus[1].partition = None;
     twins.gpus[0].partition = None;
-    let pci = GenerateOptions {
-        strategies: vec![NameStrategy::Pci],
-        ..Default::default()
-    };
+    let pci = options_with(|o| o.strategies = vec![NameStrategy::Pci]);
     assert!(matches!(
         generate(&twins, &pci),
         Err(GenerateError::DuplicateName {
@@ -273,21 +201,12 @@ fn kind_parts_follow_the_reference_rules() {
         ("amd-", false),
         ("am/d", false),
     ] {
-        let options = GenerateOptions {
-            vendor: vendor.into(),
-            ..Default::default()
-        };
+        let options = options_with(|o| o.vendor = vendor.into());
         assert_eq!(generate(&host(), &options).is_ok(), ok, "{vendor}");
     }
-    let dotted = GenerateOptions {
-        class: "gpu.v2".into(),
-        strategies: vec![NameStrategy::Uuid],
-        ..Default::default()
-    };
-    assert_eq!(
-        generate(&host(), &dotted)
-            .expect("dotted class")
-            .cdi_version,
-        "0.6.0"
-    );
+    let dotted = spec_with(|o| {
+        o.class = "gpu.v2".into();
+        o.strategies = vec![NameStrategy::Uuid];
+    });
+    assert_eq!(dotted.cdi_version, "0.6.0");
 }

@@ -143,11 +143,17 @@ mod tests {
     use amdgpu_cdi_oci::nodes::Privilege;
     use amdgpu_cdi_oci::syscalls::Fake;
 
-    fn options() -> NodeOptions {
-        NodeOptions {
+    /// Runs the hook on `state` as the host's root with default settings, against a recording
+    /// fake it returns for the operations.
+    fn run_on(state: &[u8]) -> (Result<Outcome, PrestartError>, Fake) {
+        let options = NodeOptions {
             cgroup_roots: CgroupRoots::default(),
             privilege: Privilege::HostRoot,
-        }
+        };
+        let fake = Fake::new();
+        let log = DetailLog::new(None, "hook prestart");
+        let result = run(state, &fake, &options, &Settings::default(), &log);
+        (result, fake)
     }
 
     #[test]
@@ -162,32 +168,15 @@ mod tests {
             r#"{{"ociVersion":"1.0.2","id":"c","status":"created","pid":1,"bundle":"{}"}}"#,
             tmp.path().display()
         );
-        let fake = Fake::new();
-        let log = DetailLog::new(None, "hook prestart");
-        let outcome = run(
-            state.as_bytes(),
-            &fake,
-            &options(),
-            &Settings::default(),
-            &log,
-        )
-        .expect("run");
+        let (result, fake) = run_on(state.as_bytes());
+        let outcome = result.expect("run");
         assert_eq!(outcome, Outcome::Unchanged("no GPU requested"));
         assert!(fake.ops().is_empty());
     }
 
     #[test]
     fn unreadable_state_is_an_error() {
-        let fake = Fake::new();
-        let log = DetailLog::new(None, "hook prestart");
-        let err = run(
-            &b"not json"[..],
-            &fake,
-            &options(),
-            &Settings::default(),
-            &log,
-        )
-        .expect_err("bad state");
+        let err = run_on(b"not json").0.expect_err("bad state");
         assert!(
             err.to_string()
                 .contains("cannot parse the container state from stdin"),
@@ -198,16 +187,7 @@ mod tests {
     #[test]
     fn missing_bundle_config_is_an_error() {
         let state = r#"{"ociVersion":"1.0.2","id":"c","status":"created","pid":1,"bundle":"/nonexistent/bundle"}"#;
-        let fake = Fake::new();
-        let log = DetailLog::new(None, "hook prestart");
-        let err = run(
-            state.as_bytes(),
-            &fake,
-            &options(),
-            &Settings::default(),
-            &log,
-        )
-        .expect_err("no config");
+        let err = run_on(state.as_bytes()).0.expect_err("no config");
         assert!(
             err.to_string().contains("/nonexistent/bundle/config.json"),
             "{err}"

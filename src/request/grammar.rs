@@ -224,11 +224,7 @@ mod tests {
     /// quadratic in the number of distinct entries (issue 12 item 3).
     #[test]
     fn a_long_list_is_deduplicated_in_one_pass() {
-        let value: Vec<String> = (0..100_000)
-            .chain(0..100_000)
-            .map(|i| format!("amd.com/gpu=n{i}"))
-            .collect();
-        let found = selectors(&value.join(","));
+        let found = selectors(&crate::request::tests::every_name_twice(100_000));
         assert_eq!(found.len(), 100_000);
         assert_eq!(found[99_999], Selector::CdiName("n99999".to_string()));
     }
