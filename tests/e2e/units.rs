@@ -9,6 +9,11 @@ use std::process::Command;
 
 use crate::support;
 
+#[path = "../../device-plugin/tests/standin/manifest.rs"]
+mod manifest;
+
+use manifest::DaemonSet;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -131,14 +136,9 @@ fn udev_rule_starts_the_refresh_unit_on_add_and_remove() {
 
 #[test]
 fn daemonset_manifest_parses_and_its_command_works() {
-    let text =
-        fs::read_to_string(repo().join("packaging/kubernetes/amdgpu-cdi-spec-daemonset.yaml"))
-            .expect("read the manifest");
-    let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(&text).expect("the manifest is valid YAML");
-    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
-    assert_eq!(kinds, ["Namespace", "DaemonSet"]);
-    let ds = &docs[1];
+    let manifest =
+        DaemonSet::load(&repo().join("packaging/kubernetes/amdgpu-cdi-spec-daemonset.yaml"));
+    let ds = &manifest.doc;
     assert_eq!(ds["apiVersion"], "apps/v1");
     assert_eq!(
         ds["spec"]["selector"]["matchLabels"],
@@ -147,30 +147,12 @@ fn daemonset_manifest_parses_and_its_command_works() {
             .map(|name| serde_json::json!({ "app.kubernetes.io/name": name }))
             .expect("pod label")
     );
-    let pod = &ds["spec"]["template"]["spec"];
-    let container = &pod["containers"][0];
-    let mounts: Vec<(&str, bool)> = container["volumeMounts"]
-        .as_array()
-        .expect("volume mounts")
-        .iter()
-        .map(|m| {
-            (
-                m["mountPath"].as_str().expect("mountPath"),
-                m["readOnly"].as_bool().unwrap_or(false),
-            )
-        })
-        .collect();
     assert_eq!(
-        mounts,
+        manifest.mounts(),
         [("/host/sys", true), ("/dev", true), ("/var/run/cdi", false)]
     );
-    let volumes: Vec<&str> = pod["volumes"]
-        .as_array()
-        .expect("volumes")
-        .iter()
-        .map(|v| v["hostPath"]["path"].as_str().expect("hostPath"))
-        .collect();
-    assert_eq!(volumes, ["/sys", "/dev", "/var/run/cdi"]);
+    assert_eq!(manifest.host_paths(), ["/sys", "/dev", "/var/run/cdi"]);
+    let container = manifest.container();
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
 
     // The loop's generate command, run once against an example host instead of /host/sys.

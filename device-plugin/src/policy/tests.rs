@@ -29,19 +29,22 @@ fn partitions(gpu: &str, range: std::ops::Range<u32>) -> Vec<String> {
     range.map(|k| format!("{gpu}-p{k}")).collect()
 }
 
+/// The preferred allocation of `size` devices of `inv` out of `available`, with none that must
+/// be included.
+fn prefer(inv: &Inventory, available: &[String], size: usize) -> Vec<String> {
+    preferred(&inv.devices, available, &[], size)
+}
+
 #[test]
 fn mi300x_cpx_keeps_partitions_of_one_gpu_together() {
     let inv = inventory("mi300x-cpx", ResourceStrategy::Single);
     let all = ids(&inv);
-    assert_eq!(preferred(&inv.devices, &all, &[], 1), ["0000:05:00.0-p0"]);
-    assert_eq!(
-        preferred(&inv.devices, &all, &[], 8),
-        partitions("0000:05:00.0", 0..8)
-    );
+    assert_eq!(prefer(&inv, &all, 1), ["0000:05:00.0-p0"]);
+    assert_eq!(prefer(&inv, &all, 8), partitions("0000:05:00.0", 0..8));
     // More than one GPU holds: one whole GPU, then the rest on one more GPU.
     let mut expected = partitions("0000:05:00.0", 0..8);
     expected.extend(partitions("0000:15:00.0", 0..2));
-    assert_eq!(preferred(&inv.devices, &all, &[], 10), expected);
+    assert_eq!(prefer(&inv, &all, 10), expected);
 }
 
 #[test]
@@ -57,18 +60,18 @@ fn mi300x_cpx_packs_small_requests_into_used_gpus() {
     ];
     let available = without(&all, &[&used[..], &["0000:05:00.0-p4"]].concat());
     assert_eq!(
-        preferred(&inv.devices, &available, &[], 2),
+        prefer(&inv, &available, 2),
         ["0000:05:00.0-p5", "0000:05:00.0-p6"]
     );
     // Four do not: they go to one fresh GPU of the same NUMA node rather than 3 + 1.
     assert_eq!(
-        preferred(&inv.devices, &available, &[], 4),
+        prefer(&inv, &available, 4),
         partitions("0000:15:00.0", 0..4)
     );
     // A GPU of NUMA node 1 with two partitions in use takes a request for six.
     let available = without(&all, &["0000:85:00.0-p0", "0000:85:00.0-p1"]);
     assert_eq!(
-        preferred(&inv.devices, &available, &[], 6),
+        prefer(&inv, &available, 6),
         partitions("0000:85:00.0", 2..8)
     );
 }
@@ -102,10 +105,7 @@ fn unhealthy_unknown_and_unavailable_devices_are_never_preferred() {
     );
     // Fewer candidates than asked for: all of them.
     let available = strings(&["0000:05:00.0-p0", "0000:05:00.0-p1", "0000:ff:00.0"]);
-    assert_eq!(
-        preferred(&inv.devices, &available, &[], 4),
-        ["0000:05:00.0-p1"]
-    );
+    assert_eq!(prefer(&inv, &available, 4), ["0000:05:00.0-p1"]);
 }
 
 #[test]
@@ -113,23 +113,17 @@ fn mi210_gpus_of_one_xgmi_hive_go_together() {
     // Hives: 03 + 23 (NUMA 0) and 43 + 63 (NUMA 1).
     let inv = inventory("mi210x4", ResourceStrategy::Single);
     let all = ids(&inv);
-    assert_eq!(
-        preferred(&inv.devices, &all, &[], 2),
-        ["0000:03:00.0", "0000:23:00.0"]
-    );
+    assert_eq!(prefer(&inv, &all, 2), ["0000:03:00.0", "0000:23:00.0"]);
     // With 03 in use, a pair comes from the other hive, not 23 + 43 across hives.
     let available = without(&all, &["0000:03:00.0"]);
     assert_eq!(
-        preferred(&inv.devices, &available, &[], 2),
+        prefer(&inv, &available, 2),
         ["0000:43:00.0", "0000:63:00.0"]
     );
     // A single GPU goes to the broken hive and keeps the whole one free.
+    assert_eq!(prefer(&inv, &available, 1), ["0000:23:00.0"]);
     assert_eq!(
-        preferred(&inv.devices, &available, &[], 1),
-        ["0000:23:00.0"]
-    );
-    assert_eq!(
-        preferred(&inv.devices, &all, &[], 3),
+        prefer(&inv, &all, 3),
         ["0000:03:00.0", "0000:23:00.0", "0000:43:00.0"]
     );
 }
@@ -140,11 +134,8 @@ fn multi_domain_prefers_the_xgmi_pair_across_domains() {
     let inv = inventory("multi-domain", ResourceStrategy::Single);
     let all = ids(&inv);
     assert_eq!(all, ["0000:c1:00.0", "0001:41:00.0", "0002:81:00.0"]);
-    assert_eq!(
-        preferred(&inv.devices, &all, &[], 2),
-        ["0000:c1:00.0", "0002:81:00.0"]
-    );
-    assert_eq!(preferred(&inv.devices, &all, &[], 1), ["0001:41:00.0"]);
+    assert_eq!(prefer(&inv, &all, 2), ["0000:c1:00.0", "0002:81:00.0"]);
+    assert_eq!(prefer(&inv, &all, 1), ["0001:41:00.0"]);
 }
 
 #[test]
@@ -160,18 +151,15 @@ fn mi308x_in_two_pci_domains_fills_one_numa_node_before_the_other() {
         (numa("0000:05:00.0-p0"), numa("0001:05:00.0-p0")),
         (Some(0), Some(1))
     );
-    assert_eq!(
-        preferred(&inv.devices, &all, &[], 4),
-        partitions("0000:05:00.0", 0..4)
-    );
+    assert_eq!(prefer(&inv, &all, 4), partitions("0000:05:00.0", 0..4));
     let mut eight = partitions("0000:05:00.0", 0..4);
     eight.extend(partitions("0000:15:00.0", 0..4));
-    assert_eq!(preferred(&inv.devices, &all, &[], 8), eight);
+    assert_eq!(prefer(&inv, &all, 8), eight);
     // More than a NUMA node holds: all of node 0, then one whole GPU of node 1.
-    let twenty = preferred(&inv.devices, &all, &[], 20);
-    let mut expected: Vec<String> = all[..16].to_vec();
-    expected.extend(partitions("0001:05:00.0", 0..4));
-    assert_eq!(twenty, expected);
+    assert_eq!(
+        prefer(&inv, &all, 20),
+        [&all[..16], &partitions("0001:05:00.0", 0..4)].concat()
+    );
     // Same bus, other domain: a request anchored on 0001:15:00.0 stays there.
     assert_eq!(
         preferred(&inv.devices, &all, &strings(&["0001:15:00.0-p2"]), 2),
@@ -183,17 +171,14 @@ fn mi308x_in_two_pci_domains_fills_one_numa_node_before_the_other() {
 fn mi300a_tpx_keeps_an_apus_partitions_together() {
     let inv = inventory("mi300a-tpx", ResourceStrategy::Mixed);
     let all = ids(&inv);
-    assert_eq!(
-        preferred(&inv.devices, &all, &[], 3),
-        partitions("0000:02:00.0", 0..3)
-    );
+    assert_eq!(prefer(&inv, &all, 3), partitions("0000:02:00.0", 0..3));
     let available = without(&all, &["0000:02:00.0-p0"]);
     assert_eq!(
-        preferred(&inv.devices, &available, &[], 2),
+        prefer(&inv, &available, 2),
         partitions("0000:02:00.0", 1..3)
     );
     assert_eq!(
-        preferred(&inv.devices, &available, &[], 3),
+        prefer(&inv, &available, 3),
         partitions("0001:02:00.0", 0..3)
     );
 }
@@ -249,18 +234,16 @@ fn arb_request() -> impl Strategy<Value = (Vec<PluginDevice>, Vec<String>, Vec<S
             any::<bool>(),
         )
             .prop_map(|(devices, available, must, size, unknown)| {
-                let mut available_ids: Vec<String> = devices
-                    .iter()
-                    .zip(&available)
-                    .filter(|(_, a)| **a)
-                    .map(|(d, _)| d.id.clone())
-                    .collect();
-                let mut must_ids: Vec<String> = devices
-                    .iter()
-                    .zip(&must)
-                    .filter(|(_, m)| **m)
-                    .map(|(d, _)| d.id.clone())
-                    .collect();
+                let chosen = |chosen: &[bool]| -> Vec<String> {
+                    devices
+                        .iter()
+                        .zip(chosen)
+                        .filter(|(_, c)| **c)
+                        .map(|(d, _)| d.id.clone())
+                        .collect()
+                };
+                let mut available_ids = chosen(&available);
+                let mut must_ids = chosen(&must);
                 must_ids.truncate(2);
                 if unknown {
                     available_ids.push("0000:ee:00.0".into());
@@ -269,6 +252,36 @@ fn arb_request() -> impl Strategy<Value = (Vec<PluginDevice>, Vec<String>, Vec<S
                 (devices, available_ids, must_ids, size)
             })
     })
+}
+
+/// Whether the usable (healthy, available) devices of one group can hold `size`; `group` is a
+/// device's group (its GPU, its hive), `None` for none.
+fn one_group_holds<K: PartialEq>(
+    devices: &[PluginDevice],
+    available: &[String],
+    size: usize,
+    group: impl Fn(&PluginDevice) -> Option<K>,
+) -> bool {
+    devices.iter().filter_map(&group).any(|key| {
+        devices
+            .iter()
+            .filter(|d| group(d).as_ref() == Some(&key) && d.healthy && available.contains(&d.id))
+            .count()
+            >= size
+    })
+}
+
+/// The groups the devices of `result` are in.
+fn groups_of<K: Ord>(
+    devices: &[PluginDevice],
+    result: &[String],
+    group: impl Fn(&PluginDevice) -> K,
+) -> BTreeSet<K> {
+    devices
+        .iter()
+        .filter(|d| result.contains(&d.id))
+        .map(group)
+        .collect()
 }
 
 proptest! {
@@ -304,20 +317,9 @@ proptest! {
         (devices, available, _, size) in arb_request()
     ) {
         let result = preferred(&devices, &available, &[], size);
-        let fits_one = devices.iter().map(|d| d.parent).any(|parent| {
-            devices
-                .iter()
-                .filter(|d| d.parent == parent && d.healthy && available.contains(&d.id))
-                .count()
-                >= size
-        });
-        if fits_one && size > 0 {
-            let parents: BTreeSet<_> = devices
-                .iter()
-                .filter(|d| result.contains(&d.id))
-                .map(|d| d.parent)
-                .collect();
-            prop_assert_eq!(parents.len(), 1, "{:?}", result);
+        let parent = |d: &PluginDevice| Some(d.parent);
+        if size > 0 && one_group_holds(&devices, &available, size, parent) {
+            prop_assert_eq!(groups_of(&devices, &result, parent).len(), 1, "{:?}", result);
         }
     }
 
@@ -330,19 +332,9 @@ proptest! {
             .filter(|d| d.partition.is_none())
             .collect();
         let result = preferred(&whole, &available, &[], size);
-        let fits_hive = whole.iter().filter_map(|d| d.hive_id).any(|hive| {
-            whole
-                .iter()
-                .filter(|d| d.hive_id == Some(hive) && d.healthy && available.contains(&d.id))
-                .count()
-                >= size
-        });
-        if fits_hive && size > 1 {
-            let hives: BTreeSet<_> = whole
-                .iter()
-                .filter(|d| result.contains(&d.id))
-                .map(|d| d.hive_id)
-                .collect();
+        let hive = |d: &PluginDevice| d.hive_id;
+        if size > 1 && one_group_holds(&whole, &available, size, hive) {
+            let hives = groups_of(&whole, &result, hive);
             prop_assert_eq!(hives.len(), 1, "{:?}", result);
             prop_assert!(!hives.contains(&None), "{:?}", result);
         }

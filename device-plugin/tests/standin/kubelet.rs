@@ -103,20 +103,33 @@ impl Standin {
         self.read()
     }
 
+    /// A resource's last list: each device's `id`, `health` and `numa`.
+    pub fn list(&mut self, resource: &str) -> Vec<Value> {
+        match self.cmd(&format!("devices {resource}"))["devices"].take() {
+            Value::Array(devices) => devices,
+            other => panic!("devices of {resource}: {other}"),
+        }
+    }
+
     /// The ids and health of a resource's last list.
     pub fn devices(&mut self, resource: &str) -> Vec<(String, String)> {
-        let value = self.cmd(&format!("devices {resource}"));
-        value["devices"]
-            .as_array()
-            .expect("devices")
+        let string = |device: &Value, key: &str| device[key].as_str().expect(key).to_string();
+        self.list(resource)
             .iter()
-            .map(|d| {
-                (
-                    d["id"].as_str().expect("id").to_string(),
-                    d["health"].as_str().expect("health").to_string(),
-                )
-            })
+            .map(|d| (string(d, "id"), string(d, "health")))
             .collect()
+    }
+
+    /// The device ids `GetPreferredAllocation` prefers for `request`, `RESOURCE SIZE AVAILABLE
+    /// MUST` as the `preferred` command takes them.
+    pub fn preferred(&mut self, request: &str) -> Vec<String> {
+        strings(&self.cmd(&format!("preferred {request}"))["device_ids"])
+    }
+
+    /// The CDI device names `Allocate` returns for `request`, `RESOURCE IDS` as the `allocate`
+    /// command takes them.
+    pub fn cdi_devices(&mut self, request: &str) -> Vec<String> {
+        strings(&self.cmd(&format!("allocate {request}"))["cdi_devices"])
     }
 
     /// Stops it (its kubelet.sock is removed).

@@ -5,48 +5,69 @@
 //! stand-in); without it they skip, except under CI=true.
 
 mod kubelet;
+mod manifest;
 #[path = "../../../tests/skip.rs"]
 mod skip;
 mod support;
 
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 use kubelet::{Standin, standin, strings};
+use manifest::DaemonSet;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use support::{Node, Plugin, nanos, repo_root};
 
-/// Everything a test needs: the node, the plugin on it, the stand-in.
+/// The stand-in binary; without it the test returns, skipped with the reason (or fails under
+/// CI, see `skip`).
+macro_rules! standin_or_skip {
+    ($test:literal) => {
+        match standin($test) {
+            Some(binary) => binary,
+            None => return,
+        }
+    };
+}
+
+/// The plugin's arguments for the mixed resource strategy.
+const MIXED: &[&str] = &["--strategy", "mixed"];
+
+/// Everything a test needs: a node with `hosts`, the plugin on it started with `args`, and the
+/// stand-in (`binary`) the plugin has registered `resource` with.
 fn running(
-    test: &str,
+    binary: &Path,
     hosts: &[&str],
     args: &[&str],
     resource: &str,
-) -> Option<(Node, Plugin, Standin)> {
-    let binary = standin(test)?;
+) -> (Node, Plugin, Standin) {
     let node = Node::new(hosts);
     let plugin = Plugin::start(&node, args);
-    let mut kubelet = Standin::start(&binary, &node.plugin_dir());
-    let registered = kubelet.try_cmd(&format!("wait-registered {resource} 5000"));
+    let mut kubelet = Standin::start(binary, &node.plugin_dir());
+    answer(
+        &mut kubelet,
+        &plugin,
+        &format!("wait-registered {resource} 5000"),
+    );
+    (node, plugin, kubelet)
+}
+
+/// Runs a stand-in command that must succeed; when it fails, the plugin's log says why.
+fn answer(kubelet: &mut Standin, plugin: &Plugin, line: &str) -> Value {
+    let value = kubelet.try_cmd(line);
     assert!(
-        registered.get("error").is_none(),
-        "{registered}\nplugin log:\n{}",
+        value.get("error").is_none(),
+        "{line}: {value}\nplugin log:\n{}",
         plugin.log()
     );
-    Some((node, plugin, kubelet))
+    value
 }
 
 #[test]
 fn registers_and_lists_every_partition_under_the_single_strategy() {
-    let Some((node, _plugin, mut kubelet)) = running(
-        "registers_and_lists_every_partition_under_the_single_strategy",
-        &["mi300x-cpx"],
-        &[],
-        "amd.com/gpu",
-    ) else {
-        return;
-    };
+    let binary = standin_or_skip!("registers_and_lists_every_partition_under_the_single_strategy");
+    let (node, _plugin, mut kubelet) = running(&binary, &["mi300x-cpx"], &[], "amd.com/gpu");
     let registrations = kubelet.cmd("registrations");
     let registrations = registrations["registrations"].as_array().expect("list");
     assert_eq!(registrations.len(), 1, "{registrations:?}");
@@ -55,8 +76,7 @@ fn registers_and_lists_every_partition_under_the_single_strategy() {
     assert_eq!(registrations[0]["version"], "v1beta1");
     assert_eq!(registrations[0]["preferred"], true);
 
-    let list = kubelet.cmd("devices amd.com/gpu");
-    let devices = list["devices"].as_array().expect("devices");
+    let devices = kubelet.list("amd.com/gpu");
     assert_eq!(devices.len(), 64);
     assert_eq!(devices[0]["id"], "0000:05:00.0-p0");
     assert_eq!(devices[0]["numa"], serde_json::json!([0]));
@@ -71,7 +91,7 @@ fn registers_and_lists_every_partition_under_the_single_strategy() {
     // Every advertised id is a device of the spec the plugin wrote.
     let spec = cdi::codec::load(&node.cdi_dir().join("amd.com-gpu.yaml")).expect("spec");
     assert_eq!(spec.kind, "amd.com/gpu");
-    for device in devices {
+    for device in &devices {
         let id = device["id"].as_str().expect("id");
         assert!(
             spec.devices.iter().any(|d| d.name == id),
@@ -99,14 +119,9 @@ fn registers_and_lists_every_partition_under_the_single_strategy() {
 
 #[test]
 fn the_mixed_strategy_names_resources_by_partition_mode() {
-    let Some((_node, _plugin, mut kubelet)) = running(
-        "the_mixed_strategy_names_resources_by_partition_mode",
-        &["mi300a-tpx"],
-        &["--strategy", "mixed"],
-        "amd.com/tpx_nps1",
-    ) else {
-        return;
-    };
+    let binary = standin_or_skip!("the_mixed_strategy_names_resources_by_partition_mode");
+    let (_node, _plugin, mut kubelet) =
+        running(&binary, &["mi300a-tpx"], MIXED, "amd.com/tpx_nps1");
     let registrations = kubelet.cmd("registrations");
     assert_eq!(
         registrations["registrations"][0]["endpoint"],
@@ -118,29 +133,16 @@ fn the_mixed_strategy_names_resources_by_partition_mode() {
     assert_eq!(devices[11].0, "0003:02:00.0-p2");
 
     // GPUs without partitions are amd.com/gpu under mixed too.
-    let Some((_node, _plugin, mut kubelet)) = running(
-        "the_mixed_strategy_names_resources_by_partition_mode",
-        &["mi210x4"],
-        &["--strategy", "mixed"],
-        "amd.com/gpu",
-    ) else {
-        return;
-    };
+    let (_node, _plugin, mut kubelet) = running(&binary, &["mi210x4"], MIXED, "amd.com/gpu");
     assert_eq!(kubelet.devices("amd.com/gpu").len(), 4);
 }
 
 #[test]
 fn gpus_in_two_pci_domains_keep_their_ids_and_numa_nodes_apart() {
-    let Some((node, _plugin, mut kubelet)) = running(
-        "gpus_in_two_pci_domains_keep_their_ids_and_numa_nodes_apart",
-        &["mi308x-two-domains"],
-        &["--strategy", "mixed"],
-        "amd.com/cpx_nps1",
-    ) else {
-        return;
-    };
-    let list = kubelet.cmd("devices amd.com/cpx_nps1");
-    let devices = list["devices"].as_array().expect("devices");
+    let binary = standin_or_skip!("gpus_in_two_pci_domains_keep_their_ids_and_numa_nodes_apart");
+    let (node, _plugin, mut kubelet) =
+        running(&binary, &["mi308x-two-domains"], MIXED, "amd.com/cpx_nps1");
+    let devices = kubelet.list("amd.com/cpx_nps1");
     assert_eq!(devices.len(), 32);
     assert_eq!(devices[0]["id"], "0000:05:00.0-p0");
     assert_eq!(devices[0]["numa"], serde_json::json!([0]));
@@ -165,9 +167,8 @@ fn gpus_in_two_pci_domains_keep_their_ids_and_numa_nodes_apart() {
         .iter()
         .map(|d| d["id"].as_str().expect("id"))
         .collect();
-    let eight = kubelet.cmd(&format!("preferred amd.com/cpx_nps1 8 {} -", ids.join(",")));
     assert_eq!(
-        strings(&eight["device_ids"]),
+        kubelet.preferred(&format!("amd.com/cpx_nps1 8 {} -", ids.join(","))),
         [
             "0000:05:00.0-p0",
             "0000:05:00.0-p1",
@@ -179,49 +180,32 @@ fn gpus_in_two_pci_domains_keep_their_ids_and_numa_nodes_apart() {
             "0000:15:00.0-p3"
         ]
     );
-    let allocated = kubelet.cmd("allocate amd.com/cpx_nps1 0001:05:00.0-p3");
     assert_eq!(
-        strings(&allocated["cdi_devices"]),
+        kubelet.cdi_devices("amd.com/cpx_nps1 0001:05:00.0-p3"),
         ["amd.com/gpu=0001:05:00.0-p3"]
     );
 }
 
 #[test]
 fn preferred_allocations_follow_hives_numa_nodes_and_parent_gpus() {
-    let Some((_node, _plugin, mut kubelet)) = running(
-        "preferred_allocations_follow_hives_numa_nodes_and_parent_gpus",
-        &["mi210x4"],
-        &[],
-        "amd.com/gpu",
-    ) else {
-        return;
-    };
+    let binary = standin_or_skip!("preferred_allocations_follow_hives_numa_nodes_and_parent_gpus");
+    let (_node, _plugin, mut kubelet) = running(&binary, &["mi210x4"], &[], "amd.com/gpu");
     let all = "0000:03:00.0,0000:23:00.0,0000:43:00.0,0000:63:00.0";
-    let pair = kubelet.cmd(&format!("preferred amd.com/gpu 2 {all} -"));
     assert_eq!(
-        strings(&pair["device_ids"]),
+        kubelet.preferred(&format!("amd.com/gpu 2 {all} -")),
         ["0000:03:00.0", "0000:23:00.0"]
     );
     // 03 taken: the other hive's pair, not 23 + 43.
-    let pair = kubelet.cmd("preferred amd.com/gpu 2 0000:23:00.0,0000:43:00.0,0000:63:00.0 -");
     assert_eq!(
-        strings(&pair["device_ids"]),
+        kubelet.preferred("amd.com/gpu 2 0000:23:00.0,0000:43:00.0,0000:63:00.0 -"),
         ["0000:43:00.0", "0000:63:00.0"]
     );
-    let with = kubelet.cmd(&format!("preferred amd.com/gpu 2 {all} 0000:63:00.0"));
     assert_eq!(
-        strings(&with["device_ids"]),
+        kubelet.preferred(&format!("amd.com/gpu 2 {all} 0000:63:00.0")),
         ["0000:43:00.0", "0000:63:00.0"]
     );
 
-    let Some((_node, _plugin, mut kubelet)) = running(
-        "preferred_allocations_follow_hives_numa_nodes_and_parent_gpus",
-        &["mi300x-cpx"],
-        &[],
-        "amd.com/gpu",
-    ) else {
-        return;
-    };
+    let (_node, _plugin, mut kubelet) = running(&binary, &["mi300x-cpx"], &[], "amd.com/gpu");
     let ids: Vec<String> = kubelet
         .devices("amd.com/gpu")
         .into_iter()
@@ -229,14 +213,12 @@ fn preferred_allocations_follow_hives_numa_nodes_and_parent_gpus() {
         .collect();
     // Partitions 0-4 of the first GPU in use: two more fill it, four take a fresh GPU.
     let available = ids[5..].join(",");
-    let two = kubelet.cmd(&format!("preferred amd.com/gpu 2 {available} -"));
     assert_eq!(
-        strings(&two["device_ids"]),
+        kubelet.preferred(&format!("amd.com/gpu 2 {available} -")),
         ["0000:05:00.0-p5", "0000:05:00.0-p6"]
     );
-    let four = kubelet.cmd(&format!("preferred amd.com/gpu 4 {available} -"));
     assert_eq!(
-        strings(&four["device_ids"]),
+        kubelet.preferred(&format!("amd.com/gpu 4 {available} -")),
         [
             "0000:15:00.0-p0",
             "0000:15:00.0-p1",
@@ -248,11 +230,9 @@ fn preferred_allocations_follow_hives_numa_nodes_and_parent_gpus() {
 
 #[test]
 fn allocate_returns_cdi_names_annotations_or_device_nodes() {
-    let test = "allocate_returns_cdi_names_annotations_or_device_nodes";
-    let Some((_node, _plugin, mut kubelet)) = running(test, &["mi210x4"], &[], "amd.com/gpu")
-    else {
-        return;
-    };
+    let binary = standin_or_skip!("allocate_returns_cdi_names_annotations_or_device_nodes");
+    let started_with = |args: &[&str]| running(&binary, &["mi210x4"], args, "amd.com/gpu");
+    let (_node, _plugin, mut kubelet) = started_with(&[]);
     let cdi = kubelet.cmd("allocate amd.com/gpu 0000:43:00.0,0000:63:00.0");
     assert_eq!(
         strings(&cdi["cdi_devices"]),
@@ -267,14 +247,7 @@ fn allocate_returns_cdi_names_annotations_or_device_nodes() {
         "{error}"
     );
 
-    let Some((_node, _plugin, mut kubelet)) = running(
-        test,
-        &["mi210x4"],
-        &["--allocation", "annotations"],
-        "amd.com/gpu",
-    ) else {
-        return;
-    };
+    let (_node, _plugin, mut kubelet) = started_with(&["--allocation", "annotations"]);
     let annotated = kubelet.cmd("allocate amd.com/gpu 0000:03:00.0");
     assert_eq!(
         annotated["annotations"],
@@ -282,14 +255,7 @@ fn allocate_returns_cdi_names_annotations_or_device_nodes() {
     );
     assert_eq!(annotated["cdi_devices"], serde_json::json!([]));
 
-    let Some((node, _plugin, mut kubelet)) = running(
-        test,
-        &["mi210x4"],
-        &["--allocation", "device-specs"],
-        "amd.com/gpu",
-    ) else {
-        return;
-    };
+    let (node, _plugin, mut kubelet) = started_with(&["--allocation", "device-specs"]);
     let nodes = kubelet.cmd("allocate amd.com/gpu 0000:03:00.0");
     let render = node.render_node_of("0000:03:00.0");
     let root = node.dir.path().display().to_string();
@@ -307,21 +273,20 @@ fn allocate_returns_cdi_names_annotations_or_device_nodes() {
 
 #[test]
 fn a_device_whose_render_node_goes_is_unhealthy_within_a_second_and_comes_back() {
-    let Some((node, plugin, mut kubelet)) = running(
-        "a_device_whose_render_node_goes_is_unhealthy_within_a_second_and_comes_back",
-        &["mi210x4"],
-        &[],
-        "amd.com/gpu",
-    ) else {
-        return;
-    };
+    let binary = standin_or_skip!(
+        "a_device_whose_render_node_goes_is_unhealthy_within_a_second_and_comes_back"
+    );
+    let (node, plugin, mut kubelet) = running(&binary, &["mi210x4"], &[], "amd.com/gpu");
     let render = node
         .path("dev/dri")
         .join(node.render_node_of("0000:23:00.0"));
     let removed = nanos();
     fs::remove_file(&render).expect("remove the render node");
-    let gone = kubelet.try_cmd("wait-health amd.com/gpu 0000:23:00.0 Unhealthy 1000");
-    assert!(gone.get("error").is_none(), "{gone}\n{}", plugin.log());
+    let gone = answer(
+        &mut kubelet,
+        &plugin,
+        "wait-health amd.com/gpu 0000:23:00.0 Unhealthy 1000",
+    );
     let latency = gone["at"].as_i64().expect("at") - removed;
     assert!(latency < 1_000_000_000, "{latency} ns");
     let devices = kubelet.devices("amd.com/gpu");
@@ -340,121 +305,98 @@ fn a_device_whose_render_node_goes_is_unhealthy_within_a_second_and_comes_back()
     );
 
     fs::write(&render, "").expect("restore the render node");
-    let back = kubelet.try_cmd("wait-health amd.com/gpu 0000:23:00.0 Healthy 1000");
-    assert!(back.get("error").is_none(), "{back}\n{}", plugin.log());
+    answer(
+        &mut kubelet,
+        &plugin,
+        "wait-health amd.com/gpu 0000:23:00.0 Healthy 1000",
+    );
 }
 
 #[test]
 fn every_device_is_unhealthy_while_dev_kfd_is_gone() {
-    let Some((node, plugin, mut kubelet)) = running(
-        "every_device_is_unhealthy_while_dev_kfd_is_gone",
-        &["mi300x-cpx"],
-        &[],
-        "amd.com/gpu",
-    ) else {
-        return;
+    let binary = standin_or_skip!("every_device_is_unhealthy_while_dev_kfd_is_gone");
+    let (node, plugin, mut kubelet) = running(&binary, &["mi300x-cpx"], &[], "amd.com/gpu");
+    let all_are = |kubelet: &mut Standin, health: &str| {
+        kubelet.devices("amd.com/gpu").iter().all(|d| d.1 == health)
     };
     fs::remove_file(node.path("dev/kfd")).expect("remove kfd");
     for id in ["0000:05:00.0-p0", "0000:f5:00.0-p7"] {
-        let gone = kubelet.try_cmd(&format!("wait-health amd.com/gpu {id} Unhealthy 1000"));
-        assert!(gone.get("error").is_none(), "{gone}\n{}", plugin.log());
+        answer(
+            &mut kubelet,
+            &plugin,
+            &format!("wait-health amd.com/gpu {id} Unhealthy 1000"),
+        );
     }
-    assert!(
-        kubelet
-            .devices("amd.com/gpu")
-            .iter()
-            .all(|d| d.1 == "Unhealthy")
-    );
+    assert!(all_are(&mut kubelet, "Unhealthy"));
     fs::write(node.path("dev/kfd"), "").expect("restore kfd");
-    let back = kubelet.try_cmd("wait-health amd.com/gpu 0000:f5:00.0-p7 Healthy 1000");
-    assert!(back.get("error").is_none(), "{back}\n{}", plugin.log());
-    assert!(
-        kubelet
-            .devices("amd.com/gpu")
-            .iter()
-            .all(|d| d.1 == "Healthy")
+    answer(
+        &mut kubelet,
+        &plugin,
+        "wait-health amd.com/gpu 0000:f5:00.0-p7 Healthy 1000",
     );
+    assert!(all_are(&mut kubelet, "Healthy"));
 }
 
 #[test]
 fn a_partition_switch_is_advertised_without_restarting_the_kubelet() {
-    let Some((node, plugin, mut kubelet)) = running(
-        "a_partition_switch_is_advertised_without_restarting_the_kubelet",
+    let binary =
+        standin_or_skip!("a_partition_switch_is_advertised_without_restarting_the_kubelet");
+    let (node, plugin, mut kubelet) = running(
+        &binary,
         &["mi300x-spx", "mi300x-cpx"],
-        &["--strategy", "mixed"],
+        MIXED,
         "amd.com/spx_nps1",
-    ) else {
-        return;
-    };
+    );
     assert_eq!(kubelet.devices("amd.com/spx_nps1").len(), 8);
     // The GPUs switch to CPX; kernels that keep every render node send no /dev event, hence
     // SIGHUP (docs/kubernetes.md).
     node.use_host("mi300x-cpx");
     plugin.signal(Signal::SIGHUP);
-    let cpx = kubelet.try_cmd("wait-registered amd.com/cpx_nps1 3000");
-    assert!(cpx.get("error").is_none(), "{cpx}\n{}", plugin.log());
+    answer(
+        &mut kubelet,
+        &plugin,
+        "wait-registered amd.com/cpx_nps1 3000",
+    );
     kubelet.cmd("wait-devices amd.com/cpx_nps1 64 3000");
     kubelet.cmd("wait-devices amd.com/spx_nps1 0 3000");
     let spec = cdi::codec::load(&node.cdi_dir().join("amd.com-gpu.yaml")).expect("spec");
     assert!(spec.devices.iter().any(|d| d.name == "0000:95:00.0-p7"));
     assert!(!spec.devices.iter().any(|d| d.name == "0000:95:00.0"));
-    let allocated = kubelet.cmd("allocate amd.com/cpx_nps1 0000:95:00.0-p7");
     assert_eq!(
-        strings(&allocated["cdi_devices"]),
+        kubelet.cdi_devices("amd.com/cpx_nps1 0000:95:00.0-p7"),
         ["amd.com/gpu=0000:95:00.0-p7"]
     );
 }
 
 #[test]
 fn the_plugin_registers_again_when_the_kubelet_restarts() {
-    let test = "the_plugin_registers_again_when_the_kubelet_restarts";
-    let Some((node, plugin, kubelet)) = running(test, &["mi210x4"], &[], "amd.com/gpu") else {
-        return;
-    };
-    let Some(binary) = standin(test) else {
-        return;
-    };
+    let binary = standin_or_skip!("the_plugin_registers_again_when_the_kubelet_restarts");
+    let (node, plugin, kubelet) = running(&binary, &["mi210x4"], &[], "amd.com/gpu");
     kubelet.quit();
     // The new kubelet empties the directory (the plugin's socket goes) and creates kubelet.sock.
     let mut kubelet = Standin::start(&binary, &node.plugin_dir());
-    let again = kubelet.try_cmd("wait-registered amd.com/gpu 5000");
-    assert!(again.get("error").is_none(), "{again}\n{}", plugin.log());
+    answer(&mut kubelet, &plugin, "wait-registered amd.com/gpu 5000");
     assert_eq!(kubelet.devices("amd.com/gpu").len(), 4);
-    let allocated = kubelet.cmd("allocate amd.com/gpu 0000:03:00.0");
     assert_eq!(
-        strings(&allocated["cdi_devices"]),
+        kubelet.cdi_devices("amd.com/gpu 0000:03:00.0"),
         ["amd.com/gpu=0000:03:00.0"]
     );
 }
 
 #[test]
 fn a_plugin_started_before_the_kubelet_registers_when_it_comes() {
-    let test = "a_plugin_started_before_the_kubelet_registers_when_it_comes";
-    let Some(binary) = standin(test) else {
-        return;
-    };
+    let binary = standin_or_skip!("a_plugin_started_before_the_kubelet_registers_when_it_comes");
     let node = Node::new(&["mi210x4"]);
     let plugin = Plugin::start(&node, &[]);
     plugin.wait_for_log("waiting for the kubelet", Duration::from_secs(5));
     let mut kubelet = Standin::start(&binary, &node.plugin_dir());
-    let registered = kubelet.try_cmd("wait-registered amd.com/gpu 5000");
-    assert!(
-        registered.get("error").is_none(),
-        "{registered}\n{}",
-        plugin.log()
-    );
+    answer(&mut kubelet, &plugin, "wait-registered amd.com/gpu 5000");
 }
 
 #[test]
 fn sigterm_stops_the_plugin_and_removes_its_socket() {
-    let Some((node, mut plugin, _kubelet)) = running(
-        "sigterm_stops_the_plugin_and_removes_its_socket",
-        &["mi210x4"],
-        &[],
-        "amd.com/gpu",
-    ) else {
-        return;
-    };
+    let binary = standin_or_skip!("sigterm_stops_the_plugin_and_removes_its_socket");
+    let (node, mut plugin, _kubelet) = running(&binary, &["mi210x4"], &[], "amd.com/gpu");
     let socket = node.plugin_dir().join("amdgpu-cdi-gpu.sock");
     assert!(socket.exists());
     plugin.signal(Signal::SIGTERM);
@@ -511,30 +453,14 @@ fn startup_errors_are_one_line() {
 /// nor the stand-in.
 #[test]
 fn the_daemonset_manifest_runs_the_plugin() {
-    let path = repo_root().join("packaging/kubernetes/amdgpu-cdi-daemonset.yaml");
-    let text = fs::read_to_string(&path).expect("read the manifest");
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("the manifest is YAML");
-    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
-    assert_eq!(kinds, ["Namespace", "DaemonSet"]);
-    let pod = &docs[1]["spec"]["template"]["spec"];
-    let container = &pod["containers"][0];
+    let manifest =
+        DaemonSet::load(&repo_root().join("packaging/kubernetes/amdgpu-cdi-daemonset.yaml"));
     assert_eq!(
-        container["command"],
+        manifest.container()["command"],
         serde_json::json!(["/usr/bin/amdgpu-cdi", "device-plugin"])
     );
-    let mounts: Vec<(&str, bool)> = container["volumeMounts"]
-        .as_array()
-        .expect("mounts")
-        .iter()
-        .map(|m| {
-            (
-                m["mountPath"].as_str().expect("mountPath"),
-                m["readOnly"].as_bool().unwrap_or(false),
-            )
-        })
-        .collect();
     assert_eq!(
-        mounts,
+        manifest.mounts(),
         [
             ("/host/sys", true),
             ("/dev", true),
@@ -542,14 +468,8 @@ fn the_daemonset_manifest_runs_the_plugin() {
             ("/var/lib/kubelet/device-plugins", false)
         ]
     );
-    let volumes: Vec<&str> = pod["volumes"]
-        .as_array()
-        .expect("volumes")
-        .iter()
-        .map(|v| v["hostPath"]["path"].as_str().expect("hostPath"))
-        .collect();
     assert_eq!(
-        volumes,
+        manifest.host_paths(),
         [
             "/sys",
             "/dev",
@@ -557,18 +477,8 @@ fn the_daemonset_manifest_runs_the_plugin() {
             "/var/lib/kubelet/device-plugins"
         ]
     );
-    let env: Vec<(String, String)> = container["env"]
-        .as_array()
-        .expect("env")
-        .iter()
-        .map(|e| {
-            (
-                e["name"].as_str().expect("name").to_string(),
-                e["value"].as_str().expect("value").to_string(),
-            )
-        })
-        .collect();
-    assert!(env.contains(&("AMDGPU_CDI_SYSFS_ROOT".into(), "/host/sys".into())));
+    let env = manifest.env();
+    assert!(env.contains(&("AMDGPU_CDI_SYSFS_ROOT", "/host/sys")));
 
     let node = Node::new(&["mi300x-cpx"]);
     let mut plugin = Plugin::start_with_env(&node, &env);

@@ -120,9 +120,9 @@ impl Plugin {
 
     /// Starts the plugin on `node` configured by environment variables only (as the DaemonSet
     /// does): `env` first, then the node's directories.
-    pub fn start_with_env(node: &Node, env: &[(String, String)]) -> Self {
+    pub fn start_with_env(node: &Node, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_amdgpu-cdi-device-plugin"));
-        command.envs(env.iter().map(|(k, v)| (k, v)));
+        command.envs(env.iter().copied());
         command
             .env("AMDGPU_CDI_DEVICE_PLUGIN_DIR", node.plugin_dir())
             .env("AMDGPU_CDI_CDI_DIR", node.cdi_dir())

@@ -18,6 +18,12 @@ import (
 	oci "github.com/opencontainers/runtime-spec/specs-go"
 )
 
+// specCache is the library's *cdi.Cache, made by newCache from the import path the build tags
+// choose (cdi_cncf.go, cdi_legacy.go).
+type specCache interface {
+	InjectDevices(spec *oci.Spec, devices ...string) ([]string, error)
+}
+
 type dirList []string
 
 func (d *dirList) String() string     { return strings.Join(*d, ",") }
@@ -42,7 +48,11 @@ func main() {
 	if err := json.Unmarshal(data, &spec); err != nil {
 		fail("cannot parse %s: %v", *configPath, err)
 	}
-	if err := injectDevices(dirs, &spec, flag.Args()); err != nil {
+	cache, err := newCache(dirs)
+	if err != nil {
+		fail("%v", err)
+	}
+	if _, err := cache.InjectDevices(&spec, flag.Args()...); err != nil {
 		fail("%v", err)
 	}
 	out, err := json.MarshalIndent(&spec, "", "  ")

@@ -30,6 +30,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -75,10 +76,11 @@ type endpoint struct {
 type standin struct {
 	// Forward compatibility of the generated service interface.
 	pluginapi.UnimplementedRegistrationServer
-	dir           string
-	mu            sync.Mutex
-	registrations []registration
-	endpoints     map[string]*endpoint
+	dir string
+	mu  sync.Mutex
+	// Every registration received, in order.
+	received  []registration
+	endpoints map[string]*endpoint
 	// Closed and replaced whenever something changes, to wake waiters.
 	changed chan struct{}
 }
@@ -98,7 +100,7 @@ func (s *standin) Register(ctx context.Context, r *pluginapi.RegisterRequest) (*
 	}
 	preferred := r.Options != nil && r.Options.GetPreferredAllocationAvailable
 	s.mu.Lock()
-	s.registrations = append(s.registrations, registration{
+	s.received = append(s.received, registration{
 		Resource: r.ResourceName, Endpoint: r.Endpoint, Version: r.Version,
 		Preferred: preferred, At: time.Now().UnixNano(),
 	})
@@ -162,21 +164,81 @@ func (s *standin) connect(resource, socket string) {
 	}
 }
 
-// wait blocks until ready (called with the lock held) returns true, or the timeout passes.
-func (s *standin) wait(timeout time.Duration, ready func() bool) bool {
-	deadline := time.After(timeout)
+// errUsage is the error of an argument that does not parse: the command is reported as bad.
+var errUsage = errors.New("bad usage")
+
+// done is the answer of a command that has nothing else to say.
+var done = map[string]bool{"ok": true}
+
+// A command: how many arguments follow its name, and what it does with them.
+type command struct {
+	args int
+	run  func(s *standin, args []string) (interface{}, error)
+}
+
+var commands = map[string]command{
+	"registrations":   {0, (*standin).registrations},
+	"wait-registered": {2, (*standin).waitRegistered},
+	"devices":         {1, (*standin).devices},
+	"wait-health":     {4, (*standin).waitHealth},
+	"wait-devices":    {3, (*standin).waitDevices},
+	"options":         {1, onPlugin(options)},
+	"preferred":       {4, onPlugin(preferred)},
+	"allocate":        {2, onPlugin(allocate)},
+	"bench-allocate":  {3, onPlugin(benchAllocate)},
+	"quit":            {0, func(*standin, []string) (interface{}, error) { return done, nil }},
+}
+
+func (s *standin) command(words []string) (interface{}, error) {
+	if len(words) > 0 {
+		if c, known := commands[words[0]]; known && len(words) == 1+c.args {
+			result, err := c.run(s, words[1:])
+			if err != errUsage {
+				return result, err
+			}
+		}
+	}
+	return nil, fmt.Errorf("bad command %q", strings.Join(words, " "))
+}
+
+// number parses a count argument.
+func number(arg string) (int, error) {
+	n, err := strconv.Atoi(arg)
+	if err != nil {
+		return 0, errUsage
+	}
+	return n, nil
+}
+
+// ids parses a comma-separated list of device ids, "-" for none.
+func ids(arg string) []string {
+	if arg == "-" || arg == "" {
+		return []string{}
+	}
+	return strings.Split(arg, ",")
+}
+
+// wait blocks until ready (called with the lock held) returns true, or the milliseconds in
+// timeout pass: then the error says what did not happen within them.
+func (s *standin) wait(timeout string, what string, ready func() bool) error {
+	ms, err := number(timeout)
+	if err != nil {
+		return err
+	}
+	limit := time.Duration(ms) * time.Millisecond
+	deadline := time.After(limit)
 	for {
 		s.mu.Lock()
 		ok := ready()
 		changed := s.changed
 		s.mu.Unlock()
 		if ok {
-			return true
+			return nil
 		}
 		select {
 		case <-changed:
 		case <-deadline:
-			return false
+			return fmt.Errorf("%s within %v", what, limit)
 		}
 	}
 }
@@ -191,224 +253,189 @@ func (s *standin) endpoint(resource string) (*endpoint, error) {
 	return ep, nil
 }
 
-func ids(arg string) []string {
-	if arg == "-" || arg == "" {
-		return []string{}
+func (s *standin) registrations(_ []string) (interface{}, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return map[string]interface{}{"registrations": append([]registration{}, s.received...)}, nil
+}
+
+func (s *standin) waitRegistered(args []string) (interface{}, error) {
+	resource := args[0]
+	if err := s.wait(args[1], resource+" did not register and list its devices", func() bool {
+		ep := s.endpoints[resource]
+		return ep != nil && ep.listedAt != 0
+	}); err != nil {
+		return nil, err
 	}
-	return strings.Split(arg, ",")
+	return done, nil
 }
 
-func milliseconds(arg string) (time.Duration, error) {
-	ms, err := strconv.Atoi(arg)
-	return time.Duration(ms) * time.Millisecond, err
+func (s *standin) devices(args []string) (interface{}, error) {
+	ep, err := s.endpoint(args[0])
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return map[string]interface{}{"devices": ep.devices, "at": ep.listedAt}, nil
 }
 
+func (s *standin) waitHealth(args []string) (interface{}, error) {
+	resource, id, health := args[0], args[1], args[2]
+	var at int64
+	if err := s.wait(args[3], fmt.Sprintf("%s of %s was not reported %s", id, resource, health), func() bool {
+		ep := s.endpoints[resource]
+		if ep == nil {
+			return false
+		}
+		for _, d := range ep.devices {
+			if d.ID == id && d.Health == health {
+				at = ep.listedAt
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		return nil, err
+	}
+	return map[string]interface{}{"ok": true, "at": at}, nil
+}
+
+func (s *standin) waitDevices(args []string) (interface{}, error) {
+	resource := args[0]
+	count, err := number(args[1])
+	if err != nil {
+		return nil, err
+	}
+	if err := s.wait(args[2], fmt.Sprintf("%s did not list %d devices", resource, count), func() bool {
+		ep := s.endpoints[resource]
+		return ep != nil && ep.listedAt != 0 && len(ep.devices) == count
+	}); err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// call is the context of one call to a plugin.
 func call() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
 }
 
-func (s *standin) command(words []string) (interface{}, error) {
-	usage := fmt.Errorf("bad command %q", strings.Join(words, " "))
-	if len(words) == 0 {
-		return nil, usage
+// onPlugin makes a command of a call to the plugin of the resource named by the first argument:
+// it gets the plugin's client, the context of one call and the other arguments.
+func onPlugin(run func(ctx context.Context, plugin pluginapi.DevicePluginClient, args []string) (interface{}, error)) func(*standin, []string) (interface{}, error) {
+	return func(s *standin, args []string) (interface{}, error) {
+		ep, err := s.endpoint(args[0])
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := call()
+		defer cancel()
+		return run(ctx, ep.client, args[1:])
 	}
-	switch words[0] {
-	case "registrations":
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return map[string]interface{}{"registrations": append([]registration{}, s.registrations...)}, nil
-	case "wait-registered":
-		if len(words) != 3 {
-			return nil, usage
-		}
-		timeout, err := milliseconds(words[2])
-		if err != nil {
-			return nil, usage
-		}
-		if !s.wait(timeout, func() bool {
-			ep := s.endpoints[words[1]]
-			return ep != nil && ep.listedAt != 0
-		}) {
-			return nil, fmt.Errorf("%s did not register and list its devices within %v", words[1], timeout)
-		}
-		return map[string]bool{"ok": true}, nil
-	case "devices":
-		if len(words) != 2 {
-			return nil, usage
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		ep := s.endpoints[words[1]]
-		if ep == nil {
-			return nil, fmt.Errorf("%s is not registered", words[1])
-		}
-		return map[string]interface{}{"devices": ep.devices, "at": ep.listedAt}, nil
-	case "wait-health":
-		if len(words) != 5 {
-			return nil, usage
-		}
-		timeout, err := milliseconds(words[4])
-		if err != nil {
-			return nil, usage
-		}
-		var at int64
-		if !s.wait(timeout, func() bool {
-			ep := s.endpoints[words[1]]
-			if ep == nil {
-				return false
-			}
-			for _, d := range ep.devices {
-				if d.ID == words[2] && d.Health == words[3] {
-					at = ep.listedAt
-					return true
-				}
-			}
-			return false
-		}) {
-			return nil, fmt.Errorf("%s of %s was not reported %s within %v", words[2], words[1], words[3], timeout)
-		}
-		return map[string]interface{}{"ok": true, "at": at}, nil
-	case "wait-devices":
-		if len(words) != 4 {
-			return nil, usage
-		}
-		count, err := strconv.Atoi(words[2])
-		if err != nil {
-			return nil, usage
-		}
-		timeout, err := milliseconds(words[3])
-		if err != nil {
-			return nil, usage
-		}
-		if !s.wait(timeout, func() bool {
-			ep := s.endpoints[words[1]]
-			return ep != nil && ep.listedAt != 0 && len(ep.devices) == count
-		}) {
-			return nil, fmt.Errorf("%s did not list %d devices within %v", words[1], count, timeout)
-		}
-		return map[string]bool{"ok": true}, nil
-	case "options":
-		if len(words) != 2 {
-			return nil, usage
-		}
-		ep, err := s.endpoint(words[1])
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := call()
-		defer cancel()
-		options, err := ep.client.GetDevicePluginOptions(ctx, &pluginapi.Empty{})
-		if err != nil {
-			return nil, err
-		}
-		return map[string]bool{
-			"pre_start_required":                  options.PreStartRequired,
-			"get_preferred_allocation_available": options.GetPreferredAllocationAvailable,
-		}, nil
-	case "preferred":
-		if len(words) != 5 {
-			return nil, usage
-		}
-		size, err := strconv.Atoi(words[2])
-		if err != nil {
-			return nil, usage
-		}
-		ep, err := s.endpoint(words[1])
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := call()
-		defer cancel()
-		response, err := ep.client.GetPreferredAllocation(ctx, &pluginapi.PreferredAllocationRequest{
-			ContainerRequests: []*pluginapi.ContainerPreferredAllocationRequest{{
-				AvailableDeviceIDs:   ids(words[3]),
-				MustIncludeDeviceIDs: ids(words[4]),
-				AllocationSize:       int32(size),
-			}},
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(response.ContainerResponses) != 1 {
-			return nil, fmt.Errorf("%d container responses for one request", len(response.ContainerResponses))
-		}
-		return map[string][]string{"device_ids": append([]string{}, response.ContainerResponses[0].DeviceIDs...)}, nil
-	case "allocate":
-		if len(words) != 3 {
-			return nil, usage
-		}
-		ep, err := s.endpoint(words[1])
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := call()
-		defer cancel()
-		response, err := ep.client.Allocate(ctx, &pluginapi.AllocateRequest{
-			ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIDs: ids(words[2])}},
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(response.ContainerResponses) != 1 {
-			return nil, fmt.Errorf("%d container responses for one request", len(response.ContainerResponses))
-		}
-		r := response.ContainerResponses[0]
-		cdi := []string{}
-		for _, d := range r.CDIDevices {
-			cdi = append(cdi, d.Name)
-		}
-		nodes := []map[string]string{}
-		for _, d := range r.Devices {
-			nodes = append(nodes, map[string]string{
-				"container_path": d.ContainerPath, "host_path": d.HostPath, "permissions": d.Permissions,
-			})
-		}
-		annotations := r.Annotations
-		if annotations == nil {
-			annotations = map[string]string{}
-		}
-		envs := r.Envs
-		if envs == nil {
-			envs = map[string]string{}
-		}
-		return map[string]interface{}{
-			"cdi_devices": cdi, "devices": nodes, "annotations": annotations, "envs": envs,
-			"mounts": len(r.Mounts),
-		}, nil
-	case "bench-allocate":
-		if len(words) != 4 {
-			return nil, usage
-		}
-		n, err := strconv.Atoi(words[2])
-		if err != nil || n < 1 {
-			return nil, usage
-		}
-		ep, err := s.endpoint(words[1])
-		if err != nil {
-			return nil, err
-		}
-		request := &pluginapi.AllocateRequest{
-			ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIDs: ids(words[3])}},
-		}
-		times := make([]int64, 0, n)
-		for i := 0; i < n; i++ {
-			ctx, cancel := call()
-			start := time.Now()
-			_, err := ep.client.Allocate(ctx, request)
-			elapsed := time.Since(start)
-			cancel()
-			if err != nil {
-				return nil, err
-			}
-			times = append(times, elapsed.Microseconds())
-		}
-		sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
-		percentile := func(p int) int64 { return times[(len(times)-1)*p/100] }
-		return map[string]int64{"n": int64(n), "p50_us": percentile(50), "p99_us": percentile(99)}, nil
-	case "quit":
-		return map[string]bool{"ok": true}, nil
+}
+
+// onlyContainer is a plugin's answer for the one container asked about.
+func onlyContainer[R any](responses []R, err error) (R, error) {
+	var none R
+	if err != nil {
+		return none, err
 	}
-	return nil, usage
+	if len(responses) != 1 {
+		return none, fmt.Errorf("%d container responses for one request", len(responses))
+	}
+	return responses[0], nil
+}
+
+func options(ctx context.Context, plugin pluginapi.DevicePluginClient, _ []string) (interface{}, error) {
+	options, err := plugin.GetDevicePluginOptions(ctx, &pluginapi.Empty{})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]bool{
+		"pre_start_required":                 options.PreStartRequired,
+		"get_preferred_allocation_available": options.GetPreferredAllocationAvailable,
+	}, nil
+}
+
+func preferred(ctx context.Context, plugin pluginapi.DevicePluginClient, args []string) (interface{}, error) {
+	size, err := number(args[0])
+	if err != nil {
+		return nil, err
+	}
+	response, err := plugin.GetPreferredAllocation(ctx, &pluginapi.PreferredAllocationRequest{
+		ContainerRequests: []*pluginapi.ContainerPreferredAllocationRequest{{
+			AvailableDeviceIDs:   ids(args[1]),
+			MustIncludeDeviceIDs: ids(args[2]),
+			AllocationSize:       int32(size),
+		}},
+	})
+	container, err := onlyContainer(response.GetContainerResponses(), err)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]string{"device_ids": append([]string{}, container.DeviceIDs...)}, nil
+}
+
+// allocation is an Allocate request of one container for the devices listed in arg.
+func allocation(arg string) *pluginapi.AllocateRequest {
+	return &pluginapi.AllocateRequest{
+		ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIDs: ids(arg)}},
+	}
+}
+
+func allocate(ctx context.Context, plugin pluginapi.DevicePluginClient, args []string) (interface{}, error) {
+	response, err := plugin.Allocate(ctx, allocation(args[0]))
+	r, err := onlyContainer(response.GetContainerResponses(), err)
+	if err != nil {
+		return nil, err
+	}
+	cdi := []string{}
+	for _, d := range r.CDIDevices {
+		cdi = append(cdi, d.Name)
+	}
+	nodes := []map[string]string{}
+	for _, d := range r.Devices {
+		nodes = append(nodes, map[string]string{
+			"container_path": d.ContainerPath, "host_path": d.HostPath, "permissions": d.Permissions,
+		})
+	}
+	annotations := r.Annotations
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	envs := r.Envs
+	if envs == nil {
+		envs = map[string]string{}
+	}
+	return map[string]interface{}{
+		"cdi_devices": cdi, "devices": nodes, "annotations": annotations, "envs": envs,
+		"mounts": len(r.Mounts),
+	}, nil
+}
+
+// benchAllocate times its round trips itself, each with the context of one call.
+func benchAllocate(_ context.Context, plugin pluginapi.DevicePluginClient, args []string) (interface{}, error) {
+	n, err := number(args[0])
+	if err != nil || n < 1 {
+		return nil, errUsage
+	}
+	request := allocation(args[1])
+	times := make([]int64, 0, n)
+	for i := 0; i < n; i++ {
+		ctx, cancel := call()
+		start := time.Now()
+		_, err := plugin.Allocate(ctx, request)
+		elapsed := time.Since(start)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		times = append(times, elapsed.Microseconds())
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	percentile := func(p int) int64 { return times[(len(times)-1)*p/100] }
+	return map[string]int64{"n": int64(n), "p50_us": percentile(50), "p99_us": percentile(99)}, nil
 }
 
 // emptyDir removes the directory's entries, as the kubelet's device manager does at start.
