@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::repo_root;
+use crate::support::{copy_tree, repo_root};
 
 /// Longest a row may run (a hang fails the row; debug builds on a loaded machine are slow).
 const TIME_LIMIT: Duration = Duration::from_secs(30);
@@ -476,24 +476,6 @@ fn substitute(text: &str, tmp: &Path) -> String {
     text.replace("{fx}", &fx().display().to_string())
         .replace("{tmp}", &tmp.display().to_string())
         .replace("{repo}", &repo_root().display().to_string())
-}
-
-/// Copies a directory tree, keeping symbolic links as links.
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("create dir");
-    for entry in fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().expect("file type");
-        if kind.is_symlink() {
-            let link = fs::read_link(entry.path()).expect("read link");
-            std::os::unix::fs::symlink(link, &target).expect("symlink");
-        } else if kind.is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 /// Runs one row; returns a description of what went wrong, if anything.

@@ -2,10 +2,9 @@
 //! a compute partition switch, a new kfd major. Exit 0 current, 1 stale with a diff, 2 on error.
 
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use crate::support;
+use crate::support::{self, copy_tree};
 
 /// Example hosts that have AMD GPUs.
 fn gpu_hosts() -> Vec<PathBuf> {
@@ -20,23 +19,6 @@ fn gpu_hosts() -> Vec<PathBuf> {
         "expected the example hosts, found {hosts:?}"
     );
     hosts
-}
-
-/// Copies a tree, keeping symlinks as symlinks (sysfs trees are made of relative links).
-pub(crate) fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("create dir");
-    for entry in fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().expect("file type");
-        if kind.is_symlink() {
-            symlink(fs::read_link(entry.path()).expect("read link"), &target).expect("symlink");
-        } else if kind.is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
 }
 
 fn generate(sysfs: &Path, out: &Path, extra: &[&str]) {

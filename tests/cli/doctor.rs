@@ -7,13 +7,16 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::check::copy_tree;
-use crate::support;
+use crate::support::{self, copy_tree, host_sysfs};
 
+/// A copy of a doctor fixture in a temp dir: the root doctor inspects.
 struct Case {
     _tmp: tempfile::TempDir,
     root: PathBuf,
 }
+
+/// The workstation's spec where `generate` writes it by default, for [`case`].
+const WORKSTATION_SPEC: &[(&str, &str)] = &[("workstation", "var/run/cdi/amd.com-gpu.yaml")];
 
 /// Copies fixture `name` into a temp dir and generates `(example host, spec path)` specs in it.
 fn case(name: &str, generated: &[(&str, &str)]) -> Case {
@@ -26,10 +29,7 @@ fn case(name: &str, generated: &[(&str, &str)]) -> Case {
         &root,
     );
     for (host, spec) in generated {
-        support::amdgpu_cdi()
-            .arg("generate")
-            .arg("--sysfs-root")
-            .arg(sysfs(host))
+        support::on_sysfs("generate", host_sysfs(host))
             .arg("--output")
             .arg(root.join(spec))
             .assert()
@@ -38,16 +38,35 @@ fn case(name: &str, generated: &[(&str, &str)]) -> Case {
     Case { _tmp: tmp, root }
 }
 
-fn sysfs(host: &str) -> PathBuf {
-    support::repo_root()
-        .join("examples/hosts")
-        .join(host)
-        .join("sys")
+impl Case {
+    /// Runs doctor on this root with the sysfs tree of example host `host` (see [`doctor_on`]).
+    fn doctor(&self, host: &str, extra: &[&str]) -> (i32, String) {
+        doctor_on(&self.root, &host_sysfs(host), extra)
+    }
+
+    /// Writes `text` to `path` under the root, creating its directory.
+    fn put(&self, path: &str, text: &str) {
+        let path = self.root.join(path);
+        fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        fs::write(&path, text).expect("write");
+    }
+
+    /// An executable `usr/bin/<name>` under the root that prints `version` for `--version`.
+    fn fake_binary(&self, name: &str, version: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = format!("usr/bin/{name}");
+        self.put(&path, &format!("#!/bin/sh\necho \"{version}\"\n"));
+        fs::set_permissions(self.root.join(path), fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
 }
 
-/// Runs doctor on fixture `root` with the sysfs tree of example host `host`.
-fn doctor(root: &Path, host: &str, extra: &[&str]) -> (i32, String) {
-    doctor_on(root, &sysfs(host), extra)
+/// Doctor's report on fixture `name` (with the `generated` specs) and example host `host`, which
+/// must fail (exit 1).
+fn failing_report(name: &str, generated: &[(&str, &str)], host: &str, extra: &[&str]) -> String {
+    let (code, report) = case(name, generated).doctor(host, extra);
+    assert_eq!(code, 1);
+    report
 }
 
 /// Runs doctor on fixture `root` with the sysfs tree `sysfs` (as user alice unless `--user` is
@@ -92,9 +111,7 @@ fn section(report: &str, title: &str) -> String {
 
 #[test]
 fn host_without_gpus_or_engines_reports_and_fails() {
-    let case = case("no-gpu", &[]);
-    let (code, report) = doctor(&case.root, "no-amd", &[]);
-    assert_eq!(code, 1);
+    let report = failing_report("no-gpu", &[], "no-amd", &[]);
     insta::assert_snapshot!("no_gpu", report);
 }
 
@@ -142,7 +159,7 @@ fn the_missing_spec_fix_carries_the_roots_and_needs_the_unit() {
             .unwrap_or_else(|| panic!("no fix in {specs}"))
             .to_owned()
     };
-    let (_, report) = doctor(&case.root, "workstation", &["--dev-root", "/opt/fake-dev"]);
+    let (_, report) = case.doctor("workstation", &["--dev-root", "/opt/fake-dev"]);
     assert_eq!(
         fix(&report),
         "`amdgpu-cdi generate --sysfs-root <repo>/examples/hosts/workstation/sys --dev-root \
@@ -151,7 +168,7 @@ fn the_missing_spec_fix_carries_the_roots_and_needs_the_unit() {
          packaging/systemd/amdgpu-cdi-refresh.service (docs/packaging.md)"
     );
     // The host's own sysfs and the unit installed: the service is the fix.
-    copy_tree(&sysfs("workstation"), &case.root.join("sys"));
+    copy_tree(&host_sysfs("workstation"), &case.root.join("sys"));
     let units = case.root.join("usr/lib/systemd/system");
     fs::create_dir_all(&units).expect("unit dir");
     fs::copy(
@@ -169,30 +186,25 @@ fn the_missing_spec_fix_carries_the_roots_and_needs_the_unit() {
 
 #[test]
 fn device_nodes_that_are_missing_or_not_devices_fail() {
-    let case = case("bad-nodes", &[]);
-    let (code, report) = doctor(&case.root, "workstation", &[]);
-    assert_eq!(code, 1);
+    let report = failing_report("bad-nodes", &[], "workstation", &[]);
     insta::assert_snapshot!("bad_nodes", report);
 }
 
 #[test]
 fn two_specs_defining_the_same_devices_in_one_dir_fail() {
-    let case = case(
+    let report = failing_report(
         "spec-conflict",
         &[("workstation", "etc/cdi/amd.com-gpu.yaml")],
+        "workstation",
+        &[],
     );
-    let (code, report) = doctor(&case.root, "workstation", &[]);
-    assert_eq!(code, 1);
     insta::assert_snapshot!("spec_conflict", report);
 }
 
 #[test]
 fn a_spec_shadowed_by_a_higher_priority_dir_warns() {
-    let case = case(
-        "spec-shadowed",
-        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
-    );
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    let case = case("spec-shadowed", WORKSTATION_SPEC);
+    let (_, report) = case.doctor("workstation", &[]);
     assert!(report.contains("[warn] amd.com/gpu=0, amd.com/gpu=1, amd.com/gpu=all defined in /etc/cdi/amd.json and /var/run/cdi/amd.com-gpu.yaml: only /var/run/cdi/amd.com-gpu.yaml is used"), "{report}");
     assert!(
         report.contains("[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now"),
@@ -204,51 +216,42 @@ fn a_spec_shadowed_by_a_higher_priority_dir_warns() {
 #[test]
 fn invalid_and_stale_specs_fail_and_other_vendors_are_ignored() {
     // The spec on disk was generated on the 4x MI210 host; the hardware now is the workstation.
-    let case = case(
+    let report = failing_report(
         "spec-invalid-stale",
         &[("mi210x4", "var/run/cdi/amd.com-gpu.yaml")],
+        "workstation",
+        &[],
     );
-    let (code, report) = doctor(&case.root, "workstation", &[]);
-    assert_eq!(code, 1);
     assert!(!report.contains("other-vendor"), "{report}");
     insta::assert_snapshot!("spec_invalid_stale", report);
 }
 
 #[test]
 fn engines_without_cdi_and_missing_wrapper_and_hook_binaries_fail() {
-    let case = case(
-        "engines-old",
-        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
-    );
-    let (code, report) = doctor(&case.root, "workstation", &[]);
-    assert_eq!(code, 1);
+    let report = failing_report("engines-old", WORKSTATION_SPEC, "workstation", &[]);
     insta::assert_snapshot!("engines_old", report);
 }
 
 #[test]
 fn engine_cdi_switches_versions_and_spec_dirs_are_checked() {
-    let case = case("engines-cdi", &[]);
-    let (code, report) = doctor(&case.root, "workstation", &[]);
-    assert_eq!(code, 1);
+    let report = failing_report("engines-cdi", &[], "workstation", &[]);
     insta::assert_snapshot!("engines_cdi", report);
 }
 
 #[test]
 fn broken_configs_and_odd_engine_binaries_are_reported_not_fatal() {
-    let case = case(
+    let report = failing_report(
         "broken-configs",
-        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
+        WORKSTATION_SPEC,
+        "workstation",
+        &["--version-timeout", "2000"],
     );
-    let (code, report) = doctor(&case.root, "workstation", &["--version-timeout", "2000"]);
-    assert_eq!(code, 1);
     insta::assert_snapshot!("broken_configs", report);
 }
 
 #[test]
 fn json_report_has_the_same_findings() {
-    let case = case("engines-old", &[]);
-    let (code, json) = doctor(&case.root, "workstation", &["--format", "json"]);
-    assert_eq!(code, 1);
+    let json = failing_report("engines-old", &[], "workstation", &["--format", "json"]);
     let value: serde_json::Value = serde_json::from_str(&json).expect("doctor --format json");
     let sections = value["sections"].as_array().expect("sections");
     let titles: Vec<&str> = sections
@@ -293,7 +296,7 @@ fn every_warning_and_failure_in_the_text_report_has_a_fix() {
         "engines-cdi",
     ] {
         let case = case(name, &[]);
-        let (_, report) = doctor(&case.root, "workstation", &[]);
+        let (_, report) = case.doctor("workstation", &[]);
         let lines: Vec<&str> = report.lines().collect();
         for (i, line) in lines.iter().enumerate() {
             if line.starts_with("  [FAIL]") || line.starts_with("  [warn]") {
@@ -340,17 +343,14 @@ fn a_healthy_host_passes_and_group_membership_is_checked() {
     if !can_make_devices("a_healthy_host_passes_and_group_membership_is_checked") {
         return;
     }
-    let case = case(
-        "healthy",
-        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
-    );
+    let case = case("healthy", WORKSTATION_SPEC);
     make_nodes(&case.root, 993);
-    let (code, report) = doctor(&case.root, "workstation", &[]);
+    let (code, report) = case.doctor("workstation", &[]);
     assert_eq!(code, 0, "{report}");
     insta::assert_snapshot!("healthy", report);
 
     // bob is not in the render group: a warning with the usermod fix, not a failure.
-    let (code, report) = doctor(&case.root, "workstation", &["--user", "bob"]);
+    let (code, report) = case.doctor("workstation", &["--user", "bob"]);
     assert_eq!(code, 0, "{report}");
     assert!(report.contains("[warn] /dev/kfd (1:5, mode 0660, group render): bob is not in group render, so it cannot open it"), "{report}");
     assert!(
@@ -359,7 +359,7 @@ fn a_healthy_host_passes_and_group_membership_is_checked() {
     );
 
     // An unknown user is a failure of its own.
-    let (code, report) = doctor(&case.root, "workstation", &["--user", "nobody-here"]);
+    let (code, report) = case.doctor("workstation", &["--user", "nobody-here"]);
     assert_eq!(code, 1, "{report}");
     assert!(
         report.contains("[FAIL] user nobody-here is not in /etc/passwd"),
@@ -374,10 +374,7 @@ fn a_healthy_host_passes_and_group_membership_is_checked() {
 fn currentness_uses_the_options_recorded_in_the_spec() {
     let case = case("no-gpu", &[]);
     let spec = case.root.join("var/run/cdi/amd.com-gpu.yaml");
-    support::amdgpu_cdi()
-        .arg("generate")
-        .arg("--sysfs-root")
-        .arg(sysfs("workstation"))
+    support::on_sysfs("generate", host_sysfs("workstation"))
         .args([
             "--device-name-strategy",
             "index",
@@ -389,10 +386,10 @@ fn currentness_uses_the_options_recorded_in_the_spec() {
         .assert()
         .success();
     let current = "[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now\n";
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    let (_, report) = case.doctor("workstation", &[]);
     assert!(report.contains(current), "{report}");
     // On other hardware it is stale, and the fix keeps the recorded names.
-    let (_, report) = doctor(&case.root, "mi210x4", &[]);
+    let (_, report) = case.doctor("mi210x4", &[]);
     assert!(
         report.contains(
             "  [FAIL] /var/run/cdi/amd.com-gpu.yaml is stale: it differs from what `amdgpu-cdi generate` writes now\n\
@@ -408,27 +405,24 @@ fn currentness_uses_the_options_recorded_in_the_spec() {
         "{first}"
     );
     fs::write(&spec, rest).expect("write spec without its record");
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    let (_, report) = case.doctor("workstation", &[]);
     assert!(
         report.contains("fix: `amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml --device-name-strategy index --device-name-strategy uuid` (the options of AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi, if any; the spec records none)"),
         "{report}"
     );
-    let defaults = case.root.join("etc/default/amdgpu-cdi");
-    fs::create_dir_all(defaults.parent().expect("parent")).expect("etc/default");
-    fs::write(
-        &defaults,
+    let defaults = "etc/default/amdgpu-cdi";
+    case.put(
+        defaults,
         "# options for amdgpu-cdi-refresh.service\nAMDGPU_CDI_GENERATE_ARGS=\"--device-name-strategy index --device-name-strategy pci\"\n",
-    )
-    .expect("write defaults");
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    );
+    let (_, report) = case.doctor("workstation", &[]);
     assert!(report.contains(current), "{report}");
     // Options the service cannot use are a failure of their own.
-    fs::write(
-        &defaults,
+    case.put(
+        defaults,
         "AMDGPU_CDI_GENERATE_ARGS=--device-name-strategy bogus\n",
-    )
-    .expect("write defaults");
-    let (code, report) = doctor(&case.root, "workstation", &[]);
+    );
+    let (code, report) = case.doctor("workstation", &[]);
     assert_eq!(code, 1);
     assert!(
         report.contains("[FAIL] AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi is not usable: invalid value 'bogus' for '--device-name-strategy <STRATEGY>'"),
@@ -442,24 +436,14 @@ fn currentness_uses_the_options_recorded_in_the_spec() {
 #[test]
 fn dangerous_gpu_specs_warn_and_fail_with_strict() {
     let case = case("no-gpu", &[]);
-    let cdi = case.root.join("etc/cdi");
-    fs::create_dir_all(&cdi).expect("etc/cdi");
-    fs::write(
-        cdi.join("amd-danger.yaml"),
+    case.put(
+        "etc/cdi/amd-danger.yaml",
         "cdiVersion: \"0.5.0\"\nkind: amd.com/gpu\ndevices:\n- name: disk\n  containerEdits:\n    \
          deviceNodes: [{path: /dev/sda, type: b}, {path: /dev/vdz}]\n    env: [LD_PRELOAD=/x.so]\n",
-    )
-    .expect("spec");
-    let section = |report: &str| {
-        report
-            .split("\n\n")
-            .find(|s| s.starts_with("cdi specs"))
-            .expect("specs section")
-            .to_owned()
-    };
-    let (_, report) = doctor(&case.root, "no-amd", &[]);
+    );
+    let (_, report) = case.doctor("no-amd", &[]);
     assert_eq!(
-        section(&report),
+        section(&report, "cdi specs"),
         "cdi specs\n  \
          [ok  ] /etc/cdi/amd-danger.yaml is valid: cdiVersion 0.5.0, devices disk\n  \
          [warn] /etc/cdi/amd-danger.yaml: device \"disk\": containerEdits.env[0]: sets LD_PRELOAD: \
@@ -472,9 +456,9 @@ fn dangerous_gpu_specs_warn_and_fail_with_strict() {
          fix: remove this edit unless every container given these GPUs may have that host access \
          (`amdgpu-cdi generate` never writes it)"
     );
-    let (code, report) = doctor(&case.root, "no-amd", &["--strict"]);
+    let (code, report) = case.doctor("no-amd", &["--strict"]);
     assert_eq!(code, 1);
-    let strict = section(&report);
+    let strict = section(&report, "cdi specs");
     assert_eq!(
         strict
             .matches("[FAIL] /etc/cdi/amd-danger.yaml: device")
@@ -494,7 +478,7 @@ fn dangerous_gpu_specs_warn_and_fail_with_strict() {
             makedev(7, 250),
         )
         .expect("mknod block device");
-        let (_, report) = doctor(&case.root, "no-amd", &[]);
+        let (_, report) = case.doctor("no-amd", &[]);
         assert!(
             report.contains(
                 "[warn] /etc/cdi/amd-danger.yaml: device \"disk\": containerEdits.deviceNodes[1]: \
@@ -511,10 +495,7 @@ fn dangerous_gpu_specs_warn_and_fail_with_strict() {
 /// dir configure set are what show it).
 #[test]
 fn doctor_finds_what_configure_wrote_in_a_version_2_file_on_containerd_2() {
-    let case = case(
-        "containerd-2-version-2",
-        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
-    );
+    let case = case("containerd-2-version-2", WORKSTATION_SPEC);
     let config = case.root.join("etc/containerd/config.toml");
     support::amdgpu_cdi()
         .args(["configure", "containerd", "--config"])
@@ -528,7 +509,7 @@ fn doctor_finds_what_configure_wrote_in_a_version_2_file_on_containerd_2() {
         written.starts_with("# Written for containerd 1.7") && written.contains("version = 2\n"),
         "{written}"
     );
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    let (_, report) = case.doctor("workstation", &[]);
     assert_eq!(
         section(&report, "containerd"),
         "containerd\n  \
@@ -551,10 +532,7 @@ fn a_wsl2_host_gets_the_wsl_checks_and_its_spec_is_current() {
         &support::repo_root().join("examples/hosts/wsl2"),
         &case.root,
     );
-    support::amdgpu_cdi()
-        .arg("generate")
-        .arg("--sysfs-root")
-        .arg(case.root.join("sys"))
+    support::on_sysfs("generate", case.root.join("sys"))
         .arg("--proc-root")
         .arg(case.root.join("proc"))
         .arg("--output")
@@ -572,35 +550,16 @@ fn a_wsl2_host_gets_the_wsl_checks_and_its_spec_is_current() {
     insta::assert_snapshot!("wsl2", section(&report, "WSL2 (DirectX GPU)"));
 }
 
-/// Writes `text` to `path` under `root`, creating its directory.
-fn put(root: &Path, path: &str, text: &str) {
-    let path = root.join(path);
-    fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    fs::write(&path, text).expect("write");
-}
-
-/// An executable `usr/bin/<name>` under `root` that prints `version` for `--version`.
-fn fake_binary(root: &Path, name: &str, version: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = format!("usr/bin/{name}");
-    put(root, &path, &format!("#!/bin/sh\necho \"{version}\"\n"));
-    fs::set_permissions(root.join(path), fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
 /// Issue 17: SELinux enforcing with `container_use_devices` off denies confined containers their
 /// nodes; doctor reads selinuxfs under `--root` and says nothing where there is none.
 #[test]
 fn selinux_enforcing_without_container_use_devices_fails_with_setsebool() {
     let case = case("no-gpu", &[]);
-    let (_, report) = doctor(&case.root, "no-amd", &[]);
+    let (_, report) = case.doctor("no-amd", &[]);
     assert!(!report.contains("container access"), "{report}");
-    put(&case.root, "sys/fs/selinux/enforce", "1");
-    put(
-        &case.root,
-        "sys/fs/selinux/booleans/container_use_devices",
-        "0 0",
-    );
-    let (code, report) = doctor(&case.root, "no-amd", &[]);
+    case.put("sys/fs/selinux/enforce", "1");
+    case.put("sys/fs/selinux/booleans/container_use_devices", "0 0");
+    let (code, report) = case.doctor("no-amd", &[]);
     assert_eq!(code, 1);
     assert_eq!(
         section(&report, "container access"),
@@ -611,20 +570,16 @@ fn selinux_enforcing_without_container_use_devices_fails_with_setsebool() {
          fix: `setsebool -P container_use_devices=1` (or, per container, `--security-opt \
          label=disable`)"
     );
-    put(
-        &case.root,
-        "sys/fs/selinux/booleans/container_use_devices",
-        "1 1",
-    );
-    let (_, report) = doctor(&case.root, "no-amd", &[]);
+    case.put("sys/fs/selinux/booleans/container_use_devices", "1 1");
+    let (_, report) = case.doctor("no-amd", &[]);
     assert_eq!(
         section(&report, "container access"),
         "container access\n  \
          [ok  ] SELinux is enforcing and container_use_devices is on: confined containers may \
          use the GPU nodes"
     );
-    put(&case.root, "sys/fs/selinux/enforce", "0");
-    let (_, report) = doctor(&case.root, "no-amd", &[]);
+    case.put("sys/fs/selinux/enforce", "0");
+    let (_, report) = case.doctor("no-amd", &[]);
     assert_eq!(
         section(&report, "container access"),
         "container access\n  \
@@ -637,29 +592,22 @@ fn selinux_enforcing_without_container_use_devices_fails_with_setsebool() {
 /// runtime in daemon.json, its CDI spec), `--gpus` is NVIDIA's; doctor says what to use instead.
 #[test]
 fn nvidia_for_docker_makes_gpus_nvidia_and_doctor_says_what_to_use() {
-    let case = case("no-gpu", &[("workstation", "var/run/cdi/amd.com-gpu.yaml")]);
-    fake_binary(
-        &case.root,
-        "dockerd",
-        "Docker version 28.5.2, build ecc6942",
-    );
-    fake_binary(
-        &case.root,
+    let case = case("no-gpu", WORKSTATION_SPEC);
+    case.fake_binary("dockerd", "Docker version 28.5.2, build ecc6942");
+    case.fake_binary(
         "nvidia-container-runtime-hook",
         "NVIDIA Container Runtime Hook version 1.17.8",
     );
-    put(
-        &case.root,
+    case.put(
         "etc/docker/daemon.json",
         "{\"runtimes\": {\"nvidia\": {\"path\": \"nvidia-container-runtime\", \"args\": []}}}\n",
     );
-    put(
-        &case.root,
+    case.put(
         "etc/cdi/nvidia.yaml",
         "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: \"0\"\n  containerEdits:\n    \
          deviceNodes:\n    - path: /dev/nvidia0\ncontainerEdits:\n  deviceNodes:\n  - path: /dev/nvidiactl\n",
     );
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    let (_, report) = case.doctor("workstation", &[]);
     assert_eq!(
         section(&report, "docker"),
         "docker\n  \
@@ -679,7 +627,7 @@ fn nvidia_for_docker_makes_gpus_nvidia_and_doctor_says_what_to_use() {
     // The spec alone is enough to say so.
     fs::remove_file(case.root.join("usr/bin/nvidia-container-runtime-hook")).expect("rm hook");
     fs::remove_file(case.root.join("etc/docker/daemon.json")).expect("rm daemon.json");
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    let (_, report) = case.doctor("workstation", &[]);
     assert!(
         report.contains(
             "NVIDIA's container toolkit is set up here: /etc/cdi/nvidia.yaml defines NVIDIA CDI \
@@ -688,7 +636,7 @@ fn nvidia_for_docker_makes_gpus_nvidia_and_doctor_says_what_to_use() {
         "{report}"
     );
     fs::remove_file(case.root.join("etc/cdi/nvidia.yaml")).expect("rm spec");
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    let (_, report) = case.doctor("workstation", &[]);
     assert!(!report.contains("NVIDIA"), "{report}");
 }
 
@@ -696,19 +644,17 @@ fn nvidia_for_docker_makes_gpus_nvidia_and_doctor_says_what_to_use() {
 /// `configure containerd` as its fix, and that fix turns it on.
 #[test]
 fn containerd_1_7_with_cdi_off_fails_and_configure_fixes_it() {
-    let case = case("no-gpu", &[("workstation", "var/run/cdi/amd.com-gpu.yaml")]);
-    fake_binary(
-        &case.root,
+    let case = case("no-gpu", WORKSTATION_SPEC);
+    case.fake_binary(
         "containerd",
         "containerd containerd.io 1.7.20 8fc6bcff51318944179630522a095cc9dbf9f353",
     );
     let config = "etc/containerd/config.toml";
-    put(
-        &case.root,
+    case.put(
         config,
         "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  enable_cdi = false\n",
     );
-    let (code, report) = doctor(&case.root, "workstation", &[]);
+    let (code, report) = case.doctor("workstation", &[]);
     assert_eq!(code, 1);
     assert_eq!(
         section(&report, "containerd"),
@@ -723,7 +669,7 @@ fn containerd_1_7_with_cdi_off_fails_and_configure_fixes_it() {
         .arg(case.root.join(config))
         .assert()
         .success();
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    let (_, report) = case.doctor("workstation", &[]);
     assert!(
         section(&report, "containerd")
             .contains("\n  [ok  ] CDI is enabled (enable_cdi in the CRI plugin section)\n"),
@@ -737,26 +683,20 @@ fn containerd_1_7_with_cdi_off_fails_and_configure_fixes_it() {
 #[test]
 fn a_spec_with_groups_read_by_engines_too_old_for_0_7_0_fails_with_its_cause() {
     let case = case("no-gpu", &[]);
-    fake_binary(
-        &case.root,
-        "dockerd",
-        "Docker version 25.0.5, build 5dc9bcc",
-    );
-    fake_binary(&case.root, "podman", "podman version 4.3.1");
-    put(
-        &case.root,
+    case.fake_binary("dockerd", "Docker version 25.0.5, build 5dc9bcc");
+    case.fake_binary("podman", "podman version 4.3.1");
+    case.put(
         "etc/docker/daemon.json",
         "{\"features\": {\"cdi\": true}}\n",
     );
-    put(
-        &case.root,
+    case.put(
         "etc/cdi/amd-groups.yaml",
         "# generated by: amdgpu-cdi generate --device-name-strategy index --additional-gids\n\
          cdiVersion: \"0.7.0\"\nkind: amd.com/gpu\ncontainerEdits:\n  additionalGids: [993]\n  \
          deviceNodes: [{path: /dev/kfd}]\ndevices:\n- name: \"0\"\n  containerEdits:\n    \
          deviceNodes: [{path: /dev/dri/renderD128}]\n",
     );
-    let (code, report) = doctor(&case.root, "workstation", &[]);
+    let (code, report) = case.doctor("workstation", &[]);
     assert_eq!(code, 1);
     assert_eq!(
         section(&report, "container access"),
@@ -776,12 +716,8 @@ fn a_spec_with_groups_read_by_engines_too_old_for_0_7_0_fails_with_its_cause() {
     );
     assert!(!section(&report, "docker").contains("rejects"), "{report}");
     // A Docker that accepts 0.7.0 reads it: only podman is left.
-    fake_binary(
-        &case.root,
-        "dockerd",
-        "Docker version 26.1.5, build a72d7cd",
-    );
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    case.fake_binary("dockerd", "Docker version 26.1.5, build a72d7cd");
+    let (_, report) = case.doctor("workstation", &[]);
     assert!(
         section(&report, "container access").contains(
             "which need cdiVersion 0.7.0: podman 4.3.1 (needs 5.1.0) rejects it and skips the \
@@ -796,11 +732,7 @@ fn a_spec_with_groups_read_by_engines_too_old_for_0_7_0_fails_with_its_cause() {
 #[test]
 fn a_pinned_file_mode_under_docker_cdi_warns_for_non_root_containers() {
     let case = case("no-gpu", &[]);
-    fake_binary(
-        &case.root,
-        "dockerd",
-        "Docker version 28.5.2, build ecc6942",
-    );
+    case.fake_binary("dockerd", "Docker version 28.5.2, build ecc6942");
     let spec = |mode: u32| {
         format!(
             "# generated by: amdgpu-cdi generate --device-name-strategy index --pin-device-numbers\n\
@@ -810,8 +742,8 @@ fn a_pinned_file_mode_under_docker_cdi_warns_for_non_root_containers() {
              - {{path: /dev/dri/renderD128, type: c, major: 226, minor: 128, fileMode: {mode}}}\n"
         )
     };
-    put(&case.root, "var/run/cdi/amd-pinned.yaml", &spec(0o660));
-    let (code, report) = doctor(&case.root, "workstation", &[]);
+    case.put("var/run/cdi/amd-pinned.yaml", &spec(0o660));
+    let (code, report) = case.doctor("workstation", &[]);
     assert_eq!(code, 1, "the device nodes are missing");
     assert_eq!(
         section(&report, "container access"),
@@ -823,17 +755,13 @@ fn a_pinned_file_mode_under_docker_cdi_warns_for_non_root_containers() {
          <repo>/examples/hosts/workstation/sys --output <root>/var/run/cdi/amd-pinned.yaml \
          --device-name-strategy index`"
     );
-    put(&case.root, "var/run/cdi/amd-pinned.yaml", &spec(0o666));
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    case.put("var/run/cdi/amd-pinned.yaml", &spec(0o666));
+    let (_, report) = case.doctor("workstation", &[]);
     assert!(!report.contains("container access"), "{report}");
     // Docker 26.1 without features.cdi does not read specs.
-    put(&case.root, "var/run/cdi/amd-pinned.yaml", &spec(0o660));
-    fake_binary(
-        &case.root,
-        "dockerd",
-        "Docker version 26.1.5, build a72d7cd",
-    );
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    case.put("var/run/cdi/amd-pinned.yaml", &spec(0o660));
+    case.fake_binary("dockerd", "Docker version 26.1.5, build a72d7cd");
+    let (_, report) = case.doctor("workstation", &[]);
     assert!(!report.contains("container access"), "{report}");
 }
 
@@ -847,30 +775,24 @@ fn rootless_users_outside_the_nodes_group_are_warned() {
     let gid = nix::unistd::getegid().as_raw();
     // Primary groups that are not the nodes' group, whatever group the test runs with.
     let (alice, bob) = (gid.wrapping_add(1), gid.wrapping_add(2));
-    put(
-        &case.root,
+    case.put(
         "etc/passwd",
         &format!(
             "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:{alice}::/home/alice:/bin/bash\n\
              bob:x:1001:{bob}::/home/bob:/bin/bash\n"
         ),
     );
-    put(
-        &case.root,
+    case.put(
         "etc/group",
         &format!("render:x:{gid}:alice\nalice:x:{alice}:\nbob:x:{bob}:\n"),
     );
-    put(
-        &case.root,
-        "etc/subuid",
-        "alice:100000:65536\nbob:165536:65536\n",
-    );
+    case.put("etc/subuid", "alice:100000:65536\nbob:165536:65536\n");
     for node in ["dev/kfd", "dev/dri/renderD128", "dev/dri/renderD129"] {
-        put(&case.root, node, "");
+        case.put(node, "");
         fs::set_permissions(case.root.join(node), fs::Permissions::from_mode(0o660))
             .expect("chmod");
     }
-    let (_, report) = doctor(&case.root, "workstation", &["--user", "alice"]);
+    let (_, report) = case.doctor("workstation", &["--user", "alice"]);
     assert_eq!(
         section(&report, "container access"),
         "container access\n  \
@@ -881,14 +803,13 @@ fn rootless_users_outside_the_nodes_group_are_warned() {
          `--group-add keep-groups` (crun)"
     );
     // The user doctor checks the nodes for is the device node section's.
-    let (_, report) = doctor(&case.root, "workstation", &["--user", "bob"]);
+    let (_, report) = case.doctor("workstation", &["--user", "bob"]);
     assert!(!report.contains("container access"), "{report}");
-    put(
-        &case.root,
+    case.put(
         "etc/group",
         &format!("render:x:{gid}:alice,bob\nalice:x:{alice}:\nbob:x:{bob}:\n"),
     );
-    let (_, report) = doctor(&case.root, "workstation", &["--user", "alice"]);
+    let (_, report) = case.doctor("workstation", &["--user", "alice"]);
     assert_eq!(
         section(&report, "container access"),
         "container access\n  \

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{amdgpu_cdi, repo_root};
+use crate::support::{amdgpu_cdi, host_sysfs, repo_root};
 
 /// Every example host with AMD GPUs.
 pub(crate) const HOSTS: &[&str] = &[
@@ -22,11 +22,6 @@ pub(crate) const HOSTS: &[&str] = &[
 
 /// A dev root that exists nowhere, so discovery never sees this machine's /dev.
 const NO_DEV: &str = "/nonexistent/amdgpu-cdi-test-dev";
-
-/// The sysfs tree of an example host.
-pub(crate) fn host_sysfs(host: &str) -> PathBuf {
-    repo_root().join("examples/hosts").join(host).join("sys")
-}
 
 /// Runs `generate` on an example host with extra arguments; returns stdout, asserting success.
 fn generate(host: &str, args: &[&str]) -> String {

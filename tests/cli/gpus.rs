@@ -1,7 +1,7 @@
 //! `amdgpu-cdi gpus` on the example hosts: the exact table (insta snapshots) and the JSON form.
 
-use crate::generate::{HOSTS, host_sysfs};
-use crate::support::amdgpu_cdi;
+use crate::generate::HOSTS;
+use crate::support::{amdgpu_cdi, host_sysfs};
 
 fn gpus(host: &str, format: &str) -> String {
     let out = amdgpu_cdi()
