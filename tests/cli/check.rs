@@ -21,11 +21,9 @@ fn gpu_hosts() -> Vec<PathBuf> {
     hosts
 }
 
+/// `generate --output <out> <extra>` on `sysfs`, which must succeed.
 fn generate(sysfs: &Path, out: &Path, extra: &[&str]) {
-    support::amdgpu_cdi()
-        .arg("generate")
-        .arg("--sysfs-root")
-        .arg(sysfs)
+    support::on_sysfs("generate", sysfs)
         .arg("--output")
         .arg(out)
         .args(extra)
@@ -33,11 +31,9 @@ fn generate(sysfs: &Path, out: &Path, extra: &[&str]) {
         .success();
 }
 
+/// `check --spec <spec> <extra>` on `sysfs`: its exit code, stdout and stderr.
 fn check(sysfs: &Path, spec: &Path, extra: &[&str]) -> (i32, String, String) {
-    let output = support::amdgpu_cdi()
-        .arg("check")
-        .arg("--sysfs-root")
-        .arg(sysfs)
+    let output = support::on_sysfs("check", sysfs)
         .arg("--spec")
         .arg(spec)
         .args(extra)

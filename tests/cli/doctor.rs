@@ -73,12 +73,9 @@ fn failing_report(name: &str, generated: &[(&str, &str)], host: &str, extra: &[&
 /// in `extra`); returns the exit code and the report with the fixture root shown as `<root>` and
 /// the checkout as `<repo>` (suggested commands name real paths).
 fn doctor_on(root: &Path, sysfs: &Path, extra: &[&str]) -> (i32, String) {
-    let output = support::amdgpu_cdi()
-        .arg("doctor")
+    let output = support::on_sysfs("doctor", sysfs)
         .arg("--root")
         .arg(root)
-        .arg("--sysfs-root")
-        .arg(sysfs)
         .arg("--path")
         .arg(root.join("usr/bin"))
         .args(if extra.contains(&"--user") {

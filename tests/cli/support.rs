@@ -6,6 +6,7 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -32,10 +33,35 @@ pub fn on_sysfs(command: &str, sysfs: impl AsRef<OsStr>) -> assert_cmd::Command 
 }
 
 /// Runs `cmd`, which must succeed (a failure shows the command and its output), and returns its
-/// standard output.
+/// output.
+pub fn run_ok(cmd: &mut assert_cmd::Command) -> Output {
+    cmd.assert().success().get_output().clone()
+}
+
+/// Runs `cmd`, which must succeed, and returns its standard output.
 pub fn stdout_of(cmd: &mut assert_cmd::Command) -> String {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    String::from_utf8(out).expect("utf-8 on stdout")
+    String::from_utf8(run_ok(cmd).stdout).expect("utf-8 on stdout")
+}
+
+/// What `amdgpu-cdi <command> --format json <extra>` prints for example host `host` (`gpus`, or
+/// `generate` for the spec); the command must succeed.
+pub fn json_of_host(command: &str, host: &str, extra: &[&str]) -> serde_json::Value {
+    let out = run_ok(
+        on_sysfs(command, host_sysfs(host))
+            .args(["--format", "json"])
+            .args(extra),
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+/// The names of the entries of `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// Copies a tree, keeping symlinks as symlinks (sysfs trees are made of relative links).
