@@ -16,7 +16,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{amdgpu_cdi, repo_root};
+use crate::support::{amdgpu_cdi, file_names, not_regular_files, repo_root};
 
 const RUNTIME: &str = "/usr/bin/amdgpu-container-runtime";
 
@@ -747,21 +747,16 @@ fn configure_keeps_permission_bits_only() {
 /// reading a FIFO does not wait for a writer.
 #[test]
 fn configure_refuses_a_config_that_is_not_a_regular_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fifo = dir.path().join("fifo.json");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
-    let socket = dir.path().join("socket.toml");
-    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
-    let directory = dir.path().join("dir.json");
-    fs::create_dir(&directory).expect("mkdir");
+    let files = not_regular_files("fifo.json", "socket.toml", "dir.json");
+    let (dir, fifo, socket, directory) = (&files.dir, &files.fifo, &files.socket, &files.directory);
     let link = dir.path().join("link.json");
-    std::os::unix::fs::symlink(&fifo, &link).expect("symlink");
+    std::os::unix::fs::symlink(fifo, &link).expect("symlink");
     let dangling = dir.path().join("dangling.json");
     std::os::unix::fs::symlink("nowhere.json", &dangling).expect("symlink");
     let cases = [
         (
             "docker",
-            &fifo,
+            fifo,
             format!(
                 "cannot write {}: it is a FIFO, not a regular file",
                 fifo.display()
@@ -769,7 +764,7 @@ fn configure_refuses_a_config_that_is_not_a_regular_file() {
         ),
         (
             "containerd",
-            &socket,
+            socket,
             format!(
                 "cannot write {}: it is a socket, not a regular file",
                 socket.display()
@@ -777,7 +772,7 @@ fn configure_refuses_a_config_that_is_not_a_regular_file() {
         ),
         (
             "docker",
-            &directory,
+            directory,
             format!(
                 "cannot write {}: it is a directory, not a regular file",
                 directory.display()
@@ -830,13 +825,8 @@ fn configure_refuses_a_config_that_is_not_a_regular_file() {
             config.display()
         );
     }
-    let mut left: Vec<String> = fs::read_dir(dir.path())
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
     assert_eq!(
-        left,
+        file_names(dir.path()),
         [
             "dangling.json",
             "dir.json",

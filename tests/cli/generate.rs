@@ -2,11 +2,11 @@
 //! every spec passes `cdi::validate`, the options, and the one-line errors with their exit codes.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use crate::support::{
-    amdgpu_cdi, copy_tree, file_names, host_sysfs, json_of_host, on_sysfs, repo_root, run_ok,
-    stdout_of,
+    amdgpu_cdi, copy_tree, file_names, host_sysfs, json_of_host, not_regular_files, on_sysfs,
+    repo_root, run_ok, stdout_of,
 };
 
 /// Every example host with AMD GPUs.
@@ -31,11 +31,21 @@ fn generate(host: &str, args: &[&str]) -> String {
     stdout_of(on_sysfs("generate", host_sysfs(host)).args(args))
 }
 
-/// `generate` for `host` with `dir` as the working directory (relative outputs land there).
-fn generate_in(dir: &Path, host: &str, args: &[&str]) -> assert_cmd::Command {
-    let mut cmd = on_sysfs("generate", host_sysfs(host));
-    cmd.current_dir(dir).args(args);
-    cmd
+/// Runs `generate` for `host` with `dir` as the working directory (relative outputs land there);
+/// returns its output, asserting success.
+fn generate_in(dir: &Path, host: &str, args: &[&str]) -> Output {
+    run_ok(
+        on_sysfs("generate", host_sysfs(host))
+            .current_dir(dir)
+            .args(args),
+    )
+}
+
+/// Runs `generate` for the workstation in a new temp dir (see [`generate_in`]).
+fn generate_in_temp(args: &[&str]) -> (tempfile::TempDir, Output) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = generate_in(dir.path(), "workstation", args);
+    (dir, out)
 }
 
 fn assert_valid(text: &str, format: cdi::codec::Format) -> cdi::spec::Spec {
@@ -151,13 +161,8 @@ fn additional_gids_come_from_the_nodes_under_the_dev_root() {
 
 #[test]
 fn output_file_is_written_in_the_format_of_its_extension() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (dir, out) = generate_in_temp(&["--output", "cdi/amd.com-gpu.json"]);
     let path = dir.path().join("cdi/amd.com-gpu.json");
-    let out = run_ok(&mut generate_in(
-        dir.path(),
-        "workstation",
-        &["--output", "cdi/amd.com-gpu.json"],
-    ));
     assert!(out.stdout.is_empty(), "nothing on stdout with --output");
     let text = std::fs::read_to_string(&path).expect("spec written");
     assert!(text.starts_with('{'), "json by extension: {text}");
@@ -175,12 +180,8 @@ fn output_file_is_written_in_the_format_of_its_extension() {
 #[test]
 fn output_that_is_not_a_regular_file_is_refused_and_left_untouched() {
     use std::os::unix::fs::FileTypeExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fifo = dir.path().join("fifo.yaml");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
-    let socket = dir.path().join("socket.yaml");
-    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
-    std::fs::create_dir(dir.path().join("dir.yaml")).expect("mkdir");
+    let files = not_regular_files("fifo.yaml", "socket.yaml", "dir.yaml");
+    let dir = &files.dir;
     std::os::unix::fs::symlink("/proc/self/fd/1", dir.path().join("stdout.yaml")).expect("ln");
     let cases = [
         (
@@ -201,7 +202,9 @@ fn output_that_is_not_a_regular_file_is_refused_and_left_untouched() {
         ),
     ];
     for (name, problem) in cases {
-        let out = generate_in(dir.path(), "workstation", &["--output", name])
+        let out = on_sysfs("generate", host_sysfs("workstation"))
+            .current_dir(dir.path())
+            .args(["--output", name])
             .output()
             .expect("run amdgpu-cdi generate");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -237,11 +240,7 @@ fn output_through_a_symlink_is_written_at_its_target() {
         dir.path().join("amd.com-gpu.yaml"),
     )
     .expect("symlink");
-    run_ok(&mut generate_in(
-        dir.path(),
-        "workstation",
-        &["--output", "amd.com-gpu.yaml"],
-    ));
+    generate_in(dir.path(), "workstation", &["--output", "amd.com-gpu.yaml"]);
     let link = std::fs::symlink_metadata(dir.path().join("amd.com-gpu.yaml")).expect("lstat");
     assert!(link.is_symlink(), "the link stays");
     let text =
@@ -256,12 +255,7 @@ fn output_through_a_symlink_is_written_at_its_target() {
 
 #[test]
 fn output_dash_is_standard_output() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = run_ok(&mut generate_in(
-        dir.path(),
-        "workstation",
-        &["--output", "-"],
-    ));
+    let (dir, out) = generate_in_temp(&["--output", "-"]);
     assert!(
         out.stderr.is_empty(),
         "{}",
@@ -481,12 +475,7 @@ fn example_trees_match_their_generator() {
 
 #[test]
 fn an_extension_engines_ignore_is_a_warning() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = run_ok(&mut generate_in(
-        dir.path(),
-        "workstation",
-        &["--output", "amd.com-gpu.yml"],
-    ));
+    let (dir, out) = generate_in_temp(&["--output", "amd.com-gpu.yml"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "amdgpu-cdi: warning: engines read only *.json and *.yaml spec files; amd.com-gpu.yml \
@@ -541,11 +530,7 @@ fn amdgpu_cdi_validate_accepts_every_generated_spec() {
 fn nodes_missing_under_the_dev_root_are_named_and_the_spec_still_written() {
     let dev = tempfile::tempdir().expect("tempdir");
     let root = dev.path().to_str().expect("utf-8 temp dir");
-    let out = run_ok(&mut generate_in(
-        dev.path(),
-        "workstation",
-        &["--dev-root", root],
-    ));
+    let out = generate_in(dev.path(), "workstation", &["--dev-root", root]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         format!(
@@ -563,11 +548,11 @@ fn nodes_missing_under_the_dev_root_are_named_and_the_spec_still_written() {
         Some(format!("{root}/dev/kfd").as_str())
     );
     let file = dev.path().join("amd.com-gpu.yaml");
-    let out = run_ok(&mut generate_in(
+    let out = generate_in(
         dev.path(),
         "workstation",
         &["--dev-root", root, "--output", "amd.com-gpu.yaml"],
-    ));
+    );
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
     assert!(file.exists(), "spec written despite the warning");
 }
@@ -576,17 +561,13 @@ fn nodes_missing_under_the_dev_root_are_named_and_the_spec_still_written() {
 /// missing nodes are counted rather than all listed.
 #[test]
 fn missing_nodes_are_checked_only_where_they_mean_something() {
-    let out = run_ok(&mut generate_in(&repo_root(), "mi300x-cpx", &[]));
+    let out = generate_in(&repo_root(), "mi300x-cpx", &[]);
     assert!(
         out.stderr.is_empty(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run_ok(&mut generate_in(
-        &repo_root(),
-        "mi300x-cpx",
-        &["--dev-root", NO_DEV],
-    ));
+    let out = generate_in(&repo_root(), "mi300x-cpx", &["--dev-root", NO_DEV]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         format!(

@@ -64,6 +64,34 @@ pub fn file_names(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Files that are not regular files, in a temp dir: what the commands that write a file must
+/// refuse and leave as they are (issue 12, item 2). The socket is bound while this lives.
+pub struct NotRegular {
+    pub dir: tempfile::TempDir,
+    pub fifo: PathBuf,
+    pub socket: PathBuf,
+    pub directory: PathBuf,
+    _listener: std::os::unix::net::UnixListener,
+}
+
+/// Makes a FIFO, a socket and a directory with these names in a new temp dir.
+pub fn not_regular_files(fifo: &str, socket: &str, directory: &str) -> NotRegular {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join(fifo);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let socket = dir.path().join(socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let directory = dir.path().join(directory);
+    fs::create_dir(&directory).expect("mkdir");
+    NotRegular {
+        dir,
+        fifo,
+        socket,
+        directory,
+        _listener: listener,
+    }
+}
+
 /// Copies a tree, keeping symlinks as symlinks (sysfs trees are made of relative links).
 pub fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create dir");
