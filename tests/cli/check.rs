@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{self, copy_tree};
+use crate::support::{self, copy_tree, host_sysfs};
 
 /// Example hosts that have AMD GPUs.
 fn gpu_hosts() -> Vec<PathBuf> {
@@ -19,6 +19,13 @@ fn gpu_hosts() -> Vec<PathBuf> {
         "expected the example hosts, found {hosts:?}"
     );
     hosts
+}
+
+/// A temp dir and the spec path in it (not written yet).
+fn temp_spec() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let spec = tmp.path().join("amd.com-gpu.yaml");
+    (tmp, spec)
 }
 
 /// `generate --output <out> <extra>` on `sysfs`, which must succeed.
@@ -66,8 +73,7 @@ fn gpu_nodes(sysfs: &Path) -> Vec<PathBuf> {
 #[test]
 fn every_example_host_is_current_right_after_generate() {
     for host in gpu_hosts() {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let spec = tmp.path().join("amd.com-gpu.yaml");
+        let (_tmp, spec) = temp_spec();
         let sysfs = host.join("sys");
         generate(&sysfs, &spec, &[]);
         let (code, stdout, stderr) = check(&sysfs, &spec, &[]);
@@ -115,24 +121,22 @@ fn every_example_host_is_stale_after_a_gpu_is_removed() {
 
 #[test]
 fn a_compute_partition_switch_makes_the_spec_stale() {
-    let hosts = support::repo_root().join("examples/hosts");
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let spec = tmp.path().join("amd.com-gpu.yaml");
+    let (_tmp, spec) = temp_spec();
     // The same 8x MI300X machine in SPX mode, then switched to CPX (64 partitions).
-    generate(&hosts.join("mi300x-spx/sys"), &spec, &[]);
-    let (code, stdout, _) = check(&hosts.join("mi300x-cpx/sys"), &spec, &[]);
+    generate(&host_sysfs("mi300x-spx"), &spec, &[]);
+    let (code, stdout, _) = check(&host_sysfs("mi300x-cpx"), &spec, &[]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("+- name: '63'"), "{stdout}");
     // And back: the CPX spec is stale on the SPX host.
-    generate(&hosts.join("mi300x-cpx/sys"), &spec, &[]);
-    let (code, stdout, _) = check(&hosts.join("mi300x-spx/sys"), &spec, &[]);
+    generate(&host_sysfs("mi300x-cpx"), &spec, &[]);
+    let (code, stdout, _) = check(&host_sysfs("mi300x-spx"), &spec, &[]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("-- name: '63'"), "{stdout}");
 }
 
 #[test]
 fn a_new_kfd_major_only_matters_when_numbers_are_pinned() {
-    let host = support::repo_root().join("examples/hosts/workstation/sys");
+    let host = host_sysfs("workstation");
     let tmp = tempfile::tempdir().expect("temp dir");
     let sysfs = tmp.path().join("sys");
     copy_tree(&host, &sysfs);
@@ -158,7 +162,7 @@ fn a_new_kfd_major_only_matters_when_numbers_are_pinned() {
 
 #[test]
 fn formatting_is_not_a_change() {
-    let host = support::repo_root().join("examples/hosts/mi210x4/sys");
+    let host = host_sysfs("mi210x4");
     let tmp = tempfile::tempdir().expect("temp dir");
     let yaml = tmp.path().join("a.yaml");
     generate(&host, &yaml, &[]);
@@ -176,10 +180,8 @@ fn formatting_is_not_a_change() {
 
 #[test]
 fn a_missing_spec_is_stale_and_a_host_without_gpus_is_an_error() {
-    let hosts = support::repo_root().join("examples/hosts");
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let spec = tmp.path().join("amd.com-gpu.yaml");
-    let (code, stdout, _) = check(&hosts.join("workstation/sys"), &spec, &[]);
+    let (_tmp, spec) = temp_spec();
+    let (code, stdout, _) = check(&host_sysfs("workstation"), &spec, &[]);
     assert_eq!(code, 1);
     assert!(
         stdout.starts_with(&format!("{} does not exist", spec.display())),
@@ -189,27 +191,22 @@ fn a_missing_spec_is_stale_and_a_host_without_gpus_is_an_error() {
         stdout.contains("--- /dev/null\n+++ generated now\n"),
         "{stdout}"
     );
-    let (code, stdout, stderr) = check(&hosts.join("no-amd/sys"), &spec, &[]);
+    let (code, stdout, stderr) = check(&host_sysfs("no-amd"), &spec, &[]);
     assert_eq!(code, 2, "{stdout}");
     assert!(
         stderr.starts_with("amdgpu-cdi: no AMD GPU on this machine"),
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    let (code, _, stderr) = check(
-        &hosts.join("workstation/sys"),
-        &spec,
-        &["--cdi-version", "x"],
-    );
+    let (code, _, stderr) = check(&host_sysfs("workstation"), &spec, &["--cdi-version", "x"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("invalid --cdi-version"), "{stderr}");
 }
 
 #[test]
 fn a_spec_that_does_not_parse_is_an_error_naming_file_and_line_not_stale() {
-    let host = support::repo_root().join("examples/hosts/workstation/sys");
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let spec = tmp.path().join("amd.com-gpu.yaml");
+    let host = host_sysfs("workstation");
+    let (_tmp, spec) = temp_spec();
     generate(&host, &spec, &[]);
     // A hand edit gone wrong: a misspelt field on line 2 (strict parsing refuses it).
     let text = fs::read_to_string(&spec).expect("spec");
@@ -253,10 +250,7 @@ fn a_spec_that_does_not_parse_is_an_error_naming_file_and_line_not_stale() {
 fn a_spec_is_judged_against_the_options_recorded_in_it() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let sysfs = tmp.path().join("sys");
-    copy_tree(
-        &support::repo_root().join("examples/hosts/mi210x4/sys"),
-        &sysfs,
-    );
+    copy_tree(&host_sysfs("mi210x4"), &sysfs);
     let spec = tmp.path().join("amd.com-gpu.yaml");
     let readme = [
         "--device-name-strategy",
@@ -333,7 +327,7 @@ fn a_spec_is_judged_against_the_options_recorded_in_it() {
 #[test]
 fn every_recorded_content_option_reads_back() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let sysfs = support::repo_root().join("examples/hosts/mi300a-tpx/sys");
+    let sysfs = host_sysfs("mi300a-tpx");
     let spec = tmp.path().join("example.com-accel.yaml");
     generate(
         &sysfs,
