@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{self, copy_tree, host_sysfs};
+use crate::support::{self, assert_contains, copy_tree, host_sysfs};
 
 /// Example hosts that have AMD GPUs.
 fn gpu_hosts() -> Vec<PathBuf> {
@@ -111,7 +111,7 @@ fn every_example_host_is_stale_after_a_gpu_is_removed() {
             )),
             "{stdout}"
         );
-        assert!(stdout.contains("+++ generated now\n"), "{stdout}");
+        assert_contains(&stdout, "+++ generated now\n");
         assert!(
             stdout.lines().any(|l| l.starts_with("-- name: ")),
             "a device must disappear: {stdout}"
@@ -126,12 +126,12 @@ fn a_compute_partition_switch_makes_the_spec_stale() {
     generate(&host_sysfs("mi300x-spx"), &spec, &[]);
     let (code, stdout, _) = check(&host_sysfs("mi300x-cpx"), &spec, &[]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("+- name: '63'"), "{stdout}");
+    assert_contains(&stdout, "+- name: '63'");
     // And back: the CPX spec is stale on the SPX host.
     generate(&host_sysfs("mi300x-cpx"), &spec, &[]);
     let (code, stdout, _) = check(&host_sysfs("mi300x-spx"), &spec, &[]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("-- name: '63'"), "{stdout}");
+    assert_contains(&stdout, "-- name: '63'");
 }
 
 #[test]
@@ -154,9 +154,9 @@ fn a_new_kfd_major_only_matters_when_numbers_are_pinned() {
     assert_eq!(code, 0, "{stdout}");
     let (code, stdout, _) = check(&sysfs, &pinned, &["--pin-device-numbers"]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(
-        stdout.contains(&format!("\n-    major: {major}\n+    major: 498\n")),
-        "{stdout}"
+    assert_contains(
+        &stdout,
+        &format!("\n-    major: {major}\n+    major: 498\n"),
     );
 }
 
@@ -187,10 +187,7 @@ fn a_missing_spec_is_stale_and_a_host_without_gpus_is_an_error() {
         stdout.starts_with(&format!("{} does not exist", spec.display())),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("--- /dev/null\n+++ generated now\n"),
-        "{stdout}"
-    );
+    assert_contains(&stdout, "--- /dev/null\n+++ generated now\n");
     let (code, stdout, stderr) = check(&host_sysfs("no-amd"), &spec, &[]);
     assert_eq!(code, 2, "{stdout}");
     assert!(
@@ -200,7 +197,7 @@ fn a_missing_spec_is_stale_and_a_host_without_gpus_is_an_error() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     let (code, _, stderr) = check(&host_sysfs("workstation"), &spec, &["--cdi-version", "x"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("invalid --cdi-version"), "{stderr}");
+    assert_contains(&stderr, "invalid --cdi-version");
 }
 
 #[test]
@@ -237,10 +234,7 @@ fn a_spec_that_does_not_parse_is_an_error_naming_file_and_line_not_stale() {
     fs::write(&spec, text.replace("- name: '0'", "- name: '9'")).expect("outdated spec");
     let (code, stdout, _) = check(&host, &spec, &[]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(
-        stdout.contains("\n-- name: '9'\n+- name: '0'\n"),
-        "{stdout}"
-    );
+    assert_contains(&stdout, "\n-- name: '9'\n+- name: '0'\n");
 }
 
 /// Issue 14 item 2: the README's spec with extra names, checked without repeating the options,

@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{self, copy_tree, host_sysfs};
+use crate::support::{self, assert_contains, assert_lacks, copy_tree, host_sysfs};
 
 /// A copy of a doctor fixture in a temp dir: the root doctor inspects.
 struct Case {
@@ -134,8 +134,8 @@ fn a_missing_driver_is_the_root_cause_of_what_follows() {
          [FAIL] /dev/kfd does not exist\n           \
          [FAIL] no spec defines amd.com/gpu devices in /etc/cdi, /var/run/cdi"
     );
-    assert!(!report.contains("device nodes\n"), "{report}");
-    assert!(!report.contains("cdi specs\n"), "{report}");
+    assert_lacks(&report, "device nodes\n");
+    assert_lacks(&report, "cdi specs\n");
     assert!(
         report.ends_with("\n1 ok, 0 warnings, 1 failure\n"),
         "{report}"
@@ -202,10 +202,13 @@ fn two_specs_defining_the_same_devices_in_one_dir_fail() {
 fn a_spec_shadowed_by_a_higher_priority_dir_warns() {
     let case = case("spec-shadowed", WORKSTATION_SPEC);
     let (_, report) = case.doctor("workstation", &[]);
-    assert!(report.contains("[warn] amd.com/gpu=0, amd.com/gpu=1, amd.com/gpu=all defined in /etc/cdi/amd.json and /var/run/cdi/amd.com-gpu.yaml: only /var/run/cdi/amd.com-gpu.yaml is used"), "{report}");
-    assert!(
-        report.contains("[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now"),
-        "{report}"
+    assert_contains(
+        &report,
+        "[warn] amd.com/gpu=0, amd.com/gpu=1, amd.com/gpu=all defined in /etc/cdi/amd.json and /var/run/cdi/amd.com-gpu.yaml: only /var/run/cdi/amd.com-gpu.yaml is used",
+    );
+    assert_contains(
+        &report,
+        "[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now",
     );
     insta::assert_snapshot!("spec_shadowed", report);
 }
@@ -219,7 +222,7 @@ fn invalid_and_stale_specs_fail_and_other_vendors_are_ignored() {
         "workstation",
         &[],
     );
-    assert!(!report.contains("other-vendor"), "{report}");
+    assert_lacks(&report, "other-vendor");
     insta::assert_snapshot!("spec_invalid_stale", report);
 }
 
@@ -349,19 +352,16 @@ fn a_healthy_host_passes_and_group_membership_is_checked() {
     // bob is not in the render group: a warning with the usermod fix, not a failure.
     let (code, report) = case.doctor("workstation", &["--user", "bob"]);
     assert_eq!(code, 0, "{report}");
-    assert!(report.contains("[warn] /dev/kfd (1:5, mode 0660, group render): bob is not in group render, so it cannot open it"), "{report}");
-    assert!(
-        report.contains("fix: `usermod -aG render bob` and log in again"),
-        "{report}"
+    assert_contains(
+        &report,
+        "[warn] /dev/kfd (1:5, mode 0660, group render): bob is not in group render, so it cannot open it",
     );
+    assert_contains(&report, "fix: `usermod -aG render bob` and log in again");
 
     // An unknown user is a failure of its own.
     let (code, report) = case.doctor("workstation", &["--user", "nobody-here"]);
     assert_eq!(code, 1, "{report}");
-    assert!(
-        report.contains("[FAIL] user nobody-here is not in /etc/passwd"),
-        "{report}"
-    );
+    assert_contains(&report, "[FAIL] user nobody-here is not in /etc/passwd");
 }
 
 /// Issue 14 item 2: a spec generated with extra names is current by the options recorded on its
@@ -384,15 +384,13 @@ fn currentness_uses_the_options_recorded_in_the_spec() {
         .success();
     let current = "[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now\n";
     let (_, report) = case.doctor("workstation", &[]);
-    assert!(report.contains(current), "{report}");
+    assert_contains(&report, current);
     // On other hardware it is stale, and the fix keeps the recorded names.
     let (_, report) = case.doctor("mi210x4", &[]);
-    assert!(
-        report.contains(
-            "  [FAIL] /var/run/cdi/amd.com-gpu.yaml is stale: it differs from what `amdgpu-cdi generate` writes now\n\
-             \x20        fix: `amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml --device-name-strategy index --device-name-strategy pci` (the options recorded on line 1 of /var/run/cdi/amd.com-gpu.yaml); `amdgpu-cdi check --spec /var/run/cdi/amd.com-gpu.yaml` shows the difference\n"
-        ),
-        "{report}"
+    assert_contains(
+        &report,
+        "  [FAIL] /var/run/cdi/amd.com-gpu.yaml is stale: it differs from what `amdgpu-cdi generate` writes now\n\
+             \x20        fix: `amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml --device-name-strategy index --device-name-strategy pci` (the options recorded on line 1 of /var/run/cdi/amd.com-gpu.yaml); `amdgpu-cdi check --spec /var/run/cdi/amd.com-gpu.yaml` shows the difference\n",
     );
     // Without the record, the refresh service's options decide.
     let text = fs::read_to_string(&spec).expect("read spec");
@@ -403,9 +401,9 @@ fn currentness_uses_the_options_recorded_in_the_spec() {
     );
     fs::write(&spec, rest).expect("write spec without its record");
     let (_, report) = case.doctor("workstation", &[]);
-    assert!(
-        report.contains("fix: `amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml --device-name-strategy index --device-name-strategy uuid` (the options of AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi, if any; the spec records none)"),
-        "{report}"
+    assert_contains(
+        &report,
+        "fix: `amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml --device-name-strategy index --device-name-strategy uuid` (the options of AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi, if any; the spec records none)",
     );
     let defaults = "etc/default/amdgpu-cdi";
     case.put(
@@ -413,7 +411,7 @@ fn currentness_uses_the_options_recorded_in_the_spec() {
         "# options for amdgpu-cdi-refresh.service\nAMDGPU_CDI_GENERATE_ARGS=\"--device-name-strategy index --device-name-strategy pci\"\n",
     );
     let (_, report) = case.doctor("workstation", &[]);
-    assert!(report.contains(current), "{report}");
+    assert_contains(&report, current);
     // Options the service cannot use are a failure of their own.
     case.put(
         defaults,
@@ -421,9 +419,9 @@ fn currentness_uses_the_options_recorded_in_the_spec() {
     );
     let (code, report) = case.doctor("workstation", &[]);
     assert_eq!(code, 1);
-    assert!(
-        report.contains("[FAIL] AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi is not usable: invalid value 'bogus' for '--device-name-strategy <STRATEGY>'"),
-        "{report}"
+    assert_contains(
+        &report,
+        "[FAIL] AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi is not usable: invalid value 'bogus' for '--device-name-strategy <STRATEGY>'",
     );
 }
 
@@ -463,7 +461,7 @@ fn dangerous_gpu_specs_warn_and_fail_with_strict() {
         2,
         "{strict}"
     );
-    assert!(!strict.contains("[warn]"), "{strict}");
+    assert_lacks(&strict, "[warn]");
 
     if nix::unistd::geteuid().is_root() {
         use nix::sys::stat::{Mode, SFlag, makedev, mknod};
@@ -476,12 +474,10 @@ fn dangerous_gpu_specs_warn_and_fail_with_strict() {
         )
         .expect("mknod block device");
         let (_, report) = case.doctor("no-amd", &[]);
-        assert!(
-            report.contains(
-                "[warn] /etc/cdi/amd-danger.yaml: device \"disk\": containerEdits.deviceNodes[1]: \
-                 injects the host block device /dev/vdz with access rwm"
-            ),
-            "{report}"
+        assert_contains(
+            &report,
+            "[warn] /etc/cdi/amd-danger.yaml: device \"disk\": containerEdits.deviceNodes[1]: \
+                 injects the host block device /dev/vdz with access rwm",
         );
     }
 }
@@ -538,11 +534,11 @@ fn a_wsl2_host_gets_the_wsl_checks_and_its_spec_is_current() {
         .success();
     let (code, report) = doctor_on(&case.root, &case.root.join("sys"), &[]);
     assert_eq!(code, 1, "{report}");
-    assert!(!report.contains("driver\n"), "{report}");
-    assert!(!report.contains("device nodes\n"), "{report}");
-    assert!(
-        report.contains("[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now"),
-        "{report}"
+    assert_lacks(&report, "driver\n");
+    assert_lacks(&report, "device nodes\n");
+    assert_contains(
+        &report,
+        "[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now",
     );
     insta::assert_snapshot!("wsl2", section(&report, "WSL2 (DirectX GPU)"));
 }
@@ -553,7 +549,7 @@ fn a_wsl2_host_gets_the_wsl_checks_and_its_spec_is_current() {
 fn selinux_enforcing_without_container_use_devices_fails_with_setsebool() {
     let case = case("no-gpu", &[]);
     let (_, report) = case.doctor("no-amd", &[]);
-    assert!(!report.contains("container access"), "{report}");
+    assert_lacks(&report, "container access");
     case.put("sys/fs/selinux/enforce", "1");
     case.put("sys/fs/selinux/booleans/container_use_devices", "0 0");
     let (code, report) = case.doctor("no-amd", &[]);
@@ -625,16 +621,14 @@ fn nvidia_for_docker_makes_gpus_nvidia_and_doctor_says_what_to_use() {
     fs::remove_file(case.root.join("usr/bin/nvidia-container-runtime-hook")).expect("rm hook");
     fs::remove_file(case.root.join("etc/docker/daemon.json")).expect("rm daemon.json");
     let (_, report) = case.doctor("workstation", &[]);
-    assert!(
-        report.contains(
-            "NVIDIA's container toolkit is set up here: /etc/cdi/nvidia.yaml defines NVIDIA CDI \
-             devices\n"
-        ),
-        "{report}"
+    assert_contains(
+        &report,
+        "NVIDIA's container toolkit is set up here: /etc/cdi/nvidia.yaml defines NVIDIA CDI \
+             devices\n",
     );
     fs::remove_file(case.root.join("etc/cdi/nvidia.yaml")).expect("rm spec");
     let (_, report) = case.doctor("workstation", &[]);
-    assert!(!report.contains("NVIDIA"), "{report}");
+    assert_lacks(&report, "NVIDIA");
 }
 
 /// Issue 17: containerd 1.7 with CDI switched off in the CRI plugin table fails with
@@ -754,12 +748,12 @@ fn a_pinned_file_mode_under_docker_cdi_warns_for_non_root_containers() {
     );
     case.put("var/run/cdi/amd-pinned.yaml", &spec(0o666));
     let (_, report) = case.doctor("workstation", &[]);
-    assert!(!report.contains("container access"), "{report}");
+    assert_lacks(&report, "container access");
     // Docker 26.1 without features.cdi does not read specs.
     case.put("var/run/cdi/amd-pinned.yaml", &spec(0o660));
     case.fake_binary("dockerd", "Docker version 26.1.5, build a72d7cd");
     let (_, report) = case.doctor("workstation", &[]);
-    assert!(!report.contains("container access"), "{report}");
+    assert_lacks(&report, "container access");
 }
 
 /// Issue 17: a user with subordinate ids (rootless podman) gets the host's nodes with their group;
@@ -801,7 +795,7 @@ fn rootless_users_outside_the_nodes_group_are_warned() {
     );
     // The user doctor checks the nodes for is the device node section's.
     let (_, report) = case.doctor("workstation", &["--user", "bob"]);
-    assert!(!report.contains("container access"), "{report}");
+    assert_lacks(&report, "container access");
     case.put(
         "etc/group",
         &format!("render:x:{gid}:alice,bob\nalice:x:{alice}:\nbob:x:{bob}:\n"),

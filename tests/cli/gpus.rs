@@ -1,7 +1,7 @@
 //! `amdgpu-cdi gpus` on the example hosts: the exact table (insta snapshots) and the JSON form.
 
 use crate::generate::HOSTS;
-use crate::support::{host_sysfs, json_of_host, on_sysfs, run_ok, stdout_of};
+use crate::support::{assert_contains, host_sysfs, json_of_host, on_sysfs, run_ok, stdout_of};
 
 /// What `gpus --format <format>` prints for example host `host`.
 fn gpus(host: &str, format: &str) -> String {
@@ -132,10 +132,7 @@ fn cdi_names_are_exactly_the_devices_of_the_spec() {
         }
     }
     let table = gpus("workstation", "text");
-    assert!(
-        table.contains("  0,GPU-3a75ef3dce15c486,0000:03:00.0*  "),
-        "{table}"
-    );
+    assert_contains(&table, "  0,GPU-3a75ef3dce15c486,0000:03:00.0*  ");
     assert!(
         table.ends_with(
             "\n* only AMD_VISIBLE_DEVICES accepts this name; the spec has it with `generate \

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{amdgpu_cdi, repo_root};
+use crate::support::{amdgpu_cdi, assert_contains, assert_lacks, repo_root};
 
 fn fixture(name: &str) -> PathBuf {
     repo_root().join("tests/fixtures/requests").join(name)
@@ -76,8 +76,8 @@ fn selected_gpus_and_kfd_are_injected_once() {
     let again = String::from_utf8(out.clone()).expect("utf-8");
     precreate(&config, again).success().stdout(out);
     let log = fs::read_to_string(dir.path().join("detail.log")).expect("detail log");
-    assert!(log.contains("injected 0,2"), "{log}");
-    assert!(log.contains("unchanged: already injected"), "{log}");
+    assert_contains(&log, "injected 0,2");
+    assert_contains(&log, "unchanged: already injected");
 }
 
 #[test]
@@ -113,8 +113,8 @@ fn an_annotation_request_is_honoured() {
     });
     let out = precreated(&config, input.to_string());
     let text = pretty(&out);
-    assert!(text.contains("/dev/dri/renderD129"), "{text}");
-    assert!(!text.contains("/dev/dri/renderD128"), "{text}");
+    assert_contains(&text, "/dev/dri/renderD129");
+    assert_lacks(&text, "/dev/dri/renderD128");
 }
 
 /// podman discards a precreate hook's stderr, so an unmet request prints a config whose process
@@ -210,9 +210,9 @@ fn cap_sys_admin_without_allow_all_device_rule_is_not_privileged() {
     let input = oci.to_string();
     precreate(&config, input.clone()).success().stdout(input);
     let log = fs::read_to_string(dir.path().join("detail.log")).expect("detail log");
-    assert!(
-        log.contains("ignoring AMD_VISIBLE_DEVICES of an unprivileged container"),
-        "{log}"
+    assert_contains(
+        &log,
+        "ignoring AMD_VISIBLE_DEVICES of an unprivileged container",
     );
 
     oci["linux"]["resources"]["devices"]

@@ -4,7 +4,7 @@
 //! with one line when relative (see `amdgpu_cdi::cli::RelativeRoot`); paths only the command
 //! itself uses stay relative to the current directory.
 
-use crate::support::{amdgpu_cdi, file_names, on_sysfs, repo_root, run_ok};
+use crate::support::{amdgpu_cdi, assert_contains, file_names, on_sysfs, repo_root, run_ok};
 
 const DEV_ROOT: &str = "specs name the device nodes under it, and engines resolve a relative \
                         path from their own directory";
@@ -84,7 +84,7 @@ fn relative_paths_the_command_only_uses_itself_are_fine() {
             .arg(dir.path().join("amd.com-gpu.yaml")),
     );
     let spec = std::fs::read_to_string(dir.path().join("amd.com-gpu.yaml")).expect("spec");
-    assert!(spec.contains("hostPath: '/run/host/dev/kfd'"), "{spec}");
+    assert_contains(&spec, "hostPath: '/run/host/dev/kfd'");
     run_ok(
         on_sysfs("generate", hosts.join("workstation/sys"))
             .current_dir(dir.path())

@@ -92,6 +92,18 @@ pub fn not_regular_files(fifo: &str, socket: &str, directory: &str) -> NotRegula
     }
 }
 
+/// Fails the test, showing `text`, unless `text` contains `part`.
+#[track_caller]
+pub fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "{text}");
+}
+
+/// Fails the test, showing `text`, if `text` contains `part`.
+#[track_caller]
+pub fn assert_lacks(text: &str, part: &str) {
+    assert!(!text.contains(part), "{text}");
+}
+
 /// Copies a tree, keeping symlinks as symlinks (sysfs trees are made of relative links).
 pub fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create dir");
