@@ -822,8 +822,10 @@ fn configure_refuses_a_config_that_is_not_a_regular_file() {
             config.display()
         );
     }
+    let mut left = file_names(dir.path());
+    left.sort();
     assert_eq!(
-        file_names(dir.path()),
+        left,
         [
             "dangling.json",
             "dir.json",

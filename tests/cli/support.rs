@@ -54,14 +54,12 @@ pub fn json_of_host(command: &str, host: &str, extra: &[&str]) -> serde_json::Va
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
-/// The names of the entries of `dir`, sorted.
+/// The names of the entries of `dir`, in the order the directory lists them.
 pub fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
+    fs::read_dir(dir)
         .expect("read dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+        .collect()
 }
 
 /// Files that are not regular files, in a temp dir: what the commands that write a file must
