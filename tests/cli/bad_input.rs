@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::repo_root;
+use crate::support::{copy_tree, repo_root};
 
 /// Longest a row may run (a hang fails the row; debug builds on a loaded machine are slow).
 const TIME_LIMIT: Duration = Duration::from_secs(30);
@@ -45,8 +45,16 @@ struct Case {
 const PRECREATE: &[&str] = &["hook", "precreate", "--config", "{tmp}/hook.toml"];
 /// `gpus` on the test's own sysfs tree (its KFD properties replaced per case).
 const GPUS_TMP_HOST: &[&str] = &["gpus", "--sysfs-root", "{tmp}/host/sys"];
+/// `hook prestart` with the test's settings file.
+const PRESTART: &[&str] = &["hook", "prestart", "--config", "{tmp}/hook.toml"];
 /// The wrapper's `create` of the test bundle.
 const CREATE: &[&str] = &["create", "--bundle", "{tmp}/bundle", "c1"];
+/// The three-GPU fixture host's sysfs tree.
+const THREE_GPUS_SYS: &str = "{repo}/tests/fixtures/hosts/three-gpus/sys";
+/// The three-GPU fixture host's dev root.
+const THREE_GPUS_DEV: &str = "{repo}/tests/fixtures/hosts/three-gpus";
+/// The CDI specs the hooks and `inject` read in these rows.
+const REQUEST_SPECS: &str = "{repo}/tests/fixtures/requests/cdi";
 
 fn fx() -> PathBuf {
     repo_root().join("tests/fixtures/bad-input")
@@ -75,13 +83,38 @@ fn check_spec(name: &'static str, spec: &str) -> Case {
         &[
             "check",
             "--sysfs-root",
-            "{repo}/tests/fixtures/hosts/three-gpus/sys",
+            THREE_GPUS_SYS,
             "--dev-root",
-            "{repo}/tests/fixtures/hosts/three-gpus",
+            THREE_GPUS_DEV,
             "--spec",
             spec,
         ],
     )
+}
+
+/// `validate` of `spec`.
+fn validate(name: &'static str, spec: &str) -> Case {
+    case(name, Bin::Cli, &["validate", spec])
+}
+
+/// `inject` of `device` into the OCI config `config` with the request fixtures' specs.
+fn inject(name: &'static str, config: &str, device: &str) -> Case {
+    let args = [
+        "inject",
+        "--config",
+        config,
+        "--spec-dir",
+        REQUEST_SPECS,
+        device,
+    ];
+    case(name, Bin::Cli, &args)
+}
+
+/// `generate` on the three-GPU fixture host's sysfs tree with `extra` arguments.
+fn generate_three_gpus(name: &'static str, extra: &[&str]) -> Case {
+    let mut args = vec!["generate", "--sysfs-root", THREE_GPUS_SYS];
+    args.extend(extra);
+    case(name, Bin::Cli, &args)
 }
 
 fn case(name: &'static str, bin: Bin, args: &[&str]) -> Case {
@@ -136,56 +169,16 @@ fn table() -> Vec<Case> {
     let nested = [vec![b'['; 1 << 20], vec![b']'; 1 << 20]].concat();
     vec![
         // validate: broken spec files.
-        case(
-            "validate-truncated-yaml",
-            Cli,
-            &["validate", "{fx}/specs/truncated.yaml"],
-        ),
-        case(
-            "validate-empty-file",
-            Cli,
-            &["validate", "{fx}/specs/empty.yaml"],
-        ),
-        case(
-            "validate-nul-bytes",
-            Cli,
-            &["validate", "{fx}/specs/nul-bytes.json"],
-        ),
-        case(
-            "validate-wrong-types",
-            Cli,
-            &["validate", "{fx}/specs/wrong-types.json"],
-        ),
-        case(
-            "validate-not-a-mapping",
-            Cli,
-            &["validate", "{fx}/specs/not-a-mapping.yaml"],
-        ),
-        case(
-            "validate-binary",
-            Cli,
-            &["validate", "{fx}/specs/binary.yaml"],
-        ),
-        case(
-            "validate-alias-bomb",
-            Cli,
-            &["validate", "{fx}/specs/alias-bomb.yaml"],
-        ),
-        case(
-            "validate-duplicate-key",
-            Cli,
-            &["validate", "{fx}/specs/duplicate-key.json"],
-        ),
-        case(
-            "validate-absurd-version",
-            Cli,
-            &["validate", "{fx}/specs/absurd-version.json"],
-        ),
-        case(
-            "validate-missing-file",
-            Cli,
-            &["validate", "{fx}/specs/nonexistent.yaml"],
-        ),
+        validate("validate-truncated-yaml", "{fx}/specs/truncated.yaml"),
+        validate("validate-empty-file", "{fx}/specs/empty.yaml"),
+        validate("validate-nul-bytes", "{fx}/specs/nul-bytes.json"),
+        validate("validate-wrong-types", "{fx}/specs/wrong-types.json"),
+        validate("validate-not-a-mapping", "{fx}/specs/not-a-mapping.yaml"),
+        validate("validate-binary", "{fx}/specs/binary.yaml"),
+        validate("validate-alias-bomb", "{fx}/specs/alias-bomb.yaml"),
+        validate("validate-duplicate-key", "{fx}/specs/duplicate-key.json"),
+        validate("validate-absurd-version", "{fx}/specs/absurd-version.json"),
+        validate("validate-missing-file", "{fx}/specs/nonexistent.yaml"),
         case("validate-non-utf8-path", Cli, &["validate"]).arg(OsString::from_vec(non_utf8)),
         case("validate-huge-yaml", Cli, &["validate", "{tmp}/huge.yaml"]).stdin(huge_yaml),
         case(
@@ -195,79 +188,28 @@ fn table() -> Vec<Case> {
         )
         .stdin(nested.clone()),
         // inject: broken OCI configs and device names.
-        case(
+        inject(
             "inject-truncated-config",
-            Cli,
-            &[
-                "inject",
-                "--config",
-                "{fx}/oci/truncated.json",
-                "--spec-dir",
-                "{repo}/tests/fixtures/requests/cdi",
-                "amd.com/gpu=0",
-            ],
+            "{fx}/oci/truncated.json",
+            "amd.com/gpu=0",
         ),
-        case(
-            "inject-config-not-an-object",
-            Cli,
-            &[
-                "inject",
-                "--config",
-                "-",
-                "--spec-dir",
-                "{repo}/tests/fixtures/requests/cdi",
-                "amd.com/gpu=0",
-            ],
-        )
-        .stdin(read("oci/not-an-object.json")),
-        case(
-            "inject-config-nul-bytes",
-            Cli,
-            &[
-                "inject",
-                "--config",
-                "-",
-                "--spec-dir",
-                "{repo}/tests/fixtures/requests/cdi",
-                "amd.com/gpu=0",
-            ],
-        )
-        .stdin(read("oci/nul-bytes.json")),
-        case(
+        inject("inject-config-not-an-object", "-", "amd.com/gpu=0")
+            .stdin(read("oci/not-an-object.json")),
+        inject("inject-config-nul-bytes", "-", "amd.com/gpu=0").stdin(read("oci/nul-bytes.json")),
+        inject(
             "inject-config-not-utf8",
-            Cli,
-            &[
-                "inject",
-                "--config",
-                "{fx}/oci/not-utf8.json",
-                "--spec-dir",
-                "{repo}/tests/fixtures/requests/cdi",
-                "amd.com/gpu=0",
-            ],
+            "{fx}/oci/not-utf8.json",
+            "amd.com/gpu=0",
         ),
-        case(
+        inject(
             "inject-huge-device-name",
-            Cli,
-            &[
-                "inject",
-                "--config",
-                "{repo}/tests/fixtures/oci/config.json",
-                "--spec-dir",
-                "{repo}/tests/fixtures/requests/cdi",
-                &format!("amd.com/gpu={long_arg}"),
-            ],
+            "{repo}/tests/fixtures/oci/config.json",
+            &format!("amd.com/gpu={long_arg}"),
         ),
-        case(
+        inject(
             "inject-garbage-device-name",
-            Cli,
-            &[
-                "inject",
-                "--config",
-                "{repo}/tests/fixtures/oci/config.json",
-                "--spec-dir",
-                "{repo}/tests/fixtures/requests/cdi",
-                "=/=\u{7f}\u{1}",
-            ],
+            "{repo}/tests/fixtures/oci/config.json",
+            "=/=\u{7f}\u{1}",
         ),
         // generate / gpus: unusable sysfs trees, outputs and options.
         case(
@@ -292,65 +234,30 @@ fn table() -> Vec<Case> {
                 "{tmp}/out.yaml",
             ],
         ),
-        case(
+        generate_three_gpus(
             "generate-output-in-missing-dir",
-            Cli,
             &[
-                "generate",
-                "--sysfs-root",
-                "{repo}/tests/fixtures/hosts/three-gpus/sys",
                 "--dev-root",
-                "{repo}/tests/fixtures/hosts/three-gpus",
+                THREE_GPUS_DEV,
                 "--output",
                 "{fx}/specs/empty.yaml/out.yaml",
             ],
         ),
-        case(
+        generate_three_gpus(
             "generate-output-is-a-directory",
-            Cli,
             &[
-                "generate",
-                "--sysfs-root",
-                "{repo}/tests/fixtures/hosts/three-gpus/sys",
                 "--dev-root",
-                "{repo}/tests/fixtures/hosts/three-gpus",
+                THREE_GPUS_DEV,
                 "--output",
                 "{tmp}/existing.yaml",
             ],
         ),
-        case(
+        generate_three_gpus(
             "generate-absurd-cdi-version",
-            Cli,
-            &[
-                "generate",
-                "--sysfs-root",
-                "{repo}/tests/fixtures/hosts/three-gpus/sys",
-                "--cdi-version",
-                "99999999999999999999.0.0",
-            ],
+            &["--cdi-version", "99999999999999999999.0.0"],
         ),
-        case(
-            "generate-huge-vendor",
-            Cli,
-            &[
-                "generate",
-                "--sysfs-root",
-                "{repo}/tests/fixtures/hosts/three-gpus/sys",
-                "--vendor",
-                &long_arg,
-            ],
-        ),
-        case(
-            "generate-bad-class",
-            Cli,
-            &[
-                "generate",
-                "--sysfs-root",
-                "{repo}/tests/fixtures/hosts/three-gpus/sys",
-                "--class",
-                "gpu/../../etc",
-            ],
-        ),
+        generate_three_gpus("generate-huge-vendor", &["--vendor", &long_arg]),
+        generate_three_gpus("generate-bad-class", &["--class", "gpu/../../etc"]),
         case(
             "gpus-garbage-properties",
             Cli,
@@ -428,32 +335,14 @@ fn table() -> Vec<Case> {
         )
         .stdin(request("0")),
         // hook prestart: the container state on stdin.
-        case(
-            "prestart-truncated-state",
-            Cli,
-            &["hook", "prestart", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(read("state/truncated.json")),
-        case(
-            "prestart-missing-bundle",
-            Cli,
-            &["hook", "prestart", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(read("state/missing-bundle.json")),
-        case(
-            "prestart-garbage-bundle-config",
-            Cli,
-            &["hook", "prestart", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(read("state/bundle.json"))
-        .bundle(read("oci/nul-bytes.json")),
-        case(
-            "prestart-absurd-pid",
-            Cli,
-            &["hook", "prestart", "--config", "{tmp}/hook.toml"],
-        )
-        .stdin(read("state/absurd-pid.json"))
-        .bundle(request("0")),
+        case("prestart-truncated-state", Cli, PRESTART).stdin(read("state/truncated.json")),
+        case("prestart-missing-bundle", Cli, PRESTART).stdin(read("state/missing-bundle.json")),
+        case("prestart-garbage-bundle-config", Cli, PRESTART)
+            .stdin(read("state/bundle.json"))
+            .bundle(read("oci/nul-bytes.json")),
+        case("prestart-absurd-pid", Cli, PRESTART)
+            .stdin(read("state/absurd-pid.json"))
+            .bundle(request("0")),
         // the runtime wrapper's create.
         case(
             "runtime-missing-bundle",
@@ -476,24 +365,6 @@ fn substitute(text: &str, tmp: &Path) -> String {
     text.replace("{fx}", &fx().display().to_string())
         .replace("{tmp}", &tmp.display().to_string())
         .replace("{repo}", &repo_root().display().to_string())
-}
-
-/// Copies a directory tree, keeping symbolic links as links.
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("create dir");
-    for entry in fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().expect("file type");
-        if kind.is_symlink() {
-            let link = fs::read_link(entry.path()).expect("read link");
-            std::os::unix::fs::symlink(link, &target).expect("symlink");
-        } else if kind.is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 /// Runs one row; returns a description of what went wrong, if anything.

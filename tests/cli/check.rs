@@ -2,10 +2,9 @@
 //! a compute partition switch, a new kfd major. Exit 0 current, 1 stale with a diff, 2 on error.
 
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use crate::support;
+use crate::support::{self, assert_contains, copy_tree, host_sysfs};
 
 /// Example hosts that have AMD GPUs.
 fn gpu_hosts() -> Vec<PathBuf> {
@@ -22,28 +21,16 @@ fn gpu_hosts() -> Vec<PathBuf> {
     hosts
 }
 
-/// Copies a tree, keeping symlinks as symlinks (sysfs trees are made of relative links).
-pub(crate) fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("create dir");
-    for entry in fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().expect("file type");
-        if kind.is_symlink() {
-            symlink(fs::read_link(entry.path()).expect("read link"), &target).expect("symlink");
-        } else if kind.is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
+/// A temp dir and the spec path in it (not written yet).
+fn temp_spec() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let spec = tmp.path().join("amd.com-gpu.yaml");
+    (tmp, spec)
 }
 
+/// `generate --output <out> <extra>` on `sysfs`, which must succeed.
 fn generate(sysfs: &Path, out: &Path, extra: &[&str]) {
-    support::amdgpu_cdi()
-        .arg("generate")
-        .arg("--sysfs-root")
-        .arg(sysfs)
+    support::on_sysfs("generate", sysfs)
         .arg("--output")
         .arg(out)
         .args(extra)
@@ -51,11 +38,9 @@ fn generate(sysfs: &Path, out: &Path, extra: &[&str]) {
         .success();
 }
 
+/// `check --spec <spec> <extra>` on `sysfs`: its exit code, stdout and stderr.
 fn check(sysfs: &Path, spec: &Path, extra: &[&str]) -> (i32, String, String) {
-    let output = support::amdgpu_cdi()
-        .arg("check")
-        .arg("--sysfs-root")
-        .arg(sysfs)
+    let output = support::on_sysfs("check", sysfs)
         .arg("--spec")
         .arg(spec)
         .args(extra)
@@ -88,8 +73,7 @@ fn gpu_nodes(sysfs: &Path) -> Vec<PathBuf> {
 #[test]
 fn every_example_host_is_current_right_after_generate() {
     for host in gpu_hosts() {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let spec = tmp.path().join("amd.com-gpu.yaml");
+        let (_tmp, spec) = temp_spec();
         let sysfs = host.join("sys");
         generate(&sysfs, &spec, &[]);
         let (code, stdout, stderr) = check(&sysfs, &spec, &[]);
@@ -127,7 +111,7 @@ fn every_example_host_is_stale_after_a_gpu_is_removed() {
             )),
             "{stdout}"
         );
-        assert!(stdout.contains("+++ generated now\n"), "{stdout}");
+        assert_contains(&stdout, "+++ generated now\n");
         assert!(
             stdout.lines().any(|l| l.starts_with("-- name: ")),
             "a device must disappear: {stdout}"
@@ -137,24 +121,22 @@ fn every_example_host_is_stale_after_a_gpu_is_removed() {
 
 #[test]
 fn a_compute_partition_switch_makes_the_spec_stale() {
-    let hosts = support::repo_root().join("examples/hosts");
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let spec = tmp.path().join("amd.com-gpu.yaml");
+    let (_tmp, spec) = temp_spec();
     // The same 8x MI300X machine in SPX mode, then switched to CPX (64 partitions).
-    generate(&hosts.join("mi300x-spx/sys"), &spec, &[]);
-    let (code, stdout, _) = check(&hosts.join("mi300x-cpx/sys"), &spec, &[]);
+    generate(&host_sysfs("mi300x-spx"), &spec, &[]);
+    let (code, stdout, _) = check(&host_sysfs("mi300x-cpx"), &spec, &[]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("+- name: '63'"), "{stdout}");
+    assert_contains(&stdout, "+- name: '63'");
     // And back: the CPX spec is stale on the SPX host.
-    generate(&hosts.join("mi300x-cpx/sys"), &spec, &[]);
-    let (code, stdout, _) = check(&hosts.join("mi300x-spx/sys"), &spec, &[]);
+    generate(&host_sysfs("mi300x-cpx"), &spec, &[]);
+    let (code, stdout, _) = check(&host_sysfs("mi300x-spx"), &spec, &[]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("-- name: '63'"), "{stdout}");
+    assert_contains(&stdout, "-- name: '63'");
 }
 
 #[test]
 fn a_new_kfd_major_only_matters_when_numbers_are_pinned() {
-    let host = support::repo_root().join("examples/hosts/workstation/sys");
+    let host = host_sysfs("workstation");
     let tmp = tempfile::tempdir().expect("temp dir");
     let sysfs = tmp.path().join("sys");
     copy_tree(&host, &sysfs);
@@ -172,15 +154,15 @@ fn a_new_kfd_major_only_matters_when_numbers_are_pinned() {
     assert_eq!(code, 0, "{stdout}");
     let (code, stdout, _) = check(&sysfs, &pinned, &["--pin-device-numbers"]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(
-        stdout.contains(&format!("\n-    major: {major}\n+    major: 498\n")),
-        "{stdout}"
+    assert_contains(
+        &stdout,
+        &format!("\n-    major: {major}\n+    major: 498\n"),
     );
 }
 
 #[test]
 fn formatting_is_not_a_change() {
-    let host = support::repo_root().join("examples/hosts/mi210x4/sys");
+    let host = host_sysfs("mi210x4");
     let tmp = tempfile::tempdir().expect("temp dir");
     let yaml = tmp.path().join("a.yaml");
     generate(&host, &yaml, &[]);
@@ -198,40 +180,30 @@ fn formatting_is_not_a_change() {
 
 #[test]
 fn a_missing_spec_is_stale_and_a_host_without_gpus_is_an_error() {
-    let hosts = support::repo_root().join("examples/hosts");
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let spec = tmp.path().join("amd.com-gpu.yaml");
-    let (code, stdout, _) = check(&hosts.join("workstation/sys"), &spec, &[]);
+    let (_tmp, spec) = temp_spec();
+    let (code, stdout, _) = check(&host_sysfs("workstation"), &spec, &[]);
     assert_eq!(code, 1);
     assert!(
         stdout.starts_with(&format!("{} does not exist", spec.display())),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("--- /dev/null\n+++ generated now\n"),
-        "{stdout}"
-    );
-    let (code, stdout, stderr) = check(&hosts.join("no-amd/sys"), &spec, &[]);
+    assert_contains(&stdout, "--- /dev/null\n+++ generated now\n");
+    let (code, stdout, stderr) = check(&host_sysfs("no-amd"), &spec, &[]);
     assert_eq!(code, 2, "{stdout}");
     assert!(
         stderr.starts_with("amdgpu-cdi: no AMD GPU on this machine"),
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    let (code, _, stderr) = check(
-        &hosts.join("workstation/sys"),
-        &spec,
-        &["--cdi-version", "x"],
-    );
+    let (code, _, stderr) = check(&host_sysfs("workstation"), &spec, &["--cdi-version", "x"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("invalid --cdi-version"), "{stderr}");
+    assert_contains(&stderr, "invalid --cdi-version");
 }
 
 #[test]
 fn a_spec_that_does_not_parse_is_an_error_naming_file_and_line_not_stale() {
-    let host = support::repo_root().join("examples/hosts/workstation/sys");
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let spec = tmp.path().join("amd.com-gpu.yaml");
+    let host = host_sysfs("workstation");
+    let (_tmp, spec) = temp_spec();
     generate(&host, &spec, &[]);
     // A hand edit gone wrong: a misspelt field on line 2 (strict parsing refuses it).
     let text = fs::read_to_string(&spec).expect("spec");
@@ -262,10 +234,7 @@ fn a_spec_that_does_not_parse_is_an_error_naming_file_and_line_not_stale() {
     fs::write(&spec, text.replace("- name: '0'", "- name: '9'")).expect("outdated spec");
     let (code, stdout, _) = check(&host, &spec, &[]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(
-        stdout.contains("\n-- name: '9'\n+- name: '0'\n"),
-        "{stdout}"
-    );
+    assert_contains(&stdout, "\n-- name: '9'\n+- name: '0'\n");
 }
 
 /// Issue 14 item 2: the README's spec with extra names, checked without repeating the options,
@@ -275,10 +244,7 @@ fn a_spec_that_does_not_parse_is_an_error_naming_file_and_line_not_stale() {
 fn a_spec_is_judged_against_the_options_recorded_in_it() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let sysfs = tmp.path().join("sys");
-    copy_tree(
-        &support::repo_root().join("examples/hosts/mi210x4/sys"),
-        &sysfs,
-    );
+    copy_tree(&host_sysfs("mi210x4"), &sysfs);
     let spec = tmp.path().join("amd.com-gpu.yaml");
     let readme = [
         "--device-name-strategy",
@@ -355,7 +321,7 @@ fn a_spec_is_judged_against_the_options_recorded_in_it() {
 #[test]
 fn every_recorded_content_option_reads_back() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let sysfs = support::repo_root().join("examples/hosts/mi300a-tpx/sys");
+    let sysfs = host_sysfs("mi300a-tpx");
     let spec = tmp.path().join("example.com-accel.yaml");
     generate(
         &sysfs,

@@ -16,7 +16,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{amdgpu_cdi, repo_root};
+use crate::support::{amdgpu_cdi, file_names, not_regular_files, repo_root};
 
 const RUNTIME: &str = "/usr/bin/amdgpu-container-runtime";
 
@@ -114,12 +114,51 @@ fn prepare(engine: &str, case: &Path) -> (tempfile::TempDir, Layout, Option<Stri
     (dir, layout, input)
 }
 
-fn configure(engine: &str, layout: &Layout, extra: &[String]) -> assert_cmd::Command {
+/// `amdgpu-cdi configure <engine> --config <config> <extra>`.
+fn configure(engine: &str, config: &Path, extra: &[&str]) -> assert_cmd::Command {
     let mut cmd = amdgpu_cdi();
     cmd.args(["configure", engine, "--config"])
-        .arg(&layout.config);
-    cmd.args(extra);
+        .arg(config)
+        .args(extra);
     cmd
+}
+
+/// `amdgpu-cdi configure <engine> --config <config> <extra>`, which must succeed.
+fn configure_ok(engine: &str, config: &Path, extra: &[&str]) {
+    configure(engine, config, extra).assert().success();
+}
+
+/// A temp dir with the config file `name` in it, holding `text` (`None`: the file does not exist).
+fn config_in_temp(name: &str, text: Option<&str>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join(name);
+    if let Some(text) = text {
+        fs::write(&config, text).expect("write");
+    }
+    (dir, config)
+}
+
+/// A temp dir with daemon.json holding `text`, configured for docker with the wrapper.
+fn configured_daemon_json(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, config) = config_in_temp("daemon.json", Some(text));
+    configure_ok("docker", &config, &["--runtime-path", RUNTIME]);
+    (dir, config)
+}
+
+/// `configure <engine> <extra>` with a config `name` that does not exist fails with the one line
+/// `stderr` and writes nothing.
+fn assert_refused_writing_nothing(engine: &str, name: &str, extra: &[&str], stderr: &str) {
+    let (_dir, config) = config_in_temp(name, None);
+    configure(engine, &config, extra)
+        .assert()
+        .failure()
+        .stderr(stderr.to_owned());
+    assert!(!config.exists());
+}
+
+/// The standard output of a `configure` run with its temp dir `dir` shown as `@DIR@`.
+fn shown_stdout(out: &assert_cmd::assert::Assert, dir: &Path) -> String {
+    placeholder(&String::from_utf8_lossy(&out.get_output().stdout), dir)
 }
 
 fn same_meaning(engine: &str, a: &str, b: &str) -> bool {
@@ -142,12 +181,14 @@ fn same_meaning(engine: &str, a: &str, b: &str) -> bool {
 fn run_case(engine: &str, case: &Path) {
     let (dir, layout, input) = prepare(engine, case);
     let root = dir.path();
-    let mut args = vec!["--runtime-path".to_string(), RUNTIME.to_string()];
-    args.extend(args_of(case));
+    let name = case.display();
+    let case_args = args_of(case);
+    let mut args = vec!["--runtime-path", RUNTIME];
+    args.extend(case_args.iter().map(String::as_str));
 
     let error_file = case.join("expected-error.txt");
     if error_file.exists() {
-        let out = configure(engine, &layout, &args)
+        let out = configure(engine, &layout.config, &args)
             .assert()
             .failure()
             .get_output()
@@ -156,39 +197,27 @@ fn run_case(engine: &str, case: &Path) {
         assert_eq!(
             stderr.lines().count(),
             1,
-            "case {}: one error line: {stderr}",
-            case.display()
+            "case {name}: one error line: {stderr}"
         );
         check_golden(&error_file, &stderr, root, case);
-        assert_eq!(
-            read(&layout.config),
-            input,
-            "case {}: input untouched",
-            case.display()
-        );
+        assert_eq!(read(&layout.config), input, "case {name}: input untouched");
         return;
     }
 
     // --dry-run writes nothing and shows the diff.
-    let out = configure(engine, &layout, &args)
+    let out = configure(engine, &layout.config, &args)
         .arg("--dry-run")
         .assert()
         .success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(
         stdout.contains("+++ "),
-        "case {}: dry run shows a diff: {stdout}",
-        case.display()
+        "case {name}: dry run shows a diff: {stdout}"
     );
-    assert_eq!(
-        read(&layout.config),
-        input,
-        "case {}: dry run wrote",
-        case.display()
-    );
+    assert_eq!(read(&layout.config), input, "case {name}: dry run wrote");
 
     // configure produces the golden file(s).
-    configure(engine, &layout, &args).assert().success();
+    configure_ok(engine, &layout.config, &args);
     let written = read(&layout.config).expect("config written");
     check_golden(
         &case.join(format!("expected.{}", layout.ext)),
@@ -204,12 +233,11 @@ fn run_case(engine: &str, case: &Path) {
     }
 
     // A second run changes nothing and says so.
-    let out = configure(engine, &layout, &args).assert().success();
+    let out = configure(engine, &layout.config, &args).assert().success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(
         stdout.contains("nothing changed"),
-        "case {}: second run: {stdout}",
-        case.display()
+        "case {name}: second run: {stdout}"
     );
     assert_eq!(
         read(&layout.config).as_deref(),
@@ -218,29 +246,15 @@ fn run_case(engine: &str, case: &Path) {
     );
 
     // --remove gives back the original.
-    configure(engine, &layout, &["--remove".to_string()])
-        .assert()
-        .success();
+    configure_ok(engine, &layout.config, &["--remove"]);
     let restored = read(&layout.config);
     match (&input, &restored) {
         (None, None) => {}
         (Some(original), Some(now)) => {
-            assert!(
-                same_meaning(engine, original, now),
-                "case {}: remove",
-                case.display()
-            );
-            assert_eq!(
-                original,
-                now,
-                "case {}: remove restores the bytes",
-                case.display()
-            );
+            assert!(same_meaning(engine, original, now), "case {name}: remove");
+            assert_eq!(original, now, "case {name}: remove restores the bytes");
         }
-        _ => panic!(
-            "case {}: remove left {restored:?}, input was {input:?}",
-            case.display()
-        ),
+        _ => panic!("case {name}: remove left {restored:?}, input was {input:?}"),
     }
     assert!(!dropin.exists(), "containerd drop-in removed");
     let leftovers: Vec<String> = walk(root)
@@ -248,11 +262,7 @@ fn run_case(engine: &str, case: &Path) {
         .map(|p| placeholder(&p.display().to_string(), root))
         .filter(|p| p.contains("amdgpu-cdi.json") || p.contains(".tmp"))
         .collect();
-    assert!(
-        leftovers.is_empty(),
-        "case {}: leftovers {leftovers:?}",
-        case.display()
-    );
+    assert!(leftovers.is_empty(), "case {name}: leftovers {leftovers:?}");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -296,18 +306,8 @@ fn podman_golden_cases() {
 
 #[test]
 fn remove_keeps_features_cdi_that_was_on_before() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("daemon.json");
-    fs::write(&config, "{\n  \"features\": {\"cdi\": true}\n}\n").expect("write");
-    let run = |extra: &[&str]| {
-        let mut cmd = amdgpu_cdi();
-        cmd.args(["configure", "docker", "--config"])
-            .arg(&config)
-            .args(extra);
-        cmd.assert().success();
-    };
-    run(&["--runtime-path", RUNTIME]);
-    run(&["--remove"]);
+    let (_dir, config) = configured_daemon_json("{\n  \"features\": {\"cdi\": true}\n}\n");
+    configure_ok("docker", &config, &["--remove"]);
     let value: serde_json::Value =
         serde_json::from_str(&read(&config).expect("config")).expect("json");
     assert_eq!(value, serde_json::json!({"features": {"cdi": true}}));
@@ -315,28 +315,16 @@ fn remove_keeps_features_cdi_that_was_on_before() {
 
 #[test]
 fn remove_leaves_values_the_user_changed_afterwards() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("daemon.json");
-    fs::write(&config, "{}\n").expect("write");
-    amdgpu_cdi()
-        .args(["configure", "docker", "--runtime-path", RUNTIME, "--config"])
-        .arg(&config)
-        .assert()
-        .success();
+    let (_dir, config) = configured_daemon_json("{}\n");
     let edited = read(&config)
         .expect("config")
         .replace(RUNTIME, "/opt/mine/runtime");
     fs::write(&config, edited).expect("user edit");
-    let out = amdgpu_cdi()
-        .args(["configure", "docker", "--remove", "--config"])
-        .arg(&config)
+    // It reports the kept key.
+    configure("docker", &config, &["--remove"])
         .assert()
-        .success();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(
-        stderr.contains("runtimes.amd"),
-        "reports the kept key: {stderr}"
-    );
+        .success()
+        .stderr(predicates::str::contains("runtimes.amd"));
     let value: serde_json::Value =
         serde_json::from_str(&read(&config).expect("config")).expect("json");
     assert_eq!(
@@ -347,12 +335,8 @@ fn remove_leaves_values_the_user_changed_afterwards() {
 
 #[test]
 fn remove_without_configure_changes_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("daemon.json");
-    fs::write(&config, "{\"debug\": true}").expect("write");
-    amdgpu_cdi()
-        .args(["configure", "docker", "--remove", "--config"])
-        .arg(&config)
+    let (_dir, config) = config_in_temp("daemon.json", Some("{\"debug\": true}"));
+    configure("docker", &config, &["--remove"])
         .assert()
         .success()
         .stdout("nothing to remove: amdgpu-cdi has not configured docker\n");
@@ -361,66 +345,39 @@ fn remove_without_configure_changes_nothing() {
 
 #[test]
 fn relative_runtime_path_is_refused_before_touching_anything() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("daemon.json");
-    amdgpu_cdi()
-        .args([
-            "configure",
-            "docker",
-            "--runtime-path",
-            "bin/wrapper",
-            "--config",
-        ])
-        .arg(&config)
-        .assert()
-        .failure()
-        .stderr(
-            "amdgpu-cdi: --runtime-path bin/wrapper is not absolute \
+    assert_refused_writing_nothing(
+        "docker",
+        "daemon.json",
+        &["--runtime-path", "bin/wrapper"],
+        "amdgpu-cdi: --runtime-path bin/wrapper is not absolute \
              (engines run it from another directory)\n",
-        );
-    assert!(!config.exists());
+    );
 }
 
 #[test]
 fn foreign_dropin_is_not_overwritten() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dropin = dir.path().join("99-amdgpu-cdi.conf");
-    fs::write(&dropin, "[engine]\n").expect("write");
-    amdgpu_cdi()
-        .args(["configure", "podman", "--config"])
-        .arg(&dropin)
-        .assert()
-        .failure();
+    let (_dir, dropin) = config_in_temp("99-amdgpu-cdi.conf", Some("[engine]\n"));
+    configure("podman", &dropin, &[]).assert().failure();
     assert_eq!(read(&dropin).as_deref(), Some("[engine]\n"));
 }
 
 #[test]
 fn backup_keeps_the_first_original_and_the_mode() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("daemon.json");
-    fs::write(&config, "{\"debug\": true}\n").expect("write");
+    let (dir, config) = config_in_temp("daemon.json", Some("{\"debug\": true}\n"));
     fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).expect("chmod");
-    let run = |extra: &[&str]| {
-        amdgpu_cdi()
-            .args(["configure", "docker", "--runtime-path", RUNTIME, "--config"])
-            .arg(&config)
-            .args(extra)
-            .assert()
-            .success();
-    };
-    run(&[]);
-    run(&["--set-as-default"]);
+    configure_ok("docker", &config, &["--runtime-path", RUNTIME]);
+    configure_ok(
+        "docker",
+        &config,
+        &["--runtime-path", RUNTIME, "--set-as-default"],
+    );
     let backup = dir.path().join("daemon.json.amdgpu-cdi.bak");
     assert_eq!(read(&backup).as_deref(), Some("{\"debug\": true}\n"));
     let mode = fs::metadata(&config).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     // The ledger keeps the value from before the first run: remove restores all of it.
-    amdgpu_cdi()
-        .args(["configure", "docker", "--remove", "--config"])
-        .arg(&config)
-        .assert()
-        .success();
+    configure_ok("docker", &config, &["--remove"]);
     assert_eq!(read(&config).as_deref(), Some("{\"debug\": true}\n"));
     assert!(
         !backup.exists(),
@@ -440,27 +397,16 @@ fn help_is_stable() {
 
 #[test]
 fn dry_run_prints_a_unified_diff_and_writes_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("daemon.json");
     let input = "{\n  \"debug\": true,\n  \"features\": {\n    \"buildkit\": true\n  }\n}\n";
-    fs::write(&config, input).expect("write");
-    let out = amdgpu_cdi()
-        .args([
-            "configure",
-            "docker",
-            "--dry-run",
-            "--set-as-default",
-            "--runtime-path",
-            RUNTIME,
-        ])
-        .arg("--config")
-        .arg(&config)
-        .assert()
-        .success();
-    let stdout = placeholder(
-        &String::from_utf8_lossy(&out.get_output().stdout),
-        dir.path(),
-    );
+    let (dir, config) = config_in_temp("daemon.json", Some(input));
+    let out = configure(
+        "docker",
+        &config,
+        &["--dry-run", "--set-as-default", "--runtime-path", RUNTIME],
+    )
+    .assert()
+    .success();
+    let stdout = shown_stdout(&out, dir.path());
     insta::assert_snapshot!("configure_dry_run_docker", stdout);
     assert_eq!(read(&config).as_deref(), Some(input));
     assert!(
@@ -474,42 +420,27 @@ fn dry_run_prints_a_unified_diff_and_writes_nothing() {
 /// before it, not indented as if nested under `runc`.
 #[test]
 fn dry_run_diff_of_containerd_puts_the_runtime_beside_runc() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("config.toml");
     let fixture = repo_root().join("tests/fixtures/configure/containerd/v2-implicit-runtimes");
     let input = read(&fixture.join("input.toml")).expect("fixture");
-    fs::write(&config, &input).expect("write");
-    let out = amdgpu_cdi()
-        .args([
-            "configure",
-            "containerd",
-            "--dry-run",
-            "--runtime-path",
-            RUNTIME,
-        ])
-        .arg("--config")
-        .arg(&config)
-        .assert()
-        .success();
-    let stdout = placeholder(
-        &String::from_utf8_lossy(&out.get_output().stdout),
-        dir.path(),
-    );
+    let (dir, config) = config_in_temp("config.toml", Some(&input));
+    let out = configure(
+        "containerd",
+        &config,
+        &["--dry-run", "--runtime-path", RUNTIME],
+    )
+    .assert()
+    .success();
+    let stdout = shown_stdout(&out, dir.path());
     insta::assert_snapshot!("configure_dry_run_containerd", stdout);
     assert_eq!(read(&config).as_deref(), Some(input.as_str()));
 }
 
 #[test]
 fn messages_of_configure_rerun_and_remove() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("config.toml");
-    fs::write(&config, "version = 2\n").expect("write");
+    let (dir, config) = config_in_temp("config.toml", Some("version = 2\n"));
     let mut transcript = String::new();
     for extra in [&[][..], &[][..], &["--remove"][..]] {
-        let mut cmd = amdgpu_cdi();
-        cmd.args(["configure", "containerd", "--config"])
-            .arg(&config)
-            .args(extra);
+        let mut cmd = configure("containerd", &config, extra);
         if extra.is_empty() {
             cmd.args(["--runtime-path", RUNTIME]);
         }
@@ -522,32 +453,21 @@ fn messages_of_configure_rerun_and_remove() {
 
 #[test]
 fn set_as_default_is_refused_for_podman() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dropin = dir.path().join("99-amdgpu-cdi.conf");
-    amdgpu_cdi()
-        .args(["configure", "podman", "--set-as-default", "--config"])
-        .arg(&dropin)
-        .assert()
-        .failure()
-        .stderr(
-            "amdgpu-cdi: --set-as-default does not apply to podman (podman injects CDI devices \
+    assert_refused_writing_nothing(
+        "podman",
+        "99-amdgpu-cdi.conf",
+        &["--set-as-default"],
+        "amdgpu-cdi: --set-as-default does not apply to podman (podman injects CDI devices \
              itself: podman run --device amd.com/gpu=0)\n",
-        );
-    assert!(!dropin.exists());
+    );
 }
 
 #[test]
 fn symlinked_config_is_edited_through_the_link() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let real = dir.path().join("real.json");
+    let (dir, real) = config_in_temp("real.json", Some("{}\n"));
     let link = dir.path().join("daemon.json");
-    fs::write(&real, "{}\n").expect("write");
     std::os::unix::fs::symlink(&real, &link).expect("symlink");
-    amdgpu_cdi()
-        .args(["configure", "docker", "--runtime-path", RUNTIME, "--config"])
-        .arg(&link)
-        .assert()
-        .success();
+    configure_ok("docker", &link, &["--runtime-path", RUNTIME]);
     assert!(
         fs::symlink_metadata(&link)
             .expect("lstat")
@@ -563,18 +483,13 @@ fn symlinked_config_is_edited_through_the_link() {
 
 #[test]
 fn docker_reserved_runtime_name_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("daemon.json");
-    amdgpu_cdi()
-        .args(["configure", "docker", "--runtime-name", "runc", "--config"])
-        .arg(&config)
-        .assert()
-        .failure()
-        .stderr(
-            "amdgpu-cdi: runtime name \"runc\" is reserved by Docker (dockerd would not start): \
+    assert_refused_writing_nothing(
+        "docker",
+        "daemon.json",
+        &["--runtime-name", "runc"],
+        "amdgpu-cdi: runtime name \"runc\" is reserved by Docker (dockerd would not start): \
              use another, e.g. `amd`\n",
-        );
-    assert!(!config.exists());
+    );
 }
 
 /// A config big enough that reading, editing and writing it takes a debug build tens of
@@ -600,6 +515,47 @@ fn large_config(engine: &str) -> String {
     }
 }
 
+/// Starts `amdgpu-cdi configure <engine> --config <config> <extra>` without waiting for it, so
+/// that several run at once.
+fn start_configure(engine: &str, config: &Path, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_amdgpu-cdi"))
+        .args(["configure", engine, "--config"])
+        .arg(config)
+        .args(extra)
+        .env_remove("AMDGPU_CDI_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start configure")
+}
+
+/// Waits for every run of `children`, each of which must succeed (`what` names them on failure).
+fn wait_for_all(children: Vec<std::process::Child>, what: &str) {
+    for child in children {
+        let out = child.wait_with_output().expect("wait for configure");
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// One `configure <engine> --remove` gives back `original`, byte for byte, and leaves nothing
+/// beside `config` (no ledger, backup or temp file); `what` names the run on failure.
+fn assert_remove_restores(engine: &str, config: &Path, original: &str, what: &str) {
+    configure_ok(engine, config, &["--remove"]);
+    assert!(
+        read(config).as_deref() == Some(original),
+        "{what}: not the original after remove"
+    );
+    let left: Vec<PathBuf> = walk(config.parent().expect("a temp dir"))
+        .into_iter()
+        .filter(|p| p != config)
+        .collect();
+    assert!(left.is_empty(), "{what}: left behind: {left:?}");
+}
+
 /// Regression: two `configure` runs on one file at once both read the old file and the second
 /// write dropped the first run's change (and its ledger entry). Now each run holds the file's lock
 /// from its first read to its last write: N runs adding N runtime names end with all N in the file
@@ -612,27 +568,14 @@ fn concurrent_runs_on_one_config_are_serialised() {
         let config = dir.path().join(name);
         let original = large_config(engine);
         fs::write(&config, &original).expect("write config");
-        let children: Vec<std::process::Child> = (0..RUNS)
+        let children = (0..RUNS)
             .map(|i| {
-                std::process::Command::new(env!("CARGO_BIN_EXE_amdgpu-cdi"))
-                    .args(["configure", engine, "--runtime-path", RUNTIME])
-                    .args(["--runtime-name", &format!("gpu{i}"), "--config"])
-                    .arg(&config)
-                    .env_remove("AMDGPU_CDI_CONFIG")
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .expect("start configure")
+                let name = format!("gpu{i}");
+                let extra = ["--runtime-path", RUNTIME, "--runtime-name", &name];
+                start_configure(engine, &config, &extra)
             })
             .collect();
-        for child in children {
-            let out = child.wait_with_output().expect("wait for configure");
-            assert!(
-                out.status.success(),
-                "{engine}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        wait_for_all(children, engine);
         let text = read(&config).expect("config");
         let runtimes: Vec<String> = (0..RUNS)
             .map(|i| format!("gpu{i}"))
@@ -664,20 +607,7 @@ fn concurrent_runs_on_one_config_are_serialised() {
             );
         }
         // The ledger is consistent with the file: one --remove undoes all of it, byte for byte.
-        amdgpu_cdi()
-            .args(["configure", engine, "--remove", "--config"])
-            .arg(&config)
-            .assert()
-            .success();
-        assert!(
-            read(&config).as_deref() == Some(original.as_str()),
-            "{engine}: remove"
-        );
-        let left: Vec<PathBuf> = walk(dir.path())
-            .into_iter()
-            .filter(|p| p != &config)
-            .collect();
-        assert!(left.is_empty(), "{engine}: left behind: {left:?}");
+        assert_remove_restores(engine, &config, &original, engine);
     }
 }
 
@@ -693,36 +623,19 @@ fn concurrent_configure_and_remove_keep_file_and_ledger_in_step() {
     let ledger = dir.path().join("daemon.json.amdgpu-cdi.json");
     for round in 0..4 {
         fs::write(&config, &original).expect("write config");
-        amdgpu_cdi()
-            .args(["configure", "docker", "--runtime-path", RUNTIME, "--config"])
-            .arg(&config)
-            .assert()
-            .success();
-        let children: Vec<std::process::Child> = (0..RUNS)
+        configure_ok("docker", &config, &["--runtime-path", RUNTIME]);
+        let children = (0..RUNS)
             .map(|i| {
-                let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_amdgpu-cdi"));
-                cmd.args(["configure", "docker", "--config"])
-                    .arg(&config)
-                    .env_remove("AMDGPU_CDI_CONFIG")
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped());
+                let name = format!("gpu{i}");
                 if i % 2 == 0 {
-                    cmd.args(["--runtime-path", RUNTIME, "--runtime-name"])
-                        .arg(format!("gpu{i}"));
+                    let extra = ["--runtime-path", RUNTIME, "--runtime-name", &name];
+                    start_configure("docker", &config, &extra)
                 } else {
-                    cmd.arg("--remove");
+                    start_configure("docker", &config, &["--remove"])
                 }
-                cmd.spawn().expect("start configure")
             })
             .collect();
-        for child in children {
-            let out = child.wait_with_output().expect("wait for configure");
-            assert!(
-                out.status.success(),
-                "round {round}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        wait_for_all(children, &format!("round {round}"));
         let text = read(&config).expect("config");
         let value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
         let mut in_file: Vec<String> = value["runtimes"]
@@ -747,31 +660,8 @@ fn concurrent_configure_and_remove_keep_file_and_ledger_in_step() {
             in_file, in_ledger,
             "round {round}: file and ledger disagree"
         );
-        amdgpu_cdi()
-            .args(["configure", "docker", "--remove", "--config"])
-            .arg(&config)
-            .assert()
-            .success();
-        assert!(
-            read(&config).as_deref() == Some(original.as_str()),
-            "round {round}: not the original after remove"
-        );
-        let left: Vec<PathBuf> = walk(dir.path())
-            .into_iter()
-            .filter(|p| p != &config)
-            .collect();
-        assert!(left.is_empty(), "round {round}: left behind: {left:?}");
+        assert_remove_restores("docker", &config, &original, &format!("round {round}"));
     }
-}
-
-/// `amdgpu-cdi configure <engine> --config <config> <extra>`, which must succeed.
-fn configure_ok(engine: &str, config: &Path, extra: &[&str]) {
-    amdgpu_cdi()
-        .args(["configure", engine, "--config"])
-        .arg(config)
-        .args(extra)
-        .assert()
-        .success();
 }
 
 /// Issue 12, item 13: `--remove` restored the backup's bytes whenever the result meant the same,
@@ -779,13 +669,11 @@ fn configure_ok(engine: &str, config: &Path, extra: &[&str]) {
 /// comment added between two runs and the one added after the last survive.
 #[test]
 fn remove_keeps_a_comment_added_after_configure_in_config_toml() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("config.toml");
     let input = fs::read_to_string(
         repo_root().join("tests/fixtures/configure/containerd/v2-comments/input.toml"),
     )
     .expect("fixture");
-    fs::write(&config, &input).expect("write");
+    let (dir, config) = config_in_temp("config.toml", Some(&input));
     configure_ok("containerd", &config, &["--runtime-path", RUNTIME]);
     let first = "# GPU nodes: amdgpu-cdi adds the `amd` runtime\n";
     let text = read(&config).expect("config");
@@ -820,10 +708,7 @@ fn remove_keeps_a_comment_added_after_configure_in_config_toml() {
 /// `configure` (another indentation, another key order) survives `--remove`.
 #[test]
 fn remove_keeps_the_layout_the_user_gave_daemon_json_after_configure() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("daemon.json");
-    fs::write(&config, "{\"debug\": true, \"log-level\": \"warn\"}\n").expect("write");
-    configure_ok("docker", &config, &["--runtime-path", RUNTIME]);
+    let (_dir, config) = configured_daemon_json("{\"debug\": true, \"log-level\": \"warn\"}\n");
     let configured: serde_json::Value =
         serde_json::from_str(&read(&config).expect("config")).expect("json");
     let mut reordered = serde_json::Map::new();
@@ -846,9 +731,7 @@ fn remove_keeps_the_layout_the_user_gave_daemon_json_after_configure() {
 #[test]
 fn configure_keeps_permission_bits_only() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("daemon.json");
-    fs::write(&config, "{}\n").expect("write");
+    let (dir, config) = config_in_temp("daemon.json", Some("{}\n"));
     fs::set_permissions(&config, fs::Permissions::from_mode(0o7755)).expect("chmod");
     configure_ok("docker", &config, &["--runtime-path", RUNTIME]);
     let mode = |path: &Path| fs::metadata(path).expect("stat").permissions().mode() & 0o7777;
@@ -861,21 +744,16 @@ fn configure_keeps_permission_bits_only() {
 /// reading a FIFO does not wait for a writer.
 #[test]
 fn configure_refuses_a_config_that_is_not_a_regular_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fifo = dir.path().join("fifo.json");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
-    let socket = dir.path().join("socket.toml");
-    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
-    let directory = dir.path().join("dir.json");
-    fs::create_dir(&directory).expect("mkdir");
+    let files = not_regular_files("fifo.json", "socket.toml", "dir.json");
+    let (dir, fifo, socket, directory) = (&files.dir, &files.fifo, &files.socket, &files.directory);
     let link = dir.path().join("link.json");
-    std::os::unix::fs::symlink(&fifo, &link).expect("symlink");
+    std::os::unix::fs::symlink(fifo, &link).expect("symlink");
     let dangling = dir.path().join("dangling.json");
     std::os::unix::fs::symlink("nowhere.json", &dangling).expect("symlink");
     let cases = [
         (
             "docker",
-            &fifo,
+            fifo,
             format!(
                 "cannot write {}: it is a FIFO, not a regular file",
                 fifo.display()
@@ -883,7 +761,7 @@ fn configure_refuses_a_config_that_is_not_a_regular_file() {
         ),
         (
             "containerd",
-            &socket,
+            socket,
             format!(
                 "cannot write {}: it is a socket, not a regular file",
                 socket.display()
@@ -891,7 +769,7 @@ fn configure_refuses_a_config_that_is_not_a_regular_file() {
         ),
         (
             "docker",
-            &directory,
+            directory,
             format!(
                 "cannot write {}: it is a directory, not a regular file",
                 directory.display()
@@ -917,9 +795,7 @@ fn configure_refuses_a_config_that_is_not_a_regular_file() {
         ),
     ];
     for (engine, config, message) in cases {
-        let out = amdgpu_cdi()
-            .args(["configure", engine, "--runtime-path", RUNTIME, "--config"])
-            .arg(config)
+        let out = configure(engine, config, &["--runtime-path", RUNTIME])
             .timeout(std::time::Duration::from_secs(30))
             .assert()
             .code(2)
@@ -932,9 +808,7 @@ fn configure_refuses_a_config_that_is_not_a_regular_file() {
             config.display()
         );
         // `--remove` refuses it the same way (or, without a ledger, has nothing to remove).
-        let out = amdgpu_cdi()
-            .args(["configure", engine, "--remove", "--config"])
-            .arg(config)
+        let out = configure(engine, config, &["--remove"])
             .timeout(std::time::Duration::from_secs(30))
             .output()
             .expect("run");
@@ -948,10 +822,7 @@ fn configure_refuses_a_config_that_is_not_a_regular_file() {
             config.display()
         );
     }
-    let mut left: Vec<String> = fs::read_dir(dir.path())
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut left = file_names(dir.path());
     left.sort();
     assert_eq!(
         left,

@@ -7,13 +7,16 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::check::copy_tree;
-use crate::support;
+use crate::support::{self, assert_contains, assert_lacks, copy_tree, host_sysfs};
 
+/// A copy of a doctor fixture in a temp dir: the root doctor inspects.
 struct Case {
     _tmp: tempfile::TempDir,
     root: PathBuf,
 }
+
+/// The workstation's spec where `generate` writes it by default, for [`case`].
+const WORKSTATION_SPEC: &[(&str, &str)] = &[("workstation", "var/run/cdi/amd.com-gpu.yaml")];
 
 /// Copies fixture `name` into a temp dir and generates `(example host, spec path)` specs in it.
 fn case(name: &str, generated: &[(&str, &str)]) -> Case {
@@ -26,10 +29,7 @@ fn case(name: &str, generated: &[(&str, &str)]) -> Case {
         &root,
     );
     for (host, spec) in generated {
-        support::amdgpu_cdi()
-            .arg("generate")
-            .arg("--sysfs-root")
-            .arg(sysfs(host))
+        support::on_sysfs("generate", host_sysfs(host))
             .arg("--output")
             .arg(root.join(spec))
             .assert()
@@ -38,28 +38,44 @@ fn case(name: &str, generated: &[(&str, &str)]) -> Case {
     Case { _tmp: tmp, root }
 }
 
-fn sysfs(host: &str) -> PathBuf {
-    support::repo_root()
-        .join("examples/hosts")
-        .join(host)
-        .join("sys")
+impl Case {
+    /// Runs doctor on this root with the sysfs tree of example host `host` (see [`doctor_on`]).
+    fn doctor(&self, host: &str, extra: &[&str]) -> (i32, String) {
+        doctor_on(&self.root, &host_sysfs(host), extra)
+    }
+
+    /// Writes `text` to `path` under the root, creating its directory.
+    fn put(&self, path: &str, text: &str) {
+        let path = self.root.join(path);
+        fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        fs::write(&path, text).expect("write");
+    }
+
+    /// An executable `usr/bin/<name>` under the root that prints `version` for `--version`.
+    fn fake_binary(&self, name: &str, version: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = format!("usr/bin/{name}");
+        self.put(&path, &format!("#!/bin/sh\necho \"{version}\"\n"));
+        fs::set_permissions(self.root.join(path), fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
 }
 
-/// Runs doctor on fixture `root` with the sysfs tree of example host `host`.
-fn doctor(root: &Path, host: &str, extra: &[&str]) -> (i32, String) {
-    doctor_on(root, &sysfs(host), extra)
+/// Doctor's report on fixture `name` (with the `generated` specs) and example host `host`, which
+/// must fail (exit 1).
+fn failing_report(name: &str, generated: &[(&str, &str)], host: &str, extra: &[&str]) -> String {
+    let (code, report) = case(name, generated).doctor(host, extra);
+    assert_eq!(code, 1);
+    report
 }
 
 /// Runs doctor on fixture `root` with the sysfs tree `sysfs` (as user alice unless `--user` is
 /// in `extra`); returns the exit code and the report with the fixture root shown as `<root>` and
 /// the checkout as `<repo>` (suggested commands name real paths).
 fn doctor_on(root: &Path, sysfs: &Path, extra: &[&str]) -> (i32, String) {
-    let output = support::amdgpu_cdi()
-        .arg("doctor")
+    let output = support::on_sysfs("doctor", sysfs)
         .arg("--root")
         .arg(root)
-        .arg("--sysfs-root")
-        .arg(sysfs)
         .arg("--path")
         .arg(root.join("usr/bin"))
         .args(if extra.contains(&"--user") {
@@ -68,13 +84,10 @@ fn doctor_on(root: &Path, sysfs: &Path, extra: &[&str]) -> (i32, String) {
             &["--user", "alice"][..]
         })
         .args(extra)
-        .output()
-        .expect("run doctor");
-    assert!(
-        output.stderr.is_empty(),
-        "doctor wrote to stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .assert()
+        .stderr("")
+        .get_output()
+        .clone();
     let report = String::from_utf8_lossy(&output.stdout)
         .replace(&root.display().to_string(), "<root>")
         .replace(&support::repo_root().display().to_string(), "<repo>");
@@ -90,12 +103,74 @@ fn section(report: &str, title: &str) -> String {
         .to_owned()
 }
 
+/// The fixtures whose whole report is the point: doctor fails on each (exit 1) and the report is
+/// snapshotted as users see it. A row: what it shows, the snapshot, the fixture, the specs
+/// generated into it, the example host and doctor's extra arguments.
 #[test]
-fn host_without_gpus_or_engines_reports_and_fails() {
-    let case = case("no-gpu", &[]);
-    let (code, report) = doctor(&case.root, "no-amd", &[]);
-    assert_eq!(code, 1);
-    insta::assert_snapshot!("no_gpu", report);
+fn each_failing_fixture_reports_as_snapshotted() {
+    type Row<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        &'a [&'a str],
+    );
+    let rows: &[Row<'_>] = &[
+        (
+            "a host without GPUs or engines reports and fails",
+            "no_gpu",
+            "no-gpu",
+            &[],
+            "no-amd",
+            &[],
+        ),
+        (
+            "device nodes that are missing or not devices fail",
+            "bad_nodes",
+            "bad-nodes",
+            &[],
+            "workstation",
+            &[],
+        ),
+        (
+            "two specs defining the same devices in one dir fail",
+            "spec_conflict",
+            "spec-conflict",
+            &[("workstation", "etc/cdi/amd.com-gpu.yaml")],
+            "workstation",
+            &[],
+        ),
+        (
+            "engines without CDI and missing wrapper and hook binaries fail",
+            "engines_old",
+            "engines-old",
+            WORKSTATION_SPEC,
+            "workstation",
+            &[],
+        ),
+        (
+            "engine CDI switches, versions and spec dirs are checked",
+            "engines_cdi",
+            "engines-cdi",
+            &[],
+            "workstation",
+            &[],
+        ),
+        (
+            "broken configs and odd engine binaries are reported, not fatal",
+            "broken_configs",
+            "broken-configs",
+            WORKSTATION_SPEC,
+            "workstation",
+            &["--version-timeout", "2000"],
+        ),
+    ];
+    for (what, snapshot, fixture, generated, host, extra) in rows {
+        eprintln!("{snapshot}: {what}");
+        let report = failing_report(fixture, generated, host, extra);
+        insta::assert_snapshot!(*snapshot, report);
+    }
 }
 
 /// Issue 14 item 5: on a host with AMD GPUs but no amdgpu driver, the driver is the root cause;
@@ -120,8 +195,8 @@ fn a_missing_driver_is_the_root_cause_of_what_follows() {
          [FAIL] /dev/kfd does not exist\n           \
          [FAIL] no spec defines amd.com/gpu devices in /etc/cdi, /var/run/cdi"
     );
-    assert!(!report.contains("device nodes\n"), "{report}");
-    assert!(!report.contains("cdi specs\n"), "{report}");
+    assert_lacks(&report, "device nodes\n");
+    assert_lacks(&report, "cdi specs\n");
     assert!(
         report.ends_with("\n1 ok, 0 warnings, 1 failure\n"),
         "{report}"
@@ -142,7 +217,7 @@ fn the_missing_spec_fix_carries_the_roots_and_needs_the_unit() {
             .unwrap_or_else(|| panic!("no fix in {specs}"))
             .to_owned()
     };
-    let (_, report) = doctor(&case.root, "workstation", &["--dev-root", "/opt/fake-dev"]);
+    let (_, report) = case.doctor("workstation", &["--dev-root", "/opt/fake-dev"]);
     assert_eq!(
         fix(&report),
         "`amdgpu-cdi generate --sysfs-root <repo>/examples/hosts/workstation/sys --dev-root \
@@ -151,7 +226,7 @@ fn the_missing_spec_fix_carries_the_roots_and_needs_the_unit() {
          packaging/systemd/amdgpu-cdi-refresh.service (docs/packaging.md)"
     );
     // The host's own sysfs and the unit installed: the service is the fix.
-    copy_tree(&sysfs("workstation"), &case.root.join("sys"));
+    copy_tree(&host_sysfs("workstation"), &case.root.join("sys"));
     let units = case.root.join("usr/lib/systemd/system");
     fs::create_dir_all(&units).expect("unit dir");
     fs::copy(
@@ -168,35 +243,16 @@ fn the_missing_spec_fix_carries_the_roots_and_needs_the_unit() {
 }
 
 #[test]
-fn device_nodes_that_are_missing_or_not_devices_fail() {
-    let case = case("bad-nodes", &[]);
-    let (code, report) = doctor(&case.root, "workstation", &[]);
-    assert_eq!(code, 1);
-    insta::assert_snapshot!("bad_nodes", report);
-}
-
-#[test]
-fn two_specs_defining_the_same_devices_in_one_dir_fail() {
-    let case = case(
-        "spec-conflict",
-        &[("workstation", "etc/cdi/amd.com-gpu.yaml")],
-    );
-    let (code, report) = doctor(&case.root, "workstation", &[]);
-    assert_eq!(code, 1);
-    insta::assert_snapshot!("spec_conflict", report);
-}
-
-#[test]
 fn a_spec_shadowed_by_a_higher_priority_dir_warns() {
-    let case = case(
-        "spec-shadowed",
-        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
+    let case = case("spec-shadowed", WORKSTATION_SPEC);
+    let (_, report) = case.doctor("workstation", &[]);
+    assert_contains(
+        &report,
+        "[warn] amd.com/gpu=0, amd.com/gpu=1, amd.com/gpu=all defined in /etc/cdi/amd.json and /var/run/cdi/amd.com-gpu.yaml: only /var/run/cdi/amd.com-gpu.yaml is used",
     );
-    let (_, report) = doctor(&case.root, "workstation", &[]);
-    assert!(report.contains("[warn] amd.com/gpu=0, amd.com/gpu=1, amd.com/gpu=all defined in /etc/cdi/amd.json and /var/run/cdi/amd.com-gpu.yaml: only /var/run/cdi/amd.com-gpu.yaml is used"), "{report}");
-    assert!(
-        report.contains("[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now"),
-        "{report}"
+    assert_contains(
+        &report,
+        "[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now",
     );
     insta::assert_snapshot!("spec_shadowed", report);
 }
@@ -204,51 +260,19 @@ fn a_spec_shadowed_by_a_higher_priority_dir_warns() {
 #[test]
 fn invalid_and_stale_specs_fail_and_other_vendors_are_ignored() {
     // The spec on disk was generated on the 4x MI210 host; the hardware now is the workstation.
-    let case = case(
+    let report = failing_report(
         "spec-invalid-stale",
         &[("mi210x4", "var/run/cdi/amd.com-gpu.yaml")],
+        "workstation",
+        &[],
     );
-    let (code, report) = doctor(&case.root, "workstation", &[]);
-    assert_eq!(code, 1);
-    assert!(!report.contains("other-vendor"), "{report}");
+    assert_lacks(&report, "other-vendor");
     insta::assert_snapshot!("spec_invalid_stale", report);
 }
 
 #[test]
-fn engines_without_cdi_and_missing_wrapper_and_hook_binaries_fail() {
-    let case = case(
-        "engines-old",
-        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
-    );
-    let (code, report) = doctor(&case.root, "workstation", &[]);
-    assert_eq!(code, 1);
-    insta::assert_snapshot!("engines_old", report);
-}
-
-#[test]
-fn engine_cdi_switches_versions_and_spec_dirs_are_checked() {
-    let case = case("engines-cdi", &[]);
-    let (code, report) = doctor(&case.root, "workstation", &[]);
-    assert_eq!(code, 1);
-    insta::assert_snapshot!("engines_cdi", report);
-}
-
-#[test]
-fn broken_configs_and_odd_engine_binaries_are_reported_not_fatal() {
-    let case = case(
-        "broken-configs",
-        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
-    );
-    let (code, report) = doctor(&case.root, "workstation", &["--version-timeout", "2000"]);
-    assert_eq!(code, 1);
-    insta::assert_snapshot!("broken_configs", report);
-}
-
-#[test]
 fn json_report_has_the_same_findings() {
-    let case = case("engines-old", &[]);
-    let (code, json) = doctor(&case.root, "workstation", &["--format", "json"]);
-    assert_eq!(code, 1);
+    let json = failing_report("engines-old", &[], "workstation", &["--format", "json"]);
     let value: serde_json::Value = serde_json::from_str(&json).expect("doctor --format json");
     let sections = value["sections"].as_array().expect("sections");
     let titles: Vec<&str> = sections
@@ -293,7 +317,7 @@ fn every_warning_and_failure_in_the_text_report_has_a_fix() {
         "engines-cdi",
     ] {
         let case = case(name, &[]);
-        let (_, report) = doctor(&case.root, "workstation", &[]);
+        let (_, report) = case.doctor("workstation", &[]);
         let lines: Vec<&str> = report.lines().collect();
         for (i, line) in lines.iter().enumerate() {
             if line.starts_with("  [FAIL]") || line.starts_with("  [warn]") {
@@ -340,31 +364,25 @@ fn a_healthy_host_passes_and_group_membership_is_checked() {
     if !can_make_devices("a_healthy_host_passes_and_group_membership_is_checked") {
         return;
     }
-    let case = case(
-        "healthy",
-        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
-    );
+    let case = case("healthy", WORKSTATION_SPEC);
     make_nodes(&case.root, 993);
-    let (code, report) = doctor(&case.root, "workstation", &[]);
+    let (code, report) = case.doctor("workstation", &[]);
     assert_eq!(code, 0, "{report}");
     insta::assert_snapshot!("healthy", report);
 
     // bob is not in the render group: a warning with the usermod fix, not a failure.
-    let (code, report) = doctor(&case.root, "workstation", &["--user", "bob"]);
+    let (code, report) = case.doctor("workstation", &["--user", "bob"]);
     assert_eq!(code, 0, "{report}");
-    assert!(report.contains("[warn] /dev/kfd (1:5, mode 0660, group render): bob is not in group render, so it cannot open it"), "{report}");
-    assert!(
-        report.contains("fix: `usermod -aG render bob` and log in again"),
-        "{report}"
+    assert_contains(
+        &report,
+        "[warn] /dev/kfd (1:5, mode 0660, group render): bob is not in group render, so it cannot open it",
     );
+    assert_contains(&report, "fix: `usermod -aG render bob` and log in again");
 
     // An unknown user is a failure of its own.
-    let (code, report) = doctor(&case.root, "workstation", &["--user", "nobody-here"]);
+    let (code, report) = case.doctor("workstation", &["--user", "nobody-here"]);
     assert_eq!(code, 1, "{report}");
-    assert!(
-        report.contains("[FAIL] user nobody-here is not in /etc/passwd"),
-        "{report}"
-    );
+    assert_contains(&report, "[FAIL] user nobody-here is not in /etc/passwd");
 }
 
 /// Issue 14 item 2: a spec generated with extra names is current by the options recorded on its
@@ -374,10 +392,7 @@ fn a_healthy_host_passes_and_group_membership_is_checked() {
 fn currentness_uses_the_options_recorded_in_the_spec() {
     let case = case("no-gpu", &[]);
     let spec = case.root.join("var/run/cdi/amd.com-gpu.yaml");
-    support::amdgpu_cdi()
-        .arg("generate")
-        .arg("--sysfs-root")
-        .arg(sysfs("workstation"))
+    support::on_sysfs("generate", host_sysfs("workstation"))
         .args([
             "--device-name-strategy",
             "index",
@@ -389,16 +404,14 @@ fn currentness_uses_the_options_recorded_in_the_spec() {
         .assert()
         .success();
     let current = "[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now\n";
-    let (_, report) = doctor(&case.root, "workstation", &[]);
-    assert!(report.contains(current), "{report}");
+    let (_, report) = case.doctor("workstation", &[]);
+    assert_contains(&report, current);
     // On other hardware it is stale, and the fix keeps the recorded names.
-    let (_, report) = doctor(&case.root, "mi210x4", &[]);
-    assert!(
-        report.contains(
-            "  [FAIL] /var/run/cdi/amd.com-gpu.yaml is stale: it differs from what `amdgpu-cdi generate` writes now\n\
-             \x20        fix: `amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml --device-name-strategy index --device-name-strategy pci` (the options recorded on line 1 of /var/run/cdi/amd.com-gpu.yaml); `amdgpu-cdi check --spec /var/run/cdi/amd.com-gpu.yaml` shows the difference\n"
-        ),
-        "{report}"
+    let (_, report) = case.doctor("mi210x4", &[]);
+    assert_contains(
+        &report,
+        "  [FAIL] /var/run/cdi/amd.com-gpu.yaml is stale: it differs from what `amdgpu-cdi generate` writes now\n\
+             \x20        fix: `amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml --device-name-strategy index --device-name-strategy pci` (the options recorded on line 1 of /var/run/cdi/amd.com-gpu.yaml); `amdgpu-cdi check --spec /var/run/cdi/amd.com-gpu.yaml` shows the difference\n",
     );
     // Without the record, the refresh service's options decide.
     let text = fs::read_to_string(&spec).expect("read spec");
@@ -408,31 +421,28 @@ fn currentness_uses_the_options_recorded_in_the_spec() {
         "{first}"
     );
     fs::write(&spec, rest).expect("write spec without its record");
-    let (_, report) = doctor(&case.root, "workstation", &[]);
-    assert!(
-        report.contains("fix: `amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml --device-name-strategy index --device-name-strategy uuid` (the options of AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi, if any; the spec records none)"),
-        "{report}"
+    let (_, report) = case.doctor("workstation", &[]);
+    assert_contains(
+        &report,
+        "fix: `amdgpu-cdi generate --output /var/run/cdi/amd.com-gpu.yaml --device-name-strategy index --device-name-strategy uuid` (the options of AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi, if any; the spec records none)",
     );
-    let defaults = case.root.join("etc/default/amdgpu-cdi");
-    fs::create_dir_all(defaults.parent().expect("parent")).expect("etc/default");
-    fs::write(
-        &defaults,
+    let defaults = "etc/default/amdgpu-cdi";
+    case.put(
+        defaults,
         "# options for amdgpu-cdi-refresh.service\nAMDGPU_CDI_GENERATE_ARGS=\"--device-name-strategy index --device-name-strategy pci\"\n",
-    )
-    .expect("write defaults");
-    let (_, report) = doctor(&case.root, "workstation", &[]);
-    assert!(report.contains(current), "{report}");
+    );
+    let (_, report) = case.doctor("workstation", &[]);
+    assert_contains(&report, current);
     // Options the service cannot use are a failure of their own.
-    fs::write(
-        &defaults,
+    case.put(
+        defaults,
         "AMDGPU_CDI_GENERATE_ARGS=--device-name-strategy bogus\n",
-    )
-    .expect("write defaults");
-    let (code, report) = doctor(&case.root, "workstation", &[]);
+    );
+    let (code, report) = case.doctor("workstation", &[]);
     assert_eq!(code, 1);
-    assert!(
-        report.contains("[FAIL] AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi is not usable: invalid value 'bogus' for '--device-name-strategy <STRATEGY>'"),
-        "{report}"
+    assert_contains(
+        &report,
+        "[FAIL] AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi is not usable: invalid value 'bogus' for '--device-name-strategy <STRATEGY>'",
     );
 }
 
@@ -442,24 +452,14 @@ fn currentness_uses_the_options_recorded_in_the_spec() {
 #[test]
 fn dangerous_gpu_specs_warn_and_fail_with_strict() {
     let case = case("no-gpu", &[]);
-    let cdi = case.root.join("etc/cdi");
-    fs::create_dir_all(&cdi).expect("etc/cdi");
-    fs::write(
-        cdi.join("amd-danger.yaml"),
+    case.put(
+        "etc/cdi/amd-danger.yaml",
         "cdiVersion: \"0.5.0\"\nkind: amd.com/gpu\ndevices:\n- name: disk\n  containerEdits:\n    \
          deviceNodes: [{path: /dev/sda, type: b}, {path: /dev/vdz}]\n    env: [LD_PRELOAD=/x.so]\n",
-    )
-    .expect("spec");
-    let section = |report: &str| {
-        report
-            .split("\n\n")
-            .find(|s| s.starts_with("cdi specs"))
-            .expect("specs section")
-            .to_owned()
-    };
-    let (_, report) = doctor(&case.root, "no-amd", &[]);
+    );
+    let (_, report) = case.doctor("no-amd", &[]);
     assert_eq!(
-        section(&report),
+        section(&report, "cdi specs"),
         "cdi specs\n  \
          [ok  ] /etc/cdi/amd-danger.yaml is valid: cdiVersion 0.5.0, devices disk\n  \
          [warn] /etc/cdi/amd-danger.yaml: device \"disk\": containerEdits.env[0]: sets LD_PRELOAD: \
@@ -472,9 +472,9 @@ fn dangerous_gpu_specs_warn_and_fail_with_strict() {
          fix: remove this edit unless every container given these GPUs may have that host access \
          (`amdgpu-cdi generate` never writes it)"
     );
-    let (code, report) = doctor(&case.root, "no-amd", &["--strict"]);
+    let (code, report) = case.doctor("no-amd", &["--strict"]);
     assert_eq!(code, 1);
-    let strict = section(&report);
+    let strict = section(&report, "cdi specs");
     assert_eq!(
         strict
             .matches("[FAIL] /etc/cdi/amd-danger.yaml: device")
@@ -482,7 +482,7 @@ fn dangerous_gpu_specs_warn_and_fail_with_strict() {
         2,
         "{strict}"
     );
-    assert!(!strict.contains("[warn]"), "{strict}");
+    assert_lacks(&strict, "[warn]");
 
     if nix::unistd::geteuid().is_root() {
         use nix::sys::stat::{Mode, SFlag, makedev, mknod};
@@ -494,13 +494,11 @@ fn dangerous_gpu_specs_warn_and_fail_with_strict() {
             makedev(7, 250),
         )
         .expect("mknod block device");
-        let (_, report) = doctor(&case.root, "no-amd", &[]);
-        assert!(
-            report.contains(
-                "[warn] /etc/cdi/amd-danger.yaml: device \"disk\": containerEdits.deviceNodes[1]: \
-                 injects the host block device /dev/vdz with access rwm"
-            ),
-            "{report}"
+        let (_, report) = case.doctor("no-amd", &[]);
+        assert_contains(
+            &report,
+            "[warn] /etc/cdi/amd-danger.yaml: device \"disk\": containerEdits.deviceNodes[1]: \
+                 injects the host block device /dev/vdz with access rwm",
         );
     }
 }
@@ -511,10 +509,7 @@ fn dangerous_gpu_specs_warn_and_fail_with_strict() {
 /// dir configure set are what show it).
 #[test]
 fn doctor_finds_what_configure_wrote_in_a_version_2_file_on_containerd_2() {
-    let case = case(
-        "containerd-2-version-2",
-        &[("workstation", "var/run/cdi/amd.com-gpu.yaml")],
-    );
+    let case = case("containerd-2-version-2", WORKSTATION_SPEC);
     let config = case.root.join("etc/containerd/config.toml");
     support::amdgpu_cdi()
         .args(["configure", "containerd", "--config"])
@@ -528,7 +523,7 @@ fn doctor_finds_what_configure_wrote_in_a_version_2_file_on_containerd_2() {
         written.starts_with("# Written for containerd 1.7") && written.contains("version = 2\n"),
         "{written}"
     );
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    let (_, report) = case.doctor("workstation", &[]);
     assert_eq!(
         section(&report, "containerd"),
         "containerd\n  \
@@ -551,10 +546,7 @@ fn a_wsl2_host_gets_the_wsl_checks_and_its_spec_is_current() {
         &support::repo_root().join("examples/hosts/wsl2"),
         &case.root,
     );
-    support::amdgpu_cdi()
-        .arg("generate")
-        .arg("--sysfs-root")
-        .arg(case.root.join("sys"))
+    support::on_sysfs("generate", case.root.join("sys"))
         .arg("--proc-root")
         .arg(case.root.join("proc"))
         .arg("--output")
@@ -563,28 +555,13 @@ fn a_wsl2_host_gets_the_wsl_checks_and_its_spec_is_current() {
         .success();
     let (code, report) = doctor_on(&case.root, &case.root.join("sys"), &[]);
     assert_eq!(code, 1, "{report}");
-    assert!(!report.contains("driver\n"), "{report}");
-    assert!(!report.contains("device nodes\n"), "{report}");
-    assert!(
-        report.contains("[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now"),
-        "{report}"
+    assert_lacks(&report, "driver\n");
+    assert_lacks(&report, "device nodes\n");
+    assert_contains(
+        &report,
+        "[ok  ] /var/run/cdi/amd.com-gpu.yaml matches the GPUs present now",
     );
     insta::assert_snapshot!("wsl2", section(&report, "WSL2 (DirectX GPU)"));
-}
-
-/// Writes `text` to `path` under `root`, creating its directory.
-fn put(root: &Path, path: &str, text: &str) {
-    let path = root.join(path);
-    fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    fs::write(&path, text).expect("write");
-}
-
-/// An executable `usr/bin/<name>` under `root` that prints `version` for `--version`.
-fn fake_binary(root: &Path, name: &str, version: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = format!("usr/bin/{name}");
-    put(root, &path, &format!("#!/bin/sh\necho \"{version}\"\n"));
-    fs::set_permissions(root.join(path), fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 /// Issue 17: SELinux enforcing with `container_use_devices` off denies confined containers their
@@ -592,15 +569,11 @@ fn fake_binary(root: &Path, name: &str, version: &str) {
 #[test]
 fn selinux_enforcing_without_container_use_devices_fails_with_setsebool() {
     let case = case("no-gpu", &[]);
-    let (_, report) = doctor(&case.root, "no-amd", &[]);
-    assert!(!report.contains("container access"), "{report}");
-    put(&case.root, "sys/fs/selinux/enforce", "1");
-    put(
-        &case.root,
-        "sys/fs/selinux/booleans/container_use_devices",
-        "0 0",
-    );
-    let (code, report) = doctor(&case.root, "no-amd", &[]);
+    let (_, report) = case.doctor("no-amd", &[]);
+    assert_lacks(&report, "container access");
+    case.put("sys/fs/selinux/enforce", "1");
+    case.put("sys/fs/selinux/booleans/container_use_devices", "0 0");
+    let (code, report) = case.doctor("no-amd", &[]);
     assert_eq!(code, 1);
     assert_eq!(
         section(&report, "container access"),
@@ -611,20 +584,16 @@ fn selinux_enforcing_without_container_use_devices_fails_with_setsebool() {
          fix: `setsebool -P container_use_devices=1` (or, per container, `--security-opt \
          label=disable`)"
     );
-    put(
-        &case.root,
-        "sys/fs/selinux/booleans/container_use_devices",
-        "1 1",
-    );
-    let (_, report) = doctor(&case.root, "no-amd", &[]);
+    case.put("sys/fs/selinux/booleans/container_use_devices", "1 1");
+    let (_, report) = case.doctor("no-amd", &[]);
     assert_eq!(
         section(&report, "container access"),
         "container access\n  \
          [ok  ] SELinux is enforcing and container_use_devices is on: confined containers may \
          use the GPU nodes"
     );
-    put(&case.root, "sys/fs/selinux/enforce", "0");
-    let (_, report) = doctor(&case.root, "no-amd", &[]);
+    case.put("sys/fs/selinux/enforce", "0");
+    let (_, report) = case.doctor("no-amd", &[]);
     assert_eq!(
         section(&report, "container access"),
         "container access\n  \
@@ -637,29 +606,22 @@ fn selinux_enforcing_without_container_use_devices_fails_with_setsebool() {
 /// runtime in daemon.json, its CDI spec), `--gpus` is NVIDIA's; doctor says what to use instead.
 #[test]
 fn nvidia_for_docker_makes_gpus_nvidia_and_doctor_says_what_to_use() {
-    let case = case("no-gpu", &[("workstation", "var/run/cdi/amd.com-gpu.yaml")]);
-    fake_binary(
-        &case.root,
-        "dockerd",
-        "Docker version 28.5.2, build ecc6942",
-    );
-    fake_binary(
-        &case.root,
+    let case = case("no-gpu", WORKSTATION_SPEC);
+    case.fake_binary("dockerd", "Docker version 28.5.2, build ecc6942");
+    case.fake_binary(
         "nvidia-container-runtime-hook",
         "NVIDIA Container Runtime Hook version 1.17.8",
     );
-    put(
-        &case.root,
+    case.put(
         "etc/docker/daemon.json",
         "{\"runtimes\": {\"nvidia\": {\"path\": \"nvidia-container-runtime\", \"args\": []}}}\n",
     );
-    put(
-        &case.root,
+    case.put(
         "etc/cdi/nvidia.yaml",
         "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: \"0\"\n  containerEdits:\n    \
          deviceNodes:\n    - path: /dev/nvidia0\ncontainerEdits:\n  deviceNodes:\n  - path: /dev/nvidiactl\n",
     );
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    let (_, report) = case.doctor("workstation", &[]);
     assert_eq!(
         section(&report, "docker"),
         "docker\n  \
@@ -679,36 +641,32 @@ fn nvidia_for_docker_makes_gpus_nvidia_and_doctor_says_what_to_use() {
     // The spec alone is enough to say so.
     fs::remove_file(case.root.join("usr/bin/nvidia-container-runtime-hook")).expect("rm hook");
     fs::remove_file(case.root.join("etc/docker/daemon.json")).expect("rm daemon.json");
-    let (_, report) = doctor(&case.root, "workstation", &[]);
-    assert!(
-        report.contains(
-            "NVIDIA's container toolkit is set up here: /etc/cdi/nvidia.yaml defines NVIDIA CDI \
-             devices\n"
-        ),
-        "{report}"
+    let (_, report) = case.doctor("workstation", &[]);
+    assert_contains(
+        &report,
+        "NVIDIA's container toolkit is set up here: /etc/cdi/nvidia.yaml defines NVIDIA CDI \
+             devices\n",
     );
     fs::remove_file(case.root.join("etc/cdi/nvidia.yaml")).expect("rm spec");
-    let (_, report) = doctor(&case.root, "workstation", &[]);
-    assert!(!report.contains("NVIDIA"), "{report}");
+    let (_, report) = case.doctor("workstation", &[]);
+    assert_lacks(&report, "NVIDIA");
 }
 
 /// Issue 17: containerd 1.7 with CDI switched off in the CRI plugin table fails with
 /// `configure containerd` as its fix, and that fix turns it on.
 #[test]
 fn containerd_1_7_with_cdi_off_fails_and_configure_fixes_it() {
-    let case = case("no-gpu", &[("workstation", "var/run/cdi/amd.com-gpu.yaml")]);
-    fake_binary(
-        &case.root,
+    let case = case("no-gpu", WORKSTATION_SPEC);
+    case.fake_binary(
         "containerd",
         "containerd containerd.io 1.7.20 8fc6bcff51318944179630522a095cc9dbf9f353",
     );
     let config = "etc/containerd/config.toml";
-    put(
-        &case.root,
+    case.put(
         config,
         "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  enable_cdi = false\n",
     );
-    let (code, report) = doctor(&case.root, "workstation", &[]);
+    let (code, report) = case.doctor("workstation", &[]);
     assert_eq!(code, 1);
     assert_eq!(
         section(&report, "containerd"),
@@ -723,7 +681,7 @@ fn containerd_1_7_with_cdi_off_fails_and_configure_fixes_it() {
         .arg(case.root.join(config))
         .assert()
         .success();
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    let (_, report) = case.doctor("workstation", &[]);
     assert!(
         section(&report, "containerd")
             .contains("\n  [ok  ] CDI is enabled (enable_cdi in the CRI plugin section)\n"),
@@ -737,26 +695,20 @@ fn containerd_1_7_with_cdi_off_fails_and_configure_fixes_it() {
 #[test]
 fn a_spec_with_groups_read_by_engines_too_old_for_0_7_0_fails_with_its_cause() {
     let case = case("no-gpu", &[]);
-    fake_binary(
-        &case.root,
-        "dockerd",
-        "Docker version 25.0.5, build 5dc9bcc",
-    );
-    fake_binary(&case.root, "podman", "podman version 4.3.1");
-    put(
-        &case.root,
+    case.fake_binary("dockerd", "Docker version 25.0.5, build 5dc9bcc");
+    case.fake_binary("podman", "podman version 4.3.1");
+    case.put(
         "etc/docker/daemon.json",
         "{\"features\": {\"cdi\": true}}\n",
     );
-    put(
-        &case.root,
+    case.put(
         "etc/cdi/amd-groups.yaml",
         "# generated by: amdgpu-cdi generate --device-name-strategy index --additional-gids\n\
          cdiVersion: \"0.7.0\"\nkind: amd.com/gpu\ncontainerEdits:\n  additionalGids: [993]\n  \
          deviceNodes: [{path: /dev/kfd}]\ndevices:\n- name: \"0\"\n  containerEdits:\n    \
          deviceNodes: [{path: /dev/dri/renderD128}]\n",
     );
-    let (code, report) = doctor(&case.root, "workstation", &[]);
+    let (code, report) = case.doctor("workstation", &[]);
     assert_eq!(code, 1);
     assert_eq!(
         section(&report, "container access"),
@@ -776,12 +728,8 @@ fn a_spec_with_groups_read_by_engines_too_old_for_0_7_0_fails_with_its_cause() {
     );
     assert!(!section(&report, "docker").contains("rejects"), "{report}");
     // A Docker that accepts 0.7.0 reads it: only podman is left.
-    fake_binary(
-        &case.root,
-        "dockerd",
-        "Docker version 26.1.5, build a72d7cd",
-    );
-    let (_, report) = doctor(&case.root, "workstation", &[]);
+    case.fake_binary("dockerd", "Docker version 26.1.5, build a72d7cd");
+    let (_, report) = case.doctor("workstation", &[]);
     assert!(
         section(&report, "container access").contains(
             "which need cdiVersion 0.7.0: podman 4.3.1 (needs 5.1.0) rejects it and skips the \
@@ -796,11 +744,7 @@ fn a_spec_with_groups_read_by_engines_too_old_for_0_7_0_fails_with_its_cause() {
 #[test]
 fn a_pinned_file_mode_under_docker_cdi_warns_for_non_root_containers() {
     let case = case("no-gpu", &[]);
-    fake_binary(
-        &case.root,
-        "dockerd",
-        "Docker version 28.5.2, build ecc6942",
-    );
+    case.fake_binary("dockerd", "Docker version 28.5.2, build ecc6942");
     let spec = |mode: u32| {
         format!(
             "# generated by: amdgpu-cdi generate --device-name-strategy index --pin-device-numbers\n\
@@ -810,8 +754,8 @@ fn a_pinned_file_mode_under_docker_cdi_warns_for_non_root_containers() {
              - {{path: /dev/dri/renderD128, type: c, major: 226, minor: 128, fileMode: {mode}}}\n"
         )
     };
-    put(&case.root, "var/run/cdi/amd-pinned.yaml", &spec(0o660));
-    let (code, report) = doctor(&case.root, "workstation", &[]);
+    case.put("var/run/cdi/amd-pinned.yaml", &spec(0o660));
+    let (code, report) = case.doctor("workstation", &[]);
     assert_eq!(code, 1, "the device nodes are missing");
     assert_eq!(
         section(&report, "container access"),
@@ -823,18 +767,14 @@ fn a_pinned_file_mode_under_docker_cdi_warns_for_non_root_containers() {
          <repo>/examples/hosts/workstation/sys --output <root>/var/run/cdi/amd-pinned.yaml \
          --device-name-strategy index`"
     );
-    put(&case.root, "var/run/cdi/amd-pinned.yaml", &spec(0o666));
-    let (_, report) = doctor(&case.root, "workstation", &[]);
-    assert!(!report.contains("container access"), "{report}");
+    case.put("var/run/cdi/amd-pinned.yaml", &spec(0o666));
+    let (_, report) = case.doctor("workstation", &[]);
+    assert_lacks(&report, "container access");
     // Docker 26.1 without features.cdi does not read specs.
-    put(&case.root, "var/run/cdi/amd-pinned.yaml", &spec(0o660));
-    fake_binary(
-        &case.root,
-        "dockerd",
-        "Docker version 26.1.5, build a72d7cd",
-    );
-    let (_, report) = doctor(&case.root, "workstation", &[]);
-    assert!(!report.contains("container access"), "{report}");
+    case.put("var/run/cdi/amd-pinned.yaml", &spec(0o660));
+    case.fake_binary("dockerd", "Docker version 26.1.5, build a72d7cd");
+    let (_, report) = case.doctor("workstation", &[]);
+    assert_lacks(&report, "container access");
 }
 
 /// Issue 17: a user with subordinate ids (rootless podman) gets the host's nodes with their group;
@@ -847,30 +787,24 @@ fn rootless_users_outside_the_nodes_group_are_warned() {
     let gid = nix::unistd::getegid().as_raw();
     // Primary groups that are not the nodes' group, whatever group the test runs with.
     let (alice, bob) = (gid.wrapping_add(1), gid.wrapping_add(2));
-    put(
-        &case.root,
+    case.put(
         "etc/passwd",
         &format!(
             "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:{alice}::/home/alice:/bin/bash\n\
              bob:x:1001:{bob}::/home/bob:/bin/bash\n"
         ),
     );
-    put(
-        &case.root,
+    case.put(
         "etc/group",
         &format!("render:x:{gid}:alice\nalice:x:{alice}:\nbob:x:{bob}:\n"),
     );
-    put(
-        &case.root,
-        "etc/subuid",
-        "alice:100000:65536\nbob:165536:65536\n",
-    );
+    case.put("etc/subuid", "alice:100000:65536\nbob:165536:65536\n");
     for node in ["dev/kfd", "dev/dri/renderD128", "dev/dri/renderD129"] {
-        put(&case.root, node, "");
+        case.put(node, "");
         fs::set_permissions(case.root.join(node), fs::Permissions::from_mode(0o660))
             .expect("chmod");
     }
-    let (_, report) = doctor(&case.root, "workstation", &["--user", "alice"]);
+    let (_, report) = case.doctor("workstation", &["--user", "alice"]);
     assert_eq!(
         section(&report, "container access"),
         "container access\n  \
@@ -881,14 +815,13 @@ fn rootless_users_outside_the_nodes_group_are_warned() {
          `--group-add keep-groups` (crun)"
     );
     // The user doctor checks the nodes for is the device node section's.
-    let (_, report) = doctor(&case.root, "workstation", &["--user", "bob"]);
-    assert!(!report.contains("container access"), "{report}");
-    put(
-        &case.root,
+    let (_, report) = case.doctor("workstation", &["--user", "bob"]);
+    assert_lacks(&report, "container access");
+    case.put(
         "etc/group",
         &format!("render:x:{gid}:alice,bob\nalice:x:{alice}:\nbob:x:{bob}:\n"),
     );
-    let (_, report) = doctor(&case.root, "workstation", &["--user", "alice"]);
+    let (_, report) = case.doctor("workstation", &["--user", "alice"]);
     assert_eq!(
         section(&report, "container access"),
         "container access\n  \

@@ -10,8 +10,19 @@ use crate::support::repo_root;
 #[path = "../../fuzz/harness.rs"]
 mod harness;
 
-/// Feeds every file of `fuzz/corpus/<target>` to `entry`; fails naming the inputs that panic.
-fn replay(target: &str, entry: fn(&[u8]) -> bool) {
+/// A fuzz target's entry point (`fuzz/harness.rs`): true where the input reached the deep code.
+type Entry = fn(&[u8]) -> bool;
+
+/// The fuzz targets: each one's corpus (`fuzz/corpus/<target>`) and the entry point it calls.
+const TARGETS: [(&str, Entry); 4] = [
+    ("cdi_spec", harness::cdi_spec),
+    ("visible_devices", harness::visible_devices),
+    ("oci_hook_input", harness::oci_hook_input),
+    ("kfd_properties", harness::kfd_properties),
+];
+
+/// Feeds every file of `fuzz/corpus/<target>` to `entry`; returns the inputs that panic.
+fn panicking_inputs(target: &str, entry: Entry) -> Vec<String> {
     let dir = repo_root().join("fuzz/corpus").join(target);
     let mut files: Vec<_> = fs::read_dir(&dir)
         .unwrap_or_else(|err| panic!("cannot list {}: {err}", dir.display()))
@@ -19,38 +30,23 @@ fn replay(target: &str, entry: fn(&[u8]) -> bool) {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "{} is empty", dir.display());
-    let failed: Vec<String> = files
+    files
         .iter()
         .filter(|path| {
             let data = fs::read(path).expect("read corpus file");
             catch_unwind(AssertUnwindSafe(|| entry(&data))).is_err()
         })
         .map(|path| path.display().to_string())
+        .collect()
+}
+
+#[test]
+fn every_corpus_replays_without_a_panic() {
+    let failed: Vec<String> = TARGETS
+        .iter()
+        .flat_map(|(target, entry)| panicking_inputs(target, *entry))
         .collect();
-    assert!(
-        failed.is_empty(),
-        "{target}: inputs that panic: {failed:#?}"
-    );
-}
-
-#[test]
-fn cdi_spec_corpus() {
-    replay("cdi_spec", harness::cdi_spec);
-}
-
-#[test]
-fn visible_devices_corpus() {
-    replay("visible_devices", harness::visible_devices);
-}
-
-#[test]
-fn oci_hook_input_corpus() {
-    replay("oci_hook_input", harness::oci_hook_input);
-}
-
-#[test]
-fn kfd_properties_corpus() {
-    replay("kfd_properties", harness::kfd_properties);
+    assert!(failed.is_empty(), "inputs that panic: {failed:#?}");
 }
 
 /// The good seeds reach the deep code (an entry point that rejects everything fuzzes nothing).

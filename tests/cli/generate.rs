@@ -2,9 +2,12 @@
 //! every spec passes `cdi::validate`, the options, and the one-line errors with their exit codes.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
-use crate::support::{amdgpu_cdi, repo_root};
+use crate::support::{
+    amdgpu_cdi, copy_tree, file_names, host_sysfs, json_of_host, not_regular_files, on_sysfs,
+    repo_root, run_ok, stdout_of,
+};
 
 /// Every example host with AMD GPUs.
 pub(crate) const HOSTS: &[&str] = &[
@@ -23,38 +26,26 @@ pub(crate) const HOSTS: &[&str] = &[
 /// A dev root that exists nowhere, so discovery never sees this machine's /dev.
 const NO_DEV: &str = "/nonexistent/amdgpu-cdi-test-dev";
 
-/// The sysfs tree of an example host.
-pub(crate) fn host_sysfs(host: &str) -> PathBuf {
-    repo_root().join("examples/hosts").join(host).join("sys")
-}
-
 /// Runs `generate` on an example host with extra arguments; returns stdout, asserting success.
 fn generate(host: &str, args: &[&str]) -> String {
-    let output = amdgpu_cdi()
-        .arg("generate")
-        .arg("--sysfs-root")
-        .arg(host_sysfs(host))
-        .args(args)
-        .output()
-        .expect("run amdgpu-cdi generate");
-    assert!(
-        output.status.success(),
-        "generate {host} {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 spec")
+    stdout_of(on_sysfs("generate", host_sysfs(host)).args(args))
 }
 
-/// Runs `generate` for `host` with `dir` as the working directory (relative outputs land there).
-fn generate_in(dir: &Path, host: &str, args: &[&str]) -> std::process::Output {
-    amdgpu_cdi()
-        .current_dir(dir)
-        .arg("generate")
-        .arg("--sysfs-root")
-        .arg(host_sysfs(host))
-        .args(args)
-        .output()
-        .expect("run amdgpu-cdi generate")
+/// Runs `generate` for `host` with `dir` as the working directory (relative outputs land there);
+/// returns its output, asserting success.
+fn generate_in(dir: &Path, host: &str, args: &[&str]) -> Output {
+    run_ok(
+        on_sysfs("generate", host_sysfs(host))
+            .current_dir(dir)
+            .args(args),
+    )
+}
+
+/// Runs `generate` for the workstation in a new temp dir (see [`generate_in`]).
+fn generate_in_temp(args: &[&str]) -> (tempfile::TempDir, Output) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = generate_in(dir.path(), "workstation", args);
+    (dir, out)
 }
 
 fn assert_valid(text: &str, format: cdi::codec::Format) -> cdi::spec::Spec {
@@ -170,18 +161,8 @@ fn additional_gids_come_from_the_nodes_under_the_dev_root() {
 
 #[test]
 fn output_file_is_written_in_the_format_of_its_extension() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (dir, out) = generate_in_temp(&["--output", "cdi/amd.com-gpu.json"]);
     let path = dir.path().join("cdi/amd.com-gpu.json");
-    let out = generate_in(
-        dir.path(),
-        "workstation",
-        &["--output", "cdi/amd.com-gpu.json"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(out.stdout.is_empty(), "nothing on stdout with --output");
     let text = std::fs::read_to_string(&path).expect("spec written");
     assert!(text.starts_with('{'), "json by extension: {text}");
@@ -189,10 +170,7 @@ fn output_file_is_written_in_the_format_of_its_extension() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o644);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("cdi"))
-        .expect("list")
-        .map(|e| e.expect("entry").file_name())
-        .collect();
+    let leftovers = file_names(&dir.path().join("cdi"));
     assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
 }
 
@@ -202,12 +180,8 @@ fn output_file_is_written_in_the_format_of_its_extension() {
 #[test]
 fn output_that_is_not_a_regular_file_is_refused_and_left_untouched() {
     use std::os::unix::fs::FileTypeExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fifo = dir.path().join("fifo.yaml");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
-    let socket = dir.path().join("socket.yaml");
-    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
-    std::fs::create_dir(dir.path().join("dir.yaml")).expect("mkdir");
+    let files = not_regular_files("fifo.yaml", "socket.yaml", "dir.yaml");
+    let dir = &files.dir;
     std::os::unix::fs::symlink("/proc/self/fd/1", dir.path().join("stdout.yaml")).expect("ln");
     let cases = [
         (
@@ -228,7 +202,11 @@ fn output_that_is_not_a_regular_file_is_refused_and_left_untouched() {
         ),
     ];
     for (name, problem) in cases {
-        let out = generate_in(dir.path(), "workstation", &["--output", name]);
+        let out = on_sysfs("generate", host_sysfs("workstation"))
+            .current_dir(dir.path())
+            .args(["--output", name])
+            .output()
+            .expect("run amdgpu-cdi generate");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         assert!(out.stdout.is_empty(), "{name}: nothing on stdout");
@@ -262,33 +240,22 @@ fn output_through_a_symlink_is_written_at_its_target() {
         dir.path().join("amd.com-gpu.yaml"),
     )
     .expect("symlink");
-    let out = generate_in(dir.path(), "workstation", &["--output", "amd.com-gpu.yaml"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    generate_in(dir.path(), "workstation", &["--output", "amd.com-gpu.yaml"]);
     let link = std::fs::symlink_metadata(dir.path().join("amd.com-gpu.yaml")).expect("lstat");
     assert!(link.is_symlink(), "the link stays");
     let text =
         std::fs::read_to_string(dir.path().join("managed/amd.com-gpu.yaml")).expect("target");
     assert_eq!(text, generate("workstation", &[]));
-    let names: Vec<_> = std::fs::read_dir(dir.path().join("managed"))
-        .expect("list")
-        .map(|e| e.expect("entry").file_name())
-        .collect();
-    assert_eq!(names, ["amd.com-gpu.yaml"], "no temp file left");
+    assert_eq!(
+        file_names(&dir.path().join("managed")),
+        ["amd.com-gpu.yaml"],
+        "no temp file left"
+    );
 }
 
 #[test]
 fn output_dash_is_standard_output() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = generate_in(dir.path(), "workstation", &["--output", "-"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (dir, out) = generate_in_temp(&["--output", "-"]);
     assert!(
         out.stderr.is_empty(),
         "{}",
@@ -296,7 +263,7 @@ fn output_dash_is_standard_output() {
     );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     assert_eq!(stdout, generate("workstation", &[]));
-    let files: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
+    let files = file_names(dir.path());
     assert!(files.is_empty(), "no file named -: {files:?}");
 }
 
@@ -410,13 +377,7 @@ fn errors_are_one_line_with_exit_code_2() {
 #[test]
 fn unreadable_topology_is_an_error_naming_the_node() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(host_sysfs("workstation"))
-        .arg(dir.path().join("sys"))
-        .status()
-        .expect("cp");
-    assert!(status.success());
+    copy_tree(&host_sysfs("workstation"), &dir.path().join("sys"));
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let properties = dir
@@ -514,9 +475,7 @@ fn example_trees_match_their_generator() {
 
 #[test]
 fn an_extension_engines_ignore_is_a_warning() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = generate_in(dir.path(), "workstation", &["--output", "amd.com-gpu.yml"]);
-    assert!(out.status.success());
+    let (dir, out) = generate_in_temp(&["--output", "amd.com-gpu.yml"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "amdgpu-cdi: warning: engines read only *.json and *.yaml spec files; amd.com-gpu.yml \
@@ -529,12 +488,7 @@ fn an_extension_engines_ignore_is_a_warning() {
 #[test]
 fn help_texts() {
     for command in ["generate", "gpus"] {
-        let out = amdgpu_cdi()
-            .args([command, "--help"])
-            .output()
-            .expect("run");
-        assert!(out.status.success());
-        let text = String::from_utf8(out.stdout).expect("utf-8");
+        let text = stdout_of(amdgpu_cdi().args([command, "--help"]));
         insta::assert_snapshot!(format!("help-{command}"), text);
     }
 }
@@ -558,34 +512,16 @@ fn amdgpu_cdi_validate_accepts_every_generated_spec() {
             ),
         ] {
             let path = dir.path().join(format!("{host}.{suffix}"));
-            let out = amdgpu_cdi()
-                .arg("generate")
-                .arg("--sysfs-root")
-                .arg(host_sysfs(host))
-                .args(args)
-                .arg("--output")
-                .arg(&path)
-                .output()
-                .expect("run generate");
-            assert!(
-                out.status.success(),
-                "{host}: {}",
-                String::from_utf8_lossy(&out.stderr)
+            run_ok(
+                on_sysfs("generate", host_sysfs(host))
+                    .args(args)
+                    .arg("--output")
+                    .arg(&path),
             );
             files.push(path);
         }
     }
-    let out = amdgpu_cdi()
-        .arg("validate")
-        .args(&files)
-        .output()
-        .expect("run validate");
-    assert!(
-        out.status.success(),
-        "validate rejected a generated spec:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(amdgpu_cdi().arg("validate").args(&files));
 }
 
 /// Issue 14 item 9: a spec whose nodes do not exist under `--dev-root` is still written (exit 0,
@@ -595,7 +531,6 @@ fn nodes_missing_under_the_dev_root_are_named_and_the_spec_still_written() {
     let dev = tempfile::tempdir().expect("tempdir");
     let root = dev.path().to_str().expect("utf-8 temp dir");
     let out = generate_in(dev.path(), "workstation", &["--dev-root", root]);
-    assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         format!(
@@ -618,7 +553,6 @@ fn nodes_missing_under_the_dev_root_are_named_and_the_spec_still_written() {
         "workstation",
         &["--dev-root", root, "--output", "amd.com-gpu.yaml"],
     );
-    assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
     assert!(file.exists(), "spec written despite the warning");
 }
@@ -628,14 +562,12 @@ fn nodes_missing_under_the_dev_root_are_named_and_the_spec_still_written() {
 #[test]
 fn missing_nodes_are_checked_only_where_they_mean_something() {
     let out = generate_in(&repo_root(), "mi300x-cpx", &[]);
-    assert!(out.status.success());
     assert!(
         out.stderr.is_empty(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let out = generate_in(&repo_root(), "mi300x-cpx", &["--dev-root", NO_DEV]);
-    assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         format!(
@@ -652,20 +584,9 @@ fn missing_nodes_are_checked_only_where_they_mean_something() {
 #[test]
 fn integrated_gpus_are_in_by_default_and_left_out_on_request() {
     let names = |extra: &[&str]| -> Vec<String> {
-        let out = amdgpu_cdi()
-            .args(["generate", "--format", "json", "--sysfs-root"])
-            .arg(host_sysfs("workstation"))
-            .args(["--dev-root", "/nonexistent"])
-            .args(extra)
-            .output()
-            .expect("run generate");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let spec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        spec["devices"]
+        let mut args = vec!["--dev-root", "/nonexistent"];
+        args.extend(extra);
+        json_of_host("generate", "workstation", &args)["devices"]
             .as_array()
             .expect("devices")
             .iter()
@@ -696,9 +617,7 @@ fn integrated_gpus_are_in_by_default_and_left_out_on_request() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = dir.path().join("amd.com-gpu.yaml");
     let generate = |extra: &[&str]| {
-        amdgpu_cdi()
-            .args(["generate", "--sysfs-root"])
-            .arg(host_sysfs(extra[0]))
+        on_sysfs("generate", host_sysfs(extra[0]))
             .args(["--dev-root", "/nonexistent", "--output"])
             .arg(&spec)
             .args(&extra[1..])
@@ -718,11 +637,9 @@ fn integrated_gpus_are_in_by_default_and_left_out_on_request() {
         ),
         "{text}"
     );
-    amdgpu_cdi()
-        .args(["check", "--spec"])
+    on_sysfs("check", host_sysfs("workstation"))
+        .arg("--spec")
         .arg(&spec)
-        .arg("--sysfs-root")
-        .arg(host_sysfs("workstation"))
         .args(["--dev-root", "/nonexistent"])
         .assert()
         .code(0);

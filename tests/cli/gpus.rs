@@ -1,22 +1,11 @@
 //! `amdgpu-cdi gpus` on the example hosts: the exact table (insta snapshots) and the JSON form.
 
-use crate::generate::{HOSTS, host_sysfs};
-use crate::support::amdgpu_cdi;
+use crate::generate::HOSTS;
+use crate::support::{assert_contains, host_sysfs, json_of_host, on_sysfs, run_ok, stdout_of};
 
+/// What `gpus --format <format>` prints for example host `host`.
 fn gpus(host: &str, format: &str) -> String {
-    let out = amdgpu_cdi()
-        .arg("gpus")
-        .arg("--sysfs-root")
-        .arg(host_sysfs(host))
-        .args(["--format", format])
-        .output()
-        .expect("run amdgpu-cdi gpus");
-    assert!(
-        out.status.success(),
-        "gpus {host}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    stdout_of(on_sysfs("gpus", host_sysfs(host)).args(["--format", format]))
 }
 
 #[test]
@@ -28,8 +17,7 @@ fn table_of_every_example_host() {
 
 #[test]
 fn json_of_a_partitioned_host() {
-    let value: serde_json::Value =
-        serde_json::from_str(&gpus("mi300a-tpx", "json")).expect("json output");
+    let value = json_of_host("gpus", "mi300a-tpx", &[]);
     let gpus = value.as_array().expect("array");
     assert_eq!(gpus.len(), 12);
     assert_eq!(
@@ -53,13 +41,7 @@ fn gpus_json_workstation() -> String {
 
 #[test]
 fn warns_about_partitions_missing_from_kfd() {
-    let out = amdgpu_cdi()
-        .arg("gpus")
-        .arg("--sysfs-root")
-        .arg(host_sysfs("mi300x-cpx-dot"))
-        .output()
-        .expect("run");
-    assert!(out.status.success());
+    let out = run_ok(&mut on_sysfs("gpus", host_sysfs("mi300x-cpx-dot")));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "amdgpu-cdi: warning: 0000:18:00.0 is in CPX mode but KFD lists only 7 of its 8 \
@@ -82,20 +64,18 @@ fn notes_nodes_missing_under_the_dev_root() {
     let dev = tempfile::tempdir().expect("tempdir");
     let root = dev.path().to_str().expect("utf-8 temp dir");
     let run = |format: &str| {
-        amdgpu_cdi()
-            .arg("gpus")
-            .arg("--sysfs-root")
-            .arg(host_sysfs("workstation"))
-            .args(["--dev-root", root, "--format", format])
-            .output()
-            .expect("run amdgpu-cdi gpus")
+        run_ok(on_sysfs("gpus", host_sysfs("workstation")).args([
+            "--dev-root",
+            root,
+            "--format",
+            format,
+        ]))
     };
     let note = format!(
         "device nodes that do not exist: {root}/dev/kfd, {root}/dev/dri/renderD128, \
          {root}/dev/dri/card0, {root}/dev/dri/renderD129 and 1 more"
     );
     let out = run("text");
-    assert!(out.status.success());
     assert!(
         out.stderr.is_empty(),
         "{}",
@@ -107,7 +87,6 @@ fn notes_nodes_missing_under_the_dev_root() {
         format!("{}note: {note}\n", gpus("workstation", "text"))
     );
     let out = run("json");
-    assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         format!("amdgpu-cdi: warning: {note}\n")
@@ -117,17 +96,7 @@ fn notes_nodes_missing_under_the_dev_root() {
 
 /// The device names of the spec `generate` writes for `host` with `extra` options.
 fn spec_names(host: &str, extra: &[&str]) -> Vec<String> {
-    let out = amdgpu_cdi()
-        .arg("generate")
-        .arg("--sysfs-root")
-        .arg(host_sysfs(host))
-        .args(["--format", "json"])
-        .args(extra)
-        .output()
-        .expect("run amdgpu-cdi generate");
-    assert!(out.status.success(), "generate {host}");
-    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json spec");
-    spec["devices"]
+    json_of_host("generate", host, extra)["devices"]
         .as_array()
         .expect("devices")
         .iter()
@@ -142,16 +111,7 @@ fn spec_names(host: &str, extra: &[&str]) -> Vec<String> {
 fn cdi_names_are_exactly_the_devices_of_the_spec() {
     for options in [&[][..], &["--device-name-strategy", "pci"][..]] {
         for host in HOSTS {
-            let out = amdgpu_cdi()
-                .arg("gpus")
-                .arg("--sysfs-root")
-                .arg(host_sysfs(host))
-                .args(["--format", "json"])
-                .args(options)
-                .output()
-                .expect("run amdgpu-cdi gpus");
-            assert!(out.status.success(), "gpus {host}");
-            let gpus: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            let gpus = json_of_host("gpus", host, options);
             let names = |key: &str| -> Vec<String> {
                 gpus.as_array()
                     .expect("array")
@@ -172,10 +132,7 @@ fn cdi_names_are_exactly_the_devices_of_the_spec() {
         }
     }
     let table = gpus("workstation", "text");
-    assert!(
-        table.contains("  0,GPU-3a75ef3dce15c486,0000:03:00.0*  "),
-        "{table}"
-    );
+    assert_contains(&table, "  0,GPU-3a75ef3dce15c486,0000:03:00.0*  ");
     assert!(
         table.ends_with(
             "\n* only AMD_VISIBLE_DEVICES accepts this name; the spec has it with `generate \

@@ -4,22 +4,24 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{amdgpu_cdi, repo_root};
+use crate::support::{amdgpu_cdi, assert_contains, assert_lacks, repo_root};
 
 fn fixture(name: &str) -> PathBuf {
     repo_root().join("tests/fixtures/requests").join(name)
 }
 
-/// A config file in `dir` using the fixture CDI specs.
-fn cdi_config(dir: &Path) -> PathBuf {
-    let path = dir.join("config.toml");
+/// A temp dir with a config file using the fixture CDI specs and logging to `detail.log` beside
+/// it; returns the dir and the file.
+fn cdi_config() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
     let text = format!(
         "device-source = \"cdi\"\nspec-dirs = [\"{}\"]\nlog-file = \"{}\"\n",
         fixture("cdi").display(),
-        dir.join("detail.log").display()
+        dir.path().join("detail.log").display()
     );
     fs::write(&path, text).expect("write config");
-    path
+    (dir, path)
 }
 
 fn request(value: &str) -> String {
@@ -40,6 +42,15 @@ fn precreate(config: &Path, stdin: String) -> assert_cmd::assert::Assert {
         .assert()
 }
 
+/// The config `hook precreate` prints for `stdin` (it must succeed).
+fn precreated(config: &Path, stdin: String) -> Vec<u8> {
+    precreate(config, stdin)
+        .success()
+        .get_output()
+        .stdout
+        .clone()
+}
+
 fn pretty(stdout: &[u8]) -> String {
     let value: serde_json::Value = serde_json::from_slice(stdout).expect("JSON on stdout");
     serde_json::to_string_pretty(&value).expect("render")
@@ -47,8 +58,7 @@ fn pretty(stdout: &[u8]) -> String {
 
 #[test]
 fn nothing_requested_echoes_the_exact_bytes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = cdi_config(dir.path());
+    let (_dir, config) = cdi_config();
     let input = fs::read_to_string(fixture("config-plain.json")).expect("fixture");
     precreate(&config, input.clone()).success().stdout(input);
     for value in ["void", "", "none"] {
@@ -59,37 +69,23 @@ fn nothing_requested_echoes_the_exact_bytes() {
 
 #[test]
 fn selected_gpus_and_kfd_are_injected_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = cdi_config(dir.path());
-    let out = precreate(&config, request(" 2 ,0,0"))
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let (dir, config) = cdi_config();
+    let out = precreated(&config, request(" 2 ,0,0"));
     insta::assert_snapshot!("precreate_0_2", pretty(&out));
     // A second pass (hook and wrapper both configured) changes nothing.
     let again = String::from_utf8(out.clone()).expect("utf-8");
     precreate(&config, again).success().stdout(out);
     let log = fs::read_to_string(dir.path().join("detail.log")).expect("detail log");
-    assert!(log.contains("injected 0,2"), "{log}");
-    assert!(log.contains("unchanged: already injected"), "{log}");
+    assert_contains(&log, "injected 0,2");
+    assert_contains(&log, "unchanged: already injected");
 }
 
 #[test]
 fn unique_ids_and_all_resolve_against_spec_names() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = cdi_config(dir.path());
-    let out = precreate(&config, request("0x4a1f2b3c4d5e6f70"))
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let (_dir, config) = cdi_config();
+    let out = precreated(&config, request("0x4a1f2b3c4d5e6f70"));
     assert!(pretty(&out).contains("\"amd.com/gpu.injected\": \"GPU-4a1f2b3c4d5e6f70\""));
-    let out = precreate(&config, request("all"))
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = precreated(&config, request("all"));
     let text = pretty(&out);
     for node in [
         "/dev/dri/renderD128",
@@ -107,8 +103,7 @@ fn unique_ids_and_all_resolve_against_spec_names() {
 
 #[test]
 fn an_annotation_request_is_honoured() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = cdi_config(dir.path());
+    let (_dir, config) = cdi_config();
     let mut input: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(fixture("config-plain.json")).expect("fixture"))
             .expect("json");
@@ -116,22 +111,17 @@ fn an_annotation_request_is_honoured() {
         "io.kubernetes.cri.container-type": "container",
         "cdi.k8s.io/amd-device-plugin_c1": "amd.com/gpu=1"
     });
-    let out = precreate(&config, input.to_string())
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = precreated(&config, input.to_string());
     let text = pretty(&out);
-    assert!(text.contains("/dev/dri/renderD129"), "{text}");
-    assert!(!text.contains("/dev/dri/renderD128"), "{text}");
+    assert_contains(&text, "/dev/dri/renderD129");
+    assert_lacks(&text, "/dev/dri/renderD128");
 }
 
 /// podman discards a precreate hook's stderr, so an unmet request prints a config whose process
 /// cannot start, named after the error; the message also goes to stderr.
 #[test]
 fn invalid_and_unknown_requests_print_an_unstartable_config() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = cdi_config(dir.path());
+    let (_dir, config) = cdi_config();
     for (value, name) in [("0,zz", "precreate_invalid"), ("0,7", "precreate_unknown")] {
         let out = precreate(&config, request(value))
             .success()
@@ -180,8 +170,7 @@ fn unknown_stages_and_arguments_exit_zero_with_a_warning() {
         .assert()
         .success()
         .stderr("amdgpu-cdi hook: warning: unknown hook stage \"poststop\", doing nothing\n");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = cdi_config(dir.path());
+    let (_dir, config) = cdi_config();
     let input = fs::read_to_string(fixture("config-plain.json")).expect("fixture");
     amdgpu_cdi()
         .env_clear()
@@ -196,8 +185,7 @@ fn unknown_stages_and_arguments_exit_zero_with_a_warning() {
 
 #[test]
 fn oversized_or_broken_input_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = cdi_config(dir.path());
+    let (_dir, config) = cdi_config();
     precreate(&config, "{not json".to_string())
         .failure()
         .stdout("")
@@ -212,8 +200,7 @@ fn oversized_or_broken_input_is_refused() {
 /// allow-all device rule still gets its variable honoured.
 #[test]
 fn cap_sys_admin_without_allow_all_device_rule_is_not_privileged() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = cdi_config(dir.path());
+    let (dir, config) = cdi_config();
     let mut text = fs::read_to_string(&config).expect("config");
     text.push_str("accept-env-from-unprivileged = false\n");
     fs::write(&config, text).expect("write config");
@@ -223,20 +210,16 @@ fn cap_sys_admin_without_allow_all_device_rule_is_not_privileged() {
     let input = oci.to_string();
     precreate(&config, input.clone()).success().stdout(input);
     let log = fs::read_to_string(dir.path().join("detail.log")).expect("detail log");
-    assert!(
-        log.contains("ignoring AMD_VISIBLE_DEVICES of an unprivileged container"),
-        "{log}"
+    assert_contains(
+        &log,
+        "ignoring AMD_VISIBLE_DEVICES of an unprivileged container",
     );
 
     oci["linux"]["resources"]["devices"]
         .as_array_mut()
         .expect("rules")
         .push(serde_json::json!({"allow": true, "access": "rwm"}));
-    let out = precreate(&config, oci.to_string())
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = precreated(&config, oci.to_string());
     let injected: serde_json::Value = serde_json::from_slice(&out).expect("JSON on stdout");
     assert_eq!(
         injected["annotations"]["amd.com/gpu.injected"], "0,1,2,GPU-4a1f2b3c4d5e6f70",
@@ -249,8 +232,7 @@ fn cap_sys_admin_without_allow_all_device_rule_is_not_privileged() {
 /// one way while the runtime reads it another.
 #[test]
 fn a_key_differing_from_an_oci_field_only_in_case_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = cdi_config(dir.path());
+    let (_dir, config) = cdi_config();
     let input = fs::read_to_string(fixture("config-case-variant.json")).expect("fixture");
     precreate(&config, input)
         .failure()

@@ -2,12 +2,15 @@
 //! requested, tolerance of newer arguments, and one clear line on bad input.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 
 use predicates::prelude::*;
 
 use crate::support::amdgpu_cdi;
 
-fn bundle_with(dir: &std::path::Path, env: &str) -> String {
+/// Writes the bundle's `config.json` in `dir` with these `process.env` entries after `PATH`;
+/// returns the container state naming the bundle.
+fn bundle_with(dir: &Path, env: &str) -> String {
     let config = format!(
         r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"process":{{"env":["PATH=/bin"{env}]}}}}"#
     );
@@ -18,12 +21,22 @@ fn bundle_with(dir: &std::path::Path, env: &str) -> String {
     )
 }
 
+/// Writes the hook settings file `config.toml` in `dir`, logging to `log` if given; returns its
+/// path.
+fn write_settings(dir: &Path, log: Option<&Path>) -> PathBuf {
+    let path = dir.join("config.toml");
+    let text = log.map_or(String::new(), |log| {
+        format!("log-file = \"{}\"\n", log.display())
+    });
+    fs::write(&path, text).expect("write config.toml");
+    path
+}
+
 #[test]
 fn prestart_with_nothing_requested_exits_0_silently() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = bundle_with(tmp.path(), "");
-    let settings = tmp.path().join("config.toml");
-    fs::write(&settings, "").expect("write config.toml");
+    let settings = write_settings(tmp.path(), None);
     for stage in ["prestart", "createRuntime"] {
         amdgpu_cdi()
             .args(["hook", stage, "--config"])
@@ -84,9 +97,8 @@ fn log_forging_newline_in_request_stays_one_detail_log_line() {
     let env = format!(r#","AMD_VISIBLE_DEVICES=1\n{FORGED}""#);
     let state = bundle_with(tmp.path(), &env);
     let config = fs::read_to_string(tmp.path().join("config.json")).expect("config.json");
-    let settings = tmp.path().join("config.toml");
     let log = tmp.path().join("detail.log");
-    fs::write(&settings, format!("log-file = \"{}\"\n", log.display())).expect("settings");
+    let settings = write_settings(tmp.path(), Some(&log));
     for (stage, stdin) in [("prestart", state), ("precreate", config)] {
         let _ = fs::remove_file(&log);
         let out = amdgpu_cdi()
@@ -147,8 +159,7 @@ fn log_file_symlink_fifo_and_unsafe_directory_are_refused_without_failing_the_ho
              directory only root can write to)",
         ),
     ] {
-        let settings = tmp.path().join("config.toml");
-        fs::write(&settings, format!("log-file = \"{}\"\n", log.display())).expect("settings");
+        let settings = write_settings(tmp.path(), Some(log));
         amdgpu_cdi()
             .args(["hook", "prestart", "--config"])
             .arg(&settings)

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::repo_root;
+use crate::support::{assert_contains, assert_lacks, repo_root};
 
 /// A bin dir holding the three binaries `scripts/install` wants.
 fn bin_dir(dir: &Path) -> PathBuf {
@@ -68,9 +68,9 @@ fn install_puts_binaries_hooks_unit_and_docs_where_they_are_read_and_uninstall_r
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("binaries in /usr/local/bin: amdgpu-cdi amdgpu-container-runtime amdgpu-cdi-device-plugin"),
-        "{stdout}"
+    assert_contains(
+        &stdout,
+        "binaries in /usr/local/bin: amdgpu-cdi amdgpu-container-runtime amdgpu-cdi-device-plugin",
     );
 
     let installed = files(&dest);
@@ -126,10 +126,7 @@ fn install_puts_binaries_hooks_unit_and_docs_where_they_are_read_and_uninstall_r
     assert_eq!(hook["hook"]["path"], "/usr/local/bin/amdgpu-cdi");
     let unit = fs::read_to_string(dest.join("etc/systemd/system/amdgpu-cdi-refresh.service"))
         .expect("unit");
-    assert!(
-        unit.contains("ExecStart=/usr/local/bin/amdgpu-cdi generate"),
-        "{unit}"
-    );
+    assert_contains(&unit, "ExecStart=/usr/local/bin/amdgpu-cdi generate");
 
     // The installed amdgpu-cdi configures Docker with the wrapper installed beside it.
     let config = tmp.path().join("daemon.json");
@@ -143,12 +140,9 @@ fn install_puts_binaries_hooks_unit_and_docs_where_they_are_read_and_uninstall_r
         String::from_utf8_lossy(&configure.stderr),
     );
     assert!(configure.status.success(), "{stdout}{stderr}");
-    assert!(!stderr.contains("does not exist"), "{stderr}");
+    assert_lacks(&stderr, "does not exist");
     let wrapper = dest.join("usr/local/bin/amdgpu-container-runtime");
-    assert!(
-        stdout.contains(&format!("\"path\": \"{}\"", wrapper.display())),
-        "{stdout}"
-    );
+    assert_contains(&stdout, &format!("\"path\": \"{}\"", wrapper.display()));
 
     let out = install(&["--destdir", &dest_arg, "--uninstall"]);
     assert!(

@@ -1,6 +1,6 @@
 //! `amdgpu-cdi list`: devices with their files, broken files as warnings.
 
-use crate::validate::render;
+use crate::validate::{DANGEROUS, MISSING_SPEC_DIR, render};
 
 #[test]
 fn text_lists_devices_with_files() {
@@ -60,8 +60,7 @@ fn missing_named_spec_dir_is_an_error() {
             "--spec-dir",
             "tests/fixtures/specs/nonexistent",
         ]),
-        "exit: 2\n--- stdout\n--- stderr\n\
-         amdgpu-cdi: spec directory tests/fixtures/specs/nonexistent does not exist\n"
+        MISSING_SPEC_DIR
     );
 }
 
@@ -69,10 +68,9 @@ fn missing_named_spec_dir_is_an_error() {
 /// (exit 1); the devices are listed either way, as engines resolve them.
 #[test]
 fn dangerous_specs_are_warnings_or_strict_errors() {
-    let dir = "tests/fixtures/specs/dangerous";
-    insta::assert_snapshot!("dangerous_list", render(&["list", "--spec-dir", dir]));
+    insta::assert_snapshot!("dangerous_list", render(&["list", "--spec-dir", DANGEROUS]));
     insta::assert_snapshot!(
         "dangerous_list_strict",
-        render(&["list", "--strict", "--spec-dir", dir])
+        render(&["list", "--strict", "--spec-dir", DANGEROUS])
     );
 }

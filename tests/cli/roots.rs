@@ -4,9 +4,7 @@
 //! with one line when relative (see `amdgpu_cdi::cli::RelativeRoot`); paths only the command
 //! itself uses stay relative to the current directory.
 
-use std::path::Path;
-
-use crate::support::{amdgpu_cdi, repo_root};
+use crate::support::{amdgpu_cdi, assert_contains, file_names, on_sysfs, repo_root, run_ok};
 
 const DEV_ROOT: &str = "specs name the device nodes under it, and engines resolve a relative \
                         path from their own directory";
@@ -70,11 +68,7 @@ fn relative_roots_are_refused_on_every_command_line() {
         );
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
     }
-    assert_eq!(
-        std::fs::read_dir(dir.path()).expect("list").count(),
-        1,
-        "nothing written"
-    );
+    assert_eq!(file_names(dir.path()), ["hook.toml"], "nothing written");
 }
 
 /// Paths the command only uses itself stay relative to the current directory: `--output`, the
@@ -83,36 +77,18 @@ fn relative_roots_are_refused_on_every_command_line() {
 fn relative_paths_the_command_only_uses_itself_are_fine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hosts = repo_root().join("examples/hosts");
-    let out = amdgpu_cdi()
-        .current_dir(&hosts)
-        .args([
-            "generate",
-            "--sysfs-root",
-            "workstation/sys",
-            "--dev-root",
-            "/run/host",
-        ])
-        .arg("--output")
-        .arg(dir.path().join("amd.com-gpu.yaml"))
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        on_sysfs("generate", "workstation/sys")
+            .current_dir(&hosts)
+            .args(["--dev-root", "/run/host", "--output"])
+            .arg(dir.path().join("amd.com-gpu.yaml")),
     );
     let spec = std::fs::read_to_string(dir.path().join("amd.com-gpu.yaml")).expect("spec");
-    assert!(spec.contains("hostPath: '/run/host/dev/kfd'"), "{spec}");
-    let out = amdgpu_cdi()
-        .current_dir(dir.path())
-        .args(["generate", "--output", "relative.yaml", "--sysfs-root"])
-        .arg(Path::new(&hosts).join("workstation/sys"))
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_contains(&spec, "hostPath: '/run/host/dev/kfd'");
+    run_ok(
+        on_sysfs("generate", hosts.join("workstation/sys"))
+            .current_dir(dir.path())
+            .args(["--output", "relative.yaml"]),
     );
     assert!(dir.path().join("relative.yaml").is_file());
 }

@@ -2,6 +2,14 @@
 
 use crate::support::{amdgpu_cdi, repo_root};
 
+/// The spec fixtures with dangerous edits (issue 12 item 12).
+pub(crate) const DANGEROUS: &str = "tests/fixtures/specs/dangerous";
+
+/// What [`render`] shows for a run given the spec dir `tests/fixtures/specs/nonexistent`: an error
+/// naming it, exit 2 (issue 14 item 8).
+pub(crate) const MISSING_SPEC_DIR: &str = "exit: 2\n--- stdout\n--- stderr\n\
+     amdgpu-cdi: spec directory tests/fixtures/specs/nonexistent does not exist\n";
+
 /// Runs `amdgpu-cdi ARGS` in the repository root and renders exit code, stdout and stderr.
 pub(crate) fn render(args: &[&str]) -> String {
     render_with_stdin(args, None)
@@ -74,8 +82,7 @@ fn missing_named_spec_dir_is_an_error() {
             "--spec-dir",
             "tests/fixtures/specs/good",
         ]),
-        "exit: 2\n--- stdout\n--- stderr\n\
-         amdgpu-cdi: spec directory tests/fixtures/specs/nonexistent does not exist\n"
+        MISSING_SPEC_DIR
     );
 }
 
@@ -128,8 +135,10 @@ fn file_contents_in_errors_spec_dir_link_to_a_secret_shows_none_of_it() {
 /// It stays valid, with one warning line per dangerous edit; `--strict` makes them problems.
 #[test]
 fn dangerous_specs_pass_silently_no_more() {
-    let dir = "tests/fixtures/specs/dangerous";
-    insta::assert_snapshot!("dangerous_warns", render(&["validate", "--spec-dir", dir]));
+    insta::assert_snapshot!(
+        "dangerous_warns",
+        render(&["validate", "--spec-dir", DANGEROUS])
+    );
     insta::assert_snapshot!(
         "dangerous_strict",
         render(&[
