@@ -19,3 +19,7 @@ pub mod paths;
 pub mod request;
 pub mod settings;
 pub mod wrapper;
+
+#[cfg(test)]
+#[path = "../tests/files.rs"]
+mod files;

@@ -21,5 +21,8 @@ pub mod version;
 pub mod write;
 
 #[cfg(test)]
+#[path = "../../tests/files.rs"]
+mod files;
+#[cfg(test)]
 #[path = "../../tests/skip.rs"]
 mod skip;

@@ -555,6 +555,7 @@ impl Drop for TempFile<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::names;
     use std::cell::RefCell;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
@@ -576,15 +577,6 @@ mod tests {
         durable: false,
     };
 
-    fn entries(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .expect("read dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
     #[test]
     fn writes_with_mode_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -595,7 +587,7 @@ mod tests {
         );
         assert_eq!(fs::read(&path).expect("read"), b"one");
         assert_eq!(fs::metadata(&path).expect("stat").mode() & 0o7777, 0o644);
-        assert_eq!(entries(dir.path()), ["example.com-device.yaml"]);
+        assert_eq!(names(dir.path()), ["example.com-device.yaml"]);
     }
 
     #[test]
@@ -647,8 +639,8 @@ mod tests {
         assert!(fs::symlink_metadata(&link).expect("lstat").is_symlink());
         assert_eq!(fs::read(&target).expect("read"), b"new");
         assert_eq!(fs::metadata(&target).expect("stat").mode() & 0o7777, 0o640);
-        assert_eq!(entries(&real), ["daemon.json"]);
-        assert_eq!(entries(dir.path()), ["daemon.json", "managed", "second"]);
+        assert_eq!(names(&real), ["daemon.json"]);
+        assert_eq!(names(dir.path()), ["daemon.json", "managed", "second"]);
         assert_eq!(resolve(&link).expect("resolve"), target);
     }
 
@@ -667,7 +659,7 @@ mod tests {
                 dir.path().join("missing/spec.json").display()
             )
         );
-        assert_eq!(entries(dir.path()), ["spec.json"]);
+        assert_eq!(names(dir.path()), ["spec.json"]);
         let looping = dir.path().join("loop.json");
         std::os::unix::fs::symlink("loop.json", &looping).expect("symlink");
         let err = write_atomic(&looping, b"{}", 0o644).expect_err("loop");
@@ -678,20 +670,17 @@ mod tests {
     /// before anything is written, directly and behind a symlink.
     #[test]
     fn special_files_are_refused_and_left_untouched() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let fifo = dir.path().join("fifo.yaml");
-        nix::unistd::mkfifo(&fifo, NixMode::from_bits_truncate(0o666)).expect("mkfifo");
-        let socket = dir.path().join("socket.yaml");
-        let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
-        let directory = dir.path().join("dir.yaml");
-        fs::create_dir(&directory).expect("mkdir");
-        let link = dir.path().join("link.yaml");
-        std::os::unix::fs::symlink(&fifo, &link).expect("symlink");
+        let files = crate::files::not_regular_files("fifo.yaml", "socket.yaml", "dir.yaml");
+        let link = files.dir.path().join("link.yaml");
+        std::os::unix::fs::symlink(&files.fifo, &link).expect("symlink");
         let cases = [
-            (&fifo, "it is a FIFO".to_string()),
-            (&socket, "it is a socket".to_string()),
-            (&directory, "it is a directory".to_string()),
-            (&link, format!("it leads to {}, a FIFO", fifo.display())),
+            (&files.fifo, "it is a FIFO".to_string()),
+            (&files.socket, "it is a socket".to_string()),
+            (&files.directory, "it is a directory".to_string()),
+            (
+                &link,
+                format!("it leads to {}, a FIFO", files.fifo.display()),
+            ),
         ];
         for (path, what) in cases {
             let err = write_atomic(path, b"x", 0o644).expect_err("refused");
@@ -704,16 +693,21 @@ mod tests {
             );
         }
         assert_eq!(
-            entries(dir.path()),
+            names(files.dir.path()),
             ["dir.yaml", "fifo.yaml", "link.yaml", "socket.yaml"]
         );
         assert!(
-            fs::symlink_metadata(&fifo)
+            fs::symlink_metadata(&files.fifo)
                 .expect("lstat")
                 .file_type()
                 .is_fifo()
         );
-        assert!(fs::read_dir(&directory).expect("dir").next().is_none());
+        assert!(
+            fs::read_dir(&files.directory)
+                .expect("dir")
+                .next()
+                .is_none()
+        );
     }
 
     #[test]
@@ -743,8 +737,8 @@ mod tests {
         fs::rename(&bundle, dir.path().join("moved")).expect("rename");
         fs::create_dir(&bundle).expect("mkdir again");
         write_in(fd.as_fd(), &bundle, "config.json".as_ref(), b"{}", KEEP).expect("write");
-        assert_eq!(entries(&bundle), Vec::<String>::new());
-        assert_eq!(entries(&dir.path().join("moved")), ["config.json"]);
+        assert_eq!(names(&bundle), Vec::<String>::new());
+        assert_eq!(names(&dir.path().join("moved")), ["config.json"]);
         // A symlink at the name is not followed but refused.
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("moved/link")).expect("ln");
         let err = write_in(fd.as_fd(), &bundle, "link".as_ref(), b"{}", KEEP).expect_err("symlink");
@@ -776,7 +770,7 @@ mod tests {
         });
         let err = write_atomic(&path, b"{}", 0o644).expect_err("rename over a directory");
         assert!(matches!(err, WriteError::Rename { .. }), "{err}");
-        assert_eq!(entries(dir.path()), ["busy.json"]);
+        assert_eq!(names(dir.path()), ["busy.json"]);
         let err =
             write_atomic(&dir.path().join("missing/x.json"), b"{}", 0o644).expect_err("no dir");
         assert!(
@@ -831,7 +825,7 @@ mod tests {
         assert!(json.starts_with('{'), "{json}");
         let err = write_spec(&dir.path().join("spec.yml"), &spec).expect_err("yml refused");
         assert!(matches!(err, WriteError::UnknownFormat { .. }), "{err}");
-        assert_eq!(entries(dir.path()), ["new"]);
+        assert_eq!(names(dir.path()), ["new"]);
     }
 
     #[test]
@@ -856,7 +850,7 @@ mod tests {
         let fd = open_dir(dir.path()).expect("open dir");
         remove_stale_temps(fd.as_fd(), std::ffi::OsStr::new("a.yaml"), proc.path());
         assert_eq!(
-            entries(dir.path()),
+            names(dir.path()),
             [
                 ".a.yaml.tmp-4242-0",
                 ".a.yaml.tmp-999999-1",

@@ -237,16 +237,8 @@ pub fn to_bytes(config: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::names;
     use std::os::unix::fs::{PermissionsExt, symlink};
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .expect("read dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
 
     #[test]
     fn checking_fails_with_the_parse_error_and_is_lenient_only_on_values() {

@@ -10,3 +10,7 @@ pub mod rootfs;
 pub mod runtime_args;
 pub mod state;
 pub mod syscalls;
+
+#[cfg(test)]
+#[path = "../../tests/files.rs"]
+mod files;

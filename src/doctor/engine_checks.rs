@@ -567,9 +567,7 @@ mod tests {
     fn a_hanging_version_command_is_cut_off() {
         let dir = tempfile::tempdir().expect("temp dir");
         let script = dir.path().join("slow");
-        fs::write(&script, "#!/bin/sh\nsleep 5\n").expect("write script");
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
+        crate::files::executable(&script, "#!/bin/sh\nsleep 5\n");
         let started = Instant::now();
         let err = version_output(&script, Duration::from_millis(200)).expect_err("times out");
         assert!(err.contains("did not finish within 200 ms"), "{err}");

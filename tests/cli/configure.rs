@@ -16,7 +16,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{amdgpu_cdi, file_names, not_regular_files, repo_root};
+use crate::files::{names, not_regular_files};
+use crate::support::{amdgpu_cdi, repo_root};
 
 const RUNTIME: &str = "/usr/bin/amdgpu-container-runtime";
 
@@ -822,10 +823,8 @@ fn configure_refuses_a_config_that_is_not_a_regular_file() {
             config.display()
         );
     }
-    let mut left = file_names(dir.path());
-    left.sort();
     assert_eq!(
-        left,
+        names(dir.path()),
         [
             "dangling.json",
             "dir.json",

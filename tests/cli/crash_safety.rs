@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cdi::spec::Spec;
 
+use crate::files::names;
 use crate::support::repo_root;
 
 /// How long writers keep starting.
@@ -64,15 +65,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .expect("list dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -172,13 +164,13 @@ fn concurrent_killed_writers_never_expose_a_partial_spec() {
 
     // Only killed writers may have left temp files, named `.<name>.tmp-<pid>-0`.
     let prefix = format!(".{NAME}.tmp-");
-    let leftovers = entries(dir.path()).len() - 1;
+    let leftovers = names(dir.path()).len() - 1;
     println!(
         "seed {seed}: {started} writers, {} killed, {completed} completed, {reads} reads, \
          {leftovers} temp files left by killed writers",
         killed.len()
     );
-    for name in entries(dir.path()) {
+    for name in names(dir.path()) {
         if name == NAME {
             continue;
         }
@@ -200,6 +192,6 @@ fn concurrent_killed_writers_never_expose_a_partial_spec() {
     }
     // A clean run leaves exactly the spec: no temp file of its own, none of the dead writers.
     assert!(generate(&hosts[1], &out).status().expect("run").success());
-    assert_eq!(entries(dir.path()), [NAME]);
+    assert_eq!(names(dir.path()), [NAME]);
     assert_eq!(cdi::codec::load(&out).expect("load"), specs[1]);
 }

@@ -3,7 +3,6 @@
 //! that prints what it was given; the plugin itself is tested in device-plugin/tests).
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// A copy of `amdgpu-cdi` in a temp dir, optionally with a fake plugin binary beside it.
@@ -13,8 +12,7 @@ fn installed(with_plugin: bool) -> (tempfile::TempDir, PathBuf) {
     fs::copy(env!("CARGO_BIN_EXE_amdgpu-cdi"), &binary).expect("copy amdgpu-cdi");
     if with_plugin {
         let plugin = dir.path().join("amdgpu-cdi-device-plugin");
-        fs::write(&plugin, "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\"\nexit 7\n").expect("script");
-        fs::set_permissions(&plugin, fs::Permissions::from_mode(0o755)).expect("chmod");
+        crate::files::executable(&plugin, "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\"\nexit 7\n");
     }
     (dir, binary)
 }

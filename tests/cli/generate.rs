@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::files::{names, not_regular_files};
 use crate::support::{
-    amdgpu_cdi, copy_tree, file_names, host_sysfs, json_of_host, not_regular_files, on_sysfs,
-    repo_root, run_ok, stdout_of,
+    amdgpu_cdi, copy_tree, host_sysfs, json_of_host, on_sysfs, repo_root, run_ok, stdout_of,
 };
 
 /// Every example host with AMD GPUs.
@@ -170,7 +170,7 @@ fn output_file_is_written_in_the_format_of_its_extension() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o644);
-    let leftovers = file_names(&dir.path().join("cdi"));
+    let leftovers = names(&dir.path().join("cdi"));
     assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
 }
 
@@ -247,7 +247,7 @@ fn output_through_a_symlink_is_written_at_its_target() {
         std::fs::read_to_string(dir.path().join("managed/amd.com-gpu.yaml")).expect("target");
     assert_eq!(text, generate("workstation", &[]));
     assert_eq!(
-        file_names(&dir.path().join("managed")),
+        names(&dir.path().join("managed")),
         ["amd.com-gpu.yaml"],
         "no temp file left"
     );
@@ -263,7 +263,7 @@ fn output_dash_is_standard_output() {
     );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     assert_eq!(stdout, generate("workstation", &[]));
-    let files = file_names(dir.path());
+    let files = names(dir.path());
     assert!(files.is_empty(), "no file named -: {files:?}");
 }
 

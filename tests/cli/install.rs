@@ -24,8 +24,7 @@ fn bin_dir(dir: &Path) -> PathBuf {
         fs::copy(source, bin.join(name)).expect("copy binary");
     }
     let plugin = bin.join("amdgpu-cdi-device-plugin");
-    fs::write(&plugin, "#!/bin/sh\necho plugin\n").expect("plugin stand-in");
-    fs::set_permissions(&plugin, fs::Permissions::from_mode(0o755)).expect("chmod");
+    crate::files::executable(&plugin, "#!/bin/sh\necho plugin\n");
     bin
 }
 

@@ -7,6 +7,8 @@ mod crash_safety;
 mod device_plugin;
 mod differential;
 mod doctor;
+#[path = "../files.rs"]
+mod files;
 mod fuzz_replay;
 mod generate;
 mod gpus;

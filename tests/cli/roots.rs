@@ -4,7 +4,8 @@
 //! with one line when relative (see `amdgpu_cdi::cli::RelativeRoot`); paths only the command
 //! itself uses stay relative to the current directory.
 
-use crate::support::{amdgpu_cdi, assert_contains, file_names, on_sysfs, repo_root, run_ok};
+use crate::files::names;
+use crate::support::{amdgpu_cdi, assert_contains, on_sysfs, repo_root, run_ok};
 
 const DEV_ROOT: &str = "specs name the device nodes under it, and engines resolve a relative \
                         path from their own directory";
@@ -68,7 +69,7 @@ fn relative_roots_are_refused_on_every_command_line() {
         );
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
     }
-    assert_eq!(file_names(dir.path()), ["hook.toml"], "nothing written");
+    assert_eq!(names(dir.path()), ["hook.toml"], "nothing written");
 }
 
 /// Paths the command only uses itself stay relative to the current directory: `--output`, the

@@ -3,7 +3,6 @@
 //! errors go to the engine's `--log` in its `--log-format` and to stderr.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use crate::support::repo_root;
@@ -275,12 +274,10 @@ fn a_missing_runtime_is_reported() {
 fn the_runtime_gets_default_signal_handling() {
     let setup = Setup::new("void");
     let runtime = setup.path("signals-runtime");
-    fs::write(
+    crate::files::executable(
         &runtime,
         "#!/bin/sh\nexec grep -E '^Sig(Ign|Blk):' /proc/self/status > \"$RECORD_ARGS\"\n",
-    )
-    .expect("write runtime");
-    fs::set_permissions(&runtime, fs::Permissions::from_mode(0o755)).expect("chmod");
+    );
     let config = format!("runtime = \"{}\"\n", runtime.display());
     fs::write(setup.path("config.toml"), config).expect("write config");
     setup.wrapper(&["state", "c1"]).assert().success();

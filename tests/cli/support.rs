@@ -54,42 +54,6 @@ pub fn json_of_host(command: &str, host: &str, extra: &[&str]) -> serde_json::Va
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
-/// The names of the entries of `dir`, in the order the directory lists them.
-pub fn file_names(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-/// Files that are not regular files, in a temp dir: what the commands that write a file must
-/// refuse and leave as they are (issue 12, item 2). The socket is bound while this lives.
-pub struct NotRegular {
-    pub dir: tempfile::TempDir,
-    pub fifo: PathBuf,
-    pub socket: PathBuf,
-    pub directory: PathBuf,
-    _listener: std::os::unix::net::UnixListener,
-}
-
-/// Makes a FIFO, a socket and a directory with these names in a new temp dir.
-pub fn not_regular_files(fifo: &str, socket: &str, directory: &str) -> NotRegular {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fifo = dir.path().join(fifo);
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
-    let socket = dir.path().join(socket);
-    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
-    let directory = dir.path().join(directory);
-    fs::create_dir(&directory).expect("mkdir");
-    NotRegular {
-        dir,
-        fifo,
-        socket,
-        directory,
-        _listener: listener,
-    }
-}
-
 /// Fails the test, showing `text`, unless `text` contains `part`.
 #[track_caller]
 pub fn assert_contains(text: &str, part: &str) {
