@@ -34,9 +34,13 @@ pub fn executable(path: &Path, body: &str) {
 /// Files that are not regular files, in a temp dir: what the commands that write a file must
 /// refuse and leave as they are (issue 12, item 2). The socket is bound while this lives.
 pub struct NotRegular {
+    /// The temp dir holding them.
     pub dir: tempfile::TempDir,
+    /// A FIFO.
     pub fifo: PathBuf,
+    /// A bound unix socket.
     pub socket: PathBuf,
+    /// An empty directory.
     pub directory: PathBuf,
     _listener: std::os::unix::net::UnixListener,
 }
