@@ -349,7 +349,7 @@ fn uid_1000_opens_its_nodes_through_the_docker_20_10_wrapper() {
 
 /// The prestart hook on a raw bundle whose process runs as [`USER`], under the runtime `tool`
 /// (`runc_injects_gpu_1_as` or `youki_injects_gpu_1_as`, which also check GPU 1 alone is there).
-fn prestart_hook(test: &str, tool: &str, inject: fn(&str, NodeAccess, (u32, u32)) -> String) {
+fn prestart_hook(test: &str, tool: &str, inject: crate::runc_prestart::InjectsGpu1) {
     if !support::prerequisites(test, &[tool]) {
         return;
     }

@@ -125,18 +125,28 @@ pub fn fake_gpu_nodes(dev_root: &Path, gpus: u32) -> PathBuf {
     fake_gpu_nodes_with(dev_root, gpus, NodeAccess::WORLD)
 }
 
+/// Makes the character device `path` with the numbers `major:minor`, mode 0666 (before the umask).
+pub fn char_device(path: &Path, major: u64, minor: u64) {
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+    mknod(
+        path,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o666),
+        makedev(major, minor),
+    )
+    .unwrap_or_else(|e| panic!("mknod {}: {e}", path.display()));
+}
+
 /// [`fake_gpu_nodes`] with the nodes' owner and mode set to `access`.
 pub fn fake_gpu_nodes_with(dev_root: &Path, gpus: u32, access: NodeAccess) -> PathBuf {
-    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
     let dri = dev_root.join("dev/dri");
     fs::create_dir_all(&dri).expect("create dev/dri");
-    let mode = Mode::from_bits_truncate(0o666);
     let kfd = dev_root.join("dev/kfd");
-    mknod(&kfd, SFlag::S_IFCHR, mode, makedev(1, 5)).expect("mknod kfd");
+    char_device(&kfd, 1, 5);
     let mut nodes = vec![kfd];
     for i in 0..gpus {
         let path = dri.join(format!("renderD{}", 128 + i));
-        mknod(&path, SFlag::S_IFCHR, mode, makedev(1, 3)).expect("mknod render node");
+        char_device(&path, 1, 3);
         nodes.push(path);
     }
     if access != NodeAccess::WORLD {
@@ -145,6 +155,19 @@ pub fn fake_gpu_nodes_with(dev_root: &Path, gpus: u32, access: NodeAccess) -> Pa
         }
     }
     dev_root.to_path_buf()
+}
+
+/// The names in `dir`, sorted; none when it cannot be read.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// `podman` as root with the flags these machines need (runc, cgroupfs, no network, ulimits).
