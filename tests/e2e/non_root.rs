@@ -146,42 +146,24 @@ pub(crate) fn generate_on_host(dev_root: &std::path::Path, spec_dir: &std::path:
 
 #[test]
 fn uid_1000_opens_its_nodes_through_podman_4_3_cdi() {
-    if !support::prerequisites(
-        "uid_1000_opens_its_nodes_through_podman_4_3_cdi",
-        &["podman", "runc", "unshare", "timeout"],
-    ) {
+    let Some(podman) = support::PodmanCdi::new("uid_1000_opens_its_nodes_through_podman_4_3_cdi")
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let rootfs = support::busybox_rootfs(tmp.path());
-    let dev_root =
-        support::fake_gpu_nodes_with(&tmp.path().join("host"), 3, NodeAccess::RENDER_GROUP);
-    let spec_dir = tmp.path().join("cdi");
-    generate_on_host(&dev_root, &spec_dir);
-    let rootfs = rootfs.display().to_string();
+    };
+    let dev_root = support::fake_gpu_nodes_with(&podman.path("host"), 3, NodeAccess::RENDER_GROUP);
+    generate_on_host(&dev_root, &podman.spec_dir);
     let run = || {
-        support::output(&mut support::podman_with_spec_dir(
-            &tmp.path().join("podman"),
-            &spec_dir,
-            &[
-                "--user",
-                USER_ARG,
-                "--device",
-                "amd.com/gpu=1",
-                "--rootfs",
-                &rootfs,
-                "sh",
-                "-c",
-                NODE_PROBE,
-            ],
-        ))
+        podman.run(
+            &["--user", USER_ARG, "--device", "amd.com/gpu=1"],
+            NODE_PROBE,
+        )
     };
     assert_probe(
         "podman 4.3 CDI",
         run(),
         &probe_expects(OWNED_DEFAULT_MODE, &["renderD129"]),
     );
-    let spec = spec_dir.join("amd.com-gpu.yaml");
+    let spec = podman.spec_dir.join("amd.com-gpu.yaml");
     let text = std::fs::read_to_string(&spec).expect("read the spec");
     std::fs::write(&spec, with_host_mode(&text)).expect("rewrite the spec");
     assert_probe(
@@ -189,7 +171,6 @@ fn uid_1000_opens_its_nodes_through_podman_4_3_cdi() {
         run(),
         &probe_expects(OWNED_HOST_MODE, &["renderD129"]),
     );
-    support::unmount_under(tmp.path());
 }
 
 #[test]

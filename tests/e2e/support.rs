@@ -232,6 +232,55 @@ pub fn podman_with_spec_dir(state: &Path, spec_dir: &Path, args: &[&str]) -> Com
     cmd
 }
 
+/// A temp dir with a busybox rootfs and a spec dir for `podman run --device` (CDI) through
+/// [`podman_with_spec_dir`]; detaches what podman left mounted on drop.
+pub struct PodmanCdi {
+    dir: tempfile::TempDir,
+    /// The spec dir podman sees (as `/var/run/cdi`); not created.
+    pub spec_dir: PathBuf,
+    rootfs: String,
+}
+
+impl PodmanCdi {
+    /// The setup, when root, podman, runc, unshare and timeout are there.
+    pub fn new(test: &str) -> Option<Self> {
+        if !prerequisites(test, &["podman", "runc", "unshare", "timeout"]) {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rootfs = busybox_rootfs(dir.path()).display().to_string();
+        let spec_dir = dir.path().join("cdi");
+        Some(Self {
+            dir,
+            spec_dir,
+            rootfs,
+        })
+    }
+
+    /// `name` in the temp dir (e.g. `host` for a fake host).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `sh -c script` in a container on the busybox rootfs with `args` (`--device ...`,
+    /// `--user ...`): (success, stdout, stderr).
+    pub fn run(&self, args: &[&str], script: &str) -> (bool, String, String) {
+        let mut all = args.to_vec();
+        all.extend(["--rootfs", &self.rootfs, "sh", "-c", script]);
+        output(&mut podman_with_spec_dir(
+            &self.path("podman"),
+            &self.spec_dir,
+            &all,
+        ))
+    }
+}
+
+impl Drop for PodmanCdi {
+    fn drop(&mut self) {
+        unmount_under(self.dir.path());
+    }
+}
+
 /// What a GPU probe container prints: its render nodes on one line, then whether `/dev/kfd` and
 /// each render node can be read.
 pub const GPU_PROBE: &str = "ls /dev/dri 2>/dev/null | tr '\\n' ' '; head -c 1 /dev/kfd >/dev/null && \
