@@ -15,7 +15,7 @@
 use crate::docker_cdi::{docker_run, start_docker};
 use crate::gpu_root::{self, GpuRoot};
 use crate::roots::EngineRoot;
-use crate::support::{self, NodeAccess};
+use crate::support::{self, NodeAccess, VisibleDevices};
 
 /// The container probe as a macro, for `concat!` into other scripts: `user <uid>:<gid> groups
 /// <ids>`, then `node <path> <uid>:<gid> <mode> <verdict>` for `/dev/kfd` and every render node,
@@ -173,20 +173,30 @@ fn uid_1000_opens_its_nodes_through_podman_4_3_cdi() {
     );
 }
 
+/// GPU 1 asked for with `AMD_VISIBLE_DEVICES=1` by [`USER`] through an engine `start`ed over
+/// render-group nodes (the precreate hook's or the wrapper's `path`): the nodes are the user's,
+/// in the host's mode.
+fn by_variable<E: VisibleDevices>(
+    test: &str,
+    path: &str,
+    start: fn(&str, NodeAccess) -> Option<E>,
+) {
+    let Some(engine) = start(test, NodeAccess::RENDER_GROUP) else {
+        return;
+    };
+    assert_probe(
+        path,
+        engine.run(&["--user", USER_ARG], "1", NODE_PROBE),
+        &probe_expects(OWNED_HOST_MODE, &["renderD129"]),
+    );
+}
+
 #[test]
 fn uid_1000_opens_its_nodes_through_the_podman_4_3_precreate_hook() {
-    if !support::prerequisites(
+    by_variable(
         "uid_1000_opens_its_nodes_through_the_podman_4_3_precreate_hook",
-        &["podman", "runc"],
-    ) {
-        return;
-    }
-    let setup = crate::podman_hooks::Setup::with_access(NodeAccess::RENDER_GROUP);
-    let run = setup.run(&["--user", USER_ARG], "1", NODE_PROBE);
-    assert_probe(
         "podman 4.3 precreate hook",
-        run,
-        &probe_expects(OWNED_HOST_MODE, &["renderD129"]),
+        crate::podman_hooks::Setup::with_access,
     );
 }
 
@@ -313,18 +323,10 @@ fn uid_1000_opens_its_nodes_through_docker_28_5_cdi_and_the_wrapper() {
 
 #[test]
 fn uid_1000_opens_its_nodes_through_the_docker_20_10_wrapper() {
-    if !support::prerequisites(
+    by_variable(
         "uid_1000_opens_its_nodes_through_the_docker_20_10_wrapper",
-        &["dockerd", "docker", "runc"],
-    ) {
-        return;
-    }
-    let docker = crate::docker_runtime::Docker::start_with(NodeAccess::RENDER_GROUP);
-    let run = docker.run(&["--user", USER_ARG], "1", NODE_PROBE);
-    assert_probe(
         "Docker 20.10 runtime wrapper",
-        run,
-        &probe_expects(OWNED_HOST_MODE, &["renderD129"]),
+        crate::docker_runtime::Docker::start_with,
     );
 }
 
@@ -368,7 +370,6 @@ fn cri(test: &str, suite: &str, containerd: &str) {
         suite,
         containerd,
         None,
-        &[],
         NodeAccess::RENDER_GROUP,
     ) else {
         return;

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support;
+use crate::support::{self, VisibleDevices};
 
 /// Reads three bytes of `/dev/dxg`, prints the library and the variable, tries to write the
 /// library, and lists `/dev/dri`.
@@ -88,13 +88,12 @@ fn podman_gives_a_wsl_container_dxg_dxcore_and_the_variable() {
 /// `/dev/dxg`, DXCore library and variable as the CDI spec, and nothing for `none`.
 #[test]
 fn podman_precreate_hook_gives_a_wsl_container_dxg_dxcore_and_the_variable() {
-    if !support::prerequisites(
+    let Some(dir) = support::scratch_dir(
         "podman_precreate_hook_gives_a_wsl_container_dxg_dxcore_and_the_variable",
         &["podman", "runc"],
-    ) {
+    ) else {
         return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
+    };
     let root = dir.path().join("host");
     fake_wsl_tree(&root);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hosts/wsl2/sys");

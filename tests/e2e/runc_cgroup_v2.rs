@@ -123,11 +123,8 @@ impl PureV2Bundle {
     /// The bundle, when root, runc and unshare are there; asserts the host gives runc a pure
     /// cgroup v2 view.
     fn new(test: &str) -> Option<Self> {
-        if !support::prerequisites(test, &["runc", "unshare"]) {
-            return None;
-        }
+        let tmp = support::scratch_dir(test, &["runc", "unshare"])?;
         assert_pure_v2_namespace_works();
-        let tmp = tempfile::tempdir().expect("tempdir");
         let (host, bundle) = gpu_1_bundle(tmp.path(), "prestart");
         let config =
             serde_json::from_str(&fs::read_to_string(bundle.join("config.json")).expect("config"))

@@ -414,10 +414,7 @@ struct BareBundle {
 impl BareBundle {
     /// The bundle, when root and `tools` are there.
     fn new(test: &str, tools: &[&str]) -> Option<Self> {
-        if !support::prerequisites(test, tools) {
-            return None;
-        }
-        let tmp = tempfile::tempdir().expect("tempdir");
+        let tmp = support::scratch_dir(test, tools)?;
         let host = fake_host(tmp.path());
         let bundle = tmp.path().join("bundle");
         let rootfs = bundle.join("rootfs");
@@ -481,6 +478,15 @@ impl BareBundle {
     }
 }
 
+/// Asserts the hook created nothing in `dir` (`place` says where that is).
+fn assert_nothing_in(dir: &Path, place: &str) {
+    assert_eq!(
+        support::entries(dir),
+        Vec::<String>::new(),
+        "nothing created {place}"
+    );
+}
+
 /// Asserts the hook's `run` (success, stderr) failed with a message containing `error`; returns
 /// the message.
 fn assert_refused(run: (bool, String), error: &str) -> String {
@@ -499,11 +505,7 @@ fn hostile_rootfs_dev_symlink_to_a_host_dir_is_refused() {
     fs::create_dir_all(&host_dir).expect("host dir");
     symlink(&host_dir, bare.rootfs.join("dev")).expect("plant dev symlink");
     assert_refused(bare.run_hook(), "/dev is a symlink");
-    assert_eq!(
-        support::entries(&host_dir),
-        Vec::<String>::new(),
-        "nothing created on the host"
-    );
+    assert_nothing_in(&host_dir, "on the host");
 }
 
 #[test]
@@ -519,7 +521,7 @@ fn hostile_rootfs_dri_symlink_to_etc_is_refused() {
     let escaped = bare.bundle.join("etc");
     assert_refused(bare.run_hook(), "/dev/dri is a symlink");
     assert!(!escaped.exists(), "nothing created outside the rootfs");
-    assert_eq!(support::entries(&rootfs.join("etc")), Vec::<String>::new());
+    assert_nothing_in(&rootfs.join("etc"), "in the rootfs's /etc");
     assert_eq!(
         support::entries(&rootfs.join("dev")),
         vec!["dri".to_string()],
@@ -547,11 +549,7 @@ fn hostile_symlinked_rootfs_is_refused() {
         ),
     );
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert_eq!(
-        support::entries(&target.join("dev")),
-        Vec::<String>::new(),
-        "nothing created in the symlink's target"
-    );
+    assert_nothing_in(&target.join("dev"), "in the symlink's target");
 }
 
 #[test]
@@ -592,18 +590,14 @@ fn hostile_state_whose_pid_is_gone_is_refused() {
         bare.run_hook_with(pid, &[]),
         &format!("container process {pid} is gone"),
     );
-    assert_eq!(
-        support::entries(&bare.rootfs.join("dev")),
-        Vec::<String>::new()
-    );
+    assert_nothing_in(&bare.rootfs.join("dev"), "in the rootfs's /dev");
 }
 
 #[test]
 fn podman_hooks_d_prestart_file_injects_the_requested_gpu() {
-    if !support::prerequisites("podman_hooks_d_prestart", &["podman", "runc"]) {
+    let Some(tmp) = support::scratch_dir("podman_hooks_d_prestart", &["podman", "runc"]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    };
     let host = fake_host(tmp.path());
     let rootfs = support::busybox_rootfs(tmp.path());
     // The packaged hooks.d file, pointed at the binary under test and the test configuration.
@@ -720,8 +714,5 @@ fn unprivileged_hook_says_what_it_cannot_do() {
         ),
         "the hook runs as an unprivileged user",
     );
-    assert_eq!(
-        support::entries(&bare.rootfs.join("dev")),
-        Vec::<String>::new()
-    );
+    assert_nothing_in(&bare.rootfs.join("dev"), "in the rootfs's /dev");
 }

@@ -46,11 +46,11 @@ fn refused(cmd: &mut Command, prefix: &str) {
 
 #[test]
 fn device_nodes_are_never_replaced_by_the_writers() {
-    if !support::prerequisites("device_nodes_are_never_replaced_by_the_writers", &[]) {
-        return;
-    }
     use nix::sys::stat::{Mode, SFlag, makedev, mknod};
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let Some(tmp) = support::scratch_dir("device_nodes_are_never_replaced_by_the_writers", &[])
+    else {
+        return;
+    };
     let dir = tmp.path();
     let null = dir.join("null");
     support::char_device(&null, 1, 3);
@@ -142,10 +142,9 @@ fn device_nodes_are_never_replaced_by_the_writers() {
 
 #[test]
 fn root_does_not_follow_another_users_symlink() {
-    if !support::prerequisites("root_does_not_follow_another_users_symlink", &[]) {
+    let Some(tmp) = support::scratch_dir("root_does_not_follow_another_users_symlink", &[]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    };
     let dir = tmp.path();
     let precious = dir.join("shadow");
     fs::write(&precious, "root:secret\n").expect("write");

@@ -58,6 +58,20 @@ pub fn bin(name: &str) -> PathBuf {
     }
 }
 
+/// A temp dir for `test` when it can run (its [`prerequisites`] of `tools` hold), else `None`.
+pub fn scratch_dir(test: &str, tools: &[&str]) -> Option<tempfile::TempDir> {
+    prerequisites(test, tools).then(|| tempfile::tempdir().expect("tempdir"))
+}
+
+/// A temp dir with a short path, `/tmp/<prefix><random>`: daemon sockets below it must fit in 108
+/// bytes, whatever `TMPDIR` says.
+pub fn short_tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("tempdir")
+}
+
 /// Builds a minimal busybox rootfs in `dir` (busybox-static from Debian).
 pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     let rootfs = dir.join("rootfs");
@@ -244,10 +258,7 @@ pub struct PodmanCdi {
 impl PodmanCdi {
     /// The setup, when root, podman, runc, unshare and timeout are there.
     pub fn new(test: &str) -> Option<Self> {
-        if !prerequisites(test, &["podman", "runc", "unshare", "timeout"]) {
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = scratch_dir(test, &["podman", "runc", "unshare", "timeout"])?;
         let rootfs = busybox_rootfs(dir.path()).display().to_string();
         let spec_dir = dir.path().join("cdi");
         Some(Self {
@@ -279,6 +290,14 @@ impl Drop for PodmanCdi {
     fn drop(&mut self) {
         unmount_under(self.dir.path());
     }
+}
+
+/// An engine set up to give a container the GPUs its `AMD_VISIBLE_DEVICES` names (podman 4.3 with
+/// the precreate hook, Docker 20.10 with the runtime wrapper).
+pub trait VisibleDevices {
+    /// Runs `sh -c script` in a container with `args` (`--user 1000:1000`, ...) and
+    /// `AMD_VISIBLE_DEVICES=value`: (success, stdout, stderr).
+    fn run(&self, args: &[&str], value: &str, script: &str) -> (bool, String, String);
 }
 
 /// What a GPU probe container prints: its render nodes on one line, then whether `/dev/kfd` and
@@ -392,6 +411,17 @@ impl Daemon {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until `client version` succeeds: the daemon answers (see [`Daemon::wait_ready`]).
+    pub fn wait_answering(&mut self, timeout: Duration, client: &Command) {
+        self.wait_ready(timeout, || {
+            quiet_success(
+                Command::new(client.get_program())
+                    .args(client.get_args())
+                    .arg("version"),
+            )
+        });
+    }
+
     fn stop(&mut self) {
         use nix::sys::signal::{Signal, kill};
         use nix::unistd::Pid;
@@ -442,14 +472,10 @@ impl Dockerd {
             daemon: Daemon::spawn(cmd, dir, "dockerd"),
             socket,
         };
-        let probe = dockerd.cli();
-        dockerd.daemon.wait_ready(Duration::from_secs(60), || {
-            quiet_success(
-                Command::new(probe.get_program())
-                    .args(probe.get_args())
-                    .arg("version"),
-            )
-        });
+        let client = dockerd.cli();
+        dockerd
+            .daemon
+            .wait_answering(Duration::from_secs(60), &client);
         dockerd
     }
 
@@ -503,14 +529,10 @@ impl Containerd {
             daemon: Daemon::spawn(cmd, dir, "containerd"),
             socket: socket.to_path_buf(),
         };
-        let probe = containerd.ctr();
-        containerd.daemon.wait_ready(Duration::from_secs(30), || {
-            quiet_success(
-                Command::new(probe.get_program())
-                    .args(probe.get_args())
-                    .arg("version"),
-            )
-        });
+        let client = containerd.ctr();
+        containerd
+            .daemon
+            .wait_answering(Duration::from_secs(30), &client);
         containerd
     }
 
