@@ -117,18 +117,7 @@ impl GpuRoot {
     /// Runs the real `amdgpu-cdi generate` in the root for the example host, with index, uuid and
     /// PCI names, writing `output` (a path in the root).
     pub fn generate(&self, output: &str) {
-        self.generate_with(output, &[]);
-    }
-
-    /// [`GpuRoot::generate`] with `extra` options.
-    pub fn generate_with(&self, output: &str, extra: &[&str]) {
-        let dev_root = self.dev_root.display().to_string();
-        let mut args = vec![
-            "generate",
-            "--sysfs-root",
-            SYSFS,
-            "--dev-root",
-            &dev_root,
+        self.generate_for_example(&[
             "--device-name-strategy",
             "index",
             "--device-name-strategy",
@@ -137,26 +126,26 @@ impl GpuRoot {
             "pci",
             "--output",
             output,
-        ];
-        args.extend_from_slice(extra);
-        self.amdgpu_cdi(&args);
+        ]);
     }
 
     /// Regenerates the spec in `/var/run/cdi` declaring `version` (default device names).
     pub fn generate_version(&self, version: Version) {
-        let dev_root = self.dev_root.display().to_string();
         let version = version.to_string();
-        self.amdgpu_cdi(&[
-            "generate",
-            "--sysfs-root",
-            SYSFS,
-            "--dev-root",
-            &dev_root,
+        self.generate_for_example(&[
             "--cdi-version",
             &version,
             "--output",
             "/var/run/cdi/amd.com-gpu.yaml",
         ]);
+    }
+
+    /// `amdgpu-cdi generate --sysfs-root <example> --dev-root <fake host> args...` in the root.
+    fn generate_for_example(&self, args: &[&str]) {
+        let dev_root = self.dev_root.display().to_string();
+        let mut all = vec!["generate", "--sysfs-root", SYSFS, "--dev-root", &dev_root];
+        all.extend_from_slice(args);
+        self.amdgpu_cdi(&all);
     }
 
     /// `podman run` in the root with the flags these machines need (runc, cgroupfs, no network,
