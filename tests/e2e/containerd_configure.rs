@@ -26,23 +26,18 @@ use crate::support::{self, Containerd, bin, busybox_rootfs, fake_gpu_nodes, find
 fn existing_config(dir: &Path, containerd: &Path) -> String {
     let (ok, default, stderr) = output(Command::new(containerd).args(["config", "default"]));
     assert!(ok, "containerd config default: {stderr}");
-    let text = default
-        .replace(
-            "\"/var/lib/containerd\"",
-            &format!("\"{}\"", dir.join("root").display()),
-        )
-        .replace(
-            "state = \"/run/containerd\"",
-            &format!("state = \"{}\"", dir.join("state").display()),
-        )
-        .replace(
-            "\"/run/containerd/containerd.sock\"",
-            &format!("\"{}\"", dir.join("c.sock").display()),
-        )
-        .replace(
-            "\"/opt/containerd\"",
-            &format!("\"{}\"", dir.join("opt").display()),
+    let mut text = default;
+    for (path, name) in [
+        ("/var/lib/containerd", "root"),
+        ("/run/containerd", "state"),
+        ("/run/containerd/containerd.sock", "c.sock"),
+        ("/opt/containerd", "opt"),
+    ] {
+        text = text.replace(
+            &format!("\"{path}\""),
+            &format!("\"{}\"", dir.join(name).display()),
         );
+    }
     format!("# containerd for the amdgpu-cdi end-to-end test\n{text}")
 }
 
@@ -68,10 +63,7 @@ fn containerd_loads_the_configured_runtime_and_its_binary_runs_a_gpu_container()
         return;
     }
     let containerd = find_tool("containerd").expect("containerd");
-    let tmp = tempfile::Builder::new()
-        .prefix("acc")
-        .tempdir_in("/tmp")
-        .expect("tempdir");
+    let tmp = support::short_tempdir("acc");
     let dir = tmp.path();
     let config = dir.join("config.toml");
     let original = existing_config(dir, &containerd);

@@ -143,26 +143,20 @@ pub(crate) struct CriSetup {
 }
 
 impl CriSetup {
-    /// Writes `config` (the text of `/etc/containerd/config.toml`), runs `configure containerd`
-    /// on it with `args`, starts containerd with the wrapper's settings in its environment, and
-    /// imports the image.
-    pub(crate) fn start(
-        test: &str,
-        suite: &str,
-        containerd: &str,
-        config: Option<&str>,
-        args: &[&str],
-    ) -> Option<Self> {
-        Self::start_with(test, suite, containerd, config, args, NodeAccess::WORLD)
+    /// Writes the root's own default `/etc/containerd/config.toml`, runs `configure containerd`
+    /// on it, starts containerd with the wrapper's settings in its environment, and imports the
+    /// image.
+    pub(crate) fn start(test: &str, suite: &str, containerd: &str) -> Option<Self> {
+        Self::start_with(test, suite, containerd, None, NodeAccess::WORLD)
     }
 
-    /// [`CriSetup::start`] with the fake nodes' owner and mode set to `access`.
+    /// [`CriSetup::start`] on `config` (the text of `/etc/containerd/config.toml`) when given, with
+    /// the fake nodes' owner and mode set to `access`.
     pub(crate) fn start_with(
         test: &str,
         suite: &str,
         containerd: &str,
         config: Option<&str>,
-        args: &[&str],
         access: NodeAccess,
     ) -> Option<Self> {
         let root = EngineRoot::open(test, suite)?;
@@ -180,9 +174,7 @@ impl CriSetup {
             "/etc/containerd/config.toml",
             &for_this_machine(config.unwrap_or(&default)),
         );
-        let mut configure = vec!["configure", "containerd"];
-        configure.extend_from_slice(args);
-        let stdout = gpu.amdgpu_cdi(&configure);
+        let stdout = gpu.amdgpu_cdi(&["configure", "containerd"]);
         assert!(stdout.contains("restart containerd"), "{stdout}");
 
         // The runtime wrapper (used through the `amd` handler) discovers the example host.
@@ -281,32 +273,13 @@ fn cri_gives_gpu_1(setup: &CriSetup) {
 /// `doctor_engines`) and refuses one declaring the next known version.
 fn accepts_cdi_versions_up_to(setup: &CriSetup, newest: &str) {
     let newest: cdi::version::Version = newest.parse().expect("version");
-    let next = *cdi::version::KNOWN_VERSIONS
-        .iter()
-        .filter(|v| **v > newest)
-        .min()
-        .expect("a newer known version");
-    let dev_root = setup.gpu.dev_root.display().to_string();
-    let generate = |version: cdi::version::Version| {
-        let version = version.to_string();
-        setup.gpu.amdgpu_cdi(&[
-            "generate",
-            "--sysfs-root",
-            gpu_root::SYSFS,
-            "--dev-root",
-            &dev_root,
-            "--cdi-version",
-            &version,
-            "--output",
-            "/var/run/cdi/amd.com-gpu.yaml",
-        ]);
-    };
-    generate(newest);
+    let next = gpu_root::next_version(newest);
+    setup.gpu.generate_version(newest);
     setup.assert_sees(
         &["-cdi-device", "amd.com/gpu=1"],
         &[gpu_root::RENDER_OF_INDEX[1]],
     );
-    generate(next);
+    setup.gpu.generate_version(next);
     let (ok, stdout, stderr) = setup.run(&["-cdi-device", "amd.com/gpu=1"]);
     assert!(!ok, "cdiVersion {next} accepted: {stdout}");
     assert!(stderr.contains("unresolvable CDI devices"), "{stderr}");
@@ -315,7 +288,7 @@ fn accepts_cdi_versions_up_to(setup: &CriSetup, newest: &str) {
 #[test]
 fn containerd_1_7_cri_gives_exactly_gpu_1_by_cdi_devices_and_annotation() {
     let test = "containerd_1_7_cri_gives_exactly_gpu_1_by_cdi_devices_and_annotation";
-    let Some(setup) = CriSetup::start(test, "trixie", "1.7.24", None, &[]) else {
+    let Some(setup) = CriSetup::start(test, "trixie", "1.7.24") else {
         return;
     };
     cri_gives_gpu_1(&setup);
@@ -325,7 +298,7 @@ fn containerd_1_7_cri_gives_exactly_gpu_1_by_cdi_devices_and_annotation() {
 #[test]
 fn containerd_2_1_cri_gives_exactly_gpu_1_and_the_wrapper_handler_gives_gpu_0() {
     let test = "containerd_2_1_cri_gives_exactly_gpu_1_and_the_wrapper_handler_gives_gpu_0";
-    let Some(setup) = CriSetup::start(test, "sid", "2.1.9", None, &[]) else {
+    let Some(setup) = CriSetup::start(test, "sid", "2.1.9") else {
         return;
     };
     let config = setup.gpu.session.read("/etc/containerd/config.toml");
@@ -345,7 +318,8 @@ fn containerd_2_1_reads_debians_version_2_config_edited_by_configure() {
         .expect("Debian's config.toml");
     assert!(shipped.starts_with("version = 2"), "{shipped}");
     drop(root);
-    let Some(setup) = CriSetup::start(test, "sid", "2.1.9", Some(&shipped), &[]) else {
+    let Some(setup) = CriSetup::start_with(test, "sid", "2.1.9", Some(&shipped), NodeAccess::WORLD)
+    else {
         return;
     };
     cri_gives_gpu_1(&setup);

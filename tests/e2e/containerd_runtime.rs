@@ -6,19 +6,18 @@
 use std::fs;
 
 use crate::support::{
-    Containerd, GPU_PROBE, bin, busybox_rootfs, fake_gpu_nodes, output, prerequisites,
+    Containerd, GPU_PROBE, bin, busybox_rootfs, fake_gpu_nodes, output, scratch_dir,
     wrapper_settings_discover,
 };
 
 #[test]
 fn containerd_ctr_with_the_wrapper_gets_the_gpu() {
-    if !prerequisites(
+    let Some(dir) = scratch_dir(
         "containerd_ctr_with_the_wrapper_gets_the_gpu",
         &["containerd", "ctr", "containerd-shim-runc-v2", "runc"],
-    ) {
+    ) else {
         return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
+    };
     let d = dir.path();
     let dev_root = fake_gpu_nodes(&d.join("devroot"), 3);
     let config = wrapper_settings_discover(d, &dev_root);

@@ -66,7 +66,7 @@ fn device_plugin_allocation_reaches_a_containerd_2_1_cri_container() {
     let Some(plugin) = plugin_binary(test) else {
         return;
     };
-    let Some(mut setup) = CriSetup::start(test, "sid", "2.1.9", None, &[]) else {
+    let Some(mut setup) = CriSetup::start(test, "sid", "2.1.9") else {
         return;
     };
     // Only the plugin's spec: the one CriSetup generated goes.

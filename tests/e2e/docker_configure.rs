@@ -27,10 +27,7 @@ fn dockerd_runs_a_gpu_container_through_the_configured_runtime() {
         return;
     }
     // Short path: dockerd's containerd socket lives under the exec root (108-byte limit).
-    let tmp = tempfile::Builder::new()
-        .prefix("acd")
-        .tempdir_in("/tmp")
-        .expect("tempdir");
+    let tmp = support::short_tempdir("acd");
     let dir = tmp.path();
     let config = dir.join("daemon.json");
     fs::write(&config, EXISTING).expect("write daemon.json");

@@ -38,6 +38,20 @@ fn assert_sees(gpu: &GpuRoot, args: &[&str], renders: &[&str]) {
     );
 }
 
+/// Links `/usr/local/bin/amd-container-runtime` (on dockerd's `PATH`) to the wrapper.
+fn link_amd_container_runtime(gpu: &GpuRoot) {
+    let wrapper = support::bin("amdgpu-container-runtime")
+        .display()
+        .to_string();
+    gpu.session.run(
+        "ln",
+        &["-s", &wrapper, "/usr/local/bin/amd-container-runtime"],
+    );
+}
+
+/// How dockerd refuses `--gpus` without an AMD driver.
+const NO_GPU_DRIVER: &str = "could not select device driver \"\" with capabilities: [[gpu]]";
+
 #[test]
 fn docker_28_5_gpus_flag_works_through_the_wrapper_once_amd_container_runtime_is_on_path() {
     let test =
@@ -56,19 +70,13 @@ fn docker_28_5_gpus_flag_works_through_the_wrapper_once_amd_container_runtime_is
         let (ok, stdout, stderr) = run(&gpu, args);
         assert!(!ok, "docker run {args:?} started: {stdout}");
         assert!(
-            stderr.contains("could not select device driver \"\" with capabilities: [[gpu]]"),
+            stderr.contains(NO_GPU_DRIVER),
             "docker run {args:?}: {stderr}"
         );
     }
 
     // An `amd-container-runtime` on dockerd's PATH registers Docker's AMD driver.
-    let wrapper = support::bin("amdgpu-container-runtime")
-        .display()
-        .to_string();
-    gpu.session.run(
-        "ln",
-        &["-s", &wrapper, "/usr/local/bin/amd-container-runtime"],
-    );
+    link_amd_container_runtime(&gpu);
     gpu.session.stop_daemon("dockerd");
     gpu.session.start_dockerd(&[], &[]);
     let renders = gpu_root::RENDER_OF_INDEX;
@@ -99,20 +107,11 @@ fn docker_26_1_has_no_amd_gpus_driver() {
     let mut gpu = GpuRoot::enter(&root);
     gpu.generate("/var/run/cdi/amd.com-gpu.yaml");
     gpu.amdgpu_cdi(&["configure", "docker"]);
-    let wrapper = support::bin("amdgpu-container-runtime")
-        .display()
-        .to_string();
-    gpu.session.run(
-        "ln",
-        &["-s", &wrapper, "/usr/local/bin/amd-container-runtime"],
-    );
+    link_amd_container_runtime(&gpu);
     gpu.session.start_containerd(&[]);
     gpu.session.start_dockerd(&[], &[]);
     gpu.session.docker_import(&gpu.rootfs, IMAGE);
     let (ok, stdout, stderr) = run(&gpu, &["--runtime", "amd", "--gpus", "all"]);
     assert!(!ok, "--gpus started a container: {stdout}");
-    assert!(
-        stderr.contains("could not select device driver \"\" with capabilities: [[gpu]]"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(NO_GPU_DRIVER), "{stderr}");
 }

@@ -6,8 +6,8 @@
 use std::ffi::OsStr;
 
 use crate::support::{
-    Dockerd, GPU_PROBE, NodeAccess, bin, busybox_rootfs, fake_gpu_nodes_with, output,
-    prerequisites, wrapper_settings_discover,
+    Dockerd, GPU_PROBE, NodeAccess, VisibleDevices, bin, busybox_rootfs, fake_gpu_nodes_with,
+    output, scratch_dir, wrapper_settings_discover,
 };
 
 /// A running dockerd with the wrapper as runtime `amd`; fields drop in order, so the daemon stops
@@ -18,13 +18,14 @@ pub(crate) struct Docker {
 }
 
 impl Docker {
-    fn start() -> Self {
-        Self::start_with(NodeAccess::WORLD)
+    /// Starts dockerd over three fake GPUs, when root, dockerd, docker and runc are there.
+    fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, NodeAccess::WORLD)
     }
 
     /// [`Docker::start`] with the fake nodes' owner and mode set to `access`.
-    pub(crate) fn start_with(access: NodeAccess) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+    pub(crate) fn start_with(test: &str, access: NodeAccess) -> Option<Self> {
+        let dir = scratch_dir(test, &["dockerd", "docker", "runc"])?;
         let d = dir.path();
         let dev_root = fake_gpu_nodes_with(&d.join("devroot"), 3, access);
         let settings = wrapper_settings_discover(d, &dev_root);
@@ -36,12 +37,13 @@ impl Docker {
         ];
         let daemon = Dockerd::start(d, &settings, &extra);
         daemon.import(&busybox_rootfs(d), "amdgpu-cdi-test");
-        Self { daemon, _dir: dir }
+        Some(Self { daemon, _dir: dir })
     }
+}
 
-    /// `docker run --runtime amd` with `args` (`--user 1000:1000`, ...), `AMD_VISIBLE_DEVICES=value`
-    /// and `sh -c script`.
-    pub(crate) fn run(&self, args: &[&str], value: &str, script: &str) -> (bool, String, String) {
+impl VisibleDevices for Docker {
+    /// `docker run --runtime amd`.
+    fn run(&self, args: &[&str], value: &str, script: &str) -> (bool, String, String) {
         let mut cmd = self.daemon.cli();
         cmd.args(["run", "--rm", "--network", "none", "--runtime", "amd"])
             .args(args)
@@ -54,13 +56,9 @@ impl Docker {
 
 #[test]
 fn docker_runtime_wrapper_gives_gpus_0_and_2_only() {
-    if !prerequisites(
-        "docker_runtime_wrapper_gives_gpus_0_and_2_only",
-        &["dockerd", "docker", "runc"],
-    ) {
+    let Some(docker) = Docker::start("docker_runtime_wrapper_gives_gpus_0_and_2_only") else {
         return;
-    }
-    let docker = Docker::start();
+    };
     let (ok, stdout, stderr) = docker.run(&[], "0,2", GPU_PROBE);
     assert!(ok, "docker run failed: {stderr}\n{}", docker.daemon.log());
     assert_eq!(

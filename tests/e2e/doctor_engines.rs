@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use cdi::version::{KNOWN_VERSIONS, Version};
+use cdi::version::Version;
 
-use crate::gpu_root::{GpuRoot, PROBE, SYSFS};
+use crate::gpu_root::{GpuRoot, PROBE, next_version};
 use crate::roots::{EngineRoot, output};
 
 /// Where the engines are linked for `doctor --path`.
@@ -55,32 +55,6 @@ fn finding<'a>(
         .unwrap_or_else(|| panic!("doctor reports no {check}: {findings:#?}"));
     assert_eq!(got, status, "{check}: {message}");
     message
-}
-
-/// The known spec version after `version`.
-fn next_version(version: Version) -> Version {
-    *KNOWN_VERSIONS
-        .iter()
-        .filter(|v| **v > version)
-        .min()
-        .expect("a newer known version")
-}
-
-/// Regenerates the spec in /var/run/cdi declaring `version`.
-fn generate_version(gpu: &GpuRoot, version: Version) {
-    let dev_root = gpu.dev_root.display().to_string();
-    let version = version.to_string();
-    gpu.amdgpu_cdi(&[
-        "generate",
-        "--sysfs-root",
-        SYSFS,
-        "--dev-root",
-        &dev_root,
-        "--cdi-version",
-        &version,
-        "--output",
-        "/var/run/cdi/amd.com-gpu.yaml",
-    ]);
 }
 
 /// Whether `engine` starts a container with `amd.com/gpu=1`.
@@ -166,11 +140,11 @@ fn doctor_knows(test: &str, suite: &str, newest: [(&str, &str); 3]) {
             .find(|(e, _)| *e == engine)
             .map(|(_, v)| v.parse().expect("version"))
             .expect("newest");
-        generate_version(&gpu, newest);
+        gpu.generate_version(newest);
         let (ok, out) = engine_injects(&gpu, engine);
         assert!(ok, "{engine} refuses cdiVersion {newest}: {out}");
         let next = next_version(newest);
-        generate_version(&gpu, next);
+        gpu.generate_version(next);
         let (ok, out) = engine_injects(&gpu, engine);
         assert!(!ok, "{engine} accepts cdiVersion {next}: {out}");
         assert!(out.contains("unresolvable CDI devices"), "{engine}: {out}");

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use cdi::version::{KNOWN_VERSIONS, Version};
+
 use crate::roots::{self, EngineRoot, Session};
 use crate::support::{self, NodeAccess};
 
@@ -36,6 +38,15 @@ pub fn probe_sees(renders: &[&str]) -> String {
     text
 }
 
+/// The known spec version after `version`.
+pub fn next_version(version: Version) -> Version {
+    *KNOWN_VERSIONS
+        .iter()
+        .filter(|v| **v > version)
+        .min()
+        .expect("a newer known version")
+}
+
 /// A test's scratch dir (short, under /tmp: sockets live below it), the fake host under it and a
 /// session in `root`. Field order matters: the session ends before the dir goes.
 pub struct GpuRoot {
@@ -56,10 +67,7 @@ impl GpuRoot {
 
     /// [`GpuRoot::enter`] with the fake nodes' owner and mode set to `access`.
     pub fn enter_with(root: &EngineRoot, access: NodeAccess) -> Self {
-        let scratch = tempfile::Builder::new()
-            .prefix("acr")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
+        let scratch = support::short_tempdir("acr");
         let dev_root = support::fake_gpu_nodes_with(&scratch.path().join("host"), 4, access);
         let rootfs = support::busybox_rootfs(scratch.path());
         let session = root.enter(scratch.path());
@@ -109,18 +117,7 @@ impl GpuRoot {
     /// Runs the real `amdgpu-cdi generate` in the root for the example host, with index, uuid and
     /// PCI names, writing `output` (a path in the root).
     pub fn generate(&self, output: &str) {
-        self.generate_with(output, &[]);
-    }
-
-    /// [`GpuRoot::generate`] with `extra` options.
-    pub fn generate_with(&self, output: &str, extra: &[&str]) {
-        let dev_root = self.dev_root.display().to_string();
-        let mut args = vec![
-            "generate",
-            "--sysfs-root",
-            SYSFS,
-            "--dev-root",
-            &dev_root,
+        self.generate_for_example(&[
             "--device-name-strategy",
             "index",
             "--device-name-strategy",
@@ -129,9 +126,26 @@ impl GpuRoot {
             "pci",
             "--output",
             output,
-        ];
-        args.extend_from_slice(extra);
-        self.amdgpu_cdi(&args);
+        ]);
+    }
+
+    /// Regenerates the spec in `/var/run/cdi` declaring `version` (default device names).
+    pub fn generate_version(&self, version: Version) {
+        let version = version.to_string();
+        self.generate_for_example(&[
+            "--cdi-version",
+            &version,
+            "--output",
+            "/var/run/cdi/amd.com-gpu.yaml",
+        ]);
+    }
+
+    /// `amdgpu-cdi generate --sysfs-root <example> --dev-root <fake host> args...` in the root.
+    fn generate_for_example(&self, args: &[&str]) {
+        let dev_root = self.dev_root.display().to_string();
+        let mut all = vec!["generate", "--sysfs-root", SYSFS, "--dev-root", &dev_root];
+        all.extend_from_slice(args);
+        self.amdgpu_cdi(&all);
     }
 
     /// `podman run` in the root with the flags these machines need (runc, cgroupfs, no network,

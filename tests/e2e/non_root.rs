@@ -15,7 +15,7 @@
 use crate::docker_cdi::{docker_run, start_docker};
 use crate::gpu_root::{self, GpuRoot};
 use crate::roots::EngineRoot;
-use crate::support::{self, NodeAccess};
+use crate::support::{self, NodeAccess, VisibleDevices};
 
 /// The container probe as a macro, for `concat!` into other scripts: `user <uid>:<gid> groups
 /// <ids>`, then `node <path> <uid>:<gid> <mode> <verdict>` for `/dev/kfd` and every render node,
@@ -146,42 +146,24 @@ pub(crate) fn generate_on_host(dev_root: &std::path::Path, spec_dir: &std::path:
 
 #[test]
 fn uid_1000_opens_its_nodes_through_podman_4_3_cdi() {
-    if !support::prerequisites(
-        "uid_1000_opens_its_nodes_through_podman_4_3_cdi",
-        &["podman", "runc", "unshare", "timeout"],
-    ) {
+    let Some(podman) = support::PodmanCdi::new("uid_1000_opens_its_nodes_through_podman_4_3_cdi")
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let rootfs = support::busybox_rootfs(tmp.path());
-    let dev_root =
-        support::fake_gpu_nodes_with(&tmp.path().join("host"), 3, NodeAccess::RENDER_GROUP);
-    let spec_dir = tmp.path().join("cdi");
-    generate_on_host(&dev_root, &spec_dir);
-    let rootfs = rootfs.display().to_string();
+    };
+    let dev_root = support::fake_gpu_nodes_with(&podman.path("host"), 3, NodeAccess::RENDER_GROUP);
+    generate_on_host(&dev_root, &podman.spec_dir);
     let run = || {
-        support::output(&mut support::podman_with_spec_dir(
-            &tmp.path().join("podman"),
-            &spec_dir,
-            &[
-                "--user",
-                USER_ARG,
-                "--device",
-                "amd.com/gpu=1",
-                "--rootfs",
-                &rootfs,
-                "sh",
-                "-c",
-                NODE_PROBE,
-            ],
-        ))
+        podman.run(
+            &["--user", USER_ARG, "--device", "amd.com/gpu=1"],
+            NODE_PROBE,
+        )
     };
     assert_probe(
         "podman 4.3 CDI",
         run(),
         &probe_expects(OWNED_DEFAULT_MODE, &["renderD129"]),
     );
-    let spec = spec_dir.join("amd.com-gpu.yaml");
+    let spec = podman.spec_dir.join("amd.com-gpu.yaml");
     let text = std::fs::read_to_string(&spec).expect("read the spec");
     std::fs::write(&spec, with_host_mode(&text)).expect("rewrite the spec");
     assert_probe(
@@ -189,23 +171,32 @@ fn uid_1000_opens_its_nodes_through_podman_4_3_cdi() {
         run(),
         &probe_expects(OWNED_HOST_MODE, &["renderD129"]),
     );
-    support::unmount_under(tmp.path());
+}
+
+/// GPU 1 asked for with `AMD_VISIBLE_DEVICES=1` by [`USER`] through an engine `start`ed over
+/// render-group nodes (the precreate hook's or the wrapper's `path`): the nodes are the user's,
+/// in the host's mode.
+fn by_variable<E: VisibleDevices>(
+    test: &str,
+    path: &str,
+    start: fn(&str, NodeAccess) -> Option<E>,
+) {
+    let Some(engine) = start(test, NodeAccess::RENDER_GROUP) else {
+        return;
+    };
+    assert_probe(
+        path,
+        engine.run(&["--user", USER_ARG], "1", NODE_PROBE),
+        &probe_expects(OWNED_HOST_MODE, &["renderD129"]),
+    );
 }
 
 #[test]
 fn uid_1000_opens_its_nodes_through_the_podman_4_3_precreate_hook() {
-    if !support::prerequisites(
+    by_variable(
         "uid_1000_opens_its_nodes_through_the_podman_4_3_precreate_hook",
-        &["podman", "runc"],
-    ) {
-        return;
-    }
-    let setup = crate::podman_hooks::Setup::with_access(NodeAccess::RENDER_GROUP);
-    let run = setup.run(&["--user", USER_ARG], "1", NODE_PROBE);
-    assert_probe(
         "podman 4.3 precreate hook",
-        run,
-        &probe_expects(OWNED_HOST_MODE, &["renderD129"]),
+        crate::podman_hooks::Setup::with_access,
     );
 }
 
@@ -332,24 +323,16 @@ fn uid_1000_opens_its_nodes_through_docker_28_5_cdi_and_the_wrapper() {
 
 #[test]
 fn uid_1000_opens_its_nodes_through_the_docker_20_10_wrapper() {
-    if !support::prerequisites(
+    by_variable(
         "uid_1000_opens_its_nodes_through_the_docker_20_10_wrapper",
-        &["dockerd", "docker", "runc"],
-    ) {
-        return;
-    }
-    let docker = crate::docker_runtime::Docker::start_with(NodeAccess::RENDER_GROUP);
-    let run = docker.run(&["--user", USER_ARG], "1", NODE_PROBE);
-    assert_probe(
         "Docker 20.10 runtime wrapper",
-        run,
-        &probe_expects(OWNED_HOST_MODE, &["renderD129"]),
+        crate::docker_runtime::Docker::start_with,
     );
 }
 
 /// The prestart hook on a raw bundle whose process runs as [`USER`], under the runtime `tool`
 /// (`runc_injects_gpu_1_as` or `youki_injects_gpu_1_as`, which also check GPU 1 alone is there).
-fn prestart_hook(test: &str, tool: &str, inject: fn(&str, NodeAccess, (u32, u32)) -> String) {
+fn prestart_hook(test: &str, tool: &str, inject: crate::runc_prestart::InjectsGpu1) {
     if !support::prerequisites(test, &[tool]) {
         return;
     }
@@ -387,7 +370,6 @@ fn cri(test: &str, suite: &str, containerd: &str) {
         suite,
         containerd,
         None,
-        &[],
         NodeAccess::RENDER_GROUP,
     ) else {
         return;

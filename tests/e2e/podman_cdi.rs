@@ -32,16 +32,10 @@ fn spec(kind: &str, name: &str, node: DeviceNode, env: &str) -> Spec {
 
 #[test]
 fn podman_loads_specs_written_by_the_library() {
-    if !support::prerequisites(
-        "podman_loads_specs_written_by_the_library",
-        &["podman", "runc", "unshare", "timeout"],
-    ) {
+    let Some(podman) = support::PodmanCdi::new("podman_loads_specs_written_by_the_library") else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let rootfs = support::busybox_rootfs(tmp.path());
-    let dev_root = support::fake_gpu_nodes(&tmp.path().join("host"), 1);
-    let spec_dir = tmp.path().join("cdi");
+    };
+    let dev_root = support::fake_gpu_nodes(&podman.path("host"), 1);
 
     // A digit-leading name with a hostPath: needs 0.5.0, the newest podman 4.3 accepts.
     let null_node = DeviceNode {
@@ -61,7 +55,7 @@ fn podman_loads_specs_written_by_the_library() {
         ("test.com-e2e.yaml", &yaml),
         ("test.com-e2ejson.json", &json),
     ] {
-        let path = spec_dir.join(file);
+        let path = podman.spec_dir.join(file);
         assert_eq!(
             write_spec(&path, spec).expect("write spec"),
             WriteOutcome::Written
@@ -72,26 +66,18 @@ fn podman_loads_specs_written_by_the_library() {
         );
     }
 
-    let state = tmp.path().join("podman");
-    let rootfs = rootfs.display().to_string();
     let script = "cat /dev/test0 && echo null-read-ok; \
                   head -c 3 /dev/testzero > /tmp/z && busybox wc -c < /tmp/z; \
                   echo \"env=$TEST_E2E,$TEST_E2E_JSON\"";
-    let (ok, stdout, stderr) = support::output(&mut support::podman_with_spec_dir(
-        &state,
-        &spec_dir,
+    let (ok, stdout, stderr) = podman.run(
         &[
             "--device",
             "test.com/e2e=0",
             "--device",
             "test.com/e2ejson=zero",
-            "--rootfs",
-            &rootfs,
-            "sh",
-            "-c",
-            script,
         ],
-    ));
+        script,
+    );
     assert!(ok, "podman run failed:\nstdout: {stdout}\nstderr: {stderr}");
     let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
     assert_eq!(
@@ -101,11 +87,7 @@ fn podman_loads_specs_written_by_the_library() {
     );
 
     // A name the spec dir does not provide fails the start.
-    let (ok, stdout, stderr) = support::output(&mut support::podman_with_spec_dir(
-        &state,
-        &spec_dir,
-        &["--device", "test.com/e2e=1", "--rootfs", &rootfs, "true"],
-    ));
+    let (ok, stdout, stderr) = podman.run(&["--device", "test.com/e2e=1"], "true");
     assert!(!ok, "podman started with an unknown CDI device:\n{stdout}");
     assert!(
         stderr.contains("unresolvable CDI devices"),

@@ -17,12 +17,9 @@ const PROBE: &str = "ls /dev/dri | busybox tr '\\n' ' '; echo; \
                      head -c 1 /dev/kfd | busybox wc -c; \
                      for n in /dev/dri/*; do cat \"$n\" && echo \"read $n\"; done";
 
-fn run_with(state: &Path, spec_dir: &Path, rootfs: &str, device: &str) -> Vec<String> {
-    let (ok, stdout, stderr) = support::output(&mut support::podman_with_spec_dir(
-        state,
-        spec_dir,
-        &["--device", device, "--rootfs", rootfs, "sh", "-c", PROBE],
-    ));
+/// The lines [`PROBE`] prints in a container given `--device device`.
+fn run_with(podman: &support::PodmanCdi, device: &str) -> Vec<String> {
+    let (ok, stdout, stderr) = podman.run(&["--device", device], PROBE);
     assert!(
         ok,
         "podman --device {device} failed:\nstdout: {stdout}\nstderr: {stderr}"
@@ -32,16 +29,11 @@ fn run_with(state: &Path, spec_dir: &Path, rootfs: &str, device: &str) -> Vec<St
 
 #[test]
 fn podman_gets_exactly_the_requested_gpu() {
-    if !support::prerequisites(
-        "podman_gets_exactly_the_requested_gpu",
-        &["podman", "runc", "unshare", "timeout"],
-    ) {
+    let Some(podman) = support::PodmanCdi::new("podman_gets_exactly_the_requested_gpu") else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let rootfs = support::busybox_rootfs(tmp.path());
-    let dev_root = support::fake_gpu_nodes(&tmp.path().join("host"), 4);
-    let spec_dir = tmp.path().join("cdi");
+    };
+    let dev_root = support::fake_gpu_nodes(&podman.path("host"), 4);
+    let spec_dir = &podman.spec_dir;
     let sysfs = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hosts/mi210x4/sys");
 
     let (ok, stdout, stderr) = support::output(
@@ -61,8 +53,6 @@ fn podman_gets_exactly_the_requested_gpu() {
     let spec = cdi::codec::load(&spec_dir.join("amd.com-gpu.yaml")).expect("spec loads");
     assert_eq!(spec.cdi_version, "0.5.0");
 
-    let state = tmp.path().join("podman");
-    let rootfs = rootfs.display().to_string();
     let expect = |renders: &[&str]| {
         let mut lines = vec![renders.join(" "), "1".to_string()];
         lines.extend(renders.iter().map(|r| format!("read /dev/dri/{r}")));
@@ -70,27 +60,19 @@ fn podman_gets_exactly_the_requested_gpu() {
     };
 
     // By index: GPU 1 in PCI order is 0000:23:00.0, probed last, so renderD131.
-    assert_eq!(
-        run_with(&state, &spec_dir, &rootfs, "amd.com/gpu=1"),
-        expect(&["renderD131"])
-    );
+    assert_eq!(run_with(&podman, "amd.com/gpu=1"), expect(&["renderD131"]));
     // By ROCm uuid and by PCI address.
     assert_eq!(
-        run_with(
-            &state,
-            &spec_dir,
-            &rootfs,
-            "amd.com/gpu=GPU-f07655db2e3690b4"
-        ),
+        run_with(&podman, "amd.com/gpu=GPU-f07655db2e3690b4"),
         expect(&["renderD131"])
     );
     assert_eq!(
-        run_with(&state, &spec_dir, &rootfs, "amd.com/gpu=0000:63:00.0"),
+        run_with(&podman, "amd.com/gpu=0000:63:00.0"),
         expect(&["renderD130"])
     );
     // All of them.
     assert_eq!(
-        run_with(&state, &spec_dir, &rootfs, "amd.com/gpu=all"),
+        run_with(&podman, "amd.com/gpu=all"),
         expect(&["renderD128", "renderD129", "renderD130", "renderD131"])
     );
 }

@@ -5,7 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::support::{
-    NodeAccess, bin, busybox_rootfs, fake_gpu_nodes_with, output, podman, prerequisites,
+    GPU_PROBE, NodeAccess, VisibleDevices, bin, busybox_rootfs, fake_gpu_nodes_with, output,
+    podman, scratch_dir,
 };
 
 fn sysfs_fixture() -> PathBuf {
@@ -19,15 +20,16 @@ pub(crate) struct Setup {
 }
 
 impl Setup {
-    fn new() -> Self {
-        Self::with_access(NodeAccess::WORLD)
+    /// A setup over three fake GPUs, when root, podman and runc are there.
+    fn new(test: &str) -> Option<Self> {
+        Self::with_access(test, NodeAccess::WORLD)
     }
 
     /// [`Setup::new`] with the fake nodes' owner and mode set to `access`.
-    pub(crate) fn with_access(access: NodeAccess) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+    pub(crate) fn with_access(test: &str, access: NodeAccess) -> Option<Self> {
+        let dir = scratch_dir(test, &["podman", "runc"])?;
         let dev_root = fake_gpu_nodes_with(&dir.path().join("devroot"), 3, access);
-        Self::with_host(dir, &sysfs_fixture(), &dev_root, "")
+        Some(Self::with_host(dir, &sysfs_fixture(), &dev_root, ""))
     }
 
     /// A setup in `dir` whose hook discovers the host at `sysfs` over `dev_root`, with the
@@ -76,10 +78,8 @@ impl Drop for Setup {
     }
 }
 
-impl Setup {
-    /// Runs `script` in a container with `args` (`--user 1000:1000`, ...) and
-    /// `AMD_VISIBLE_DEVICES=value`.
-    pub(crate) fn run(&self, args: &[&str], value: &str, script: &str) -> (bool, String, String) {
+impl VisibleDevices for Setup {
+    fn run(&self, args: &[&str], value: &str, script: &str) -> (bool, String, String) {
         let mut cmd = podman(&self.path("podman"));
         cmd.args(args)
             .arg("--hooks-dir")
@@ -93,21 +93,20 @@ impl Setup {
     }
 }
 
-const LIST: &str = "ls /dev/dri 2>/dev/null | tr '\\n' ' '; head -c 1 /dev/kfd >/dev/null && echo kfd-readable; \
-                    for n in /dev/dri/renderD*; do cat $n && echo $n-readable; done";
-
-fn skip(test: &str) -> bool {
-    !prerequisites(test, &["podman", "runc"])
+/// The output of [`GPU_PROBE`] in a container given `AMD_VISIBLE_DEVICES=value`, when the test
+/// can run; asserts the container ran.
+fn probe(test: &str, value: &str) -> Option<(String, String)> {
+    let setup = Setup::new(test)?;
+    let (ok, stdout, stderr) = setup.run(&[], value, GPU_PROBE);
+    assert!(ok, "podman run failed: {stderr}");
+    Some((stdout, stderr))
 }
 
 #[test]
 fn podman_precreate_hook_gives_exactly_gpu_1() {
-    if skip("podman_precreate_hook_gives_exactly_gpu_1") {
+    let Some((stdout, stderr)) = probe("podman_precreate_hook_gives_exactly_gpu_1", "1") else {
         return;
-    }
-    let setup = Setup::new();
-    let (ok, stdout, stderr) = setup.run(&[], "1", LIST);
-    assert!(ok, "podman run failed: {stderr}");
+    };
     assert_eq!(
         stdout, "renderD129 kfd-readable\n/dev/dri/renderD129-readable\n",
         "stderr: {stderr}"
@@ -116,12 +115,9 @@ fn podman_precreate_hook_gives_exactly_gpu_1() {
 
 #[test]
 fn podman_precreate_hook_gives_all() {
-    if skip("podman_precreate_hook_gives_all") {
+    let Some((stdout, stderr)) = probe("podman_precreate_hook_gives_all", "all") else {
         return;
-    }
-    let setup = Setup::new();
-    let (ok, stdout, stderr) = setup.run(&[], "all", LIST);
-    assert!(ok, "podman run failed: {stderr}");
+    };
     assert!(
         stdout.starts_with("renderD128 renderD129 renderD130 kfd-readable\n"),
         "{stdout} {stderr}"
@@ -130,10 +126,9 @@ fn podman_precreate_hook_gives_all() {
 
 #[test]
 fn podman_precreate_hook_refuses_an_invalid_value() {
-    if skip("podman_precreate_hook_refuses_an_invalid_value") {
+    let Some(setup) = Setup::new("podman_precreate_hook_refuses_an_invalid_value") else {
         return;
-    }
-    let setup = Setup::new();
+    };
     let (ok, stdout, stderr) = setup.run(&[], "1,bogus", "echo started");
     assert!(!ok, "the container must not start: {stdout}");
     assert!(!stdout.contains("started"));

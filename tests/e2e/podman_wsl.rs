@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support;
+use crate::support::{self, VisibleDevices};
 
 /// Reads three bytes of `/dev/dxg`, prints the library and the variable, tries to write the
 /// library, and lists `/dev/dri`.
@@ -24,15 +24,8 @@ pub(crate) const WSL_EXPECTED: [&str; 5] = ["3", "fake dxcore", "env=1", "read-o
 /// A fake WSL tree under `root`: `dev/dxg` (the numbers of `/dev/zero`) and
 /// `usr/lib/wsl/lib/libdxcore.so`.
 pub(crate) fn fake_wsl_tree(root: &Path) {
-    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
     std::fs::create_dir_all(root.join("dev")).expect("create dev");
-    mknod(
-        &root.join("dev/dxg"),
-        SFlag::S_IFCHR,
-        Mode::from_bits_truncate(0o666),
-        makedev(1, 5),
-    )
-    .expect("mknod dxg");
+    support::char_device(&root.join("dev/dxg"), 1, 5);
     let lib = root.join("usr/lib/wsl/lib");
     std::fs::create_dir_all(&lib).expect("create lib");
     std::fs::write(lib.join("libdxcore.so"), "fake dxcore\n").expect("write libdxcore.so");
@@ -70,29 +63,17 @@ fn fake_wsl_spec(root: &Path, spec_dir: &Path) {
 
 #[test]
 fn podman_gives_a_wsl_container_dxg_dxcore_and_the_variable() {
-    if !support::prerequisites(
-        "podman_gives_a_wsl_container_dxg_dxcore_and_the_variable",
-        &["podman", "runc", "unshare", "timeout"],
-    ) {
+    let Some(podman) =
+        support::PodmanCdi::new("podman_gives_a_wsl_container_dxg_dxcore_and_the_variable")
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let rootfs = support::busybox_rootfs(tmp.path());
-    let spec_dir = tmp.path().join("cdi");
-    fake_wsl_spec(&tmp.path().join("host"), &spec_dir);
-    let spec = cdi::codec::load(&spec_dir.join("amd.com-gpu.yaml")).expect("spec loads");
+    };
+    fake_wsl_spec(&podman.path("host"), &podman.spec_dir);
+    let spec = cdi::codec::load(&podman.spec_dir.join("amd.com-gpu.yaml")).expect("spec loads");
     assert_eq!(spec.cdi_version, "0.5.0");
 
-    let state = tmp.path().join("podman");
-    let rootfs = rootfs.display().to_string();
     for device in ["amd.com/gpu=all", "amd.com/gpu=0"] {
-        let (ok, stdout, stderr) = support::output(&mut support::podman_with_spec_dir(
-            &state,
-            &spec_dir,
-            &[
-                "--device", device, "--rootfs", &rootfs, "sh", "-c", WSL_PROBE,
-            ],
-        ));
+        let (ok, stdout, stderr) = podman.run(&["--device", device], WSL_PROBE);
         assert!(
             ok,
             "podman --device {device} failed:\nstdout: {stdout}\nstderr: {stderr}"
@@ -107,13 +88,12 @@ fn podman_gives_a_wsl_container_dxg_dxcore_and_the_variable() {
 /// `/dev/dxg`, DXCore library and variable as the CDI spec, and nothing for `none`.
 #[test]
 fn podman_precreate_hook_gives_a_wsl_container_dxg_dxcore_and_the_variable() {
-    if !support::prerequisites(
+    let Some(dir) = support::scratch_dir(
         "podman_precreate_hook_gives_a_wsl_container_dxg_dxcore_and_the_variable",
         &["podman", "runc"],
-    ) {
+    ) else {
         return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
+    };
     let root = dir.path().join("host");
     fake_wsl_tree(&root);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hosts/wsl2/sys");

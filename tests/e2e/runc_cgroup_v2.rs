@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::runc_prestart::{assert_gpu_1_injected, gpu_1_bundle, wait_output};
+use crate::runc_prestart::{Host, assert_gpu_1_injected, gpu_1_bundle, wait_output};
 use crate::support;
 
 /// What the shell in the private mount namespace runs before exec'ing runc with its arguments.
@@ -109,29 +109,61 @@ fn assert_pure_v2_namespace_works() {
     );
 }
 
+/// The GPU 1 bundle of [`gpu_1_bundle`] (the hook registered for `prestart`) in a temp dir, its
+/// `config.json` parsed for editing, to run with a [`PureV2Runc`].
+struct PureV2Bundle {
+    _tmp: tempfile::TempDir,
+    host: Host,
+    bundle: PathBuf,
+    config: serde_json::Value,
+    runc: PureV2Runc,
+}
+
+impl PureV2Bundle {
+    /// The bundle, when root, runc and unshare are there; asserts the host gives runc a pure
+    /// cgroup v2 view.
+    fn new(test: &str) -> Option<Self> {
+        let tmp = support::scratch_dir(test, &["runc", "unshare"])?;
+        assert_pure_v2_namespace_works();
+        let (host, bundle) = gpu_1_bundle(tmp.path(), "prestart");
+        let config =
+            serde_json::from_str(&fs::read_to_string(bundle.join("config.json")).expect("config"))
+                .expect("JSON config");
+        let runc = PureV2Runc {
+            root: tmp.path().join("runc-root"),
+        };
+        Some(Self {
+            _tmp: tmp,
+            host,
+            bundle,
+            config,
+            runc,
+        })
+    }
+
+    /// Writes the config as it stands and runs the bundle as container `id`: (success, stdout,
+    /// stderr).
+    fn run(&self, id: &str) -> (bool, String, String) {
+        fs::write(self.bundle.join("config.json"), self.config.to_string())
+            .expect("write config.json");
+        self.runc.run(&self.bundle, id)
+    }
+}
+
 #[test]
 fn runc_v2_prestart_hook_replaces_the_ebpf_program_allowing_only_the_requested_gpu() {
-    if !support::prerequisites("runc_v2_prestart_hook", &["runc", "unshare"]) {
+    let Some(mut v2) = PureV2Bundle::new("runc_v2_prestart_hook") else {
         return;
-    }
-    assert_pure_v2_namespace_works();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (host, bundle) = gpu_1_bundle(tmp.path(), "prestart");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(bundle.join("config.json")).expect("config"))
-            .expect("JSON config");
-    // Also show where the container is: a cgroup2 directory of its own.
-    config["process"]["args"][2] = json!(format!(
-        "{}; grep -q '^0::/.' /proc/self/cgroup && echo IN_OWN_V2_CGROUP",
-        config["process"]["args"][2].as_str().expect("script")
-    ));
-    fs::write(bundle.join("config.json"), config.to_string()).expect("write config.json");
-    let runc = PureV2Runc {
-        root: tmp.path().join("runc-root"),
     };
+    // Also show where the container is: a cgroup2 directory of its own.
+    let script = &mut v2.config["process"]["args"][2];
+    *script = json!(format!(
+        "{}; grep -q '^0::/.' /proc/self/cgroup && echo IN_OWN_V2_CGROUP",
+        script.as_str().expect("script")
+    ));
     let id = format!("amdgpu-cdi-v2-{}", std::process::id());
-    let (ok, stdout, stderr) = runc.run(&bundle, &id);
-    let log = fs::read_to_string(&host.log).unwrap_or_default();
+    let (ok, stdout, stderr) = v2.run(&id);
+    let log = v2.host.hook_log();
     assert!(ok, "runc run failed: {stderr}\nhook log:\n{log}");
     assert_gpu_1_injected(&stdout, &stderr, &log);
     assert!(
@@ -154,32 +186,23 @@ fn runc_v2_prestart_hook_replaces_the_ebpf_program_allowing_only_the_requested_g
 /// runs with more than runc gave it.
 #[test]
 fn runc_v2_case_variant_device_rules_do_not_become_an_allow_all_program() {
-    if !support::prerequisites("runc_v2_case_variant", &["runc", "unshare"]) {
+    let Some(mut v2) = PureV2Bundle::new("runc_v2_case_variant") else {
         return;
-    }
-    assert_pure_v2_namespace_works();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (host, bundle) = gpu_1_bundle(tmp.path(), "prestart");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(bundle.join("config.json")).expect("config"))
-            .expect("JSON config");
-    config["linux"]["resources"] = json!({
+    };
+    v2.config["linux"]["resources"] = json!({
         "devices": [{"allow": true, "access": "rwm"}],
         "DEVICES": [{"allow": false, "access": "rwm"}]
     });
-    let hooks = config
+    let hooks = v2
+        .config
         .as_object_mut()
         .expect("object")
         .remove("hooks")
         .expect("hooks");
-    let runc = PureV2Runc {
-        root: tmp.path().join("runc-root"),
-    };
 
     // Without the hook: what runc itself makes of the config.
-    fs::write(bundle.join("config.json"), config.to_string()).expect("write config.json");
     let id = format!("amdgpu-cdi-v2-case-{}", std::process::id());
-    let (ok, stdout, stderr) = runc.run(&bundle, &id);
+    let (ok, stdout, stderr) = v2.run(&id);
     assert!(ok, "runc run without the hook failed: {stderr}");
     assert!(
         stdout.contains("HANDMADE_PRESENT") && stdout.contains("HANDMADE_DENIED"),
@@ -187,10 +210,9 @@ fn runc_v2_case_variant_device_rules_do_not_become_an_allow_all_program() {
     );
 
     // With the hook: refused with one line, nothing ran.
-    config["hooks"] = hooks;
-    fs::write(bundle.join("config.json"), config.to_string()).expect("write config.json");
-    let (ok, stdout, stderr) = runc.run(&bundle, &id);
-    let log = fs::read_to_string(&host.log).unwrap_or_default();
+    v2.config["hooks"] = hooks;
+    let (ok, stdout, stderr) = v2.run(&id);
+    let log = v2.host.hook_log();
     assert!(!ok, "runc must fail: {stdout}\nhook log:\n{log}");
     assert!(
         stderr.contains(

@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use serde_json::json;
 
 use crate::support::{self, NodeAccess};
@@ -45,7 +44,7 @@ pub(crate) struct Host {
     dev: PathBuf,
     config: PathBuf,
     /// The hook's log file.
-    pub(crate) log: PathBuf,
+    log: PathBuf,
     /// The hook's arguments after the stage.
     args: Vec<String>,
 }
@@ -71,6 +70,11 @@ impl Host {
         self.config = config;
         self
     }
+
+    /// What the hook has logged so far.
+    pub(crate) fn hook_log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 fn fake_host(dir: &Path) -> Host {
@@ -82,13 +86,7 @@ fn fake_host_with(dir: &Path, access: NodeAccess) -> Host {
     let dev = dir.join("devroot/dev");
     fs::create_dir_all(dev.join("dri")).expect("create fake dev");
     for (name, major, minor) in NODES {
-        mknod(
-            &dev.join(name),
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
-            makedev(major, minor),
-        )
-        .expect("mknod fake GPU node");
+        support::char_device(&dev.join(name), major, minor);
         if access != NodeAccess::WORLD {
             access.apply(&dev.join(name));
         }
@@ -239,28 +237,38 @@ impl Drop for RuncContainer {
 
 #[test]
 fn runc_prestart_hook_adds_the_requested_gpu_and_the_cgroup_enforces_the_rest() {
-    if !support::prerequisites("runc_prestart_hook", &["runc"]) {
-        return;
-    }
-    runc_injects_gpu_1("prestart");
+    injects_gpu_1(
+        "runc_prestart_hook",
+        "runc",
+        "prestart",
+        runc_injects_gpu_1_as,
+    );
 }
 
 #[test]
 fn runc_create_runtime_hook_adds_the_requested_gpu() {
-    if !support::prerequisites("runc_create_runtime_hook", &["runc"]) {
-        return;
+    injects_gpu_1(
+        "runc_create_runtime_hook",
+        "runc",
+        "createRuntime",
+        runc_injects_gpu_1_as,
+    );
+}
+
+/// The GPU 1 scenario on one OCI runtime ([`runc_injects_gpu_1_as`],
+/// `youki_prestart::youki_injects_gpu_1_as`): the hook registered for a stage, host nodes with an
+/// access, the process running as a user (uid, gid); checks GPU 1 is usable, GPU 0 absent, and a
+/// hand-made node with GPU 0's numbers denied by the cgroup; returns the container's output.
+pub(crate) type InjectsGpu1 = fn(&str, NodeAccess, (u32, u32)) -> String;
+
+/// Runs `inject` for `stage` over world-accessible nodes as root, when `tool` is there.
+pub(crate) fn injects_gpu_1(test: &str, tool: &str, stage: &str, inject: InjectsGpu1) {
+    if support::prerequisites(test, &[tool]) {
+        inject(stage, NodeAccess::WORLD, ROOT);
     }
-    runc_injects_gpu_1("createRuntime");
 }
 
-/// Starts a busybox container with runc and the hook registered for `stage`; checks GPU 1 is
-/// usable, GPU 0 absent, and a hand-made node with GPU 0's numbers denied by the cgroup.
-fn runc_injects_gpu_1(stage: &str) {
-    runc_injects_gpu_1_as(stage, NodeAccess::WORLD, ROOT);
-}
-
-/// [`runc_injects_gpu_1`] over host nodes with `access`, the process running as `user` (uid,
-/// gid); returns the container's output.
+/// [`InjectsGpu1`] with runc.
 pub(crate) fn runc_injects_gpu_1_as(stage: &str, access: NodeAccess, user: (u32, u32)) -> String {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (host, bundle) = gpu_1_bundle_as(tmp.path(), stage, access, user);
@@ -282,7 +290,7 @@ pub(crate) fn runc_injects_gpu_1_as(stage: &str, access: NodeAccess, user: (u32,
         .spawn()
         .expect("spawn runc");
     let (ok, stdout, stderr) = wait_output(child, Duration::from_secs(60));
-    let log = fs::read_to_string(&host.log).unwrap_or_default();
+    let log = host.hook_log();
     assert!(ok, "runc run failed: {stderr}\nhook log:\n{log}");
     assert_gpu_1_injected(&stdout, &stderr, &log);
     stdout
@@ -319,13 +327,7 @@ pub(crate) fn gpu_1_bundle_as(
     let host = fake_host_with(dir, access).discovering(dir);
     let bundle = dir.join("bundle");
     let rootfs = support::busybox_rootfs(&bundle);
-    mknod(
-        &rootfs.join("tmp/gpu0"),
-        SFlag::S_IFCHR,
-        Mode::from_bits_truncate(0o666),
-        makedev(10, 237),
-    )
-    .expect("mknod hand-made node");
+    support::char_device(&rootfs.join("tmp/gpu0"), 10, 237);
     let config = stage_config(&host, GPU_1_SCRIPT, true, stage, user);
     fs::write(bundle.join("config.json"), config.to_string()).expect("write config.json");
     (host, bundle)
@@ -349,10 +351,11 @@ pub(crate) fn assert_gpu_1_injected(stdout: &str, stderr: &str, log: &str) {
     assert!(log.contains("injected 1"), "hook log: {log}");
 }
 
-/// A sleeping process (no own mount namespace) to stand in for a container's init.
+/// A sleeping process standing in for a container's init, killed on drop.
 struct Sleeper(Child);
 
 impl Sleeper {
+    /// A sleeper with no namespaces of its own.
     fn start() -> Self {
         Self(
             Command::new("/bin/busybox")
@@ -360,6 +363,30 @@ impl Sleeper {
                 .spawn()
                 .expect("spawn sleeper"),
         )
+    }
+
+    /// A sleeper in its own user and mount namespaces (`unshare -U -r -m`), standing in for a
+    /// rootless container's init before the pivot.
+    fn start_namespaced() -> Self {
+        let unshare = support::find_tool("unshare").expect("unshare");
+        let sleeper = Self(
+            Command::new(unshare)
+                .args(["-U", "-r", "-m", "--propagation", "private"])
+                .args(["/bin/busybox", "sleep", "60"])
+                .spawn()
+                .expect("spawn unshare"),
+        );
+        let pid = sleeper.pid();
+        let own = fs::read_link("/proc/self/ns/user").expect("own user namespace");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fs::read_link(format!("/proc/{pid}/ns/user")).ok().as_ref() == Some(&own) {
+            assert!(
+                Instant::now() < deadline,
+                "unshare never made its namespaces"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        sleeper
     }
 
     fn pid(&self) -> u32 {
@@ -374,118 +401,129 @@ impl Drop for Sleeper {
     }
 }
 
-/// Runs the hook on `bundle` with a state naming `pid`; returns (success, stderr).
-fn run_hook(host: &Host, bundle: &Path, pid: u32) -> (bool, String) {
-    run_hook_with(host, bundle, pid, &[])
+/// A fake host reading its GPUs from a CDI spec dir ([`fake_host`]) and a bundle without a mount
+/// namespace, in a temp dir: the hook, run directly with a state on stdin, then works on the
+/// bundle's rootfs (an empty dir to plant things in) directly.
+struct BareBundle {
+    tmp: tempfile::TempDir,
+    host: Host,
+    bundle: PathBuf,
+    rootfs: PathBuf,
 }
 
-/// Like [`run_hook`], with the hook started through `wrapper` (e.g. `unshare -U -r`).
-fn run_hook_with(host: &Host, bundle: &Path, pid: u32, wrapper: &[&str]) -> (bool, String) {
-    let state = json!({
-        "ociVersion": "1.0.2",
-        "id": "hostile",
-        "status": "created",
-        "pid": pid,
-        "bundle": bundle.display().to_string()
-    });
-    let hook = support::bin("amdgpu-cdi");
-    let mut command = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut command = Command::new(program);
-            command.args(args).arg(&hook);
-            command
-        }
-        None => Command::new(&hook),
-    };
-    let mut child = command
-        .args(&hook_args(host)[1..])
-        .env_remove("AMDGPU_CDI_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hook");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(state.to_string().as_bytes())
-        .expect("write state");
-    let (ok, _stdout, stderr) = wait_output(child, Duration::from_secs(30));
-    (ok, stderr)
-}
-
-/// A bundle without a mount namespace (the hook then works on the bundle's rootfs directly).
-fn hostile_bundle(dir: &Path, host: &Host) -> (PathBuf, PathBuf) {
-    let bundle = dir.join("bundle");
-    let rootfs = bundle.join("rootfs");
-    fs::create_dir_all(&rootfs).expect("create rootfs");
-    let config = bundle_config(host, "true", false);
-    fs::write(bundle.join("config.json"), config.to_string()).expect("write config.json");
-    (bundle, rootfs)
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
+impl BareBundle {
+    /// The bundle, when root and `tools` are there.
+    fn new(test: &str, tools: &[&str]) -> Option<Self> {
+        let tmp = support::scratch_dir(test, tools)?;
+        let host = fake_host(tmp.path());
+        let bundle = tmp.path().join("bundle");
+        let rootfs = bundle.join("rootfs");
+        fs::create_dir_all(&rootfs).expect("create rootfs");
+        let config = bundle_config(&host, "true", false);
+        fs::write(bundle.join("config.json"), config.to_string()).expect("write config.json");
+        Some(Self {
+            tmp,
+            host,
+            bundle,
+            rootfs,
         })
-        .unwrap_or_default();
-    names.sort();
-    names
+    }
+
+    /// A path in the temp dir, outside the bundle.
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Runs the hook with a state naming a [`Sleeper`] as the container's init: (success, stderr).
+    fn run_hook(&self) -> (bool, String) {
+        let sleeper = Sleeper::start();
+        self.run_hook_with(sleeper.pid(), &[])
+    }
+
+    /// Runs the hook with a state naming `pid`, started through `wrapper` (e.g. `setpriv ...`):
+    /// (success, stderr).
+    fn run_hook_with(&self, pid: u32, wrapper: &[&str]) -> (bool, String) {
+        let state = json!({
+            "ociVersion": "1.0.2",
+            "id": "hostile",
+            "status": "created",
+            "pid": pid,
+            "bundle": self.bundle.display().to_string()
+        });
+        let hook = support::bin("amdgpu-cdi");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&hook);
+                command
+            }
+            None => Command::new(&hook),
+        };
+        let mut child = command
+            .args(&hook_args(&self.host)[1..])
+            .env_remove("AMDGPU_CDI_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hook");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(state.to_string().as_bytes())
+            .expect("write state");
+        let (ok, _stdout, stderr) = wait_output(child, Duration::from_secs(30));
+        (ok, stderr)
+    }
+}
+
+/// Asserts the hook created nothing in `dir` (`place` says where that is).
+fn assert_nothing_in(dir: &Path, place: &str) {
+    assert_eq!(
+        support::entries(dir),
+        Vec::<String>::new(),
+        "nothing created {place}"
+    );
+}
+
+/// Asserts the hook's `run` (success, stderr) failed with a message containing `error`; returns
+/// the message.
+fn assert_refused(run: (bool, String), error: &str) -> String {
+    let (ok, stderr) = run;
+    assert!(!ok, "hook must refuse");
+    assert!(stderr.contains(error), "unclear error: {stderr}");
+    stderr
 }
 
 #[test]
 fn hostile_rootfs_dev_symlink_to_a_host_dir_is_refused() {
-    if !support::prerequisites("hostile_rootfs_dev_symlink", &[]) {
+    let Some(bare) = BareBundle::new("hostile_rootfs_dev_symlink", &[]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let host = fake_host(tmp.path());
-    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
-    let host_dir = tmp.path().join("host-dir");
+    };
+    let host_dir = bare.path("host-dir");
     fs::create_dir_all(&host_dir).expect("host dir");
-    symlink(&host_dir, rootfs.join("dev")).expect("plant dev symlink");
-    let sleeper = Sleeper::start();
-    let (ok, stderr) = run_hook(&host, &bundle, sleeper.pid());
-    assert!(!ok, "hook must refuse");
-    assert!(
-        stderr.contains("/dev is a symlink"),
-        "unclear error: {stderr}"
-    );
-    assert_eq!(
-        entries(&host_dir),
-        Vec::<String>::new(),
-        "nothing created on the host"
-    );
+    symlink(&host_dir, bare.rootfs.join("dev")).expect("plant dev symlink");
+    assert_refused(bare.run_hook(), "/dev is a symlink");
+    assert_nothing_in(&host_dir, "on the host");
 }
 
 #[test]
 fn hostile_rootfs_dri_symlink_to_etc_is_refused() {
-    if !support::prerequisites("hostile_rootfs_dri_symlink", &[]) {
+    let Some(bare) = BareBundle::new("hostile_rootfs_dri_symlink", &[]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let host = fake_host(tmp.path());
-    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
+    };
+    let rootfs = &bare.rootfs;
     fs::create_dir_all(rootfs.join("dev")).expect("dev");
     fs::create_dir_all(rootfs.join("etc")).expect("etc");
     symlink("../../etc", rootfs.join("dev/dri")).expect("plant dri symlink");
     // Where `../../etc` would lead from the bundle's rootfs/dev if it were followed naively.
-    let escaped = bundle.join("etc");
-    let sleeper = Sleeper::start();
-    let (ok, stderr) = run_hook(&host, &bundle, sleeper.pid());
-    assert!(!ok, "hook must refuse");
-    assert!(
-        stderr.contains("/dev/dri is a symlink"),
-        "unclear error: {stderr}"
-    );
+    let escaped = bare.bundle.join("etc");
+    assert_refused(bare.run_hook(), "/dev/dri is a symlink");
     assert!(!escaped.exists(), "nothing created outside the rootfs");
-    assert_eq!(entries(&rootfs.join("etc")), Vec::<String>::new());
+    assert_nothing_in(&rootfs.join("etc"), "in the rootfs's /etc");
     assert_eq!(
-        entries(&rootfs.join("dev")),
+        support::entries(&rootfs.join("dev")),
         vec!["dri".to_string()],
         "not even kfd"
     );
@@ -496,94 +534,70 @@ fn hostile_rootfs_dri_symlink_to_etc_is_refused() {
 /// symlink's target. runc refuses such a bundle (`invalid rootfs`); the hook refuses it too.
 #[test]
 fn hostile_symlinked_rootfs_is_refused() {
-    if !support::prerequisites("hostile_symlinked_rootfs", &[]) {
+    let Some(bare) = BareBundle::new("hostile_symlinked_rootfs", &[]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let host = fake_host(tmp.path());
-    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
-    let target = tmp.path().join("host-dir");
+    };
+    let target = bare.path("host-dir");
     fs::create_dir_all(target.join("dev")).expect("host dir");
-    fs::remove_dir(&rootfs).expect("remove rootfs dir");
-    symlink(&target, &rootfs).expect("plant rootfs symlink");
-    let sleeper = Sleeper::start();
-    let (ok, stderr) = run_hook(&host, &bundle, sleeper.pid());
-    assert!(!ok, "hook must refuse");
-    assert!(
-        stderr.contains(&format!(
+    fs::remove_dir(&bare.rootfs).expect("remove rootfs dir");
+    symlink(&target, &bare.rootfs).expect("plant rootfs symlink");
+    let stderr = assert_refused(
+        bare.run_hook(),
+        &format!(
             "refusing the container rootfs {r}: {r} is a symlink (runc refuses such a bundle",
-            r = rootfs.display()
-        )),
-        "unclear error: {stderr}"
+            r = bare.rootfs.display()
+        ),
     );
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert_eq!(
-        entries(&target.join("dev")),
-        Vec::<String>::new(),
-        "nothing created in the symlink's target"
-    );
+    assert_nothing_in(&target.join("dev"), "in the symlink's target");
 }
 
 #[test]
 fn hostile_regular_file_where_a_node_goes_is_refused() {
-    if !support::prerequisites("hostile_regular_file", &[]) {
+    let Some(bare) = BareBundle::new("hostile_regular_file", &[]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let host = fake_host(tmp.path());
-    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
-    fs::create_dir_all(rootfs.join("dev/dri")).expect("dev/dri");
-    fs::write(rootfs.join("dev/dri/renderD129"), "not a device").expect("plant file");
-    let sleeper = Sleeper::start();
-    let (ok, stderr) = run_hook(&host, &bundle, sleeper.pid());
-    assert!(!ok, "hook must refuse");
-    assert!(
-        stderr.contains("refusing to replace /dev/dri/renderD129")
-            && stderr.contains("a regular file"),
-        "unclear error: {stderr}"
-    );
+    };
+    let planted = bare.rootfs.join("dev/dri/renderD129");
+    fs::create_dir_all(bare.rootfs.join("dev/dri")).expect("dev/dri");
+    fs::write(&planted, "not a device").expect("plant file");
+    let stderr = assert_refused(bare.run_hook(), "refusing to replace /dev/dri/renderD129");
+    assert!(stderr.contains("a regular file"), "unclear error: {stderr}");
     assert_eq!(
-        fs::read_to_string(rootfs.join("dev/dri/renderD129")).expect("file kept"),
+        fs::read_to_string(&planted).expect("file kept"),
         "not a device"
     );
     assert_eq!(
-        entries(&rootfs.join("dev")),
+        support::entries(&bare.rootfs.join("dev")),
         vec!["dri".to_string()],
         "not even kfd"
     );
-    assert!(host.dev.join("kfd").exists());
+    assert!(bare.host.dev.join("kfd").exists());
 }
 
 #[test]
 fn hostile_state_whose_pid_is_gone_is_refused() {
-    if !support::prerequisites("hostile_gone_pid", &[]) {
+    let Some(bare) = BareBundle::new("hostile_gone_pid", &[]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let host = fake_host(tmp.path());
-    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
-    fs::create_dir_all(rootfs.join("dev")).expect("dev");
+    };
+    fs::create_dir_all(bare.rootfs.join("dev")).expect("dev");
     let mut gone = Command::new("/bin/busybox")
         .arg("true")
         .spawn()
         .expect("spawn");
     let pid = gone.id();
     gone.wait().expect("reap");
-    let (ok, stderr) = run_hook(&host, &bundle, pid);
-    assert!(!ok, "hook must refuse");
-    assert!(
-        stderr.contains(&format!("container process {pid} is gone")),
-        "unclear error: {stderr}"
+    assert_refused(
+        bare.run_hook_with(pid, &[]),
+        &format!("container process {pid} is gone"),
     );
-    assert_eq!(entries(&rootfs.join("dev")), Vec::<String>::new());
+    assert_nothing_in(&bare.rootfs.join("dev"), "in the rootfs's /dev");
 }
 
 #[test]
 fn podman_hooks_d_prestart_file_injects_the_requested_gpu() {
-    if !support::prerequisites("podman_hooks_d_prestart", &["podman", "runc"]) {
+    let Some(tmp) = support::scratch_dir("podman_hooks_d_prestart", &["podman", "runc"]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    };
     let host = fake_host(tmp.path());
     let rootfs = support::busybox_rootfs(tmp.path());
     // The packaged hooks.d file, pointed at the binary under test and the test configuration.
@@ -618,7 +632,7 @@ fn podman_hooks_d_prestart_file_injects_the_requested_gpu() {
         .stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn podman");
     let (ok, stdout, stderr) = wait_output(child, Duration::from_secs(120));
-    let log = fs::read_to_string(&host.log).unwrap_or_default();
+    let log = host.hook_log();
     assert!(ok, "podman run failed: {stderr}\nhook log:\n{log}");
     for marker in ["KFD_OPENS", "GPU1_OPENS", "GPU0_ABSENT"] {
         assert!(
@@ -628,65 +642,20 @@ fn podman_hooks_d_prestart_file_injects_the_requested_gpu() {
     }
 }
 
-/// A sleeping process in its own user and mount namespaces (`unshare -U -r -m`), standing in for
-/// a rootless container's init before the pivot.
-struct NamespacedSleeper(Child);
-
-impl NamespacedSleeper {
-    fn start() -> Self {
-        let unshare = support::find_tool("unshare").expect("unshare");
-        let child = Command::new(unshare)
-            .args(["-U", "-r", "-m", "--propagation", "private"])
-            .args(["/bin/busybox", "sleep", "60"])
-            .spawn()
-            .expect("spawn unshare");
-        let pid = child.id();
-        let sleeper = Self(child);
-        let own = fs::read_link("/proc/self/ns/user").expect("own user namespace");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while fs::read_link(format!("/proc/{pid}/ns/user")).ok().as_ref() == Some(&own) {
-            assert!(
-                Instant::now() < deadline,
-                "unshare never made its namespaces"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        sleeper
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for NamespacedSleeper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn rootless_hook_bind_mounts_the_gpu_into_the_container_mount_namespace() {
-    if !support::prerequisites("rootless_hook_bind_mounts", &["unshare", "nsenter"]) {
+    let Some(bare) = BareBundle::new("rootless_hook_bind_mounts", &["unshare", "nsenter"]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let host = fake_host(tmp.path());
-    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
+    };
+    let rootfs = &bare.rootfs;
     fs::create_dir_all(rootfs.join("dev")).expect("dev");
-    let sleeper = NamespacedSleeper::start();
+    let sleeper = Sleeper::start_namespaced();
     let pid = sleeper.pid().to_string();
     let nsenter = support::find_tool("nsenter").expect("nsenter");
     let nsenter = nsenter.display().to_string();
     // The hook runs as root of the container's user namespace, like under a rootless engine.
-    let (ok, stderr) = run_hook_with(
-        &host,
-        &bundle,
-        sleeper.pid(),
-        &[&nsenter, "-U", "-t", &pid, "--"],
-    );
-    let log = fs::read_to_string(&host.log).unwrap_or_default();
+    let (ok, stderr) = bare.run_hook_with(sleeper.pid(), &[&nsenter, "-U", "-t", &pid, "--"]);
+    let log = bare.host.hook_log();
     assert!(ok, "hook failed: {stderr}\nhook log:\n{log}");
     assert!(
         log.contains("bind-mounted the host nodes"),
@@ -719,38 +688,31 @@ fn rootless_hook_bind_mounts_the_gpu_into_the_container_mount_namespace() {
 
 #[test]
 fn unprivileged_hook_says_what_it_cannot_do() {
-    if !support::prerequisites("unprivileged_hook", &["setpriv"]) {
+    let Some(bare) = BareBundle::new("unprivileged_hook", &["setpriv"]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    };
     // Readable by the unprivileged user the hook runs as.
     fs::set_permissions(
-        tmp.path(),
+        bare.tmp.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .expect("chmod tempdir");
-    let host = fake_host(tmp.path());
-    let (bundle, rootfs) = hostile_bundle(tmp.path(), &host);
-    fs::create_dir_all(rootfs.join("dev")).expect("dev");
+    fs::create_dir_all(bare.rootfs.join("dev")).expect("dev");
     let sleeper = Sleeper::start();
     let setpriv = support::find_tool("setpriv").expect("setpriv");
     let setpriv = setpriv.display().to_string();
-    let (ok, stderr) = run_hook_with(
-        &host,
-        &bundle,
-        sleeper.pid(),
-        &[
-            &setpriv,
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--",
-        ],
+    assert_refused(
+        bare.run_hook_with(
+            sleeper.pid(),
+            &[
+                &setpriv,
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+            ],
+        ),
+        "the hook runs as an unprivileged user",
     );
-    assert!(!ok, "hook must refuse");
-    assert!(
-        stderr.contains("the hook runs as an unprivileged user"),
-        "unclear error: {stderr}"
-    );
-    assert_eq!(entries(&rootfs.join("dev")), Vec::<String>::new());
+    assert_nothing_in(&bare.rootfs.join("dev"), "in the rootfs's /dev");
 }

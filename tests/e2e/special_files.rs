@@ -12,9 +12,14 @@ use std::process::Command;
 
 use crate::support::{self, bin, output};
 
-/// The three-GPU sysfs fixture.
-fn sysfs() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/three-gpus/sys")
+/// `amdgpu-cdi generate` for the three-GPU sysfs fixture (no device nodes), writing `output`.
+fn generate(output: &Path) -> Command {
+    let mut cmd = Command::new(bin("amdgpu-cdi"));
+    cmd.args(["generate", "--dev-root", "/nonexistent", "--sysfs-root"])
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/three-gpus/sys"))
+        .arg("--output")
+        .arg(output);
+    cmd
 }
 
 /// (file type, device number, permission bits) of a node, to compare before and after.
@@ -41,20 +46,14 @@ fn refused(cmd: &mut Command, prefix: &str) {
 
 #[test]
 fn device_nodes_are_never_replaced_by_the_writers() {
-    if !support::prerequisites("device_nodes_are_never_replaced_by_the_writers", &[]) {
-        return;
-    }
     use nix::sys::stat::{Mode, SFlag, makedev, mknod};
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let Some(tmp) = support::scratch_dir("device_nodes_are_never_replaced_by_the_writers", &[])
+    else {
+        return;
+    };
     let dir = tmp.path();
     let null = dir.join("null");
-    mknod(
-        &null,
-        SFlag::S_IFCHR,
-        Mode::from_bits_truncate(0o666),
-        makedev(1, 3),
-    )
-    .expect("mknod");
+    support::char_device(&null, 1, 3);
     let block = dir.join("loop.yaml");
     mknod(
         &block,
@@ -67,14 +66,6 @@ fn device_nodes_are_never_replaced_by_the_writers() {
     std::os::unix::fs::symlink(&null, &link).expect("symlink");
     let before = [identity(&null), identity(&block)];
 
-    let generate = |output_path: &Path| {
-        let mut cmd = Command::new(bin("amdgpu-cdi"));
-        cmd.args(["generate", "--dev-root", "/nonexistent", "--sysfs-root"])
-            .arg(sysfs())
-            .arg("--output")
-            .arg(output_path);
-        cmd
-    };
     refused(
         &mut generate(&null),
         &format!(
@@ -115,13 +106,7 @@ fn device_nodes_are_never_replaced_by_the_writers() {
     // The wrapper: a bundle whose config.json is a device node.
     let bundle = dir.join("bundle");
     fs::create_dir(&bundle).expect("bundle");
-    mknod(
-        &bundle.join("config.json"),
-        SFlag::S_IFCHR,
-        Mode::from_bits_truncate(0o666),
-        makedev(1, 3),
-    )
-    .expect("mknod");
+    support::char_device(&bundle.join("config.json"), 1, 3);
     let settings = dir.join("amdgpu-cdi.toml");
     fs::write(&settings, "runtime = \"/bin/true\"\n").expect("settings");
     refused(
@@ -149,23 +134,17 @@ fn device_nodes_are_never_replaced_by_the_writers() {
         identity(&bundle.join("config.json")).0,
         "bundle node untouched"
     );
-    let mut left: Vec<String> = fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
     assert_eq!(
-        left,
+        support::entries(dir),
         ["amdgpu-cdi.toml", "bundle", "loop.yaml", "null", "out.yaml"]
     );
 }
 
 #[test]
 fn root_does_not_follow_another_users_symlink() {
-    if !support::prerequisites("root_does_not_follow_another_users_symlink", &[]) {
+    let Some(tmp) = support::scratch_dir("root_does_not_follow_another_users_symlink", &[]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    };
     let dir = tmp.path();
     let precious = dir.join("shadow");
     fs::write(&precious, "root:secret\n").expect("write");
@@ -173,11 +152,7 @@ fn root_does_not_follow_another_users_symlink() {
     std::os::unix::fs::symlink(&precious, &link).expect("symlink");
     std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).expect("lchown");
     refused(
-        Command::new(bin("amdgpu-cdi"))
-            .args(["generate", "--dev-root", "/nonexistent", "--sysfs-root"])
-            .arg(sysfs())
-            .arg("--output")
-            .arg(&link),
+        &mut generate(&link),
         &format!(
             "amdgpu-cdi: cannot write {0}: {0} is a symbolic link owned by uid 65534, neither the \
              caller nor root",

@@ -58,6 +58,20 @@ pub fn bin(name: &str) -> PathBuf {
     }
 }
 
+/// A temp dir for `test` when it can run (its [`prerequisites`] of `tools` hold), else `None`.
+pub fn scratch_dir(test: &str, tools: &[&str]) -> Option<tempfile::TempDir> {
+    prerequisites(test, tools).then(|| tempfile::tempdir().expect("tempdir"))
+}
+
+/// A temp dir with a short path, `/tmp/<prefix><random>`: daemon sockets below it must fit in 108
+/// bytes, whatever `TMPDIR` says.
+pub fn short_tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("tempdir")
+}
+
 /// Builds a minimal busybox rootfs in `dir` (busybox-static from Debian).
 pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     let rootfs = dir.join("rootfs");
@@ -125,18 +139,28 @@ pub fn fake_gpu_nodes(dev_root: &Path, gpus: u32) -> PathBuf {
     fake_gpu_nodes_with(dev_root, gpus, NodeAccess::WORLD)
 }
 
+/// Makes the character device `path` with the numbers `major:minor`, mode 0666 (before the umask).
+pub fn char_device(path: &Path, major: u64, minor: u64) {
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+    mknod(
+        path,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o666),
+        makedev(major, minor),
+    )
+    .unwrap_or_else(|e| panic!("mknod {}: {e}", path.display()));
+}
+
 /// [`fake_gpu_nodes`] with the nodes' owner and mode set to `access`.
 pub fn fake_gpu_nodes_with(dev_root: &Path, gpus: u32, access: NodeAccess) -> PathBuf {
-    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
     let dri = dev_root.join("dev/dri");
     fs::create_dir_all(&dri).expect("create dev/dri");
-    let mode = Mode::from_bits_truncate(0o666);
     let kfd = dev_root.join("dev/kfd");
-    mknod(&kfd, SFlag::S_IFCHR, mode, makedev(1, 5)).expect("mknod kfd");
+    char_device(&kfd, 1, 5);
     let mut nodes = vec![kfd];
     for i in 0..gpus {
         let path = dri.join(format!("renderD{}", 128 + i));
-        mknod(&path, SFlag::S_IFCHR, mode, makedev(1, 3)).expect("mknod render node");
+        char_device(&path, 1, 3);
         nodes.push(path);
     }
     if access != NodeAccess::WORLD {
@@ -145,6 +169,19 @@ pub fn fake_gpu_nodes_with(dev_root: &Path, gpus: u32, access: NodeAccess) -> Pa
         }
     }
     dev_root.to_path_buf()
+}
+
+/// The names in `dir`, sorted; none when it cannot be read.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// `podman` as root with the flags these machines need (runc, cgroupfs, no network, ulimits).
@@ -207,6 +244,60 @@ pub fn podman_with_spec_dir(state: &Path, spec_dir: &Path, args: &[&str]) -> Com
     .args(podman.get_args())
     .args(args);
     cmd
+}
+
+/// A temp dir with a busybox rootfs and a spec dir for `podman run --device` (CDI) through
+/// [`podman_with_spec_dir`]; detaches what podman left mounted on drop.
+pub struct PodmanCdi {
+    dir: tempfile::TempDir,
+    /// The spec dir podman sees (as `/var/run/cdi`); not created.
+    pub spec_dir: PathBuf,
+    rootfs: String,
+}
+
+impl PodmanCdi {
+    /// The setup, when root, podman, runc, unshare and timeout are there.
+    pub fn new(test: &str) -> Option<Self> {
+        let dir = scratch_dir(test, &["podman", "runc", "unshare", "timeout"])?;
+        let rootfs = busybox_rootfs(dir.path()).display().to_string();
+        let spec_dir = dir.path().join("cdi");
+        Some(Self {
+            dir,
+            spec_dir,
+            rootfs,
+        })
+    }
+
+    /// `name` in the temp dir (e.g. `host` for a fake host).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `sh -c script` in a container on the busybox rootfs with `args` (`--device ...`,
+    /// `--user ...`): (success, stdout, stderr).
+    pub fn run(&self, args: &[&str], script: &str) -> (bool, String, String) {
+        let mut all = args.to_vec();
+        all.extend(["--rootfs", &self.rootfs, "sh", "-c", script]);
+        output(&mut podman_with_spec_dir(
+            &self.path("podman"),
+            &self.spec_dir,
+            &all,
+        ))
+    }
+}
+
+impl Drop for PodmanCdi {
+    fn drop(&mut self) {
+        unmount_under(self.dir.path());
+    }
+}
+
+/// An engine set up to give a container the GPUs its `AMD_VISIBLE_DEVICES` names (podman 4.3 with
+/// the precreate hook, Docker 20.10 with the runtime wrapper).
+pub trait VisibleDevices {
+    /// Runs `sh -c script` in a container with `args` (`--user 1000:1000`, ...) and
+    /// `AMD_VISIBLE_DEVICES=value`: (success, stdout, stderr).
+    fn run(&self, args: &[&str], value: &str, script: &str) -> (bool, String, String);
 }
 
 /// What a GPU probe container prints: its render nodes on one line, then whether `/dev/kfd` and
@@ -320,6 +411,17 @@ impl Daemon {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until `client version` succeeds: the daemon answers (see [`Daemon::wait_ready`]).
+    pub fn wait_answering(&mut self, timeout: Duration, client: &Command) {
+        self.wait_ready(timeout, || {
+            quiet_success(
+                Command::new(client.get_program())
+                    .args(client.get_args())
+                    .arg("version"),
+            )
+        });
+    }
+
     fn stop(&mut self) {
         use nix::sys::signal::{Signal, kill};
         use nix::unistd::Pid;
@@ -370,14 +472,10 @@ impl Dockerd {
             daemon: Daemon::spawn(cmd, dir, "dockerd"),
             socket,
         };
-        let probe = dockerd.cli();
-        dockerd.daemon.wait_ready(Duration::from_secs(60), || {
-            quiet_success(
-                Command::new(probe.get_program())
-                    .args(probe.get_args())
-                    .arg("version"),
-            )
-        });
+        let client = dockerd.cli();
+        dockerd
+            .daemon
+            .wait_answering(Duration::from_secs(60), &client);
         dockerd
     }
 
@@ -431,14 +529,10 @@ impl Containerd {
             daemon: Daemon::spawn(cmd, dir, "containerd"),
             socket: socket.to_path_buf(),
         };
-        let probe = containerd.ctr();
-        containerd.daemon.wait_ready(Duration::from_secs(30), || {
-            quiet_success(
-                Command::new(probe.get_program())
-                    .args(probe.get_args())
-                    .arg("version"),
-            )
-        });
+        let client = containerd.ctr();
+        containerd
+            .daemon
+            .wait_answering(Duration::from_secs(30), &client);
         containerd
     }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::runc_prestart::{ROOT, assert_gpu_1_injected, gpu_1_bundle_as, wait_output};
+use crate::runc_prestart::{assert_gpu_1_injected, gpu_1_bundle_as, injects_gpu_1, wait_output};
 use crate::support::{self, NodeAccess};
 
 /// youki with its state under `root`, its container deleted on drop (a failed test may leave it).
@@ -95,28 +95,26 @@ impl Drop for Youki {
 
 #[test]
 fn youki_prestart_hook_adds_the_requested_gpu_and_the_cgroup_enforces_the_rest() {
-    if !support::prerequisites("youki_prestart_hook", &["youki"]) {
-        return;
-    }
-    youki_injects_gpu_1("prestart");
+    injects_gpu_1(
+        "youki_prestart_hook",
+        "youki",
+        "prestart",
+        youki_injects_gpu_1_as,
+    );
 }
 
 #[test]
 fn youki_create_runtime_hook_adds_the_requested_gpu() {
-    if !support::prerequisites("youki_create_runtime_hook", &["youki"]) {
-        return;
-    }
-    youki_injects_gpu_1("createRuntime");
+    injects_gpu_1(
+        "youki_create_runtime_hook",
+        "youki",
+        "createRuntime",
+        youki_injects_gpu_1_as,
+    );
 }
 
-/// Creates, starts and waits for the busybox container of [`gpu_1_bundle_as`] with youki; checks
-/// GPU 1 is usable, GPU 0 absent, and the hand-made node denied by the cgroup.
-fn youki_injects_gpu_1(stage: &str) {
-    youki_injects_gpu_1_as(stage, NodeAccess::WORLD, ROOT);
-}
-
-/// [`youki_injects_gpu_1`] over host nodes with `access`, the process running as `user` (uid,
-/// gid); returns the container's output.
+/// [`crate::runc_prestart::InjectsGpu1`] with youki: creates, starts and waits for the busybox container of
+/// [`gpu_1_bundle_as`].
 pub(crate) fn youki_injects_gpu_1_as(stage: &str, access: NodeAccess, user: (u32, u32)) -> String {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (host, bundle) = gpu_1_bundle_as(tmp.path(), stage, access, user);
@@ -139,7 +137,7 @@ pub(crate) fn youki_injects_gpu_1_as(stage: &str, access: NodeAccess, user: (u32
             "container stdout:\n{}\nyouki's and the hook's stderr:\n{}\nhook log:\n{}",
             fs::read_to_string(&out_path).unwrap_or_default(),
             fs::read_to_string(&err_path).unwrap_or_default(),
-            fs::read_to_string(&host.log).unwrap_or_default()
+            host.hook_log()
         )
     };
 
@@ -164,7 +162,7 @@ pub(crate) fn youki_injects_gpu_1_as(stage: &str, access: NodeAccess, user: (u32
     assert_gpu_1_injected(
         &stdout,
         &fs::read_to_string(&err_path).expect("read container.err"),
-        &fs::read_to_string(&host.log).unwrap_or_default(),
+        &host.hook_log(),
     );
     stdout
 }
