@@ -13,6 +13,8 @@ mod docker_runtime;
 mod docker_wsl;
 mod doctor_engines;
 mod ebpf;
+#[path = "../files.rs"]
+mod files;
 mod gpu_root;
 mod non_root;
 mod packaging;

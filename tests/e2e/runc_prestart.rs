@@ -481,7 +481,7 @@ impl BareBundle {
 /// Asserts the hook created nothing in `dir` (`place` says where that is).
 fn assert_nothing_in(dir: &Path, place: &str) {
     assert_eq!(
-        support::entries(dir),
+        crate::files::names(dir),
         Vec::<String>::new(),
         "nothing created {place}"
     );
@@ -523,7 +523,7 @@ fn hostile_rootfs_dri_symlink_to_etc_is_refused() {
     assert!(!escaped.exists(), "nothing created outside the rootfs");
     assert_nothing_in(&rootfs.join("etc"), "in the rootfs's /etc");
     assert_eq!(
-        support::entries(&rootfs.join("dev")),
+        crate::files::names(&rootfs.join("dev")),
         vec!["dri".to_string()],
         "not even kfd"
     );
@@ -567,7 +567,7 @@ fn hostile_regular_file_where_a_node_goes_is_refused() {
         "not a device"
     );
     assert_eq!(
-        support::entries(&bare.rootfs.join("dev")),
+        crate::files::names(&bare.rootfs.join("dev")),
         vec!["dri".to_string()],
         "not even kfd"
     );

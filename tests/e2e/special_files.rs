@@ -135,7 +135,7 @@ fn device_nodes_are_never_replaced_by_the_writers() {
         "bundle node untouched"
     );
     assert_eq!(
-        support::entries(dir),
+        crate::files::names(dir),
         ["amdgpu-cdi.toml", "bundle", "loop.yaml", "null", "out.yaml"]
     );
 }

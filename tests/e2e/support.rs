@@ -171,19 +171,6 @@ pub fn fake_gpu_nodes_with(dev_root: &Path, gpus: u32, access: NodeAccess) -> Pa
     dev_root.to_path_buf()
 }
 
-/// The names in `dir`, sorted; none when it cannot be read.
-pub fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 /// `podman` as root with the flags these machines need (runc, cgroupfs, no network, ulimits).
 /// The caller adds `--device`, `--hooks-dir`, `--rootfs DIR` and the command.
 pub fn podman(state: &Path) -> Command {
