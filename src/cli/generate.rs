@@ -8,7 +8,7 @@ use anyhow::Context;
 use cdi::codec::Format;
 use cdi::version::Version;
 
-use crate::discover::wsl::{Mode, WSL_LIB_ROOT, WslOptions, discover_wsl, looks_like_wsl};
+use crate::discover::wsl::{DiscoveryMode, WSL_LIB_ROOT, WslOptions, discover_wsl, looks_like_wsl};
 use crate::discover::{DiscoverOptions, RealSysfs, discover_with};
 use crate::generate::{GenerateOptions, generate, missing_nodes};
 use crate::naming::NameStrategy;
@@ -71,8 +71,8 @@ pub struct HostArgs {
 pub struct WslArgs {
     /// The kind of host: `kfd` (amdgpu driver, /dev/kfd), `wsl` (WSL2, /dev/dxg), or `auto`: kfd
     /// when sysfs has class/kfd, else wsl when /dev/dxg exists (docs/wsl.md).
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = Mode::Auto)]
-    pub mode: Mode,
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = DiscoveryMode::Auto)]
+    pub mode: DiscoveryMode,
     /// The proc tree (only read under WSL, to confirm a WSL kernel).
     #[arg(long, value_name = "DIR", default_value = "/proc")]
     pub proc_root: PathBuf,
@@ -93,9 +93,9 @@ impl WslArgs {
     /// Whether the host under `options` is discovered as a WSL2 host.
     pub fn is_wsl(&self, options: &DiscoverOptions) -> bool {
         match self.mode {
-            Mode::Wsl => true,
-            Mode::Kfd => false,
-            Mode::Auto => looks_like_wsl(options),
+            DiscoveryMode::Wsl => true,
+            DiscoveryMode::Kfd => false,
+            DiscoveryMode::Auto => looks_like_wsl(options),
         }
     }
 }

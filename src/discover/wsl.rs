@@ -42,7 +42,7 @@ pub const VGPU_CLASS_ID: &str = "{6e382d18-3336-4f4b-acc4-2b7703d4df4a}";
 
 /// Which kind of host to discover.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
+pub enum DiscoveryMode {
     /// KFD when `class/kfd` exists, else WSL when `/dev/dxg` does, else KFD's errors.
     #[default]
     Auto,

@@ -24,7 +24,7 @@ enum Bin {
 }
 
 /// One malformed input and how it is fed.
-struct Case {
+struct BadInput {
     name: &'static str,
     bin: Bin,
     /// Arguments; `{fx}` is the fixture dir, `{tmp}` the row's temp dir, `{repo}` the repo root.
@@ -76,7 +76,7 @@ fn request(value: &str) -> Vec<u8> {
 }
 
 /// `check` of `spec` on the three-GPU fixture host.
-fn check_spec(name: &'static str, spec: &str) -> Case {
+fn check_spec(name: &'static str, spec: &str) -> BadInput {
     case(
         name,
         Bin::Cli,
@@ -93,12 +93,12 @@ fn check_spec(name: &'static str, spec: &str) -> Case {
 }
 
 /// `validate` of `spec`.
-fn validate(name: &'static str, spec: &str) -> Case {
+fn validate(name: &'static str, spec: &str) -> BadInput {
     case(name, Bin::Cli, &["validate", spec])
 }
 
 /// `inject` of `device` into the OCI config `config` with the request fixtures' specs.
-fn inject(name: &'static str, config: &str, device: &str) -> Case {
+fn inject(name: &'static str, config: &str, device: &str) -> BadInput {
     let args = [
         "inject",
         "--config",
@@ -111,14 +111,14 @@ fn inject(name: &'static str, config: &str, device: &str) -> Case {
 }
 
 /// `generate` on the three-GPU fixture host's sysfs tree with `extra` arguments.
-fn generate_three_gpus(name: &'static str, extra: &[&str]) -> Case {
+fn generate_three_gpus(name: &'static str, extra: &[&str]) -> BadInput {
     let mut args = vec!["generate", "--sysfs-root", THREE_GPUS_SYS];
     args.extend(extra);
     case(name, Bin::Cli, &args)
 }
 
-fn case(name: &'static str, bin: Bin, args: &[&str]) -> Case {
-    Case {
+fn case(name: &'static str, bin: Bin, args: &[&str]) -> BadInput {
+    BadInput {
         name,
         bin,
         args: args.iter().map(OsString::from).collect(),
@@ -129,7 +129,7 @@ fn case(name: &'static str, bin: Bin, args: &[&str]) -> Case {
     }
 }
 
-impl Case {
+impl BadInput {
     fn stdin(mut self, bytes: Vec<u8>) -> Self {
         self.stdin = bytes;
         self
@@ -157,7 +157,7 @@ impl Case {
 }
 
 /// Every row of the table.
-fn table() -> Vec<Case> {
+fn table() -> Vec<BadInput> {
     use Bin::{Cli, Runtime};
     let big = "7".repeat(1 << 20);
     // The longest single argument Linux accepts is 128 KiB.
@@ -368,7 +368,7 @@ fn substitute(text: &str, tmp: &Path) -> String {
 }
 
 /// Runs one row; returns a description of what went wrong, if anything.
-fn run(case: &Case) -> Option<String> {
+fn run(case: &BadInput) -> Option<String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let tmp = dir.path();
     let hook_config = format!(

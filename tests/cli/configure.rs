@@ -34,7 +34,7 @@ fn cases(engine: &str) -> Vec<PathBuf> {
 }
 
 /// Where the case's files live inside a temp dir, per engine.
-struct Layout {
+struct CaseFiles {
     /// The file `configure` edits or writes (`--config`).
     config: PathBuf,
     /// The engine's main config for drop-in engines.
@@ -43,24 +43,24 @@ struct Layout {
     ext: &'static str,
 }
 
-fn layout(engine: &str, root: &Path) -> Layout {
+fn layout(engine: &str, root: &Path) -> CaseFiles {
     match engine {
-        "docker" => Layout {
+        "docker" => CaseFiles {
             config: root.join("daemon.json"),
             main: None,
             ext: "json",
         },
-        "containerd" => Layout {
+        "containerd" => CaseFiles {
             config: root.join("config.toml"),
             main: None,
             ext: "toml",
         },
-        "crio" => Layout {
+        "crio" => CaseFiles {
             config: root.join("crio/crio.conf.d/99-amdgpu-cdi.conf"),
             main: Some(root.join("crio/crio.conf")),
             ext: "conf",
         },
-        "podman" => Layout {
+        "podman" => CaseFiles {
             config: root.join("containers/containers.conf.d/99-amdgpu-cdi.conf"),
             main: Some(root.join("containers/containers.conf")),
             ext: "conf",
@@ -100,7 +100,7 @@ fn args_of(case: &Path) -> Vec<String> {
 }
 
 /// Sets up a case in a fresh temp dir and returns (temp dir, layout, input text).
-fn prepare(engine: &str, case: &Path) -> (tempfile::TempDir, Layout, Option<String>) {
+fn prepare(engine: &str, case: &Path) -> (tempfile::TempDir, CaseFiles, Option<String>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let layout = layout(engine, dir.path());
     let input = read(&case.join(format!("input.{}", layout.ext)));

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::support::{self, assert_contains, assert_lacks, copy_tree, host_sysfs};
 
 /// A copy of a doctor fixture in a temp dir: the root doctor inspects.
-struct Case {
+struct DoctorRoot {
     _tmp: tempfile::TempDir,
     root: PathBuf,
 }
@@ -19,7 +19,7 @@ struct Case {
 const WORKSTATION_SPEC: &[(&str, &str)] = &[("workstation", "var/run/cdi/amd.com-gpu.yaml")];
 
 /// Copies fixture `name` into a temp dir and generates `(example host, spec path)` specs in it.
-fn case(name: &str, generated: &[(&str, &str)]) -> Case {
+fn case(name: &str, generated: &[(&str, &str)]) -> DoctorRoot {
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = tmp.path().join("root");
     copy_tree(
@@ -35,10 +35,10 @@ fn case(name: &str, generated: &[(&str, &str)]) -> Case {
             .assert()
             .success();
     }
-    Case { _tmp: tmp, root }
+    DoctorRoot { _tmp: tmp, root }
 }
 
-impl Case {
+impl DoctorRoot {
     /// Runs doctor on this root with the sysfs tree of example host `host` (see [`doctor_on`]).
     fn doctor(&self, host: &str, extra: &[&str]) -> (i32, String) {
         doctor_on(&self.root, &host_sysfs(host), extra)

@@ -11,10 +11,10 @@ use crate::support::repo_root;
 mod harness;
 
 /// A fuzz target's entry point (`fuzz/harness.rs`): true where the input reached the deep code.
-type Entry = fn(&[u8]) -> bool;
+type FuzzEntry = fn(&[u8]) -> bool;
 
 /// The fuzz targets: each one's corpus (`fuzz/corpus/<target>`) and the entry point it calls.
-const TARGETS: [(&str, Entry); 4] = [
+const TARGETS: [(&str, FuzzEntry); 4] = [
     ("cdi_spec", harness::cdi_spec),
     ("visible_devices", harness::visible_devices),
     ("oci_hook_input", harness::oci_hook_input),
@@ -22,7 +22,7 @@ const TARGETS: [(&str, Entry); 4] = [
 ];
 
 /// Feeds every file of `fuzz/corpus/<target>` to `entry`; returns the inputs that panic.
-fn panicking_inputs(target: &str, entry: Entry) -> Vec<String> {
+fn panicking_inputs(target: &str, entry: FuzzEntry) -> Vec<String> {
     let dir = repo_root().join("fuzz/corpus").join(target);
     let mut files: Vec<_> = fs::read_dir(&dir)
         .unwrap_or_else(|err| panic!("cannot list {}: {err}", dir.display()))

@@ -11,11 +11,11 @@ fn fixture(name: &str) -> PathBuf {
     repo_root().join("tests/fixtures/requests").join(name)
 }
 
-struct Setup {
+struct WrapperSetup {
     dir: tempfile::TempDir,
 }
 
-impl Setup {
+impl WrapperSetup {
     /// A temp dir with `config.toml` (CDI fixture specs, the recording runtime) and a bundle whose
     /// config requests `request`.
     fn new(request: &str) -> Self {
@@ -70,7 +70,7 @@ fn expected_argv(args: &[&str]) -> Vec<String> {
 
 #[test]
 fn create_injects_then_execs_with_the_original_argv() {
-    let setup = Setup::new("1");
+    let setup = WrapperSetup::new("1");
     let log = setup.path("log.json");
     let args = [
         "--root",
@@ -106,7 +106,7 @@ fn create_injects_then_execs_with_the_original_argv() {
 
 #[test]
 fn the_default_bundle_is_the_current_directory() {
-    let setup = Setup::new("0");
+    let setup = WrapperSetup::new("0");
     let mut cmd = setup.wrapper(&["create", "c1"]);
     cmd.current_dir(setup.path("bundle"));
     cmd.assert().success();
@@ -129,7 +129,7 @@ fn other_subcommands_pass_straight_through() {
         "restore --bundle bundle c1",
         "--version",
     ] {
-        let setup = Setup::new("0,1");
+        let setup = WrapperSetup::new("0,1");
         let before = setup.bundle_config();
         let args: Vec<&str> = line.split(' ').collect();
         setup.wrapper(&args).assert().success();
@@ -143,7 +143,7 @@ fn other_subcommands_pass_straight_through() {
 #[test]
 fn version_prints_the_wrappers_then_the_runtimes() {
     for flag in ["--version", "-v"] {
-        let setup = Setup::new("0");
+        let setup = WrapperSetup::new("0");
         setup
             .wrapper(&[flag])
             .env("RECORD_STDOUT", "runc version 1.1.12")
@@ -164,7 +164,7 @@ fn version_prints_the_wrappers_then_the_runtimes() {
 /// A broken configuration does not hide the wrapper's version; the error follows it.
 #[test]
 fn version_comes_before_a_settings_error() {
-    let setup = Setup::new("0");
+    let setup = WrapperSetup::new("0");
     fs::write(setup.path("config.toml"), "runtime = 3\n").expect("write config");
     let out = setup.wrapper(&["--version"]).assert().code(1);
     assert_eq!(
@@ -176,7 +176,7 @@ fn version_comes_before_a_settings_error() {
 
 #[test]
 fn the_runtime_exit_code_is_the_wrappers() {
-    let setup = Setup::new("void");
+    let setup = WrapperSetup::new("void");
     setup
         .wrapper(&["create", "-b", "bundle", "c1"])
         .env("RECORD_EXIT", "3")
@@ -184,8 +184,8 @@ fn the_runtime_exit_code_is_the_wrappers() {
         .code(3);
 }
 
-fn error_case(format: &str) -> (Setup, String, String) {
-    let setup = Setup::new("0,9");
+fn error_case(format: &str) -> (WrapperSetup, String, String) {
+    let setup = WrapperSetup::new("0,9");
     let before = setup.bundle_config();
     let log = setup.path("engine.log");
     let out = setup
@@ -235,7 +235,7 @@ fn errors_reach_the_engine_log_as_text() {
 /// (`devices` allow-all, `DEVICES` deny-all) is refused before anything is written or run.
 #[test]
 fn a_key_differing_from_an_oci_field_only_in_case_is_refused() {
-    let setup = Setup::new("void");
+    let setup = WrapperSetup::new("void");
     let variant = fs::read_to_string(fixture("config-case-variant.json")).expect("fixture");
     fs::write(setup.path("bundle/config.json"), &variant).expect("write bundle config");
     setup
@@ -252,7 +252,7 @@ fn a_key_differing_from_an_oci_field_only_in_case_is_refused() {
 
 #[test]
 fn a_missing_runtime_is_reported() {
-    let setup = Setup::new("void");
+    let setup = WrapperSetup::new("void");
     fs::write(
         setup.path("config.toml"),
         "runtime = \"/nonexistent/runc\"\n",
@@ -272,7 +272,7 @@ fn a_missing_runtime_is_reported() {
 /// SIGPIPE, and an ignored signal would otherwise survive the exec into the runtime.
 #[test]
 fn the_runtime_gets_default_signal_handling() {
-    let setup = Setup::new("void");
+    let setup = WrapperSetup::new("void");
     let runtime = setup.path("signals-runtime");
     crate::files::executable(
         &runtime,
@@ -299,7 +299,7 @@ fn the_runtime_gets_default_signal_handling() {
 /// wrapper says so once on stderr and still injects and execs the runtime.
 #[test]
 fn log_file_symlink_is_refused_and_the_container_still_starts() {
-    let setup = Setup::new("1");
+    let setup = WrapperSetup::new("1");
     let target = setup.path("crontab");
     fs::write(&target, "# precious\n").expect("target");
     let link = setup.path("detail.log");

@@ -196,7 +196,7 @@ fn uid_1000_opens_its_nodes_through_the_podman_4_3_precreate_hook() {
     by_variable(
         "uid_1000_opens_its_nodes_through_the_podman_4_3_precreate_hook",
         "podman 4.3 precreate hook",
-        crate::podman_hooks::Setup::with_access,
+        crate::podman_hooks::HookSetup::with_access,
     );
 }
 

@@ -47,14 +47,14 @@ fn installed() -> bool {
 }
 
 /// Purges the package and removes the planted files even when an assertion fails midway.
-struct Cleanup {
+struct PurgeOnDrop {
     planted: Vec<PathBuf>,
     /// Spec dirs the test created to plant in, removed again (when empty) so that the host keeps
     /// no trace of the test.
     made_dirs: Vec<PathBuf>,
 }
 
-impl Drop for Cleanup {
+impl Drop for PurgeOnDrop {
     fn drop(&mut self) {
         let _ = Command::new("dpkg").args(["--purge", PACKAGE]).output();
         for path in &self.planted {
@@ -178,7 +178,7 @@ fn deb_installs_works_upgrades_and_purges_cleanly() {
         }
         fs::write(path, "planted by the packaging test\n").expect("plant spec");
     }
-    let _cleanup = Cleanup {
+    let _cleanup = PurgeOnDrop {
         planted: vec![other_etc.clone(), other_run.clone()],
         made_dirs,
     };

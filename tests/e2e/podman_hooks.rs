@@ -15,17 +15,17 @@ fn sysfs_fixture() -> PathBuf {
 
 /// A temp dir with a rootfs, three fake GPUs and a hooks.d dir holding the shipped precreate hook
 /// rewritten for the test binary and fixture.
-pub(crate) struct Setup {
+pub(crate) struct HookSetup {
     dir: tempfile::TempDir,
 }
 
-impl Setup {
+impl HookSetup {
     /// A setup over three fake GPUs, when root, podman and runc are there.
     fn new(test: &str) -> Option<Self> {
         Self::with_access(test, NodeAccess::WORLD)
     }
 
-    /// [`Setup::new`] with the fake nodes' owner and mode set to `access`.
+    /// [`HookSetup::new`] with the fake nodes' owner and mode set to `access`.
     pub(crate) fn with_access(test: &str, access: NodeAccess) -> Option<Self> {
         let dir = scratch_dir(test, &["podman", "runc"])?;
         let dev_root = fake_gpu_nodes_with(&dir.path().join("devroot"), 3, access);
@@ -71,14 +71,14 @@ impl Setup {
     }
 }
 
-impl Drop for Setup {
+impl Drop for HookSetup {
     /// podman leaves its storage's private bind mount behind.
     fn drop(&mut self) {
         crate::support::unmount_under(self.dir.path());
     }
 }
 
-impl VisibleDevices for Setup {
+impl VisibleDevices for HookSetup {
     fn run(&self, args: &[&str], value: &str, script: &str) -> (bool, String, String) {
         let mut cmd = podman(&self.path("podman"));
         cmd.args(args)
@@ -96,7 +96,7 @@ impl VisibleDevices for Setup {
 /// The output of [`GPU_PROBE`] in a container given `AMD_VISIBLE_DEVICES=value`, when the test
 /// can run; asserts the container ran.
 fn probe(test: &str, value: &str) -> Option<(String, String)> {
-    let setup = Setup::new(test)?;
+    let setup = HookSetup::new(test)?;
     let (ok, stdout, stderr) = setup.run(&[], value, GPU_PROBE);
     assert!(ok, "podman run failed: {stderr}");
     Some((stdout, stderr))
@@ -126,7 +126,7 @@ fn podman_precreate_hook_gives_all() {
 
 #[test]
 fn podman_precreate_hook_refuses_an_invalid_value() {
-    let Some(setup) = Setup::new("podman_precreate_hook_refuses_an_invalid_value") else {
+    let Some(setup) = HookSetup::new("podman_precreate_hook_refuses_an_invalid_value") else {
         return;
     };
     let (ok, stdout, stderr) = setup.run(&[], "1,bogus", "echo started");

@@ -101,7 +101,7 @@ fn podman_precreate_hook_gives_a_wsl_container_dxg_dxcore_and_the_variable() {
         "wsl-lib-root = \"{}\"\n",
         root.join("usr/lib/wsl").display()
     );
-    let setup = crate::podman_hooks::Setup::with_host(dir, &example, &root, &config);
+    let setup = crate::podman_hooks::HookSetup::with_host(dir, &example, &root, &config);
     for value in ["all", "0"] {
         let (ok, stdout, stderr) = setup.run(&[], value, WSL_PROBE);
         assert!(ok, "AMD_VISIBLE_DEVICES={value}: {stdout}{stderr}");

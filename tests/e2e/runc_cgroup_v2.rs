@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::runc_prestart::{Host, assert_gpu_1_injected, gpu_1_bundle, wait_output};
+use crate::runc_prestart::{FakeHost, assert_gpu_1_injected, gpu_1_bundle, wait_output};
 use crate::support;
 
 /// What the shell in the private mount namespace runs before exec'ing runc with its arguments.
@@ -57,7 +57,7 @@ impl PureV2Runc {
             .command(&["run", "--bundle", bundle, id])
             .spawn()
             .expect("spawn unshare + runc");
-        let cleanup = Cleanup { runc: self, id };
+        let cleanup = DeleteOnDrop { runc: self, id };
         let result = wait_output(child, Duration::from_secs(60));
         drop(cleanup);
         result
@@ -66,12 +66,12 @@ impl PureV2Runc {
 
 /// Deletes a container left behind by a failed run, in the same kind of namespace (its cgroup is
 /// a cgroup2 directory).
-struct Cleanup<'a> {
+struct DeleteOnDrop<'a> {
     runc: &'a PureV2Runc,
     id: &'a str,
 }
 
-impl Drop for Cleanup<'_> {
+impl Drop for DeleteOnDrop<'_> {
     fn drop(&mut self) {
         let _ = self
             .runc
@@ -113,7 +113,7 @@ fn assert_pure_v2_namespace_works() {
 /// `config.json` parsed for editing, to run with a [`PureV2Runc`].
 struct PureV2Bundle {
     _tmp: tempfile::TempDir,
-    host: Host,
+    host: FakeHost,
     bundle: PathBuf,
     config: serde_json::Value,
     runc: PureV2Runc,

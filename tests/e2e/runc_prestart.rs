@@ -39,8 +39,8 @@ const NODES: [(&str, u64, u64); 4] = [
 
 /// A fake host `/dev` with kfd and render nodes, and how the hook finds the GPUs: by default a CDI
 /// spec dir naming renderD128/129 as GPUs 0 and 1 (`device-source = "cdi"`); with
-/// [`Host::discovering`], live discovery of the three-GPU sysfs fixture.
-pub(crate) struct Host {
+/// [`FakeHost::discovering`], live discovery of the three-GPU sysfs fixture.
+pub(crate) struct FakeHost {
     dev: PathBuf,
     config: PathBuf,
     /// The hook's log file.
@@ -49,7 +49,7 @@ pub(crate) struct Host {
     args: Vec<String>,
 }
 
-impl Host {
+impl FakeHost {
     /// Discover the GPUs from `tests/fixtures/hosts/three-gpus` with this fake `/dev`, the way the
     /// hook runs by default (`--sysfs-root`, `--dev-root`).
     fn discovering(mut self, dir: &Path) -> Self {
@@ -77,12 +77,12 @@ impl Host {
     }
 }
 
-fn fake_host(dir: &Path) -> Host {
+fn fake_host(dir: &Path) -> FakeHost {
     fake_host_with(dir, NodeAccess::WORLD)
 }
 
 /// [`fake_host`] with the nodes' owner and mode set to `access`.
-fn fake_host_with(dir: &Path, access: NodeAccess) -> Host {
+fn fake_host_with(dir: &Path, access: NodeAccess) -> FakeHost {
     let dev = dir.join("devroot/dev");
     fs::create_dir_all(dev.join("dri")).expect("create fake dev");
     for (name, major, minor) in NODES {
@@ -116,7 +116,7 @@ fn fake_host_with(dir: &Path, access: NodeAccess) -> Host {
     )
     .expect("write config.toml");
     let args = vec!["--config".into(), config.display().to_string()];
-    Host {
+    FakeHost {
         dev,
         config,
         log,
@@ -124,18 +124,18 @@ fn fake_host_with(dir: &Path, access: NodeAccess) -> Host {
     }
 }
 
-fn hook_args(host: &Host) -> Vec<String> {
+fn hook_args(host: &FakeHost) -> Vec<String> {
     stage_args(host, "prestart")
 }
 
-fn stage_args(host: &Host, stage: &str) -> Vec<String> {
+fn stage_args(host: &FakeHost, stage: &str) -> Vec<String> {
     let mut args: Vec<String> = vec!["amdgpu-cdi".into(), "hook".into(), stage.into()];
     args.extend(host.args.iter().cloned());
     args
 }
 
 /// A runc bundle config: busybox `sh -c script`, AMD_VISIBLE_DEVICES=1, the hook registered.
-fn bundle_config(host: &Host, script: &str, with_mount_ns: bool) -> serde_json::Value {
+fn bundle_config(host: &FakeHost, script: &str, with_mount_ns: bool) -> serde_json::Value {
     stage_config(host, script, with_mount_ns, "prestart", ROOT)
 }
 
@@ -145,7 +145,7 @@ pub(crate) const ROOT: (u32, u32) = (0, 0);
 /// [`bundle_config`] with the hook registered for `stage` (`prestart` or `createRuntime`) and the
 /// process running as `user` (uid, gid).
 fn stage_config(
-    host: &Host,
+    host: &FakeHost,
     script: &str,
     with_mount_ns: bool,
     stage: &str,
@@ -313,7 +313,7 @@ const GPU_1_SCRIPT: &str = concat!(
 /// busybox container requests GPU 1 with the hook registered for `stage` and runs
 /// [`GPU_1_SCRIPT`]. The image holds a hand-made node with GPU 0's numbers at `/tmp/gpu0`:
 /// present, but never allowed by the hook.
-pub(crate) fn gpu_1_bundle(dir: &Path, stage: &str) -> (Host, PathBuf) {
+pub(crate) fn gpu_1_bundle(dir: &Path, stage: &str) -> (FakeHost, PathBuf) {
     gpu_1_bundle_as(dir, stage, NodeAccess::WORLD, ROOT)
 }
 
@@ -323,7 +323,7 @@ pub(crate) fn gpu_1_bundle_as(
     stage: &str,
     access: NodeAccess,
     user: (u32, u32),
-) -> (Host, PathBuf) {
+) -> (FakeHost, PathBuf) {
     let host = fake_host_with(dir, access).discovering(dir);
     let bundle = dir.join("bundle");
     let rootfs = support::busybox_rootfs(&bundle);
@@ -406,7 +406,7 @@ impl Drop for Sleeper {
 /// bundle's rootfs (an empty dir to plant things in) directly.
 struct BareBundle {
     tmp: tempfile::TempDir,
-    host: Host,
+    host: FakeHost,
     bundle: PathBuf,
     rootfs: PathBuf,
 }

@@ -18,7 +18,7 @@ use kubelet::{Standin, standin, strings};
 use manifest::DaemonSet;
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::{Node, Plugin, nanos, repo_root};
+use support::{Node, RunningPlugin, nanos, repo_root};
 
 /// The stand-in binary; without it the test returns, skipped with the reason (or fails under
 /// CI, see `skip`).
@@ -41,9 +41,9 @@ fn running(
     hosts: &[&str],
     args: &[&str],
     resource: &str,
-) -> (Node, Plugin, Standin) {
+) -> (Node, RunningPlugin, Standin) {
     let node = Node::new(hosts);
-    let plugin = Plugin::start(&node, args);
+    let plugin = RunningPlugin::start(&node, args);
     let mut kubelet = Standin::start(binary, &node.plugin_dir());
     answer(
         &mut kubelet,
@@ -54,7 +54,7 @@ fn running(
 }
 
 /// Runs a stand-in command that must succeed; when it fails, the plugin's log says why.
-fn answer(kubelet: &mut Standin, plugin: &Plugin, line: &str) -> Value {
+fn answer(kubelet: &mut Standin, plugin: &RunningPlugin, line: &str) -> Value {
     let value = kubelet.try_cmd(line);
     assert!(
         value.get("error").is_none(),
@@ -387,7 +387,7 @@ fn the_plugin_registers_again_when_the_kubelet_restarts() {
 fn a_plugin_started_before_the_kubelet_registers_when_it_comes() {
     let binary = standin_or_skip!("a_plugin_started_before_the_kubelet_registers_when_it_comes");
     let node = Node::new(&["mi210x4"]);
-    let plugin = Plugin::start(&node, &[]);
+    let plugin = RunningPlugin::start(&node, &[]);
     plugin.wait_for_log("waiting for the kubelet", Duration::from_secs(5));
     let mut kubelet = Standin::start(&binary, &node.plugin_dir());
     answer(&mut kubelet, &plugin, "wait-registered amd.com/gpu 5000");
@@ -419,7 +419,7 @@ fn sigterm_stops_the_plugin_and_removes_its_socket() {
 fn startup_errors_are_one_line() {
     let node = Node::new(&["mi210x4"]);
     node.use_host("no-amd");
-    let mut plugin = Plugin::start(&node, &[]);
+    let mut plugin = RunningPlugin::start(&node, &[]);
     let status = plugin.wait(Duration::from_secs(10)).expect("exits");
     assert_eq!(status.code(), Some(2));
     let log = plugin.log();
@@ -432,7 +432,7 @@ fn startup_errors_are_one_line() {
 
     let node = Node::new(&["mi210x4"]);
     fs::remove_dir(node.plugin_dir()).expect("remove the plugin dir");
-    let mut plugin = Plugin::start(&node, &[]);
+    let mut plugin = RunningPlugin::start(&node, &[]);
     assert_eq!(
         plugin.wait(Duration::from_secs(10)).expect("exits").code(),
         Some(2)
@@ -481,7 +481,7 @@ fn the_daemonset_manifest_runs_the_plugin() {
     assert!(env.contains(&("AMDGPU_CDI_SYSFS_ROOT", "/host/sys")));
 
     let node = Node::new(&["mi300x-cpx"]);
-    let mut plugin = Plugin::start_with_env(&node, &env);
+    let mut plugin = RunningPlugin::start_with_env(&node, &env);
     plugin.wait_for_log("waiting for the kubelet", Duration::from_secs(10));
     assert!(
         plugin.log().contains("advertising amd.com/gpu: 64 devices"),

@@ -96,12 +96,12 @@ impl Node {
 }
 
 /// The plugin binary, running.
-pub struct Plugin {
+pub struct RunningPlugin {
     child: Child,
     log: PathBuf,
 }
 
-impl Plugin {
+impl RunningPlugin {
     /// Starts the plugin on `node` with extra arguments (`--strategy mixed`, ...).
     pub fn start(node: &Node, args: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_amdgpu-cdi-device-plugin"));
@@ -182,7 +182,7 @@ impl Plugin {
     }
 }
 
-impl Drop for Plugin {
+impl Drop for RunningPlugin {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
