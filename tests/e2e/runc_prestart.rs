@@ -376,13 +376,15 @@ impl Sleeper {
                 .spawn()
                 .expect("spawn unshare"),
         );
-        let pid = sleeper.pid();
-        let own = fs::read_link("/proc/self/ns/user").expect("own user namespace");
+        // unshare makes the namespaces, then writes the id maps and the propagation, then execs
+        // busybox: only after the exec may another process enter them (entering earlier finds no
+        // uid map, so nsenter fails before it reads the hook's state).
+        let comm = format!("/proc/{}/comm", sleeper.pid());
         let deadline = Instant::now() + Duration::from_secs(10);
-        while fs::read_link(format!("/proc/{pid}/ns/user")).ok().as_ref() == Some(&own) {
+        while fs::read_to_string(&comm).is_ok_and(|name| name.trim() != "busybox") {
             assert!(
                 Instant::now() < deadline,
-                "unshare never made its namespaces"
+                "unshare never ran busybox in its namespaces"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -467,13 +469,16 @@ impl BareBundle {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn hook");
-        child
+        // A hook that fails before it reads its state closes the pipe: its stderr says why.
+        let written = child
             .stdin
             .take()
             .expect("stdin")
-            .write_all(state.to_string().as_bytes())
-            .expect("write state");
-        let (ok, _stdout, stderr) = wait_output(child, Duration::from_secs(30));
+            .write_all(state.to_string().as_bytes());
+        let (ok, _stdout, mut stderr) = wait_output(child, Duration::from_secs(30));
+        if let Err(err) = written {
+            stderr.push_str(&format!("\n(writing the state to the hook failed: {err})"));
+        }
         (ok, stderr)
     }
 }
