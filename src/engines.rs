@@ -96,6 +96,15 @@ impl Engine {
         }
     }
 
+    /// Whether the engine gives containers SELinux labels (confines them) where its config does
+    /// not say. Podman's `label` is on by default; CRI-O's `selinux` is on where its packages
+    /// ship for SELinux hosts, so an unset one counts as on (doctor would rather name a denial
+    /// that does not happen than miss one); Docker's `selinux-enabled` and containerd's CRI
+    /// `enable_selinux` are off by default.
+    pub fn labels_by_default(self) -> bool {
+        matches!(self, Engine::Podman | Engine::Crio)
+    }
+
     /// What the engine's config files say about CDI and the wrapper (see [`EngineConfig`]);
     /// `version` is the engine's release, when known (some files are read by it).
     pub fn read_config(self, host: &dyn HostPaths, version: Option<EngineVersion>) -> EngineConfig {
@@ -224,6 +233,9 @@ pub struct EngineConfig {
     pub hooks_dirs: Option<Vec<String>>,
     /// Runtime entries whose binary is NVIDIA's runtime (Docker `runtimes`): (entry name, path).
     pub nvidia_runtimes: Vec<(String, String)>,
+    /// Explicit switch for SELinux labels on containers, when the config sets one: Docker's
+    /// `selinux-enabled`, containerd's `enable_selinux`, CRI-O's `selinux`, podman's `label`.
+    pub selinux_labels: Option<bool>,
 }
 
 /// Reads the TOML files `paths` (host paths, missing ones skipped) in order, calling `read` with

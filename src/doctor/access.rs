@@ -34,11 +34,49 @@ pub(super) fn section(
     engines: &[EngineFacts],
     engine_sections: &mut [Section],
 ) -> Option<Section> {
-    let mut findings: Vec<Finding> = selinux(roots).into_iter().collect();
+    let mut findings: Vec<Finding> = selinux(roots, engines).into_iter().collect();
     findings.extend(spec_groups(roots, specs, engines, engine_sections));
     findings.extend(docker_file_modes(roots, specs, engines));
     findings.extend(rootless_groups(roots, subject));
     (!findings.is_empty()).then(|| Section::new("container access", findings))
+}
+
+/// `container_use_devices` is off under an enforcing SELinux: a failure naming the engines found
+/// here that label their containers (without any engine found, the ones that can); a note when
+/// every engine found leaves its containers unlabelled, which SELinux does not confine.
+fn use_devices_off(engines: &[EngineFacts]) -> Finding {
+    let labelling: Vec<&str> = engines
+        .iter()
+        .filter(|facts| facts.selinux_labels)
+        .map(|facts| facts.engine.name())
+        .collect();
+    let confined = match labelling.as_slice() {
+        [] if !engines.is_empty() => {
+            let found: Vec<&str> = engines.iter().map(|facts| facts.engine.name()).collect();
+            return info(
+                SELINUX,
+                format!(
+                    "SELinux is enforcing and {USE_DEVICES} is off, but no engine here is \
+                     configured to label its containers ({}), so none is denied its GPU nodes; \
+                     one that labels them (dockerd started with --selinux-enabled too) would \
+                     need `setsebool -P {USE_DEVICES}=1`",
+                    found.join(", ")
+                ),
+            );
+        }
+        [] => "confined containers (podman, CRI-O, Docker with selinux-enabled)".to_string(),
+        names => format!("the containers {} labels", names.join(" and ")),
+    };
+    fail(
+        SELINUX,
+        format!(
+            "SELinux is enforcing and {USE_DEVICES} is off: {confined} are denied /dev/kfd and \
+             the render nodes they are given"
+        ),
+        format!(
+            "`setsebool -P {USE_DEVICES}=1` (or, per container, `--security-opt label=disable`)"
+        ),
+    )
 }
 
 /// Where selinuxfs is mounted on the host.
@@ -47,10 +85,13 @@ const SELINUXFS: &str = "/sys/fs/selinux";
 /// The boolean that lets SELinux-confined containers (`container_t`) use host devices.
 const USE_DEVICES: &str = "container_use_devices";
 
+/// The check id of the SELinux finding.
+const SELINUX: &str = "access.selinux";
+
 /// SELinux enforcing with `container_use_devices` off denies confined containers the GPU nodes
-/// they were given. No selinuxfs means no SELinux: nothing to say.
-fn selinux(roots: &HostRoots) -> Option<Finding> {
-    const CHECK: &str = "access.selinux";
+/// they were given; which engines confine theirs is in `engines`. No selinuxfs means no SELinux:
+/// nothing to say.
+fn selinux(roots: &HostRoots, engines: &[EngineFacts]) -> Option<Finding> {
     let dir = roots.host(SELINUXFS);
     let enforce_path = dir.join("enforce");
     let enforce = match fs::read_to_string(&enforce_path) {
@@ -58,7 +99,7 @@ fn selinux(roots: &HostRoots) -> Option<Finding> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
         Err(err) => {
             return Some(info(
-                CHECK,
+                SELINUX,
                 format!(
                     "SELinux not checked: cannot read {}: {err}",
                     roots.show(&enforce_path)
@@ -70,14 +111,14 @@ fn selinux(roots: &HostRoots) -> Option<Finding> {
         "1" => {}
         "0" => {
             return Some(info(
-                CHECK,
+                SELINUX,
                 "SELinux is permissive: it logs containers' use of the GPU nodes but does not \
                  deny it",
             ));
         }
         other => {
             return Some(info(
-                CHECK,
+                SELINUX,
                 format!(
                     "SELinux not checked: {} holds \"{}\", not 0 or 1",
                     roots.show(&enforce_path),
@@ -92,7 +133,7 @@ fn selinux(roots: &HostRoots) -> Option<Finding> {
         Ok(text) => text.split_whitespace().next().map(str::to_string),
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             return Some(info(
-                CHECK,
+                SELINUX,
                 format!(
                     "SELinux is enforcing and its policy has no {USE_DEVICES} boolean; if \
                      confined containers are denied the GPU nodes, run them with \
@@ -102,7 +143,7 @@ fn selinux(roots: &HostRoots) -> Option<Finding> {
         }
         Err(err) => {
             return Some(info(
-                CHECK,
+                SELINUX,
                 format!(
                     "SELinux is enforcing; {USE_DEVICES} not checked: cannot read {}: {err}",
                     roots.show(&boolean_path)
@@ -112,24 +153,14 @@ fn selinux(roots: &HostRoots) -> Option<Finding> {
     };
     Some(match current.as_deref() {
         Some("1") => ok(
-            CHECK,
+            SELINUX,
             format!(
                 "SELinux is enforcing and {USE_DEVICES} is on: confined containers may use the GPU nodes"
             ),
         ),
-        Some("0") => fail(
-            CHECK,
-            format!(
-                "SELinux is enforcing and {USE_DEVICES} is off: confined containers (podman, \
-                 CRI-O, Docker with selinux-enabled) are denied /dev/kfd and the render nodes \
-                 they are given"
-            ),
-            format!(
-                "`setsebool -P {USE_DEVICES}=1` (or, per container, `--security-opt label=disable`)"
-            ),
-        ),
+        Some("0") => use_devices_off(engines),
         _ => info(
-            CHECK,
+            SELINUX,
             format!(
                 "SELinux is enforcing; {USE_DEVICES} not checked: {} holds no 0 or 1",
                 roots.show(&boolean_path)
@@ -450,15 +481,62 @@ mod tests {
     #[test]
     fn selinux_is_silent_without_selinuxfs_and_reads_the_current_value() {
         let (_dir, roots) = HostRoots::temp();
-        assert_eq!(selinux(&roots), None);
+        assert_eq!(selinux(&roots, &[]), None);
         let boolean = format!("/sys/fs/selinux/booleans/{USE_DEVICES}");
         roots.write_file("/sys/fs/selinux/enforce", "1");
         roots.write_file(&boolean, "0 1");
-        let finding = selinux(&roots).expect("a finding");
+        let finding = selinux(&roots, &[]).expect("a finding");
         assert_eq!(finding.status, Status::Fail, "{finding:?}");
         roots.write_file(&boolean, "1 0");
-        assert_eq!(selinux(&roots).map(|f| f.status), Some(Status::Ok));
+        assert_eq!(selinux(&roots, &[]).map(|f| f.status), Some(Status::Ok));
         roots.write_file("/sys/fs/selinux/enforce", "0");
-        assert_eq!(selinux(&roots).map(|f| f.status), Some(Status::Info));
+        assert_eq!(selinux(&roots, &[]).map(|f| f.status), Some(Status::Info));
+    }
+
+    /// Facts of an engine found here that does or does not label its containers.
+    fn found(engine: Engine, selinux_labels: bool) -> EngineFacts {
+        EngineFacts {
+            engine,
+            version: EngineVersion::new(99, 0, 0),
+            cdi_on: true,
+            spec_dirs: Vec::new(),
+            selinux_labels,
+        }
+    }
+
+    #[test]
+    fn use_devices_off_fails_only_where_an_engine_labels_its_containers() {
+        let nobody = use_devices_off(&[
+            found(Engine::Docker, false),
+            found(Engine::Containerd, false),
+        ]);
+        assert_eq!(nobody.status, Status::Info, "{nobody:?}");
+        assert!(
+            nobody.message.contains(
+                "no engine here is configured to label its containers (docker, containerd)"
+            ),
+            "{nobody:?}"
+        );
+        let podman = use_devices_off(&[found(Engine::Docker, false), found(Engine::Podman, true)]);
+        assert_eq!(podman.status, Status::Fail, "{podman:?}");
+        assert!(
+            podman
+                .message
+                .contains(": the containers podman labels are denied"),
+            "{podman:?}"
+        );
+        let both = use_devices_off(&[found(Engine::Docker, true), found(Engine::Crio, true)]);
+        assert!(
+            both.message
+                .contains(": the containers docker and crio labels are denied"),
+            "{both:?}"
+        );
+        let unknown = use_devices_off(&[]);
+        assert_eq!(unknown.status, Status::Fail, "{unknown:?}");
+        assert!(
+            unknown
+                .message
+                .contains("confined containers (podman, CRI-O")
+        );
     }
 }

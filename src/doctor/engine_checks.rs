@@ -98,6 +98,8 @@ pub(super) struct EngineFacts {
     pub(super) cdi_on: bool,
     /// The spec dirs it reads (host paths) when CDI is on: the configured ones or the defaults.
     pub(super) spec_dirs: Vec<String>,
+    /// Whether it gives containers SELinux labels, as configured or by default.
+    pub(super) selinux_labels: bool,
 }
 
 impl EngineFacts {
@@ -318,6 +320,7 @@ fn engine_section(
         version,
         cdi_on,
         spec_dirs: if cdi_on { dirs } else { Vec::new() },
+        selinux_labels: config.selinux_labels.unwrap_or(engine.labels_by_default()),
     };
     (section(findings), Some(facts))
 }
@@ -572,5 +575,49 @@ mod tests {
         let err = version_output(&script, Duration::from_millis(200)).expect_err("times out");
         assert!(err.contains("did not finish within 200 ms"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn each_engine_reads_its_selinux_label_switch() {
+        let (_dir, roots) = HostRoots::temp();
+        let version = Some(EngineVersion::new(99, 0, 0));
+        for engine in Engine::ALL {
+            assert_eq!(engine.read_config(&roots, version).selinux_labels, None);
+        }
+        let files = [
+            (
+                Engine::Docker,
+                "/etc/docker/daemon.json",
+                "{\"selinux-enabled\": VALUE}",
+            ),
+            (
+                Engine::Containerd,
+                "/etc/containerd/config.toml",
+                "version = 3\n[plugins.'io.containerd.cri.v1.runtime']\nenable_selinux = VALUE\n",
+            ),
+            (
+                Engine::Crio,
+                "/etc/crio/crio.conf",
+                "[crio.runtime]\nselinux = VALUE\n",
+            ),
+            (
+                Engine::Podman,
+                "/etc/containers/containers.conf",
+                "[containers]\nlabel = VALUE\n",
+            ),
+        ];
+        for (engine, path, text) in files {
+            for value in [true, false] {
+                roots.write_file(path, &text.replace("VALUE", &value.to_string()));
+                let config = engine.read_config(&roots, version);
+                assert_eq!(config.selinux_labels, Some(value), "{engine} {path}");
+            }
+        }
+        roots.write_file(
+            "/etc/containerd/config.toml",
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nenable_selinux = true\n",
+        );
+        let v2 = Engine::Containerd.read_config(&roots, Some(EngineVersion::new(1, 7, 24)));
+        assert_eq!(v2.selinux_labels, Some(true));
     }
 }

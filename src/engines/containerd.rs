@@ -270,6 +270,7 @@ pub fn read_config(host: &dyn HostPaths, version: Option<EngineVersion>) -> Engi
         {
             config.cdi_enabled = cri.get("enable_cdi").and_then(toml::Value::as_bool);
             config.spec_dirs = string_array(cri.get("cdi_spec_dirs"));
+            config.selinux_labels = cri.get("enable_selinux").and_then(toml::Value::as_bool);
         }
         collect_binary_names(&toml::Value::Table(table), "", &mut config.wrappers);
     })

@@ -95,5 +95,8 @@ pub fn read_config(host: &dyn HostPaths) -> EngineConfig {
         if let Some(dirs) = string_array(runtime.and_then(|r| r.get("cdi_spec_dirs"))) {
             config.spec_dirs = Some(dirs);
         }
+        if let Some(labels) = runtime.and_then(|r| r.get("selinux")?.as_bool()) {
+            config.selinux_labels = Some(labels);
+        }
     })
 }

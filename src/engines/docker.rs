@@ -111,6 +111,7 @@ pub fn read_config(host: &dyn HostPaths, version: Option<EngineVersion>) -> Engi
         }
     };
     config.cdi_enabled = json.pointer("/features/cdi").and_then(Value::as_bool);
+    config.selinux_labels = json.get("selinux-enabled").and_then(Value::as_bool);
     config.spec_dirs = json.get("cdi-spec-dirs").and_then(|v| {
         v.as_array().map(|a| {
             a.iter()

@@ -82,6 +82,12 @@ pub fn read_config(host: &dyn HostPaths) -> EngineConfig {
             if let Some(dirs) = string_array(engine.and_then(|e| e.get("cdi_spec_dirs"))) {
                 config.spec_dirs = Some(dirs);
             }
+            if let Some(label) = table
+                .get("containers")
+                .and_then(|c| c.get("label")?.as_bool())
+            {
+                config.selinux_labels = Some(label);
+            }
         },
     )
 }

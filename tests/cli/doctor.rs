@@ -602,6 +602,35 @@ fn selinux_enforcing_without_container_use_devices_fails_with_setsebool() {
     );
 }
 
+/// `container_use_devices` off matters only to containers an engine labels: Docker without
+/// `selinux-enabled` leaves them unconfined (a note), with it they are denied (a failure naming it).
+#[test]
+fn selinux_use_devices_off_fails_only_for_an_engine_that_labels() {
+    let case = case("no-gpu", &[]);
+    case.put("sys/fs/selinux/enforce", "1");
+    case.put("sys/fs/selinux/booleans/container_use_devices", "0 0");
+    case.fake_binary("dockerd", "Docker version 28.5.2, build ecc6942");
+    let (_, report) = case.doctor("no-amd", &[]);
+    assert_eq!(
+        section(&report, "container access"),
+        "container access\n  \
+         [info] SELinux is enforcing and container_use_devices is off, but no engine here is \
+         configured to label its containers (docker), so none is denied its GPU nodes; one that \
+         labels them (dockerd started with --selinux-enabled too) would need `setsebool -P \
+         container_use_devices=1`"
+    );
+    case.put("etc/docker/daemon.json", "{\"selinux-enabled\": true}\n");
+    let (_, report) = case.doctor("no-amd", &[]);
+    assert_eq!(
+        section(&report, "container access"),
+        "container access\n  \
+         [FAIL] SELinux is enforcing and container_use_devices is off: the containers docker \
+         labels are denied /dev/kfd and the render nodes they are given\n         \
+         fix: `setsebool -P container_use_devices=1` (or, per container, `--security-opt \
+         label=disable`)"
+    );
+}
+
 /// Issue 17: with NVIDIA's container toolkit set up for Docker (its hook on dockerd's PATH, its
 /// runtime in daemon.json, its CDI spec), `--gpus` is NVIDIA's; doctor says what to use instead.
 #[test]
