@@ -585,17 +585,15 @@ fn selinux_enforcing_without_container_use_devices_fails_with_setsebool() {
          label=disable`)"
     );
     case.put("sys/fs/selinux/booleans/container_use_devices", "1 1");
-    let (_, report) = case.doctor("no-amd", &[]);
     assert_eq!(
-        section(&report, "container access"),
+        access_section(&case),
         "container access\n  \
          [ok  ] SELinux is enforcing and container_use_devices is on: confined containers may \
          use the GPU nodes"
     );
     case.put("sys/fs/selinux/enforce", "0");
-    let (_, report) = case.doctor("no-amd", &[]);
     assert_eq!(
-        section(&report, "container access"),
+        access_section(&case),
         "container access\n  \
          [info] SELinux is permissive: it logs containers' use of the GPU nodes but does not \
          deny it"
@@ -610,9 +608,8 @@ fn selinux_use_devices_off_fails_only_for_an_engine_that_labels() {
     case.put("sys/fs/selinux/enforce", "1");
     case.put("sys/fs/selinux/booleans/container_use_devices", "0 0");
     case.fake_binary("dockerd", "Docker version 28.5.2, build ecc6942");
-    let (_, report) = case.doctor("no-amd", &[]);
     assert_eq!(
-        section(&report, "container access"),
+        access_section(&case),
         "container access\n  \
          [info] SELinux is enforcing and container_use_devices is off, but no engine here is \
          configured to label its containers (docker), so none is denied its GPU nodes; one that \
@@ -620,15 +617,20 @@ fn selinux_use_devices_off_fails_only_for_an_engine_that_labels() {
          container_use_devices=1`"
     );
     case.put("etc/docker/daemon.json", "{\"selinux-enabled\": true}\n");
-    let (_, report) = case.doctor("no-amd", &[]);
     assert_eq!(
-        section(&report, "container access"),
+        access_section(&case),
         "container access\n  \
          [FAIL] SELinux is enforcing and container_use_devices is off: the containers docker \
          labels are denied /dev/kfd and the render nodes they are given\n         \
          fix: `setsebool -P container_use_devices=1` (or, per container, `--security-opt \
          label=disable`)"
     );
+}
+
+/// The container access section of doctor's report on `case` with example host `no-amd`.
+fn access_section(case: &DoctorRoot) -> String {
+    let (_, report) = case.doctor("no-amd", &[]);
+    section(&report, "container access")
 }
 
 /// Issue 17: with NVIDIA's container toolkit set up for Docker (its hook on dockerd's PATH, its
