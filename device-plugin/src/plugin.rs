@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use amdgpu_cdi::discover::wsl::looks_like_wsl;
 use amdgpu_cdi::discover::{DiscoverError, Host, RealSysfs, discover_with};
 use amdgpu_cdi::error_text::error_line;
 use amdgpu_cdi::generate::{GenerateError, GenerateOptions, generate, to_text};
@@ -47,6 +48,13 @@ pub enum PluginError {
         /// What to do about it.
         hint: &'static str,
     },
+    /// A WSL2 host: its GPUs reach containers through `/dev/dxg`, all of them at once.
+    #[error(
+        "this is a WSL2 host (/dev/dxg, no KFD): a container given /dev/dxg sees every GPU, so \
+         there is nothing to hand out one by one; use `amdgpu-cdi generate` and request \
+         amd.com/gpu=all (docs/wsl.md)"
+    )]
+    Wsl,
     /// The host could not be discovered at startup.
     #[error(transparent)]
     Discover(#[from] DiscoverError),
@@ -111,6 +119,9 @@ fn write_spec(
 
 /// Discovers the host, writes its spec and returns what to advertise; any failure is an error.
 fn first_snapshot(options: &PluginOptions) -> Result<Snapshot, PluginError> {
+    if looks_like_wsl(&options.discover) {
+        return Err(PluginError::Wsl);
+    }
     let discovery = discover_with(&options.discover, &RealSysfs)?;
     for warning in &discovery.warnings {
         log::warning(warning);

@@ -430,6 +430,20 @@ fn startup_errors_are_one_line() {
     );
     assert_eq!(fs::read_dir(node.plugin_dir()).expect("dir").count(), 0);
 
+    let node = Node::new(&["wsl2"]);
+    let mut plugin = RunningPlugin::start(&node, &[]);
+    assert_eq!(
+        plugin.wait(Duration::from_secs(10)).expect("exits").code(),
+        Some(2)
+    );
+    assert_eq!(
+        plugin.log(),
+        "amdgpu-cdi-device-plugin: this is a WSL2 host (/dev/dxg, no KFD): a container given \
+         /dev/dxg sees every GPU, so there is nothing to hand out one by one; use `amdgpu-cdi \
+         generate` and request amd.com/gpu=all (docs/wsl.md)\n"
+    );
+    assert_eq!(fs::read_dir(node.cdi_dir()).expect("dir").count(), 0);
+
     let node = Node::new(&["mi210x4"]);
     fs::remove_dir(node.plugin_dir()).expect("remove the plugin dir");
     let mut plugin = RunningPlugin::start(&node, &[]);
