@@ -5,6 +5,7 @@
 //! never abort the run: a host without GPUs, engines or specs still gets a full report.
 
 mod access;
+mod check_id;
 mod engine_checks;
 mod hooks;
 mod host;
@@ -18,6 +19,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::generate::GenerateOptions;
+
+use Dependent::{EveryEngine, One};
+pub use check_id::CheckId;
+use check_id::EngineCheck;
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -48,7 +53,7 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Stable identifier of the check, e.g. `driver.kfd`.
-    pub check: String,
+    pub check: CheckId,
     /// How it came out.
     pub status: Status,
     /// What was found, one line.
@@ -350,43 +355,57 @@ pub fn run(options: &DoctorOptions) -> Report {
 }
 
 /// The chain from hardware to spec: each check with the earlier checks it needs, which it cannot
-/// pass while they fail. `*.` matches the check in every engine section.
-const NEEDS: &[(&str, &[&str])] = &[
-    ("driver.module", &["driver.pci"]),
-    ("driver.kfd", &["driver.module"]),
-    ("driver.topology", &["driver.module"]),
-    ("driver.gpus", &["driver.module"]),
-    ("devices.kfd", &["driver.kfd"]),
-    ("devices.render", GPUS),
-    ("specs.present", GPUS),
-    ("specs.current", GPUS),
-    ("*.spec-visible", GPUS),
+/// pass while they fail.
+const NEEDS: &[(Dependent, &[CheckId])] = &[
+    (One(CheckId::DRIVER_MODULE), &[CheckId::DRIVER_PCI]),
+    (One(CheckId::DRIVER_KFD), &[CheckId::DRIVER_MODULE]),
+    (One(CheckId::DRIVER_TOPOLOGY), &[CheckId::DRIVER_MODULE]),
+    (One(CheckId::DRIVER_GPUS), &[CheckId::DRIVER_MODULE]),
+    (One(CheckId::DEVICES_KFD), &[CheckId::DRIVER_KFD]),
+    (One(CheckId::DEVICES_RENDER), GPUS),
+    (One(CheckId::SPECS_PRESENT), GPUS),
+    (One(CheckId::SPECS_CURRENT), GPUS),
+    (EveryEngine(EngineCheck::SPEC_VISIBLE), GPUS),
 ];
 
 /// The checks that find the GPUs a render node or a spec is for.
-const GPUS: &[&str] = &["driver.kfd", "driver.topology", "driver.gpus"];
+const GPUS: &[CheckId] = &[
+    CheckId::DRIVER_KFD,
+    CheckId::DRIVER_TOPOLOGY,
+    CheckId::DRIVER_GPUS,
+];
 
-/// True when `check` matches `pattern` (`*.name` matches `<anything>.name`).
-fn check_matches(pattern: &str, check: &str) -> bool {
-    match pattern.strip_prefix('*') {
-        Some(suffix) => check.ends_with(suffix),
-        None => check == pattern,
+/// The checks a line of [`NEEDS`] is about.
+enum Dependent {
+    /// One check.
+    One(CheckId),
+    /// This check in every engine section.
+    EveryEngine(EngineCheck),
+}
+
+impl Dependent {
+    /// True when `check` is one of the checks this stands for.
+    fn covers(&self, check: CheckId) -> bool {
+        match self {
+            One(id) => *id == check,
+            EveryEngine(engine_check) => check.engine_check() == Some(*engine_check),
+        }
     }
 }
 
 /// True when a failing `check` can be a root cause: a later check needs it.
-fn is_cause(check: &str) -> bool {
+fn is_cause(check: CheckId) -> bool {
     NEEDS.iter().any(|(_, needs)| needs.contains(&check))
 }
 
 /// True when `check` cannot pass while `cause` fails: it needs `cause`, directly or through the
 /// checks it needs ([`NEEDS`] has no circle).
-fn follows(check: &str, cause: &str) -> bool {
+fn follows(check: CheckId, cause: CheckId) -> bool {
     NEEDS
         .iter()
-        .filter(|(pattern, _)| check_matches(pattern, check))
+        .filter(|(dependent, _)| dependent.covers(check))
         .flat_map(|(_, needs)| needs.iter())
-        .any(|need| *need == cause || follows(need, cause))
+        .any(|&need| need == cause || follows(need, cause))
 }
 
 /// Finds the first warning or failure of a check that later checks need ([`NEEDS`]) and moves
@@ -397,8 +416,8 @@ fn fold_consequences(sections: &mut Vec<Section>) {
     let mut root = None;
     'find: for (s, section) in sections.iter().enumerate() {
         for (f, finding) in section.findings.iter().enumerate() {
-            if finding.status >= Status::Warn && is_cause(&finding.check) {
-                root = Some((s, f, finding.check.clone()));
+            if finding.status >= Status::Warn && is_cause(finding.check) {
+                root = Some((s, f, finding.check));
                 break 'find;
             }
         }
@@ -412,7 +431,7 @@ fn fold_consequences(sections: &mut Vec<Section>) {
         section.findings.retain_mut(|finding| {
             let later = (s, index) > (root_section, root_index);
             index += 1;
-            let folded = later && finding.status != Status::Ok && follows(&finding.check, &cause);
+            let folded = later && finding.status != Status::Ok && follows(finding.check, cause);
             if folded {
                 let mut consequence = finding.clone();
                 consequence.remedy = None;
@@ -437,9 +456,9 @@ impl Section {
 
 impl Finding {
     /// A finding of `check` with nothing folded under it yet (see [`fold_consequences`]).
-    fn new(check: &str, status: Status, message: String, remedy: Option<String>) -> Finding {
+    fn new(check: CheckId, status: Status, message: String, remedy: Option<String>) -> Finding {
         Finding {
-            check: check.to_string(),
+            check,
             status,
             message,
             remedy,
@@ -448,19 +467,19 @@ impl Finding {
     }
 }
 
-fn ok(check: &str, message: impl Into<String>) -> Finding {
+fn ok(check: CheckId, message: impl Into<String>) -> Finding {
     Finding::new(check, Status::Ok, message.into(), None)
 }
 
-fn info(check: &str, message: impl Into<String>) -> Finding {
+fn info(check: CheckId, message: impl Into<String>) -> Finding {
     Finding::new(check, Status::Info, message.into(), None)
 }
 
-fn warn(check: &str, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
+fn warn(check: CheckId, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
     Finding::new(check, Status::Warn, message.into(), Some(remedy.into()))
 }
 
-fn fail(check: &str, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
+fn fail(check: CheckId, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
     Finding::new(check, Status::Fail, message.into(), Some(remedy.into()))
 }
 
@@ -487,6 +506,7 @@ impl HostRoots {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engines::Engine;
 
     #[test]
     fn show_maps_real_paths_back_to_host_paths() {
@@ -535,21 +555,36 @@ mod tests {
             Section::new(
                 "driver",
                 vec![
-                    ok("driver.pci", "1 AMD GPU(s) on the PCI bus: 0000:03:00.0"),
-                    fail("driver.module", "not loaded", "modprobe"),
-                    fail("driver.kfd", "no kfd", "load it"),
+                    ok(
+                        CheckId::DRIVER_PCI,
+                        "1 AMD GPU(s) on the PCI bus: 0000:03:00.0",
+                    ),
+                    fail(CheckId::DRIVER_MODULE, "not loaded", "modprobe"),
+                    fail(CheckId::DRIVER_KFD, "no kfd", "load it"),
                 ],
             ),
             Section::new(
                 "device nodes",
-                vec![fail("devices.kfd", "/dev/kfd does not exist", "udev")],
+                vec![fail(
+                    CheckId::DEVICES_KFD,
+                    "/dev/kfd does not exist",
+                    "udev",
+                )],
             ),
             Section::new(
                 "docker",
                 vec![
-                    ok("docker.cdi", "on"),
-                    warn("docker.spec-visible", "no spec", "generate"),
-                    fail("docker.wrapper", "missing wrapper", "install"),
+                    ok(EngineCheck::CDI.of(Engine::Docker), "on"),
+                    warn(
+                        EngineCheck::SPEC_VISIBLE.of(Engine::Docker),
+                        "no spec",
+                        "generate",
+                    ),
+                    fail(
+                        EngineCheck::WRAPPER.of(Engine::Docker),
+                        "missing wrapper",
+                        "install",
+                    ),
                 ],
             ),
         ];
@@ -557,17 +592,17 @@ mod tests {
         let titles: Vec<&str> = sections.iter().map(|s| s.title.as_str()).collect();
         assert_eq!(titles, ["driver", "docker"]);
         let cause = &sections[0].findings[1];
-        let folded: Vec<(&str, Option<&String>)> = cause
+        let folded: Vec<(CheckId, Option<&String>)> = cause
             .consequences
             .iter()
-            .map(|f| (f.check.as_str(), f.remedy.as_ref()))
+            .map(|f| (f.check, f.remedy.as_ref()))
             .collect();
         assert_eq!(
             folded,
             [
-                ("driver.kfd", None),
-                ("devices.kfd", None),
-                ("docker.spec-visible", None)
+                (CheckId::DRIVER_KFD, None),
+                (CheckId::DEVICES_KFD, None),
+                (EngineCheck::SPEC_VISIBLE.of(Engine::Docker), None)
             ]
         );
         let report = Report { sections };
@@ -585,11 +620,16 @@ mod tests {
         let mut report = Report {
             sections: vec![Section::new(
                 "t",
-                vec![ok("a", "fine"), warn("b", "meh", "do x")],
+                vec![
+                    ok(CheckId::HOOKS_FILE, "fine"),
+                    warn(CheckId::HOOKS_CONFIG, "meh", "do x"),
+                ],
             )],
         };
         assert!(!report.has_failures());
-        report.sections[0].findings.push(fail("c", "bad", "do y"));
+        report.sections[0]
+            .findings
+            .push(fail(CheckId::HOOKS_FILE, "bad", "do y"));
         assert!(report.has_failures());
         assert!(report.to_text().ends_with("1 ok, 1 warning, 1 failure\n"));
     }

@@ -18,7 +18,9 @@ use cdi::version::V0_7_0;
 use super::engine_checks::EngineFacts;
 use super::host::{identity, read_groups};
 use super::specs::{GpuSpecFile, SpecScan};
-use super::{Finding, HostRoots, Section, Status, Subject, fail, info, ok, warn};
+use super::{
+    CheckId, EngineCheck, Finding, HostRoots, Section, Status, Subject, fail, info, ok, warn,
+};
 use crate::engines::Engine;
 use crate::engines::releases::EngineVersion;
 use crate::generate::GenerateOptions;
@@ -54,7 +56,7 @@ fn use_devices_off(engines: &[EngineFacts]) -> Finding {
         [] if !engines.is_empty() => {
             let found: Vec<&str> = engines.iter().map(|facts| facts.engine.name()).collect();
             return info(
-                SELINUX,
+                CheckId::ACCESS_SELINUX,
                 format!(
                     "SELinux is enforcing and {USE_DEVICES} is off, but no engine here is \
                      configured to label its containers ({}), so none is denied its GPU nodes; \
@@ -68,7 +70,7 @@ fn use_devices_off(engines: &[EngineFacts]) -> Finding {
         names => format!("the containers {} labels", names.join(" and ")),
     };
     fail(
-        SELINUX,
+        CheckId::ACCESS_SELINUX,
         format!(
             "SELinux is enforcing and {USE_DEVICES} is off: {confined} are denied /dev/kfd and \
              the render nodes they are given"
@@ -85,9 +87,6 @@ const SELINUXFS: &str = "/sys/fs/selinux";
 /// The boolean that lets SELinux-confined containers (`container_t`) use host devices.
 const USE_DEVICES: &str = "container_use_devices";
 
-/// The check id of the SELinux finding.
-const SELINUX: &str = "access.selinux";
-
 /// SELinux enforcing with `container_use_devices` off denies confined containers the GPU nodes
 /// they were given; which engines confine theirs is in `engines`. No selinuxfs means no SELinux:
 /// nothing to say.
@@ -99,7 +98,7 @@ fn selinux(roots: &HostRoots, engines: &[EngineFacts]) -> Option<Finding> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
         Err(err) => {
             return Some(info(
-                SELINUX,
+                CheckId::ACCESS_SELINUX,
                 format!(
                     "SELinux not checked: cannot read {}: {err}",
                     roots.show(&enforce_path)
@@ -111,14 +110,14 @@ fn selinux(roots: &HostRoots, engines: &[EngineFacts]) -> Option<Finding> {
         "1" => {}
         "0" => {
             return Some(info(
-                SELINUX,
+                CheckId::ACCESS_SELINUX,
                 "SELinux is permissive: it logs containers' use of the GPU nodes but does not \
                  deny it",
             ));
         }
         other => {
             return Some(info(
-                SELINUX,
+                CheckId::ACCESS_SELINUX,
                 format!(
                     "SELinux not checked: {} holds \"{}\", not 0 or 1",
                     roots.show(&enforce_path),
@@ -133,7 +132,7 @@ fn selinux(roots: &HostRoots, engines: &[EngineFacts]) -> Option<Finding> {
         Ok(text) => text.split_whitespace().next().map(str::to_string),
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             return Some(info(
-                SELINUX,
+                CheckId::ACCESS_SELINUX,
                 format!(
                     "SELinux is enforcing and its policy has no {USE_DEVICES} boolean; if \
                      confined containers are denied the GPU nodes, run them with \
@@ -143,7 +142,7 @@ fn selinux(roots: &HostRoots, engines: &[EngineFacts]) -> Option<Finding> {
         }
         Err(err) => {
             return Some(info(
-                SELINUX,
+                CheckId::ACCESS_SELINUX,
                 format!(
                     "SELinux is enforcing; {USE_DEVICES} not checked: cannot read {}: {err}",
                     roots.show(&boolean_path)
@@ -153,14 +152,14 @@ fn selinux(roots: &HostRoots, engines: &[EngineFacts]) -> Option<Finding> {
     };
     Some(match current.as_deref() {
         Some("1") => ok(
-            SELINUX,
+            CheckId::ACCESS_SELINUX,
             format!(
                 "SELinux is enforcing and {USE_DEVICES} is on: confined containers may use the GPU nodes"
             ),
         ),
         Some("0") => use_devices_off(engines),
         _ => info(
-            SELINUX,
+            CheckId::ACCESS_SELINUX,
             format!(
                 "SELinux is enforcing; {USE_DEVICES} not checked: {} holds no 0 or 1",
                 roots.show(&boolean_path)
@@ -209,7 +208,6 @@ fn spec_groups(
     engines: &[EngineFacts],
     engine_sections: &mut [Section],
 ) -> Vec<Finding> {
-    const CHECK: &str = "access.spec-groups";
     let mut findings = Vec::new();
     for file in specs
         .files
@@ -241,7 +239,7 @@ fn spec_groups(
             options.cdi_version = None;
         });
         let mut finding = fail(
-            CHECK,
+            CheckId::ACCESS_SPEC_GROUPS,
             format!(
                 "{shown} gives containers the nodes' groups (additionalGids), which need \
                  cdiVersion {V0_7_0}: {} {} the whole spec",
@@ -265,7 +263,7 @@ fn spec_groups(
                 let follows = f.status == Status::Fail
                     && too_old
                         .iter()
-                        .any(|(e, _)| f.check == format!("{}.spec-version", e.engine))
+                        .any(|(e, _)| f.check == EngineCheck::SPEC_VERSION.of(e.engine))
                     && f.message.contains(&of_file);
                 if follows {
                     let mut consequence = f.clone();
@@ -317,7 +315,7 @@ fn docker_file_modes(roots: &HostRoots, specs: &SpecScan, engines: &[EngineFacts
         let modes: Vec<String> = modes.iter().map(|m| format!("{m:04o}")).collect();
         let command = regenerate(roots, file, |options| options.pin_device_numbers = false);
         findings.push(warn(
-            "access.docker-file-mode",
+            CheckId::ACCESS_DOCKER_FILE_MODE,
             format!(
                 "{} sets fileMode {} on {count} device node(s): docker {} creates them root:root \
                  with that mode, so a container running as a non-root user cannot open them",
@@ -385,7 +383,6 @@ fn subordinate_users(roots: &HostRoots) -> Vec<String> {
 /// ids who is not in it cannot use the GPUs from rootless containers. The user doctor checks the
 /// nodes for (`--user`) is left to the device node section, which says the same.
 fn rootless_groups(roots: &HostRoots, subject: &Subject) -> Vec<Finding> {
-    const CHECK: &str = "access.rootless-group";
     let users = subordinate_users(roots);
     if users.is_empty() {
         return Vec::new();
@@ -428,7 +425,7 @@ fn rootless_groups(roots: &HostRoots, subject: &Subject) -> Vec<Finding> {
             let group = group_name(*gid);
             let shown: Vec<String> = paths.iter().map(|p| roots.show(p)).collect();
             findings.push(warn(
-                CHECK,
+                CheckId::ACCESS_ROOTLESS_GROUP,
                 format!(
                     "{user} has subordinate ids in /etc/subuid (rootless podman) but is not in \
                      group {group}, which owns {}: its rootless containers get the host's nodes \
@@ -445,7 +442,7 @@ fn rootless_groups(roots: &HostRoots, subject: &Subject) -> Vec<Finding> {
     if all_members && !members.is_empty() {
         let groups: Vec<String> = nodes.iter().map(|(gid, _)| group_name(*gid)).collect();
         findings.push(ok(
-            CHECK,
+            CheckId::ACCESS_ROOTLESS_GROUP,
             format!(
                 "the rootless users in /etc/subuid ({}) are in group {}, which owns the GPU nodes",
                 members.join(", "),

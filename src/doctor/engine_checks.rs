@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cdi::version::Version;
 
-use super::{Finding, HostRoots, Section, fail, info, ok, warn};
+use super::{EngineCheck, Finding, HostRoots, Section, fail, info, ok, warn};
 use crate::engines::releases::{DOCKER_AMD_GPUS, DOCKER_AMD_GPUS_CDI, EngineVersion};
 use crate::engines::{Engine, EngineConfig, crio, dir_files};
 use crate::paths::{HOOKS_DIRS, SPEC_DIRS, WRAPPER_NAME};
@@ -143,7 +143,7 @@ fn engine_section(
     let section = |findings| Section::new(name, findings);
     let Some(binary) = binary else {
         findings.push(info(
-            &format!("{name}.installed"),
+            EngineCheck::INSTALLED.of(engine),
             format!("{name} is not installed"),
         ));
         return (section(findings), None);
@@ -152,14 +152,14 @@ fn engine_section(
         Ok(out) => match EngineVersion::find_in(&out) {
             Some(version) => {
                 findings.push(ok(
-                    &format!("{name}.version"),
+                    EngineCheck::VERSION.of(engine),
                     format!("{name} {version} ({})", roots.show(&binary)),
                 ));
                 Some(version)
             }
             None => {
                 findings.push(warn(
-                    &format!("{name}.version"),
+                    EngineCheck::VERSION.of(engine),
                     format!(
                         "{name} is installed ({}) but its version is unrecognised: {}",
                         roots.show(&binary),
@@ -175,7 +175,7 @@ fn engine_section(
         },
         Err(why) => {
             findings.push(warn(
-                &format!("{name}.version"),
+                EngineCheck::VERSION.of(engine),
                 format!("{name} is installed ({}) but {why}", roots.show(&binary)),
                 format!(
                     "run `{} --version` by hand to see what is wrong",
@@ -188,7 +188,7 @@ fn engine_section(
     let config = engine.read_config(roots, version);
     if let Some(broken) = &config.broken {
         findings.push(fail(
-            &format!("{name}.config"),
+            EngineCheck::CONFIG.of(engine),
             format!("cannot parse {broken}"),
             format!("fix the syntax; {name} itself refuses to start with this file"),
         ));
@@ -199,10 +199,10 @@ fn engine_section(
     let has_wrapper = !config.wrappers.is_empty();
     let (cdi_on, why) = cdi_state(engine, version, &config);
     if cdi_on {
-        findings.push(ok(&format!("{name}.cdi"), why));
+        findings.push(ok(EngineCheck::CDI.of(engine), why));
     } else if has_wrapper {
         findings.push(info(
-            &format!("{name}.cdi"),
+            EngineCheck::CDI.of(engine),
             format!("{why}; GPUs come through the runtime wrapper instead"),
         ));
     } else {
@@ -221,7 +221,7 @@ fn engine_section(
             }
             Engine::Podman | Engine::Crio => "upgrade the engine to a release with CDI support",
         };
-        findings.push(fail(&format!("{name}.cdi"), why, remedy));
+        findings.push(fail(EngineCheck::CDI.of(engine), why, remedy));
     }
     let dirs: Vec<String> = config
         .spec_dirs
@@ -229,12 +229,12 @@ fn engine_section(
         .unwrap_or_else(|| SPEC_DIRS.map(str::to_string).to_vec());
     if cdi_on {
         findings.push(info(
-            &format!("{name}.spec-dirs"),
+            EngineCheck::SPEC_DIRS.of(engine),
             format!("reads CDI specs from {}", dirs.join(", ")),
         ));
         if let Some(newest) = engine.newest_accepted(version) {
             findings.push(info(
-                &format!("{name}.newest-spec-version"),
+                EngineCheck::NEWEST_SPEC_VERSION.of(engine),
                 format!("{name} {version} is known to accept cdiVersion up to {newest}"),
             ));
         }
@@ -247,7 +247,7 @@ fn engine_section(
             .collect();
         if visible.is_empty() {
             findings.push(warn(
-                &format!("{name}.spec-visible"),
+                EngineCheck::SPEC_VISIBLE.of(engine),
                 format!("no amd.com/gpu spec in the dirs {name} reads"),
                 roots.write_spec_fix(
                     &roots.host(dirs.last().map_or("/var/run/cdi", String::as_str)),
@@ -259,11 +259,11 @@ fn engine_section(
             let regenerate = roots.generate_command(path);
             match engine.first_accepting(*spec_version) {
                 Some(first) if version >= first => findings.push(ok(
-                    &format!("{name}.spec-version"),
+                    EngineCheck::SPEC_VERSION.of(engine),
                     format!("{name} {version} accepts cdiVersion {spec_version} of {shown}"),
                 )),
                 Some(first) => findings.push(fail(
-                    &format!("{name}.spec-version"),
+                    EngineCheck::SPEC_VERSION.of(engine),
                     format!(
                         "{name} {version} rejects cdiVersion {spec_version} of {shown} (needs {name} {first})"
                     ),
@@ -272,7 +272,7 @@ fn engine_section(
                     ),
                 )),
                 None => findings.push(fail(
-                    &format!("{name}.spec-version"),
+                    EngineCheck::SPEC_VERSION.of(engine),
                     format!(
                         "no {name} release is known to accept cdiVersion {spec_version} of {shown}"
                     ),
@@ -296,7 +296,7 @@ fn engine_section(
     }
     if config.wrappers.is_empty() && matches!(engine, Engine::Docker | Engine::Containerd) {
         findings.push(info(
-            &format!("{name}.wrapper"),
+            EngineCheck::WRAPPER.of(engine),
             "runtime wrapper not configured (only needed for AMD_VISIBLE_DEVICES requests)",
         ));
     }
@@ -304,12 +304,12 @@ fn engine_section(
         let real = roots.host(path);
         if real.is_file() {
             findings.push(ok(
-                &format!("{name}.wrapper"),
+                EngineCheck::WRAPPER.of(engine),
                 format!("runtime `{entry}` is the wrapper {path}"),
             ));
         } else {
             findings.push(fail(
-                &format!("{name}.wrapper"),
+                EngineCheck::WRAPPER.of(engine),
                 format!("runtime `{entry}` points at {path}, which does not exist"),
                 format!("reinstall amdgpu-cdi or `amdgpu-cdi configure {name} --remove`"),
             ));
@@ -337,7 +337,7 @@ fn docker_gpus_finding(
     cdi_on: bool,
     has_wrapper: bool,
 ) -> Finding {
-    let check = "docker.gpus";
+    let check = EngineCheck::GPUS.of(Engine::Docker);
     let cdi = if cdi_on {
         "use `docker run --device amd.com/gpu=N` (CDI) instead"
     } else {
@@ -404,7 +404,7 @@ fn crio_hooks(roots: &HostRoots, config: &EngineConfig) -> Vec<Finding> {
             .collect()
     });
     let mut findings = vec![info(
-        "crio.hooks-dirs",
+        EngineCheck::HOOKS_DIRS.of(Engine::Crio),
         format!("reads OCI hooks from {}", dirs.join(", ")),
     )];
     // CRI-O has no precreate stage (a podman extension): only the other stages matter here.
@@ -426,7 +426,7 @@ fn crio_hooks(roots: &HostRoots, config: &EngineConfig) -> Vec<Finding> {
     if !installed.is_empty() && !seen {
         let shown: Vec<String> = installed.iter().map(|p| roots.show(p)).collect();
         findings.push(warn(
-            "crio.hooks-dirs",
+            EngineCheck::HOOKS_DIRS.of(Engine::Crio),
             format!(
                 "crio does not read the amdgpu-cdi hooks {}",
                 shown.join(", ")
@@ -499,7 +499,7 @@ pub(super) fn nvidia_gpus(
         return None;
     }
     Some(warn(
-        "docker.gpus",
+        EngineCheck::GPUS.of(Engine::Docker),
         format!(
             "`docker run --gpus` is NVIDIA's on this host: dockerd registers its AMD `--gpus` \
              driver only where NVIDIA's {NVIDIA_HOOK} is not on its PATH, and NVIDIA's container \

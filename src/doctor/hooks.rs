@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use super::{Finding, HostRoots, Section, fail, info, ok};
+use super::{CheckId, Finding, HostRoots, Section, fail, info, ok};
 use crate::engines::dir_files;
 use crate::paths::HOOKS_DIRS;
 
@@ -23,7 +23,7 @@ pub(super) fn section(roots: &HostRoots) -> Section {
                 Err(e) => {
                     if text.contains("amdgpu-cdi") {
                         findings.push(fail(
-                            "hooks.file",
+                            CheckId::HOOKS_FILE,
                             format!("cannot parse {shown}: {e}"),
                             "reinstall amdgpu-cdi; podman and CRI-O refuse every container while a hooks.d file is broken",
                         ));
@@ -44,12 +44,12 @@ pub(super) fn section(roots: &HostRoots) -> Section {
                 .unwrap_or_default();
             if roots.host(path).is_file() {
                 findings.push(ok(
-                    "hooks.file",
+                    CheckId::HOOKS_FILE,
                     format!("{shown}: {} hook {path}", stages.join(", ")),
                 ));
             } else {
                 findings.push(fail(
-                    "hooks.file",
+                    CheckId::HOOKS_FILE,
                     format!("{shown} runs {path}, which does not exist"),
                     format!(
                         "reinstall amdgpu-cdi or delete {shown}; podman fails every container while a hook binary is missing"
@@ -58,9 +58,9 @@ pub(super) fn section(roots: &HostRoots) -> Section {
             }
         }
     }
-    if !findings.iter().any(|f| f.check == "hooks.file") {
+    if !findings.iter().any(|f| f.check == CheckId::HOOKS_FILE) {
         findings.push(info(
-            "hooks.file",
+            CheckId::HOOKS_FILE,
             "no amdgpu-cdi OCI hook is installed (only needed for AMD_VISIBLE_DEVICES with podman or CRI-O)",
         ));
     }
@@ -73,26 +73,26 @@ fn settings_finding(roots: &HostRoots) -> Finding {
     let path = roots.host(shown);
     let Ok(text) = fs::read_to_string(&path) else {
         return info(
-            "hooks.config",
+            CheckId::HOOKS_CONFIG,
             format!("{shown} does not exist: the hooks and the runtime wrapper use their defaults"),
         );
     };
     match crate::settings::Settings::from_toml(&text, Path::new(shown)) {
         Err(err) => fail(
-            "hooks.config",
+            CheckId::HOOKS_CONFIG,
             err.to_string(),
             format!("fix {shown}: the hooks and the runtime wrapper refuse to run with it"),
         ),
         Ok(settings) => match settings.runtime {
             Some(runtime) if !roots.host(&runtime.to_string_lossy()).is_file() => fail(
-                "hooks.config",
+                CheckId::HOOKS_CONFIG,
                 format!(
                     "{shown} sets runtime {}, which does not exist",
                     runtime.display()
                 ),
                 "install that runtime or point `runtime` at an installed one (runc, crun, youki)",
             ),
-            _ => ok("hooks.config", format!("{shown} is valid")),
+            _ => ok(CheckId::HOOKS_CONFIG, format!("{shown} is valid")),
         },
     }
 }

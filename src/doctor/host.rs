@@ -6,7 +6,7 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::{Finding, HostRoots, Section, Subject, fail, info, ok, warn};
+use super::{CheckId, Finding, HostRoots, Section, Subject, fail, info, ok, warn};
 use crate::discover::{self, Properties};
 
 /// What KFD topology says about the GPUs, as far as doctor needs it.
@@ -56,10 +56,10 @@ pub(super) fn driver(roots: &HostRoots) -> Section {
     let module = roots.sysfs_root.join("module/amdgpu");
     let bound = roots.sysfs_root.join("bus/pci/drivers/amdgpu");
     if module.is_dir() || bound.is_dir() {
-        findings.push(ok("driver.module", "amdgpu kernel driver is loaded"));
+        findings.push(ok(CheckId::DRIVER_MODULE, "amdgpu kernel driver is loaded"));
     } else {
         findings.push(fail(
-            "driver.module",
+            CheckId::DRIVER_MODULE,
             format!(
                 "amdgpu kernel driver is not loaded ({} is missing)",
                 roots.show(&module)
@@ -69,7 +69,7 @@ pub(super) fn driver(roots: &HostRoots) -> Section {
     }
     if !kfd.is_dir() {
         findings.push(fail(
-            "driver.kfd",
+            CheckId::DRIVER_KFD,
             format!(
                 "KFD compute interface is missing ({} does not exist)",
                 roots.show(&kfd)
@@ -80,33 +80,33 @@ pub(super) fn driver(roots: &HostRoots) -> Section {
     }
     let dev = fs::read_to_string(kfd.join("dev")).unwrap_or_default();
     findings.push(ok(
-        "driver.kfd",
+        CheckId::DRIVER_KFD,
         format!("KFD compute interface is present (device {})", dev.trim()),
     ));
     match read_topology(roots) {
         Ok(topology) => {
             for (path, err) in &topology.unreadable {
                 findings.push(fail(
-                    "driver.topology",
+                    CheckId::DRIVER_TOPOLOGY,
                     format!("cannot read {}: {err}", roots.show(path)),
                     "run doctor on the host or in a privileged container: KFD hides GPUs outside the reader's device cgroup",
                 ));
             }
             if topology.render_minors.is_empty() {
                 findings.push(fail(
-                    "driver.gpus",
+                    CheckId::DRIVER_GPUS,
                     "no GPU in KFD topology",
                     "check `dmesg | grep amdgpu` for a failed GPU initialisation (firmware missing, unsupported GPU)",
                 ));
             } else {
                 findings.push(ok(
-                    "driver.gpus",
+                    CheckId::DRIVER_GPUS,
                     format!("{} GPU(s) in KFD topology", topology.render_minors.len()),
                 ));
             }
         }
         Err(err) => findings.push(fail(
-            "driver.topology",
+            CheckId::DRIVER_TOPOLOGY,
             format!(
                 "cannot read KFD topology {}: {err}",
                 roots.show(&kfd.join("topology/nodes"))
@@ -126,7 +126,7 @@ fn pci_gpus(roots: &HostRoots, kfd_present: bool) -> Finding {
     let pci = roots.sysfs_root.join("bus/pci/devices");
     match discover::amd_gpus_on_pci(&roots.sysfs_root) {
         Ok(gpus) if gpus.is_empty() && !kfd_present => fail(
-            "driver.pci",
+            CheckId::DRIVER_PCI,
             format!(
                 "no AMD GPU on this machine: {} has no AMD (vendor 0x1002) display controller or \
                  accelerator",
@@ -137,7 +137,7 @@ fn pci_gpus(roots: &HostRoots, kfd_present: bool) -> Finding {
              tree) to gpus, generate or doctor",
         ),
         Ok(gpus) if gpus.is_empty() => info(
-            "driver.pci",
+            CheckId::DRIVER_PCI,
             format!(
                 "{} has no AMD display controller or accelerator, but KFD is present",
                 roots.show(&pci)
@@ -149,7 +149,7 @@ fn pci_gpus(roots: &HostRoots, kfd_present: bool) -> Finding {
                 shown.push("...".into());
             }
             ok(
-                "driver.pci",
+                CheckId::DRIVER_PCI,
                 format!(
                     "{} AMD GPU(s) on the PCI bus: {}",
                     gpus.len(),
@@ -158,7 +158,7 @@ fn pci_gpus(roots: &HostRoots, kfd_present: bool) -> Finding {
             )
         }
         Err(err) => info(
-            "driver.pci",
+            CheckId::DRIVER_PCI,
             format!(
                 "AMD GPUs on the PCI bus not checked: cannot list {}: {err}",
                 roots.show(&pci)
@@ -260,23 +260,23 @@ pub(super) fn device_nodes(roots: &HostRoots, subject: &Subject) -> Section {
         Ok(identity) => Some(identity),
         Err(message) => {
             findings.push(fail(
-                "devices.user",
+                CheckId::DEVICES_USER,
                 message,
                 "pass an existing user name to --user",
             ));
             None
         }
     };
-    let mut nodes = vec![("devices.kfd", PathBuf::from("dev/kfd"))];
+    let mut nodes = vec![(CheckId::DEVICES_KFD, PathBuf::from("dev/kfd"))];
     match read_topology(roots) {
         Ok(topology) => nodes.extend(topology.render_minors.iter().map(|m| {
             (
-                "devices.render",
+                CheckId::DEVICES_RENDER,
                 PathBuf::from(format!("dev/dri/renderD{m}")),
             )
         })),
         Err(_) => findings.push(info(
-            "devices.render",
+            CheckId::DEVICES_RENDER,
             "render nodes not checked: KFD topology is unavailable",
         )),
     }
@@ -298,7 +298,7 @@ pub(super) fn device_nodes(roots: &HostRoots, subject: &Subject) -> Section {
 pub(super) fn access_findings(
     roots: &HostRoots,
     subject: &Subject,
-    check: &str,
+    check: CheckId,
     path: &Path,
 ) -> Vec<Finding> {
     let groups = read_groups(roots);
@@ -306,7 +306,7 @@ pub(super) fn access_findings(
         Ok(identity) => vec![node_finding(roots, check, path, Some(&identity), &groups)],
         Err(message) => vec![
             fail(
-                "devices.user",
+                CheckId::DEVICES_USER,
                 message,
                 "pass an existing user name to --user",
             ),
@@ -317,7 +317,7 @@ pub(super) fn access_findings(
 
 fn node_finding(
     roots: &HostRoots,
-    check: &str,
+    check: CheckId,
     path: &Path,
     identity: Option<&Identity>,
     groups: &[(String, u32, Vec<String>)],

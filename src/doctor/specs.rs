@@ -15,7 +15,7 @@ use crate::discover;
 use crate::generate::record::{self, RecordError};
 use crate::generate::{self, GenerateOptions};
 
-use super::{HostRoots, Section, fail, info, ok, warn};
+use super::{CheckId, HostRoots, Section, fail, info, ok, warn};
 
 use crate::naming::KIND;
 
@@ -183,7 +183,7 @@ impl SpecScan {
         if self.files.is_empty() {
             let dirs: Vec<String> = roots.spec_dirs.iter().map(|d| roots.show(d)).collect();
             findings.push(fail(
-                "specs.present",
+                CheckId::SPECS_PRESENT,
                 format!("no spec defines {KIND} devices in {}", dirs.join(", ")),
                 roots.write_spec_fix(roots.spec_dirs.last().map_or(&roots.root, |d| d)),
             ));
@@ -192,14 +192,14 @@ impl SpecScan {
             let shown = roots.show(&file.path);
             match &file.invalid {
                 Some(why) => findings.push(fail(
-                    "specs.valid",
+                    CheckId::SPECS_VALID,
                     format!("{shown} is invalid, engines skip it: {why}"),
                     format!(
                         "regenerate it with `amdgpu-cdi generate --output {shown}` or delete it"
                     ),
                 )),
                 None => findings.push(ok(
-                    "specs.valid",
+                    CheckId::SPECS_VALID,
                     format!(
                         "{shown} is valid: cdiVersion {}, devices {}",
                         file.version
@@ -213,9 +213,9 @@ impl SpecScan {
                 let remedy = "remove this edit unless every container given these GPUs may have \
                               that host access (`amdgpu-cdi generate` never writes it)";
                 findings.push(if strict {
-                    fail("specs.safe", message, remedy)
+                    fail(CheckId::SPECS_SAFE, message, remedy)
                 } else {
-                    warn("specs.safe", message, remedy)
+                    warn(CheckId::SPECS_SAFE, message, remedy)
                 });
             }
         }
@@ -256,7 +256,7 @@ impl SpecScan {
             let same_dir = files.windows(2).any(|w| w[0].dir == w[1].dir);
             if same_dir {
                 findings.push(fail(
-                    "specs.conflict",
+                    CheckId::SPECS_CONFLICT,
                     format!(
                         "{} defined in {}: engines drop every device defined twice in one directory",
                         summarize(&names),
@@ -270,7 +270,7 @@ impl SpecScan {
                     .max_by_key(|f| f.dir)
                     .map(|f| roots.show(&f.path));
                 findings.push(warn(
-                    "specs.shadowed",
+                    CheckId::SPECS_SHADOWED,
                     format!(
                         "{} defined in {}: only {} is used",
                         summarize(&names),
@@ -306,7 +306,7 @@ impl SpecScan {
         let mut findings = Vec::new();
         if let Err(why) = refresh {
             findings.push(fail(
-                "specs.current",
+                CheckId::SPECS_CURRENT,
                 why.clone(),
                 "fix AMDGPU_CDI_GENERATE_ARGS in /etc/default/amdgpu-cdi: amdgpu-cdi-refresh.service fails with it too",
             ));
@@ -316,7 +316,7 @@ impl SpecScan {
             Ok(host) => host,
             Err(err) => {
                 findings.push(info(
-                    "specs.current",
+                    CheckId::SPECS_CURRENT,
                     format!("not compared with the hardware: {err}"),
                 ));
                 return findings;
@@ -328,7 +328,7 @@ impl SpecScan {
                 (Some(Ok(options)), _) => (options, format!("the options recorded on line 1 of {shown}")),
                 (Some(Err(problem)), _) => {
                     findings.push(fail(
-                        "specs.current",
+                        CheckId::SPECS_CURRENT,
                         format!(
                             "cannot read the generate options recorded on line 1 of {shown}: {problem}"
                         ),
@@ -352,7 +352,7 @@ impl SpecScan {
                 Ok(spec) => spec,
                 Err(err) => {
                     findings.push(info(
-                        "specs.current",
+                        CheckId::SPECS_CURRENT,
                         format!("{shown} not compared with the hardware: {err}"),
                     ));
                     continue;
@@ -360,11 +360,11 @@ impl SpecScan {
             };
             findings.push(match check::compare_file(&file.path, &wanted) {
                 Ok(Currentness::Current) => ok(
-                    "specs.current",
+                    CheckId::SPECS_CURRENT,
                     format!("{shown} matches the GPUs present now"),
                 ),
                 Ok(Currentness::Stale { .. }) => fail(
-                    "specs.current",
+                    CheckId::SPECS_CURRENT,
                     format!(
                         "{shown} is stale: it differs from what `amdgpu-cdi generate` writes now"
                     ),
@@ -374,7 +374,7 @@ impl SpecScan {
                     ),
                 ),
                 Err(err) => fail(
-                    "specs.current",
+                    CheckId::SPECS_CURRENT,
                     format!(
                         "cannot compare {shown}: {}",
                         crate::error_text::error_line(&err)

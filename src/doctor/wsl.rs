@@ -5,7 +5,7 @@
 use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 
-use super::{Finding, HostRoots, Section, Subject, fail, host, info, ok, warn};
+use super::{CheckId, Finding, HostRoots, Section, Subject, fail, host, info, ok, warn};
 use crate::discover::DiscoverOptions;
 use crate::discover::wsl::{
     DXCORE, DXG_PATH, WSL_LIB_ROOT, WslOptions, discover_wsl, looks_like_wsl,
@@ -46,26 +46,26 @@ pub(super) fn section(roots: &HostRoots, subject: &Subject) -> Section {
             let kernel_warning = discovery.warnings.iter().find(|w| w.contains("WSL kernel"));
             findings.push(match kernel_warning {
                 Some(warning) => warn(
-                    "wsl.kernel",
+                    CheckId::WSL_KERNEL,
                     warning.clone(),
                     "run this inside a WSL2 distribution (`wsl --set-version <distro> 2` in \
                      Windows), or pass --root/--sysfs-root of one",
                 ),
-                None => ok("wsl.kernel", "the kernel is WSL2's"),
+                None => ok(CheckId::WSL_KERNEL, "the kernel is WSL2's"),
             });
             findings.push(match discovery.host.adapters {
                 0 => warn(
-                    "wsl.adapters",
+                    CheckId::WSL_ADAPTERS,
                     "dxgkrnl lists no virtual GPU on VMBus: Windows shares no GPU with WSL",
                     "install the AMD Windows driver (Adrenalin) with WSL support, then \
                      `wsl --update` and `wsl --shutdown` in Windows",
                 ),
                 1 => ok(
-                    "wsl.adapters",
+                    CheckId::WSL_ADAPTERS,
                     "one GPU shared by Windows: the spec has amd.com/gpu=0 and =all",
                 ),
                 n => info(
-                    "wsl.adapters",
+                    CheckId::WSL_ADAPTERS,
                     format!(
                         "{n} GPUs shared by Windows: /dev/dxg serves all of them, so the spec \
                          has only amd.com/gpu=all"
@@ -74,7 +74,7 @@ pub(super) fn section(roots: &HostRoots, subject: &Subject) -> Section {
             });
         }
         Err(err) => findings.push(fail(
-            "wsl.dxg",
+            CheckId::WSL_DXG,
             crate::error_text::error_line(&err),
             "install the AMD Windows driver (Adrenalin) with WSL support, then `wsl --update` \
              and `wsl --shutdown` in Windows",
@@ -83,17 +83,22 @@ pub(super) fn section(roots: &HostRoots, subject: &Subject) -> Section {
     let node = roots.dev_root.join(DXG_PATH.trim_start_matches('/'));
     let is_char = std::fs::metadata(&node).map(|m| m.file_type().is_char_device());
     if let Ok(true) = is_char {
-        findings.extend(host::access_findings(roots, subject, "wsl.dxg", &node));
+        findings.extend(host::access_findings(
+            roots,
+            subject,
+            CheckId::WSL_DXG,
+            &node,
+        ));
     } else if is_char.is_ok() {
         findings.push(fail(
-            "wsl.dxg",
+            CheckId::WSL_DXG,
             format!("{} is not a character device", roots.show(&node)),
             "remove it and restart the distribution (`wsl --shutdown` in Windows): WSL's init \
              creates the node, and engines reject anything but a device node",
         ));
     } else {
         findings.push(fail(
-            "wsl.dxg",
+            CheckId::WSL_DXG,
             format!("{} does not exist", roots.show(&node)),
             "update WSL (`wsl --update` in Windows) and the AMD Windows driver; containers \
              reach the GPU only through this node",
@@ -101,10 +106,13 @@ pub(super) fn section(roots: &HostRoots, subject: &Subject) -> Section {
     }
     let dxcore = roots.host(WSL_LIB_ROOT).join(DXCORE);
     findings.push(if dxcore.is_file() {
-        ok("wsl.dxcore", format!("{} is present", roots.show(&dxcore)))
+        ok(
+            CheckId::WSL_DXCORE,
+            format!("{} is present", roots.show(&dxcore)),
+        )
     } else {
         fail(
-            "wsl.dxcore",
+            CheckId::WSL_DXCORE,
             format!("{} does not exist", roots.show(&dxcore)),
             "update WSL (`wsl --update` in Windows): WSL mounts Microsoft's DXCore library \
              there, and librocdxg cannot reach the GPU without it",
@@ -117,7 +125,7 @@ pub(super) fn section(roots: &HostRoots, subject: &Subject) -> Section {
 /// What the spec does not provide: the image's own ROCm user space.
 fn image_requirements() -> Finding {
     info(
-        "wsl.image",
+        CheckId::WSL_IMAGE,
         "the image must bring ROCm 7.1 or newer and librocdxg built from the same ROCm release \
          as its libhsa-runtime64 (the HSA runtime loads it when HSA_ENABLE_DXG_DETECTION=1, \
          which the spec sets); the spec mounts only /dev/dxg and libdxcore.so",
@@ -134,21 +142,21 @@ mod tests {
         let roots = HostRoots::under(&example, Vec::new());
         assert!(is_wsl(&roots));
         let section = section(&roots, &Subject::Invoker);
-        let checks: Vec<(&str, super::super::Status)> = section
+        let checks: Vec<(CheckId, super::super::Status)> = section
             .findings
             .iter()
-            .map(|f| (f.check.as_str(), f.status))
+            .map(|f| (f.check, f.status))
             .collect();
         use super::super::Status::{Fail, Info, Ok};
         // No dev/dxg in the example: the node check fails, the rest pass.
         assert_eq!(
             checks,
             [
-                ("wsl.kernel", Ok),
-                ("wsl.adapters", Ok),
-                ("wsl.dxg", Fail),
-                ("wsl.dxcore", Ok),
-                ("wsl.image", Info)
+                (CheckId::WSL_KERNEL, Ok),
+                (CheckId::WSL_ADAPTERS, Ok),
+                (CheckId::WSL_DXG, Fail),
+                (CheckId::WSL_DXCORE, Ok),
+                (CheckId::WSL_IMAGE, Info)
             ]
         );
     }
@@ -165,8 +173,8 @@ mod tests {
             section(roots, &Subject::Invoker)
                 .findings
                 .into_iter()
-                .find(|f| f.check == "wsl.dxg")
-                .expect("wsl.dxg")
+                .find(|f| f.check == CheckId::WSL_DXG)
+                .expect("a finding about /dev/dxg")
         };
         let found = finding(&roots);
         assert!(
