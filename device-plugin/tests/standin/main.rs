@@ -419,10 +419,7 @@ fn sigterm_stops_the_plugin_and_removes_its_socket() {
 fn startup_errors_are_one_line() {
     let node = Node::new(&["mi210x4"]);
     node.use_host("no-amd");
-    let mut plugin = RunningPlugin::start(&node, &[]);
-    let status = plugin.wait(Duration::from_secs(10)).expect("exits");
-    assert_eq!(status.code(), Some(2));
-    let log = plugin.log();
+    let log = startup_error(&node);
     assert_eq!(log.lines().count(), 1, "{log}");
     assert!(
         log.starts_with("amdgpu-cdi-device-plugin: no AMD GPU on this machine:"),
@@ -431,13 +428,8 @@ fn startup_errors_are_one_line() {
     assert_eq!(fs::read_dir(node.plugin_dir()).expect("dir").count(), 0);
 
     let node = Node::new(&["wsl2"]);
-    let mut plugin = RunningPlugin::start(&node, &[]);
     assert_eq!(
-        plugin.wait(Duration::from_secs(10)).expect("exits").code(),
-        Some(2)
-    );
-    assert_eq!(
-        plugin.log(),
+        startup_error(&node),
         "amdgpu-cdi-device-plugin: this is a WSL2 host (/dev/dxg, no KFD): a container given \
          /dev/dxg sees every GPU, so there is nothing to hand out one by one; use `amdgpu-cdi \
          generate` and request amd.com/gpu=all (docs/wsl.md)\n"
@@ -446,19 +438,22 @@ fn startup_errors_are_one_line() {
 
     let node = Node::new(&["mi210x4"]);
     fs::remove_dir(node.plugin_dir()).expect("remove the plugin dir");
-    let mut plugin = RunningPlugin::start(&node, &[]);
     assert_eq!(
-        plugin.wait(Duration::from_secs(10)).expect("exits").code(),
-        Some(2)
-    );
-    assert_eq!(
-        plugin.log(),
+        startup_error(&node),
         format!(
             "amdgpu-cdi-device-plugin: {} does not exist (is the kubelet running? mount its \
              device plugin directory into the pod)\n",
             node.plugin_dir().display()
         )
     );
+}
+
+/// Starts the plugin on `node`, which must exit with status 2; returns what it logged.
+fn startup_error(node: &Node) -> String {
+    let mut plugin = RunningPlugin::start(node, &[]);
+    let status = plugin.wait(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(2), "{}", plugin.log());
+    plugin.log()
 }
 
 /// The DaemonSet runs `amdgpu-cdi device-plugin` with the mounts it needs, configured through
