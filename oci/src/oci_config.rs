@@ -87,10 +87,6 @@ impl<'a> LinuxDevice<'a> {
         self.value.get(name).and_then(Value::as_i64)
     }
 
-    fn unsigned(&self, name: &str) -> Option<u64> {
-        self.value.get(name).and_then(Value::as_u64)
-    }
-
     /// `path`: where the node is in the container.
     #[must_use]
     pub fn path(&self) -> Option<&'a str> {
@@ -113,24 +109,6 @@ impl<'a> LinuxDevice<'a> {
     #[must_use]
     pub fn minor(&self) -> Option<i64> {
         self.int("minor")
-    }
-
-    /// `fileMode`.
-    #[must_use]
-    pub fn file_mode(&self) -> Option<u64> {
-        self.unsigned("fileMode")
-    }
-
-    /// `uid`.
-    #[must_use]
-    pub fn uid(&self) -> Option<u64> {
-        self.unsigned("uid")
-    }
-
-    /// `gid`.
-    #[must_use]
-    pub fn gid(&self) -> Option<u64> {
-        self.unsigned("gid")
     }
 
     /// What identifies the node: path, type and numbers.
@@ -157,12 +135,6 @@ pub struct BadDeviceRule {
 }
 
 impl<'a> DeviceRuleEntry<'a> {
-    /// The entry as JSON (to compare entries of two configs).
-    #[must_use]
-    pub fn raw(&self) -> &'a Value {
-        self.value
-    }
-
     /// `allow`, when it is a boolean.
     #[must_use]
     pub fn allow(&self) -> Option<bool> {
@@ -431,8 +403,6 @@ mod tests {
         assert_eq!(view.id_mappings(IdKind::Gid).count(), 0);
         let device = view.devices().next().expect("one device");
         assert_eq!(device.key(), (Some("/dev/x"), Some("c"), Some(1), Some(3)));
-        assert_eq!(device.file_mode(), Some(438));
-        assert_eq!(device.uid(), None);
 
         let nothing = json!(["not", "an", "object"]);
         let view = OciConfig::new(&nothing);
