@@ -217,14 +217,6 @@ pub struct RootfsLocation {
     pub below: PathBuf,
 }
 
-impl RootfsLocation {
-    /// The whole path.
-    #[must_use]
-    pub fn path(&self) -> PathBuf {
-        self.base.join(&self.below)
-    }
-}
-
 /// `path` with `.` and `..` resolved lexically (`..` never climbs above `/`).
 fn lexically_clean(path: &Path) -> PathBuf {
     let mut clean = PathBuf::new();
@@ -258,12 +250,6 @@ pub fn rootfs_location(config: &Value, bundle: &Path) -> Option<RootfsLocation> 
         below: whole.strip_prefix("/").unwrap_or(&whole).to_path_buf(),
         base: PathBuf::from("/"),
     })
-}
-
-/// The rootfs as the hook must see it: through the container's mount namespace when it has one.
-#[must_use]
-pub fn rootfs_view(config: &Value, bundle: &Path, proc_root: &Path, pid: i32) -> Option<PathBuf> {
-    rootfs_seen_by_the_hook(config, bundle, proc_root, pid).map(|location| location.path())
 }
 
 /// [`rootfs_location`] through `<proc>/<pid>/root` when the container has its own mount
@@ -853,8 +839,11 @@ mod tests {
             (101_000, 201_001)
         );
         assert_eq!(
-            rootfs_view(&config, Path::new("/bundle"), Path::new("/proc"), 1),
-            Some(PathBuf::from("/abs/rootfs"))
+            rootfs_seen_by_the_hook(&config, Path::new("/bundle"), Path::new("/proc"), 1),
+            Some(RootfsLocation {
+                base: "/".into(),
+                below: "abs/rootfs".into()
+            })
         );
         let unmapped = json!({"linux": {"namespaces": [{"type": "user"}], "uidMappings": []}});
         assert_eq!(
