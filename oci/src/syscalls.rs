@@ -16,6 +16,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::sched::CloneFlags;
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 
@@ -257,13 +258,11 @@ impl Syscalls for RealSyscalls {
     }
 
     fn enter_mount_namespace(&self, ns: &Path) -> Result<(), Errno> {
-        let fd = nix::fcntl::open(ns, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNS)
+        enter_namespace(ns, CloneFlags::CLONE_NEWNS)
     }
 
     fn enter_user_namespace(&self, ns: &Path) -> Result<(), Errno> {
-        let fd = nix::fcntl::open(ns, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWUSER)
+        enter_namespace(ns, CloneFlags::CLONE_NEWUSER)
     }
 
     fn stat(&self, path: &Path) -> Result<FileStat, Errno> {
@@ -304,6 +303,12 @@ impl Syscalls for RealSyscalls {
         let program = bpf::program_by_id(id)?;
         bpf::detach_device_program(&dir, &program)
     }
+}
+
+/// `setns` into the namespace file `ns` (`/proc/<pid>/ns/...`), which must be of type `kind`.
+fn enter_namespace(ns: &Path, kind: CloneFlags) -> Result<(), Errno> {
+    let fd = nix::fcntl::open(ns, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    nix::sched::setns(fd, kind)
 }
 
 impl RealSyscalls {
