@@ -177,9 +177,10 @@ pub fn parse_config(bytes: &[u8], path: &Path) -> Result<Value, BundleError> {
 
 /// Checks that the bytes are a JSON object without building it, at a fraction of the cost of
 /// [`parse_config`]: a caller with nothing to change in a config still refuses a broken one,
-/// with `parse_config`'s own message. Only `parse_config`'s value checks are skipped (numbers
-/// beyond `f64`, lone UTF-16 surrogates in escapes): such a config goes to the runtime, which
-/// judges it as it would without amdgpu-cdi.
+/// with `parse_config`'s own message. Only `parse_config`'s value and key checks are skipped
+/// (numbers beyond `f64`, lone UTF-16 surrogates in escapes, a key given twice or an OCI field
+/// spelled in another case, see [`crate::oci_config::parse`]): such a config goes to the runtime,
+/// which judges it as it would without amdgpu-cdi.
 pub fn check_config(bytes: &[u8], path: &Path) -> Result<(), BundleError> {
     let well_formed = std::str::from_utf8(bytes).is_ok()
         && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
@@ -241,8 +242,8 @@ mod tests {
     use std::os::unix::fs::{PermissionsExt, symlink};
 
     #[test]
-    fn checking_fails_with_the_parse_error_and_is_lenient_only_on_values() {
-        let inputs: [&[u8]; 15] = [
+    fn checking_fails_with_the_parse_error_and_is_lenient_only_on_values_and_keys() {
+        let inputs: [&[u8]; 17] = [
             br#"{"ociVersion":"1.0.2","process":{"env":["A=1"]}}"#,
             b" \n{}\n",
             b"[1,2]",
@@ -258,6 +259,8 @@ mod tests {
             br#"{"a":"\ud800"}"#,
             b"{\"a\":\"\xff\"}",
             b"{\"a\":\"\x01\"}",
+            br#"{"a":1,"a":2}"#,
+            br#"{"ROOT":{}}"#,
         ];
         let path = Path::new("stdin");
         let mut lenient = Vec::new();
@@ -271,7 +274,15 @@ mod tests {
                 checked => assert_eq!(checked, parsed, "{text}"),
             }
         }
-        assert_eq!(lenient, [r#"{"a":1e400}"#, r#"{"a":"\ud800"}"#]);
+        assert_eq!(
+            lenient,
+            [
+                r#"{"a":1e400}"#,
+                r#"{"a":"\ud800"}"#,
+                r#"{"a":1,"a":2}"#,
+                r#"{"ROOT":{}}"#
+            ]
+        );
     }
 
     #[test]
