@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use cdi::text::{escape, file_type};
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, open, openat};
+use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{Mode, SFlag, fstat, fstatat};
 
 /// The `--log-format` of runc and compatible runtimes.
@@ -194,12 +194,10 @@ fn open_detail_log(path: &Path) -> Result<File, LogFileError> {
     } else {
         dir
     };
-    let dir_fd = open(
-        dir,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(fail)?;
+    let dir_fd = cdi::write::open_dir(dir).map_err(|source| LogFileError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let dir_mode = fstat(dir_fd.as_fd()).map_err(fail)?.st_mode;
     if dir_mode & 0o022 != 0 && !Mode::from_bits_truncate(dir_mode).contains(Mode::S_ISVTX) {
         return Err(LogFileError::UnsafeDirectory {
