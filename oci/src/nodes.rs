@@ -27,6 +27,7 @@ use cdi::edits::ResolvedNode;
 use nix::errno::Errno;
 use serde_json::Value;
 
+use crate::bundle::config_path;
 use crate::cgroup::program::{Access, DeviceRule, DeviceType, runc_default_rules};
 use crate::cgroup::{self, AllowOutcome, CgroupError, CgroupRoots};
 use crate::oci_config::{BadDeviceRule, IdKind, OciConfig};
@@ -477,7 +478,7 @@ pub fn inject<S: Syscalls>(
     let location =
         rootfs_seen_by_the_hook(config, &state.bundle, &options.cgroup_roots.proc_root, pid)
             .ok_or_else(|| NodeError::MissingRoot {
-                path: state.bundle.join("config.json"),
+                path: config_path(&state.bundle),
             })?;
     let base = runtime_rules(config)?;
     let cgroups = cgroup::locate(sys, &options.cgroup_roots, pid)?;
@@ -527,7 +528,7 @@ fn bind_into<S: Syscalls>(
 ) -> Result<NodeReport, NodeError> {
     let location =
         rootfs_location(config, &state.bundle).ok_or_else(|| NodeError::MissingRoot {
-            path: state.bundle.join("config.json"),
+            path: config_path(&state.bundle),
         })?;
     let mut requests = Vec::with_capacity(devices.len());
     for device in devices {
