@@ -14,13 +14,12 @@
 
 use std::collections::BTreeMap;
 
+use amdgpu_cdi::request::ANNOTATION_PREFIX;
 use cdi::spec::{DeviceNode, Spec};
 
 use crate::api::{CdiDevice, ContainerAllocateResponse, DeviceSpec};
 use crate::inventory::{Inventory, PluginDevice};
 
-/// The annotation prefix the kubelet's runtimes read CDI device names from.
-pub const ANNOTATION_PREFIX: &str = "cdi.k8s.io/";
 /// The plugin's name in annotation keys.
 pub const PLUGIN_NAME: &str = "amdgpu-cdi";
 
