@@ -35,16 +35,6 @@ pub enum ResourceStrategy {
     Mixed,
 }
 
-impl ResourceStrategy {
-    /// The command-line spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Single => "single",
-            Self::Mixed => "mixed",
-        }
-    }
-}
-
 /// One advertised device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginDevice {
