@@ -193,10 +193,7 @@ fn rescan(options: &PluginOptions, current: &Snapshot) -> Snapshot {
 /// One line per device that appeared, went, or changed health.
 fn log_changes(before: &Inventory, after: &Inventory) {
     for device in &after.devices {
-        let old = before
-            .devices
-            .iter()
-            .find(|d| d.id == device.id && d.resource == device.resource);
+        let old = before.get(&device.resource, &device.id);
         let state = if device.healthy {
             "healthy"
         } else {
@@ -214,11 +211,7 @@ fn log_changes(before: &Inventory, after: &Inventory) {
         }
     }
     for device in &before.devices {
-        if !after
-            .devices
-            .iter()
-            .any(|d| d.id == device.id && d.resource == device.resource)
-        {
+        if after.get(&device.resource, &device.id).is_none() {
             log::info(&format!(
                 "device {} ({}) is gone",
                 device.id, device.resource
