@@ -14,13 +14,12 @@
 
 use std::collections::BTreeMap;
 
+use amdgpu_cdi::request::ANNOTATION_PREFIX;
 use cdi::spec::{DeviceNode, Spec};
 
 use crate::api::{CdiDevice, ContainerAllocateResponse, DeviceSpec};
-use crate::inventory::{Inventory, PluginDevice};
+use crate::inventory::{Inventory, PluginDevice, short_name};
 
-/// The annotation prefix the kubelet's runtimes read CDI device names from.
-pub const ANNOTATION_PREFIX: &str = "cdi.k8s.io/";
 /// The plugin's name in annotation keys.
 pub const PLUGIN_NAME: &str = "amdgpu-cdi";
 
@@ -75,8 +74,7 @@ pub enum AllocateError {
 
 /// The annotation key for a resource: `cdi.k8s.io/amdgpu-cdi_<name>` for `amd.com/<name>`.
 pub fn annotation_key(resource: &str) -> String {
-    let name = resource.rsplit('/').next().unwrap_or(resource);
-    format!("{ANNOTATION_PREFIX}{PLUGIN_NAME}_{name}")
+    format!("{ANNOTATION_PREFIX}{PLUGIN_NAME}_{}", short_name(resource))
 }
 
 /// The response for one container of `resource` that was allocated `ids`.

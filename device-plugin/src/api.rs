@@ -15,8 +15,6 @@ use std::collections::BTreeMap;
 pub const VERSION: &str = "v1beta1";
 /// The kubelet's registration socket, in the device plugin directory.
 pub const KUBELET_SOCKET: &str = "kubelet.sock";
-/// The default device plugin directory.
-pub const DEVICE_PLUGIN_DIR: &str = "/var/lib/kubelet/device-plugins";
 /// `Device.health` of a usable device.
 pub const HEALTHY: &str = "Healthy";
 /// `Device.health` of a device that must not be allocated.

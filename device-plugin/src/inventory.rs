@@ -35,16 +35,6 @@ pub enum ResourceStrategy {
     Mixed,
 }
 
-impl ResourceStrategy {
-    /// The command-line spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Single => "single",
-            Self::Mixed => "mixed",
-        }
-    }
-}
-
 /// One advertised device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginDevice {
@@ -273,11 +263,15 @@ impl Inventory {
     }
 }
 
+/// A resource's name without its vendor: `<name>` for `amd.com/<name>`.
+pub fn short_name(resource: &str) -> &str {
+    resource.rsplit('/').next().unwrap_or(resource)
+}
+
 /// The socket file name of a resource's server: `amdgpu-cdi-<name>.sock` for
 /// `amd.com/<name>`.
 pub fn socket_name(resource: &str) -> String {
-    let name = resource.rsplit('/').next().unwrap_or(resource);
-    format!("amdgpu-cdi-{name}.sock")
+    format!("amdgpu-cdi-{}.sock", short_name(resource))
 }
 
 #[cfg(test)]

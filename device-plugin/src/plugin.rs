@@ -97,14 +97,19 @@ fn generate_options(options: &PluginOptions) -> GenerateOptions {
     }
 }
 
-/// The GPUs the plugin advertises: every one, or (`--exclude-integrated`) the discrete ones,
-/// numbered as the spec numbers them.
-fn advertised(options: &PluginOptions, host: Host) -> Host {
-    if options.exclude_integrated {
+/// What the plugin advertises of `host`: its GPUs (every one, or with `--exclude-integrated` the
+/// discrete ones, numbered as the spec numbers them) and their devices.
+fn advertised(options: &PluginOptions, host: Host) -> Result<(Host, Inventory), InventoryError> {
+    let host = if options.exclude_integrated {
         host.without_integrated()
     } else {
         host
-    }
+    };
+    let dev_root = &options.discover.dev_root;
+    let inventory = Inventory::build(&host, options.strategy, &|node: &Path| {
+        node_exists(dev_root, node)
+    })?;
+    Ok((host, inventory))
 }
 
 /// Writes `spec` as `generate` writes it, with the options on its first line, so that `check`
@@ -126,11 +131,7 @@ fn first_snapshot(options: &PluginOptions) -> Result<Snapshot, PluginError> {
     for warning in &discovery.warnings {
         log::warning(warning);
     }
-    let host = advertised(options, discovery.host);
-    let dev_root = &options.discover.dev_root;
-    let inventory = Inventory::build(&host, options.strategy, &|node: &Path| {
-        node_exists(dev_root, node)
-    })?;
+    let (host, inventory) = advertised(options, discovery.host)?;
     let spec = generate(&host, &generate_options(options))?;
     write_spec(options, &spec)?;
     Ok(Snapshot { inventory, spec })
@@ -160,16 +161,11 @@ fn rescan(options: &PluginOptions, current: &Snapshot) -> Snapshot {
             spec: current.spec.clone(),
         }
     };
-    let discovery = match discover_with(&options.discover, &RealSysfs) {
-        Ok(discovery) => discovery,
-        Err(error) => return unhealthy(&error),
-    };
-    let host = advertised(options, discovery.host);
-    let dev_root = &options.discover.dev_root;
-    let inventory = match Inventory::build(&host, options.strategy, &|node: &Path| {
-        node_exists(dev_root, node)
-    }) {
-        Ok(inventory) => inventory.keeping_vanished(&current.inventory),
+    let scanned = discover_with(&options.discover, &RealSysfs)
+        .map_err(PluginError::from)
+        .and_then(|discovery| Ok(advertised(options, discovery.host)?));
+    let (host, inventory) = match scanned {
+        Ok((host, inventory)) => (host, inventory.keeping_vanished(&current.inventory)),
         Err(error) => return unhealthy(&error),
     };
     let spec = match generate(&host, &generate_options(options)) {
@@ -197,10 +193,7 @@ fn rescan(options: &PluginOptions, current: &Snapshot) -> Snapshot {
 /// One line per device that appeared, went, or changed health.
 fn log_changes(before: &Inventory, after: &Inventory) {
     for device in &after.devices {
-        let old = before
-            .devices
-            .iter()
-            .find(|d| d.id == device.id && d.resource == device.resource);
+        let old = before.get(&device.resource, &device.id);
         let state = if device.healthy {
             "healthy"
         } else {
@@ -218,11 +211,7 @@ fn log_changes(before: &Inventory, after: &Inventory) {
         }
     }
     for device in &before.devices {
-        if !after
-            .devices
-            .iter()
-            .any(|d| d.id == device.id && d.resource == device.resource)
-        {
+        if after.get(&device.resource, &device.id).is_none() {
             log::info(&format!(
                 "device {} ({}) is gone",
                 device.id, device.resource
