@@ -16,6 +16,7 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+use crate::edits::env_key;
 use crate::host::{HostFs, HostNode, LiveHostFs, NodeType};
 use crate::spec::{ContainerEdits, Spec};
 use crate::text::escape;
@@ -268,9 +269,7 @@ fn check_edits(
         });
     };
     for (index, entry) in edits.env.iter().enumerate() {
-        let name = entry
-            .split_once('=')
-            .map_or(entry.as_str(), |(name, _)| name);
+        let name = env_key(entry);
         if LOADER_VARIABLES.contains(&name) {
             push(
                 format!("containerEdits.env[{index}]"),

@@ -37,6 +37,7 @@ mod mounts;
 use serde_json::Value;
 
 pub use device_nodes::ResolvedNode;
+pub(crate) use env::env_key;
 
 use crate::host::{HostFs, LiveHostFs};
 use crate::spec::{ContainerEdits, Spec};
