@@ -315,12 +315,11 @@ fn check_edits(
                     })
         });
         if seen == Some(Seen::Block) {
-            let access = node.permissions.as_deref().filter(|p| !p.is_empty());
             push(
                 field,
                 Danger::BlockDevice {
                     path: host_path.to_owned(),
-                    access: access.unwrap_or("rwm").to_owned(),
+                    access: node.access().to_owned(),
                 },
             );
         } else if memory {

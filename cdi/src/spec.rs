@@ -173,6 +173,18 @@ pub struct DeviceNode {
     pub gid: Option<u32>,
 }
 
+impl DeviceNode {
+    /// The device cgroup access of the node's allow rule: `permissions`, or `rwm` when it is
+    /// unset or empty.
+    #[must_use]
+    pub fn access(&self) -> &str {
+        self.permissions
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("rwm")
+    }
+}
+
 /// A mount to add to the container.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

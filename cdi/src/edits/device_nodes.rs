@@ -86,12 +86,7 @@ fn resolve(
             .gid
             .map(u64::from)
             .or_else(|| process_id(config, "gid")),
-        access: node
-            .permissions
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .unwrap_or("rwm")
-            .to_string(),
+        access: node.access().to_string(),
     };
     if !resolved.kind.is_empty() && (resolved.major != 0 || resolved.kind == "p") {
         return Ok(resolved);
