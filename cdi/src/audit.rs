@@ -281,14 +281,15 @@ fn check_edits(
     }
     for (index, node) in edits.device_nodes.iter().enumerate() {
         let field = format!("containerEdits.deviceNodes[{index}]");
-        let host_path = node.host_path.as_deref().unwrap_or(&node.path);
-        let host_field = if node.host_path.is_some() {
+        let host_path = node.host_node_path();
+        let given = node.given_host_path().is_some();
+        let host_field = if given {
             format!("{field}.hostPath")
         } else {
             format!("{field}.path")
         };
         paths(&host_field, host_path, true, &mut push);
-        if node.host_path.is_some() {
+        if given {
             paths(&format!("{field}.path"), &node.path, false, &mut push);
         }
         let seen = match node.kind.as_deref() {

@@ -91,11 +91,7 @@ fn resolve(
     if !resolved.kind.is_empty() && (resolved.major != 0 || resolved.kind == "p") {
         return Ok(resolved);
     }
-    let host_path = node
-        .host_path
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .unwrap_or(&node.path);
+    let host_path = node.host_node_path();
     let found = host
         .lstat(Path::new(host_path))
         .map_err(|source| EditError::StatHostDevice {
