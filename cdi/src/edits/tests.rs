@@ -460,8 +460,8 @@ fn step_by_step(config: &Value, edits: &[&ContainerEdits]) -> Result<Value, Edit
     }));
     let mut work = config.clone();
     for step in &steps {
-        let resolved = check(&work, &[step], &LiveHostFs)?;
-        apply_checked(&mut work, &[step], &resolved)?;
+        let resolved = resolve_nodes(&work, &[step], &LiveHostFs)?;
+        apply_resolved(&mut work, &[step], &resolved)?;
     }
     Ok(work)
 }
