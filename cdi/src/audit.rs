@@ -16,6 +16,7 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+use crate::edits::env_key;
 use crate::host::{HostFs, HostNode, LiveHostFs, NodeType};
 use crate::spec::{ContainerEdits, Spec};
 use crate::text::escape;
@@ -268,9 +269,7 @@ fn check_edits(
         });
     };
     for (index, entry) in edits.env.iter().enumerate() {
-        let name = entry
-            .split_once('=')
-            .map_or(entry.as_str(), |(name, _)| name);
+        let name = env_key(entry);
         if LOADER_VARIABLES.contains(&name) {
             push(
                 format!("containerEdits.env[{index}]"),
@@ -282,14 +281,15 @@ fn check_edits(
     }
     for (index, node) in edits.device_nodes.iter().enumerate() {
         let field = format!("containerEdits.deviceNodes[{index}]");
-        let host_path = node.host_path.as_deref().unwrap_or(&node.path);
-        let host_field = if node.host_path.is_some() {
+        let host_path = node.host_node_path();
+        let given = node.given_host_path().is_some();
+        let host_field = if given {
             format!("{field}.hostPath")
         } else {
             format!("{field}.path")
         };
         paths(&host_field, host_path, true, &mut push);
-        if node.host_path.is_some() {
+        if given {
             paths(&format!("{field}.path"), &node.path, false, &mut push);
         }
         let seen = match node.kind.as_deref() {
@@ -316,12 +316,11 @@ fn check_edits(
                     })
         });
         if seen == Some(Seen::Block) {
-            let access = node.permissions.as_deref().filter(|p| !p.is_empty());
             push(
                 field,
                 Danger::BlockDevice {
                     path: host_path.to_owned(),
-                    access: access.unwrap_or("rwm").to_owned(),
+                    access: node.access().to_owned(),
                 },
             );
         } else if memory {

@@ -251,7 +251,12 @@ pub fn load(path: &Path) -> Result<Spec, LoadError> {
         path: path.to_owned(),
         source,
     })?;
-    parse(&bytes, Format::from_path(path)).map_err(|source| LoadError::Parse {
+    parse_file(path, &bytes)
+}
+
+/// Parses the bytes read from the spec file `path`, choosing the format from its extension.
+pub fn parse_file(path: &Path, bytes: &[u8]) -> Result<Spec, LoadError> {
+    parse(bytes, Format::from_path(path)).map_err(|source| LoadError::Parse {
         path: path.to_owned(),
         source,
     })

@@ -37,6 +37,7 @@ mod mounts;
 use serde_json::Value;
 
 pub use device_nodes::ResolvedNode;
+pub(crate) use env::env_key;
 
 use crate::host::{HostFs, LiveHostFs};
 use crate::spec::{ContainerEdits, Spec};
@@ -166,35 +167,15 @@ pub fn apply_many_on(
     edits: &[&ContainerEdits],
     host: &impl HostFs,
 ) -> Result<Vec<ResolvedNode>, EditError> {
-    let resolved = check(config, edits, host)?;
-    apply_checked(config, edits, &resolved)?;
+    let resolved = resolve_nodes(config, edits, host)?;
+    apply_resolved(config, edits, &resolved)?;
     Ok(resolved)
 }
 
 /// The device nodes [`apply_many_on`] would write, with the error it would return, changing
-/// nothing.
+/// nothing: resolves the device nodes of `edits` and checks every field they will change, in
+/// the order they are applied.
 pub fn resolve_nodes(
-    config: &Value,
-    edits: &[&ContainerEdits],
-    host: &impl HostFs,
-) -> Result<Vec<ResolvedNode>, EditError> {
-    check(config, edits, host)
-}
-
-/// Applies `edits` whose device nodes [`resolve_nodes`] resolved against this same `config`: for
-/// a caller that needs the nodes before deciding to edit. Nothing can fail then but a config
-/// that changed in between.
-pub fn apply_resolved(
-    config: &mut Value,
-    edits: &[&ContainerEdits],
-    resolved: &[ResolvedNode],
-) -> Result<(), EditError> {
-    apply_checked(config, edits, resolved)
-}
-
-/// Resolves the device nodes of `edits` and checks every field they will change, in the order
-/// they are applied, without changing anything.
-fn check(
     config: &Value,
     edits: &[&ContainerEdits],
     host: &impl HostFs,
@@ -209,9 +190,11 @@ fn check(
     Ok(resolved)
 }
 
-/// Applies `edits` to a config [`check`] accepted, with the nodes it resolved. The errors of the
-/// field helpers cannot occur any more; they are passed on rather than assumed away.
-fn apply_checked(
+/// Applies `edits` whose device nodes [`resolve_nodes`] resolved against this same `config`: for
+/// a caller that needs the nodes before deciding to edit. Nothing can fail then but a config
+/// that changed in between; the errors of the field helpers are passed on rather than assumed
+/// away.
+pub fn apply_resolved(
     config: &mut Value,
     edits: &[&ContainerEdits],
     resolved: &[ResolvedNode],

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 use serde_json::Value;
 
-use crate::codec::{self, Format, LoadError};
+use crate::codec::{self, LoadError};
 use crate::edits::{self, EditError};
 use crate::spec::{Device, Spec};
 use crate::validate::{self, Problem};
@@ -347,12 +347,7 @@ pub fn load_checked(path: &Path) -> Result<Spec, RegistryError> {
 /// [`load_checked`].
 pub fn load_entry(path: &Path) -> Result<Spec, RegistryError> {
     let bytes = read_entry(path)?;
-    let spec =
-        codec::parse(&bytes, Format::from_path(path)).map_err(|source| LoadError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    valid(spec, path)
+    valid(codec::parse_file(path, &bytes)?, path)
 }
 
 /// `spec`, read from `path`, when it passes [`validate::validate`].

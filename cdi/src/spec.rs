@@ -173,6 +173,31 @@ pub struct DeviceNode {
     pub gid: Option<u32>,
 }
 
+impl DeviceNode {
+    /// `hostPath` when the spec sets it to a path: an empty `hostPath` is no `hostPath`, as the
+    /// engines read it.
+    #[must_use]
+    pub fn given_host_path(&self) -> Option<&str> {
+        self.host_path.as_deref().filter(|p| !p.is_empty())
+    }
+
+    /// The path of the host node: [`given_host_path`](Self::given_host_path), else `path`.
+    #[must_use]
+    pub fn host_node_path(&self) -> &str {
+        self.given_host_path().unwrap_or(&self.path)
+    }
+
+    /// The device cgroup access of the node's allow rule: `permissions`, or `rwm` when it is
+    /// unset or empty.
+    #[must_use]
+    pub fn access(&self) -> &str {
+        self.permissions
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("rwm")
+    }
+}
+
 /// A mount to add to the container.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -13,6 +13,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use crate::write::PathKind;
+
 /// The longest name [`name`] shows in full; longer names are cut to this many characters.
 pub const NAME_LIMIT: usize = 32;
 
@@ -83,19 +85,15 @@ pub fn name(text: &str) -> Option<String> {
     }
 }
 
-/// What kind of file a `st_mode` describes, for messages that refuse it: `a regular file`,
-/// `a directory`, `a symbolic link`, `a FIFO`, `a socket`, `a character device`, `a block device`.
+/// What kind of file a `st_mode` describes, for messages that refuse it: `a regular file`, the
+/// words of its [`PathKind`] (`a directory`, `a FIFO`, ...), or `a special file` for a type
+/// neither knows.
 pub fn file_type(st_mode: u32) -> &'static str {
     use nix::sys::stat::SFlag;
-    match SFlag::from_bits_truncate(st_mode & SFlag::S_IFMT.bits()) {
-        SFlag::S_IFREG => "a regular file",
-        SFlag::S_IFDIR => "a directory",
-        SFlag::S_IFLNK => "a symbolic link",
-        SFlag::S_IFIFO => "a FIFO",
-        SFlag::S_IFSOCK => "a socket",
-        SFlag::S_IFCHR => "a character device",
-        SFlag::S_IFBLK => "a block device",
-        _ => "a special file",
+    match PathKind::of(st_mode) {
+        Some(kind) => kind.text(),
+        None if st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFREG.bits() => "a regular file",
+        None => "a special file",
     }
 }
 

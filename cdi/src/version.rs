@@ -157,7 +157,7 @@ fn requirement(spec: &Spec) -> (Version, Option<&'static str>) {
     }
     if all_edits()
         .flat_map(|edits| &edits.device_nodes)
-        .any(|node| node.host_path.as_deref().is_some_and(|p| !p.is_empty()))
+        .any(|node| node.given_host_path().is_some())
     {
         return (V0_5_0, Some("a device node hostPath"));
     }

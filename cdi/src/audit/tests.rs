@@ -51,6 +51,20 @@ fn block_devices_are_found_by_type_or_on_the_host() {
     );
 }
 
+/// An empty `hostPath` is no `hostPath` to the engines (and to `edits`): they use `path`, so the
+/// audit looks there too instead of at an empty path.
+#[test]
+fn an_empty_host_path_is_audited_at_the_path() {
+    let yaml = device("    deviceNodes:\n    - {path: /dev/sda, hostPath: ''}\n");
+    assert_eq!(
+        shown(&yaml),
+        [
+            "device \"d\": containerEdits.deviceNodes[0]: injects the host block device /dev/sda \
+          with access rwm: the container can read and write the host disk behind it"
+        ]
+    );
+}
+
 #[test]
 fn memory_devices_are_found_by_path_or_number() {
     let yaml = device(

@@ -18,7 +18,8 @@ use crate::spec::{ContainerEdits, DeviceNode};
 pub struct ResolvedNode {
     /// The path in the container.
     pub path: String,
-    /// The spec's `hostPath`, as written.
+    /// The spec's `hostPath` when it gives one ([`DeviceNode::given_host_path`]: an empty
+    /// `hostPath` is none, and the host node is at `path`).
     pub host_path: Option<String>,
     /// `c`, `b` or `p` (or the spec's type when the spec fixes the numbers).
     pub kind: String,
@@ -73,7 +74,7 @@ fn resolve(
     let declared = node.kind.clone().unwrap_or_default();
     let mut resolved = ResolvedNode {
         path: node.path.clone(),
-        host_path: node.host_path.clone(),
+        host_path: node.given_host_path().map(str::to_owned),
         kind: declared,
         major: node.major.unwrap_or(0),
         minor: node.minor.unwrap_or(0),
@@ -86,21 +87,12 @@ fn resolve(
             .gid
             .map(u64::from)
             .or_else(|| process_id(config, "gid")),
-        access: node
-            .permissions
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .unwrap_or("rwm")
-            .to_string(),
+        access: node.access().to_string(),
     };
     if !resolved.kind.is_empty() && (resolved.major != 0 || resolved.kind == "p") {
         return Ok(resolved);
     }
-    let host_path = node
-        .host_path
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .unwrap_or(&node.path);
+    let host_path = node.host_node_path();
     let found = host
         .lstat(Path::new(host_path))
         .map_err(|source| EditError::StatHostDevice {

@@ -44,6 +44,6 @@ pub(super) fn apply(config: &mut Value, edits: &[&ContainerEdits]) -> Result<(),
 }
 
 /// The key of a `KEY=VALUE` entry (the whole entry when it has no `=`).
-pub(super) fn env_key(entry: &str) -> &str {
+pub(crate) fn env_key(entry: &str) -> &str {
     entry.split_once('=').map_or(entry, |(key, _)| key)
 }

@@ -89,6 +89,26 @@ fn host_path_is_stated_instead_of_path() {
     );
 }
 
+/// An empty `hostPath` is none: the host node is at `path`, and the resolved node says so (the
+/// prestart stage bind-mounts from `host_path`, else `path`).
+#[test]
+fn an_empty_host_path_resolves_to_none() {
+    let n = DeviceNode {
+        host_path: Some(String::new()),
+        ..node("/dev/null")
+    };
+    let resolved =
+        resolve_nodes(&json!({}), &[&edits_with_nodes(vec![n])], &LiveHostFs).expect("resolves");
+    assert_eq!(
+        (
+            resolved[0].host_path.as_deref(),
+            resolved[0].major,
+            resolved[0].minor
+        ),
+        (None, 1, 3)
+    );
+}
+
 #[test]
 fn rejects_a_symlink_host_path() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -460,8 +480,8 @@ fn step_by_step(config: &Value, edits: &[&ContainerEdits]) -> Result<Value, Edit
     }));
     let mut work = config.clone();
     for step in &steps {
-        let resolved = check(&work, &[step], &LiveHostFs)?;
-        apply_checked(&mut work, &[step], &resolved)?;
+        let resolved = resolve_nodes(&work, &[step], &LiveHostFs)?;
+        apply_resolved(&mut work, &[step], &resolved)?;
     }
     Ok(work)
 }

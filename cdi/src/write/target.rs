@@ -44,16 +44,23 @@ impl PathKind {
     }
 }
 
-impl std::fmt::Display for PathKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl PathKind {
+    /// What it is called in messages: `a directory`, `a character device`, ...
+    pub fn text(self) -> &'static str {
+        match self {
             PathKind::Directory => "a directory",
             PathKind::CharDevice => "a character device",
             PathKind::BlockDevice => "a block device",
             PathKind::Fifo => "a FIFO",
             PathKind::Socket => "a socket",
             PathKind::Symlink => "a symbolic link",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for PathKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
     }
 }
 
