@@ -78,9 +78,11 @@ pub enum Mode {
 pub struct WriteOptions {
     /// The new file's permission bits.
     pub mode: Mode,
-    /// Sync the file before and the directory after the rename, so the new content survives a
-    /// crash. A file that is read a moment later and is worthless after a crash (an OCI bundle's
-    /// config) skips that: a sync costs milliseconds.
+    /// A lasting file in a lasting directory (a spec, an engine config): sync the file before
+    /// and the directory after the rename, so the new content survives a crash, and remove the
+    /// temp files killed writers left beside it. A file that is read a moment later and is
+    /// worthless after a crash (an OCI bundle's config, whose directory goes with its container)
+    /// skips both: a sync costs milliseconds, the sweep a directory listing per container.
     pub durable: bool,
 }
 
@@ -363,7 +365,9 @@ fn write_at(
         (Mode::KeepOr(_), Some(stat)) => stat.st_mode,
         (Mode::KeepOr(mode) | Mode::Exactly(mode), _) => mode,
     } & PERMISSION_BITS;
-    remove_stale_temps(place.dir, place.name, Path::new("/proc"));
+    if options.durable {
+        remove_stale_temps(place.dir, place.name, Path::new("/proc"));
+    }
     if let Some(stat) = &existing
         && is_unchanged(place, stat, bytes, mode)
     {
