@@ -105,11 +105,15 @@ pub(super) struct EngineFacts {
 impl EngineFacts {
     /// Whether the engine reads the spec at `path` (a real path).
     pub(super) fn reads(&self, roots: &HostRoots, path: &Path) -> bool {
-        self.cdi_on
-            && path
-                .parent()
-                .is_some_and(|dir| self.spec_dirs.iter().any(|d| roots.host(d) == dir))
+        self.cdi_on && in_dirs(roots, &self.spec_dirs, path)
     }
+}
+
+/// Whether the file at `path` (a real path) is directly inside one of `dirs` (host paths), as an
+/// engine reading specs from `dirs` finds it.
+fn in_dirs(roots: &HostRoots, dirs: &[String], path: &Path) -> bool {
+    path.parent()
+        .is_some_and(|dir| dirs.iter().any(|d| roots.host(d) == dir))
 }
 
 /// The engine sections, and what they found about each engine whose version is known.
@@ -240,10 +244,7 @@ fn engine_section(
         }
         let visible: Vec<&(Version, PathBuf)> = specs
             .iter()
-            .filter(|(_, path)| {
-                path.parent()
-                    .is_some_and(|dir| dirs.iter().any(|d| roots.host(d) == dir))
-            })
+            .filter(|(_, path)| in_dirs(roots, &dirs, path))
             .collect();
         if visible.is_empty() {
             findings.push(warn(
