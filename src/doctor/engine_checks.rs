@@ -286,14 +286,7 @@ fn engine_section(
         findings.extend(crio_hooks(roots, &config));
     }
     if engine == Engine::Docker {
-        findings.push(docker_gpus_finding(
-            roots,
-            version,
-            &config,
-            &dirs,
-            cdi_on,
-            has_wrapper,
-        ));
+        findings.push(docker_gpus_finding(roots, version, &config, &dirs, cdi_on));
     }
     if config.wrappers.is_empty() && matches!(engine, Engine::Docker | Engine::Containerd) {
         findings.push(info(
@@ -336,7 +329,6 @@ fn docker_gpus_finding(
     config: &EngineConfig,
     spec_dirs: &[String],
     cdi_on: bool,
-    has_wrapper: bool,
 ) -> Finding {
     let check = EngineCheck::GPUS.of(Engine::Docker);
     let cdi = if cdi_on {
@@ -369,7 +361,7 @@ fn docker_gpus_finding(
             ),
         );
     }
-    if has_wrapper {
+    if !config.wrappers.is_empty() {
         ok(
             check,
             format!(
