@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use cdi::version::Version;
 
+use super::specs::{mentions, spec_files};
 use super::{EngineCheck, Finding, HostRoots, Section, fail, info, ok, warn};
 use crate::engines::releases::{DOCKER_AMD_GPUS, DOCKER_AMD_GPUS_CDI, EngineVersion};
 use crate::engines::{Engine, EngineConfig, crio, dir_files};
@@ -444,20 +445,14 @@ const NVIDIA_VENDOR: &str = "nvidia.com/";
 fn nvidia_specs(roots: &HostRoots, dirs: &[String]) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for dir in dirs {
-        let real = roots.host(dir);
-        let mut files = dir_files(&real, "yaml");
-        files.extend(dir_files(&real, "json"));
-        files.sort();
-        for path in files {
+        for path in spec_files(&roots.host(dir)) {
             let Ok(bytes) = cdi::registry::read_entry(&path) else {
                 continue;
             };
             let nvidia = match cdi::codec::parse(&bytes, cdi::codec::Format::from_path(&path)) {
                 Ok(spec) => spec.kind.starts_with(NVIDIA_VENDOR),
                 // NVIDIA's specs may hold what this reader refuses; the kind is enough here.
-                Err(_) => bytes
-                    .windows(NVIDIA_VENDOR.len())
-                    .any(|w| w == NVIDIA_VENDOR.as_bytes()),
+                Err(_) => mentions(&bytes, NVIDIA_VENDOR),
             };
             if nvidia {
                 found.push(path);
