@@ -425,23 +425,35 @@ fn fold_consequences(sections: &mut Vec<Section>) {
     let Some((root_section, root_index, cause)) = root else {
         return;
     };
-    let mut consequences = Vec::new();
-    for (s, section) in sections.iter_mut().enumerate() {
-        let mut index = 0;
-        section.findings.retain_mut(|finding| {
-            let later = (s, index) > (root_section, root_index);
-            index += 1;
-            let folded = later && finding.status != Status::Ok && follows(finding.check, cause);
-            if folded {
-                let mut consequence = finding.clone();
-                consequence.remedy = None;
-                consequences.push(consequence);
-            }
-            !folded
-        });
-    }
+    let root = (root_section, root_index);
+    let consequences = take_consequences(sections, |place, finding| {
+        place > root && finding.status != Status::Ok && follows(finding.check, cause)
+    });
     sections[root_section].findings[root_index].consequences = consequences;
     sections.retain(|section| !section.findings.is_empty());
+}
+
+/// Removes the findings `folds` picks from `sections` (each judged with its place: the index of
+/// its section, its index there) and returns them, in report order, as consequences to fold under
+/// their cause: without their remedy, which could not work before the cause's does.
+fn take_consequences(
+    sections: &mut [Section],
+    mut folds: impl FnMut((usize, usize), &Finding) -> bool,
+) -> Vec<Finding> {
+    let mut taken = Vec::new();
+    for (s, section) in sections.iter_mut().enumerate() {
+        let mut index = 0;
+        let picked = section.findings.extract_if(.., |finding| {
+            let place = (s, index);
+            index += 1;
+            folds(place, finding)
+        });
+        taken.extend(picked.map(|finding| Finding {
+            remedy: None,
+            ..finding
+        }));
+    }
+    taken
 }
 
 impl Section {

@@ -219,8 +219,6 @@ pub trait HostPaths {
 /// files.
 #[derive(Debug, Default)]
 pub struct EngineConfig {
-    /// The file it came from (shown in messages), when one exists.
-    pub file: Option<String>,
     /// Explicit CDI switch, when the config sets one.
     pub cdi_enabled: Option<bool>,
     /// Configured spec dirs, when set.
@@ -239,8 +237,7 @@ pub struct EngineConfig {
 }
 
 /// Reads the TOML files `paths` (host paths, missing ones skipped) in order, calling `read` with
-/// each parsed table; a file that does not parse is recorded in `broken` and skipped. `file` is
-/// the last file read.
+/// each parsed table; a file that does not parse is recorded in `broken` and skipped.
 fn read_toml_files(
     host: &dyn HostPaths,
     paths: impl IntoIterator<Item = PathBuf>,
@@ -251,7 +248,6 @@ fn read_toml_files(
         let Ok(text) = fs::read_to_string(&path) else {
             continue;
         };
-        config.file = Some(host.show(&path));
         match toml::from_str::<toml::Table>(&text) {
             Ok(table) => read(&mut config, table),
             Err(e) => {

@@ -19,7 +19,8 @@ use super::engine_checks::EngineFacts;
 use super::host::{identity, read_groups};
 use super::specs::{GpuSpecFile, SpecScan};
 use super::{
-    CheckId, EngineCheck, Finding, HostRoots, Section, Status, Subject, fail, info, ok, warn,
+    CheckId, EngineCheck, Finding, HostRoots, Section, Status, Subject, fail, info, ok,
+    take_consequences, warn,
 };
 use crate::engines::Engine;
 use crate::engines::releases::EngineVersion;
@@ -258,21 +259,15 @@ fn spec_groups(
         );
         // The engine's refusal of this file, which says only which version it lacks.
         let of_file = format!(" of {shown} ");
-        for section in engine_sections.iter_mut() {
-            section.findings.retain(|f| {
-                let follows = f.status == Status::Fail
+        finding
+            .consequences
+            .extend(take_consequences(engine_sections, |_, f| {
+                f.status == Status::Fail
                     && too_old
                         .iter()
                         .any(|(e, _)| f.check == EngineCheck::SPEC_VERSION.of(e.engine))
-                    && f.message.contains(&of_file);
-                if follows {
-                    let mut consequence = f.clone();
-                    consequence.remedy = None;
-                    finding.consequences.push(consequence);
-                }
-                !follows
-            });
-        }
+                    && f.message.contains(&of_file)
+            }));
         findings.push(finding);
     }
     findings

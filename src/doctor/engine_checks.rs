@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use cdi::version::Version;
 
+use super::specs::{mentions, spec_files};
 use super::{EngineCheck, Finding, HostRoots, Section, fail, info, ok, warn};
 use crate::engines::releases::{DOCKER_AMD_GPUS, DOCKER_AMD_GPUS_CDI, EngineVersion};
 use crate::engines::{Engine, EngineConfig, crio, dir_files};
@@ -105,11 +106,15 @@ pub(super) struct EngineFacts {
 impl EngineFacts {
     /// Whether the engine reads the spec at `path` (a real path).
     pub(super) fn reads(&self, roots: &HostRoots, path: &Path) -> bool {
-        self.cdi_on
-            && path
-                .parent()
-                .is_some_and(|dir| self.spec_dirs.iter().any(|d| roots.host(d) == dir))
+        self.cdi_on && in_dirs(roots, &self.spec_dirs, path)
     }
+}
+
+/// Whether the file at `path` (a real path) is directly inside one of `dirs` (host paths), as an
+/// engine reading specs from `dirs` finds it.
+fn in_dirs(roots: &HostRoots, dirs: &[String], path: &Path) -> bool {
+    path.parent()
+        .is_some_and(|dir| dirs.iter().any(|d| roots.host(d) == dir))
 }
 
 /// The engine sections, and what they found about each engine whose version is known.
@@ -240,10 +245,7 @@ fn engine_section(
         }
         let visible: Vec<&(Version, PathBuf)> = specs
             .iter()
-            .filter(|(_, path)| {
-                path.parent()
-                    .is_some_and(|dir| dirs.iter().any(|d| roots.host(d) == dir))
-            })
+            .filter(|(_, path)| in_dirs(roots, &dirs, path))
             .collect();
         if visible.is_empty() {
             findings.push(warn(
@@ -285,14 +287,7 @@ fn engine_section(
         findings.extend(crio_hooks(roots, &config));
     }
     if engine == Engine::Docker {
-        findings.push(docker_gpus_finding(
-            roots,
-            version,
-            &config,
-            &dirs,
-            cdi_on,
-            has_wrapper,
-        ));
+        findings.push(docker_gpus_finding(roots, version, &config, &dirs, cdi_on));
     }
     if config.wrappers.is_empty() && matches!(engine, Engine::Docker | Engine::Containerd) {
         findings.push(info(
@@ -335,7 +330,6 @@ fn docker_gpus_finding(
     config: &EngineConfig,
     spec_dirs: &[String],
     cdi_on: bool,
-    has_wrapper: bool,
 ) -> Finding {
     let check = EngineCheck::GPUS.of(Engine::Docker);
     let cdi = if cdi_on {
@@ -368,7 +362,7 @@ fn docker_gpus_finding(
             ),
         );
     }
-    if has_wrapper {
+    if !config.wrappers.is_empty() {
         ok(
             check,
             format!(
@@ -451,20 +445,14 @@ const NVIDIA_VENDOR: &str = "nvidia.com/";
 fn nvidia_specs(roots: &HostRoots, dirs: &[String]) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for dir in dirs {
-        let real = roots.host(dir);
-        let mut files = dir_files(&real, "yaml");
-        files.extend(dir_files(&real, "json"));
-        files.sort();
-        for path in files {
+        for path in spec_files(&roots.host(dir)) {
             let Ok(bytes) = cdi::registry::read_entry(&path) else {
                 continue;
             };
             let nvidia = match cdi::codec::parse(&bytes, cdi::codec::Format::from_path(&path)) {
                 Ok(spec) => spec.kind.starts_with(NVIDIA_VENDOR),
                 // NVIDIA's specs may hold what this reader refuses; the kind is enough here.
-                Err(_) => bytes
-                    .windows(NVIDIA_VENDOR.len())
-                    .any(|w| w == NVIDIA_VENDOR.as_bytes()),
+                Err(_) => mentions(&bytes, NVIDIA_VENDOR),
             };
             if nvidia {
                 found.push(path);

@@ -256,17 +256,7 @@ pub(super) fn identity(
 pub(super) fn device_nodes(roots: &HostRoots, subject: &Subject) -> Section {
     let mut findings = Vec::new();
     let groups = read_groups(roots);
-    let identity = match identity(roots, subject, &groups) {
-        Ok(identity) => Some(identity),
-        Err(message) => {
-            findings.push(fail(
-                CheckId::DEVICES_USER,
-                message,
-                "pass an existing user name to --user",
-            ));
-            None
-        }
-    };
+    let identity = look_up(roots, subject, &groups, &mut findings);
     let mut nodes = vec![(CheckId::DEVICES_KFD, PathBuf::from("dev/kfd"))];
     match read_topology(roots) {
         Ok(topology) => nodes.extend(topology.render_minors.iter().map(|m| {
@@ -301,17 +291,31 @@ pub(super) fn access_findings(
     check: CheckId,
     path: &Path,
 ) -> Vec<Finding> {
+    let mut findings = Vec::new();
     let groups = read_groups(roots);
-    match identity(roots, subject, &groups) {
-        Ok(identity) => vec![node_finding(roots, check, path, Some(&identity), &groups)],
-        Err(message) => vec![
-            fail(
+    let identity = look_up(roots, subject, &groups, &mut findings);
+    findings.push(node_finding(roots, check, path, identity.as_ref(), &groups));
+    findings
+}
+
+/// The identity of `subject` whose node access is checked; a user that cannot be looked up is a
+/// failure pushed to `findings` (the nodes are then described, not judged).
+fn look_up(
+    roots: &HostRoots,
+    subject: &Subject,
+    groups: &[(String, u32, Vec<String>)],
+    findings: &mut Vec<Finding>,
+) -> Option<Identity> {
+    match identity(roots, subject, groups) {
+        Ok(identity) => Some(identity),
+        Err(message) => {
+            findings.push(fail(
                 CheckId::DEVICES_USER,
                 message,
                 "pass an existing user name to --user",
-            ),
-            node_finding(roots, check, path, None, &groups),
-        ],
+            ));
+            None
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 //! wins).
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use cdi::host::{HostFs, HostNode, LiveHostFs};
@@ -12,6 +11,7 @@ use nix::errno::Errno;
 
 use crate::check::{self, Currentness};
 use crate::discover;
+use crate::engines::dir_files;
 use crate::generate::record::{self, RecordError};
 use crate::generate::{self, GenerateOptions};
 
@@ -54,17 +54,7 @@ pub(super) struct SpecScan {
 pub(super) fn scan(roots: &HostRoots) -> SpecScan {
     let mut scan = SpecScan::default();
     for (index, dir) in roots.spec_dirs.iter().enumerate() {
-        let Ok(entries) = fs::read_dir(dir) else {
-            continue;
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "yaml"))
-            .filter(|p| p.is_file())
-            .collect();
-        paths.sort();
-        for path in paths {
+        for path in spec_files(dir) {
             // The spec-dir rule of `cdi::registry::read_entry`: only regular files and links to
             // them made by root, the reader or the target's owner; a refused entry is skipped
             // here, and `validate` names it.
@@ -114,8 +104,7 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
                 Err(err) => {
                     // Only files that look like ours are our business; a broken file of another
                     // vendor is skipped by the engines without affecting our devices.
-                    let mentions_kind = bytes.windows(KIND.len()).any(|w| w == KIND.as_bytes());
-                    if mentions_kind {
+                    if mentions(&bytes, KIND) {
                         scan.files.push(GpuSpecFile {
                             path,
                             dir: index,
@@ -133,6 +122,20 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
         }
     }
     scan
+}
+
+/// The `*.json` and `*.yaml` files directly inside `dir`, in name order, as engines list a spec
+/// dir; which of them may be read is `cdi::registry::read_entry`'s to say.
+pub(super) fn spec_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = dir_files(dir, "json");
+    files.extend(dir_files(dir, "yaml"));
+    files.sort();
+    files
+}
+
+/// Whether the file `bytes` hold `text` anywhere: whose a spec is that does not parse.
+pub(super) fn mentions(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
 }
 
 /// The host doctor inspects, for [`cdi::audit`]: a spec's `/dev/...` paths are looked up under

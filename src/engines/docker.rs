@@ -90,7 +90,6 @@ pub fn read_config(host: &dyn HostPaths, version: Option<EngineVersion>) -> Engi
     let Ok(text) = fs::read_to_string(&path) else {
         return config;
     };
-    config.file = Some(host.show(&path));
     let text = match text.strip_prefix(BOM) {
         Some(_) if version.is_some_and(|v| v < DOCKER_SKIPS_BOM) => {
             config.broken = Some(format!(
