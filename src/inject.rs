@@ -292,10 +292,13 @@ fn named_candidates<'a>(names: impl Iterator<Item = &'a str>) -> Candidates {
         pci_address: None,
         names: vec![name.to_string()],
     };
-    let names: Vec<&str> = names.collect();
+    let mut has_all = false;
     let mut candidates: Vec<Candidate> = names
-        .iter()
-        .filter(|name| **name != "all")
+        .filter(|name| {
+            let all = *name == "all";
+            has_all |= all;
+            !all
+        })
         .map(|name| {
             let mut candidate = named(name);
             match grammar::parse_entry(strip_partition_suffix(name)) {
@@ -308,7 +311,7 @@ fn named_candidates<'a>(names: impl Iterator<Item = &'a str>) -> Candidates {
         })
         .collect();
     candidates.sort_by_key(|c| (c.index.is_none(), c.index));
-    if candidates.is_empty() && names.contains(&"all") {
+    if candidates.is_empty() && has_all {
         candidates.push(named("all"));
     }
     Candidates { candidates }
