@@ -279,7 +279,7 @@ fn assemble(
 /// integrated ones (renumbered) under `exclude_integrated`.
 fn in_spec<'a>(host: &'a Host, options: &GenerateOptions) -> Cow<'a, Host> {
     if options.exclude_integrated && host.gpus.iter().any(|gpu| gpu.integrated) {
-        Cow::Owned(host.without_integrated())
+        Cow::Owned(host.clone().without_integrated())
     } else {
         Cow::Borrowed(host)
     }
