@@ -101,10 +101,15 @@ impl DeviceSet {
                     sysfs_root: settings.sysfs_root.clone(),
                     dev_root: settings.dev_root.clone(),
                 };
-                if looks_like_wsl(&options) {
-                    return Self::load_wsl(&options, settings);
-                }
-                let mut host = discover_for_injection(&options)?;
+                // A WSL2 host is looked for only when there is no KFD, so a KFD host's hooks
+                // make no system call for it.
+                let mut host = match discover_for_injection(&options) {
+                    Ok(host) => host,
+                    Err(err) if err.is_no_kfd() && looks_like_wsl(&options) => {
+                        return Self::load_wsl(&options, settings);
+                    }
+                    Err(err) => return Err(err.into()),
+                };
                 if settings.exclude_integrated {
                     host = host.without_integrated();
                 }
