@@ -278,15 +278,9 @@ pub fn json(host: &Host, strategies: &[NameStrategy]) -> serde_json::Value {
     serde_json::Value::Array(gpus)
 }
 
-/// The names a WSL spec generated with `strategies` has: `0` for a single adapter (with the
-/// index strategy), and `all`.
-fn wsl_names(host: &WslHost, strategies: &[NameStrategy]) -> Vec<String> {
-    let mut names = Vec::new();
-    if host.adapters == 1 && strategies.contains(&NameStrategy::Index) {
-        names.push("0".to_string());
-    }
-    names.push("all".to_string());
-    names
+/// The names a WSL spec generated with `strategies` has (with its `all` device).
+fn wsl_names(host: &WslHost, strategies: &[NameStrategy]) -> Vec<&'static str> {
+    crate::generate::wsl::device_names(host, strategies, true).collect()
 }
 
 /// The text form under WSL2: one row for `/dev/dxg`, which serves every adapter.
