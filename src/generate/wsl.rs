@@ -59,12 +59,8 @@ pub fn generate_wsl(host: &WslHost, options: &GenerateOptions) -> Result<Spec, G
         ..ContainerEdits::default()
     };
     if options.additional_gids {
-        let gid = host.dxg.gid.ok_or_else(|| GenerateError::UnknownGroup {
-            path: super::under_root(&options.dev_root, &host.dxg.path),
-        })?;
-        if gid != 0 {
-            container_edits.additional_gids = vec![gid];
-        }
+        container_edits.additional_gids =
+            super::node_groups(std::iter::once(&host.dxg), &options.dev_root)?;
     }
     super::assemble(devices, container_edits, options)
 }
