@@ -226,20 +226,29 @@ pub fn generate(host: &Host, options: &GenerateOptions) -> Result<Spec, Generate
     if options.additional_gids {
         let nodes = std::iter::once(&host.kfd)
             .chain(host.gpus.iter().flat_map(|gpu| gpu_nodes(gpu, options)));
-        let mut gids = Vec::new();
-        for node in nodes {
-            let gid = node.gid.ok_or_else(|| GenerateError::UnknownGroup {
-                path: under_root(&options.dev_root, &node.path),
-            })?;
-            if gid != 0 && !gids.contains(&gid) {
-                gids.push(gid);
-            }
-        }
-        gids.sort_unstable();
-        container_edits.additional_gids = gids;
+        container_edits.additional_gids = node_groups(nodes, &options.dev_root)?;
     }
 
     assemble(devices, container_edits, options)
+}
+
+/// The groups owning `nodes`, for `additionalGids`: each once, sorted, root's left out; an error
+/// naming the first node (under `dev_root`) whose group discovery could not read.
+fn node_groups<'a>(
+    nodes: impl Iterator<Item = &'a FoundNode>,
+    dev_root: &Path,
+) -> Result<Vec<u32>, GenerateError> {
+    let mut gids = Vec::new();
+    for node in nodes {
+        let gid = node.gid.ok_or_else(|| GenerateError::UnknownGroup {
+            path: under_root(dev_root, &node.path),
+        })?;
+        if gid != 0 && !gids.contains(&gid) {
+            gids.push(gid);
+        }
+    }
+    gids.sort_unstable();
+    Ok(gids)
 }
 
 /// The spec of `devices` and the spec-wide `container_edits`, of the kind `options` names, with
@@ -279,7 +288,7 @@ fn assemble(
 /// integrated ones (renumbered) under `exclude_integrated`.
 fn in_spec<'a>(host: &'a Host, options: &GenerateOptions) -> Cow<'a, Host> {
     if options.exclude_integrated && host.gpus.iter().any(|gpu| gpu.integrated) {
-        Cow::Owned(host.without_integrated())
+        Cow::Owned(host.clone().without_integrated())
     } else {
         Cow::Borrowed(host)
     }

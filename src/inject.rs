@@ -101,10 +101,15 @@ impl DeviceSet {
                     sysfs_root: settings.sysfs_root.clone(),
                     dev_root: settings.dev_root.clone(),
                 };
-                if looks_like_wsl(&options) {
-                    return Self::load_wsl(&options, settings);
-                }
-                let mut host = discover_for_injection(&options)?;
+                // A WSL2 host is looked for only when there is no KFD, so a KFD host's hooks
+                // make no system call for it.
+                let mut host = match discover_for_injection(&options) {
+                    Ok(host) => host,
+                    Err(err) if err.is_no_kfd() && looks_like_wsl(&options) => {
+                        return Self::load_wsl(&options, settings);
+                    }
+                    Err(err) => return Err(err.into()),
+                };
                 if settings.exclude_integrated {
                     host = host.without_integrated();
                 }
@@ -292,10 +297,13 @@ fn named_candidates<'a>(names: impl Iterator<Item = &'a str>) -> Candidates {
         pci_address: None,
         names: vec![name.to_string()],
     };
-    let names: Vec<&str> = names.collect();
+    let mut has_all = false;
     let mut candidates: Vec<Candidate> = names
-        .iter()
-        .filter(|name| **name != "all")
+        .filter(|name| {
+            let all = *name == "all";
+            has_all |= all;
+            !all
+        })
         .map(|name| {
             let mut candidate = named(name);
             match grammar::parse_entry(strip_partition_suffix(name)) {
@@ -308,7 +316,7 @@ fn named_candidates<'a>(names: impl Iterator<Item = &'a str>) -> Candidates {
         })
         .collect();
     candidates.sort_by_key(|c| (c.index.is_none(), c.index));
-    if candidates.is_empty() && names.contains(&"all") {
+    if candidates.is_empty() && has_all {
         candidates.push(named("all"));
     }
     Candidates { candidates }

@@ -158,18 +158,13 @@ impl Requests {
                     })?;
             chosen.extend(names);
         }
+        // Taking each name out of the set as it is kept deduplicates in the same pass.
         Ok(inventory
             .candidates
             .iter()
-            .map(|c| &c.name)
-            .filter(|n| chosen.contains(*n))
-            .cloned()
-            .fold(Vec::new(), |mut out, n| {
-                if !out.contains(&n) {
-                    out.push(n);
-                }
-                out
-            }))
+            .filter(|c| chosen.remove(&c.name))
+            .map(|c| c.name.clone())
+            .collect())
     }
 }
 

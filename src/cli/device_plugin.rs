@@ -58,7 +58,7 @@ pub struct DevicePluginArgs {
         value_name = "DIR",
         env = "AMDGPU_CDI_CDI_DIR",
         hide_env_values = true,
-        default_value = "/var/run/cdi"
+        default_value = cdi::registry::DYNAMIC_DIR
     )]
     pub cdi_dir: PathBuf,
     /// The sysfs tree to discover GPUs in.

@@ -195,30 +195,7 @@ pub fn table(host: &Host, strategies: &[NameStrategy]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &[&str]| {
-        let mut text = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                text.push_str(cell);
-            } else {
-                let _ = write!(text, "{cell:<width$}  ", width = widths[i]);
-            }
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(&header);
-    for row in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(&cells);
-    }
+    let mut out = aligned(&header, &rows);
     // The strategies that would put the marked names into the spec too.
     let missing = NameStrategy::ALL
         .into_iter()
@@ -278,15 +255,9 @@ pub fn json(host: &Host, strategies: &[NameStrategy]) -> serde_json::Value {
     serde_json::Value::Array(gpus)
 }
 
-/// The names a WSL spec generated with `strategies` has: `0` for a single adapter (with the
-/// index strategy), and `all`.
-fn wsl_names(host: &WslHost, strategies: &[NameStrategy]) -> Vec<String> {
-    let mut names = Vec::new();
-    if host.adapters == 1 && strategies.contains(&NameStrategy::Index) {
-        names.push("0".to_string());
-    }
-    names.push("all".to_string());
-    names
+/// The names a WSL spec generated with `strategies` has (with its `all` device).
+fn wsl_names(host: &WslHost, strategies: &[NameStrategy]) -> Vec<&'static str> {
+    crate::generate::wsl::device_names(host, strategies, true).collect()
 }
 
 /// The text form under WSL2: one row for `/dev/dxg`, which serves every adapter.
@@ -299,20 +270,34 @@ pub fn wsl_table(host: &WslHost, strategies: &[NameStrategy]) -> String {
         host.dxcore.display().to_string(),
         wsl_names(host, strategies).join(","),
     ];
-    let widths: Vec<usize> = header
-        .iter()
-        .zip(&row)
-        .map(|(head, cell)| head.len().max(cell.len()))
-        .collect();
+    aligned(&header, &[row])
+}
+
+/// `header` and `rows` as text lines, each column as wide as its widest cell and two spaces
+/// apart; the last column is not padded (it may have spaces) and no line ends in spaces.
+fn aligned<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
     let mut out = String::new();
-    for cells in [header.map(String::from), row] {
-        let line: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(cell, &width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i + 1 == N {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<width$}  ", width = widths[i]);
+            }
+        }
+        out.push_str(text.trim_end());
         out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
     }
     out
 }

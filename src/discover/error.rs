@@ -177,6 +177,17 @@ pub enum DiscoverError {
     },
 }
 
+impl DiscoverError {
+    /// Whether discovery found no KFD device at all (no AMD GPU, no driver, or a PCI bus that
+    /// cannot be listed): the only failure after which a WSL2 host (`/dev/dxg`) can be there.
+    pub fn is_no_kfd(&self) -> bool {
+        matches!(
+            self,
+            Self::NoAmdGpu { .. } | Self::NoDriver { .. } | Self::NoKfd { .. }
+        )
+    }
+}
+
 /// Lower-case description of an I/O error, with a hint for the errors users can act on.
 pub(super) fn describe_io(error: &io::Error) -> String {
     let text = match error.raw_os_error() {

@@ -104,20 +104,11 @@ impl Host {
     /// The host without its integrated GPUs (APUs), the others numbered again from 0 in the same
     /// order: what `--exclude-integrated` (generate, the hooks' `exclude-integrated`, the device
     /// plugin) makes of it, so that indices agree wherever the choice is made.
-    pub fn without_integrated(&self) -> Host {
-        let gpus = self
-            .gpus
-            .iter()
-            .filter(|gpu| !gpu.integrated)
-            .enumerate()
-            .map(|(index, gpu)| Gpu {
-                index,
-                ..gpu.clone()
-            })
-            .collect();
-        Host {
-            kfd: self.kfd.clone(),
-            gpus,
+    pub fn without_integrated(mut self) -> Host {
+        self.gpus.retain(|gpu| !gpu.integrated);
+        for (index, gpu) in self.gpus.iter_mut().enumerate() {
+            gpu.index = index;
         }
+        self
     }
 }

@@ -33,25 +33,16 @@ pub const DXG_DETECTION: &str = "HSA_ENABLE_DXG_DETECTION=1";
 pub fn generate_wsl(host: &WslHost, options: &GenerateOptions) -> Result<Spec, GenerateError> {
     cdi::name::validate_vendor(&options.vendor)?;
     cdi::name::validate_class(&options.class)?;
-    let node = || ContainerEdits {
-        device_nodes: vec![node_edit(&host.dxg, options)],
-        ..ContainerEdits::default()
-    };
-    let mut devices = Vec::new();
-    if host.adapters == 1 && options.strategies.contains(&NameStrategy::Index) {
-        devices.push(Device {
-            name: "0".into(),
+    let devices: Vec<Device> = device_names(host, &options.strategies, options.all_device)
+        .map(|name| Device {
+            name: name.into(),
             annotations: BTreeMap::new(),
-            container_edits: node(),
-        });
-    }
-    if options.all_device {
-        devices.push(Device {
-            name: "all".into(),
-            annotations: BTreeMap::new(),
-            container_edits: node(),
-        });
-    }
+            container_edits: ContainerEdits {
+                device_nodes: vec![node_edit(&host.dxg, options)],
+                ..ContainerEdits::default()
+            },
+        })
+        .collect();
     if devices.is_empty() {
         return Err(GenerateError::NoWslDevice {
             adapters: host.adapters,
@@ -68,14 +59,24 @@ pub fn generate_wsl(host: &WslHost, options: &GenerateOptions) -> Result<Spec, G
         ..ContainerEdits::default()
     };
     if options.additional_gids {
-        let gid = host.dxg.gid.ok_or_else(|| GenerateError::UnknownGroup {
-            path: super::under_root(&options.dev_root, &host.dxg.path),
-        })?;
-        if gid != 0 {
-            container_edits.additional_gids = vec![gid];
-        }
+        container_edits.additional_gids =
+            super::node_groups(std::iter::once(&host.dxg), &options.dev_root)?;
     }
     super::assemble(devices, container_edits, options)
+}
+
+/// The names of the devices of a WSL spec generated with `strategies`, in spec order: `0` when
+/// exactly one adapter is shared and the index strategy is asked for, then `all` with
+/// `all_device`.
+pub fn device_names(
+    host: &WslHost,
+    strategies: &[NameStrategy],
+    all_device: bool,
+) -> impl Iterator<Item = &'static str> {
+    let index = host.adapters == 1 && strategies.contains(&NameStrategy::Index);
+    [("0", index), ("all", all_device)]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
 }
 
 /// The host paths a WSL spec generated with `options` names that do not exist: `/dev/dxg` under
