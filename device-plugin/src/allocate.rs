@@ -162,7 +162,7 @@ fn device_specs(spec: &Spec, devices: &[&PluginDevice]) -> Result<Vec<DeviceSpec
 fn device_spec(node: &DeviceNode) -> DeviceSpec {
     DeviceSpec {
         container_path: node.path.clone(),
-        host_path: node.host_path.clone().unwrap_or_else(|| node.path.clone()),
+        host_path: node.host_node_path().to_string(),
         // CDI's empty permissions mean `rwm`; a container has no use for mknod on its nodes.
         permissions: node
             .permissions
@@ -253,6 +253,16 @@ mod tests {
                 (second.as_str(), second.as_str(), "rw"),
             ]
         );
+    }
+
+    #[test]
+    fn an_empty_host_path_is_the_container_path() {
+        let node = DeviceNode {
+            path: "/dev/dri/renderD128".into(),
+            host_path: Some(String::new()),
+            ..DeviceNode::default()
+        };
+        assert_eq!(device_spec(&node).host_path, "/dev/dri/renderD128");
     }
 
     #[test]
