@@ -298,7 +298,8 @@ pub fn host_owner(config: &Value, uid: u32, gid: u32) -> Result<(u32, u32), Node
 /// ([`cdi::edits::resolve_nodes`], in the order of the edits), as applying them would leave
 /// `linux.devices`: each node replaces the first entry with its path and is appended; what is
 /// left that `config` lacks (by path, type and numbers) is added, with the access of the first
-/// allow rule the injection adds for its type and numbers (`rwm` when it adds none). Nothing is
+/// allow rule the injection adds for its type and numbers (`rwm` when it adds none); each with
+/// its host node (`hostPath`, else the path), which a rootless container gets bind-mounted. Nothing is
 /// copied or edited: a config with many devices or rules costs no more than reading it.
 pub fn devices_to_add(
     config: &Value,
@@ -387,7 +388,7 @@ pub fn devices_to_add(
             uid: id(node.uid),
             gid: id(node.gid),
             access,
-            host_path: None,
+            host_path: Some(PathBuf::from(node.host_node_path())),
         });
     }
     Ok(added)
@@ -683,7 +684,7 @@ mod tests {
                     uid: 0,
                     gid: 0,
                     access: Access::ALL,
-                    host_path: None,
+                    host_path: Some("/dev/kfd".into()),
                 },
                 DeviceToAdd {
                     container_path: "/dev/dri/renderD129".into(),
@@ -694,7 +695,7 @@ mod tests {
                     uid: 1000,
                     gid: 44,
                     access: Access::parse("rw").expect("rw"),
-                    host_path: None,
+                    host_path: Some("/dev/dri/renderD129".into()),
                 },
             ]
         );
@@ -1023,8 +1024,12 @@ mod tests {
         let fake = host();
         let mut opts = options();
         opts.privilege = Privilege::NamespacedRoot;
-        let err = inject(&fake, &opts, &state(Some(42)), &config(), &devices())
-            .expect_err("no host path");
+        let mut devices = devices();
+        for device in &mut devices {
+            device.host_path = None;
+        }
+        let err =
+            inject(&fake, &opts, &state(Some(42)), &config(), &devices).expect_err("no host path");
         assert_eq!(
             err.to_string(),
             "cannot bind-mount /dev/kfd into the rootless container: its host path is unknown"

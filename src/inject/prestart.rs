@@ -10,9 +10,7 @@
 //! they are left out and logged (found by applying the edits to a copy of the config, made only
 //! when the edits have such parts).
 
-use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
 
 use amdgpu_cdi_oci::bundle::{self, BundleError};
 use amdgpu_cdi_oci::log::DetailLog;
@@ -20,7 +18,7 @@ use amdgpu_cdi_oci::nodes::{self, NodeError, NodeOptions};
 use amdgpu_cdi_oci::oci_config::OciConfig;
 use amdgpu_cdi_oci::state::{State, StateError};
 use amdgpu_cdi_oci::syscalls::Syscalls;
-use cdi::edits::{ResolvedNode, apply_resolved, resolve_nodes};
+use cdi::edits::{apply_resolved, resolve_nodes};
 use cdi::host::LiveHostFs;
 use cdi::spec::ContainerEdits;
 use serde_json::Value;
@@ -75,11 +73,7 @@ pub fn run<S: Syscalls>(
         apply_resolved(&mut injected, &edits, &resolved).map_err(edit_error)?;
         warn_about_late_edits(&config, &injected, log);
     }
-    let hosts = host_paths(&resolved);
-    let mut devices = nodes::devices_to_add(&config, &resolved)?;
-    for device in &mut devices {
-        device.host_path = hosts.get(&device.container_path).cloned();
-    }
+    let devices = nodes::devices_to_add(&config, &resolved)?;
     let report = nodes::inject(sys, options, &state, &config, &devices)?;
     for (path, result) in &report.nodes {
         log.info(&format!("{}: {result:?}", path.display()));
@@ -94,17 +88,6 @@ pub fn run<S: Syscalls>(
         log.info("rootless: bind-mounted the host nodes, device cgroup unchanged");
     }
     Ok(Outcome::Injected(selected.names))
-}
-
-/// Container path -> host path of every device node (`hostPath` defaults to `path`).
-fn host_paths(nodes: &[ResolvedNode]) -> BTreeMap<PathBuf, PathBuf> {
-    nodes
-        .iter()
-        .map(|node| {
-            let host = node.host_path.as_deref().unwrap_or(&node.path);
-            (PathBuf::from(&node.path), PathBuf::from(host))
-        })
-        .collect()
 }
 
 /// Whether `edits` has edits [`warn_about_late_edits`] looks at; without them the config needs

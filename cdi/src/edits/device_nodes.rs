@@ -38,6 +38,12 @@ pub struct ResolvedNode {
 }
 
 impl ResolvedNode {
+    /// The path of the host node: the given `hostPath`, else `path`.
+    #[must_use]
+    pub fn host_node_path(&self) -> &str {
+        self.host_path.as_deref().unwrap_or(&self.path)
+    }
+
     /// Character and block devices get a device cgroup allow rule; FIFOs do not.
     #[must_use]
     pub fn has_cgroup_rule(&self) -> bool {
