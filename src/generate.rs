@@ -275,7 +275,7 @@ fn assemble(
             return Err(GenerateError::VersionTooOld {
                 requested,
                 required,
-                reason: version_reason(&spec),
+                reason: cdi::version::required_by(&spec).unwrap_or("the base format"),
             });
         }
         Some(requested) => requested,
@@ -377,36 +377,6 @@ fn annotations(gpu: &Gpu) -> BTreeMap<String, String> {
         map.insert("amd.com/product-name".into(), name.clone());
     }
     map
-}
-
-/// The generated content that sets the version floor, for error messages.
-fn version_reason(spec: &Spec) -> &'static str {
-    let all_edits = std::iter::once(&spec.container_edits)
-        .chain(spec.devices.iter().map(|d| &d.container_edits));
-    if all_edits.clone().any(|e| !e.additional_gids.is_empty()) {
-        "additionalGids"
-    } else if spec.devices.iter().any(|d| !d.annotations.is_empty()) {
-        "annotations"
-    } else if spec
-        .kind
-        .split_once('/')
-        .is_some_and(|(_, class)| class.contains('.'))
-    {
-        "a dot in the class"
-    } else if spec
-        .devices
-        .iter()
-        .any(|d| d.name.starts_with(|c: char| c.is_ascii_digit()))
-    {
-        "a device name starting with a digit"
-    } else if all_edits
-        .flat_map(|e| &e.device_nodes)
-        .any(|n| n.host_path.is_some())
-    {
-        "hostPath"
-    } else {
-        "the base format"
-    }
 }
 
 #[cfg(test)]
