@@ -173,6 +173,14 @@ pub struct DeviceNode {
     pub gid: Option<u32>,
 }
 
+impl Spec {
+    /// Every edit of the spec: its own, then each device's.
+    pub fn all_edits(&self) -> impl Iterator<Item = &ContainerEdits> + Clone {
+        std::iter::once(&self.container_edits)
+            .chain(self.devices.iter().map(|device| &device.container_edits))
+    }
+}
+
 impl DeviceNode {
     /// `hostPath` when the spec sets it to a path: an empty `hostPath` is no `hostPath`, as the
     /// engines read it.

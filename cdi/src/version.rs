@@ -119,23 +119,22 @@ pub fn required_by(spec: &Spec) -> Option<&'static str> {
 }
 
 fn requirement(spec: &Spec) -> (Version, Option<&'static str>) {
-    let all_edits = || {
-        std::iter::once(&spec.container_edits)
-            .chain(spec.devices.iter().map(|device| &device.container_edits))
-    };
-    if all_edits().any(|edits| !edits.net_devices.is_empty()) {
+    if spec.all_edits().any(|edits| !edits.net_devices.is_empty()) {
         return (V1_1_0, Some("netDevices"));
     }
-    if all_edits().any(needs_1_1_0) {
+    if spec.all_edits().any(needs_1_1_0) {
         return (
             V1_1_0,
             Some("intelRdt.schemata or intelRdt.enableMonitoring"),
         );
     }
-    if all_edits().any(|edits| edits.intel_rdt.is_some()) {
+    if spec.all_edits().any(|edits| edits.intel_rdt.is_some()) {
         return (V0_7_0, Some("intelRdt"));
     }
-    if all_edits().any(|edits| !edits.additional_gids.is_empty()) {
+    if spec
+        .all_edits()
+        .any(|edits| !edits.additional_gids.is_empty())
+    {
         return (V0_7_0, Some("additionalGids"));
     }
     if !spec.annotations.is_empty() || spec.devices.iter().any(|d| !d.annotations.is_empty()) {
@@ -155,13 +154,15 @@ fn requirement(spec: &Spec) -> (Version, Option<&'static str>) {
     {
         return (V0_5_0, Some("a device name starting with a digit"));
     }
-    if all_edits()
+    if spec
+        .all_edits()
         .flat_map(|edits| &edits.device_nodes)
         .any(|node| node.given_host_path().is_some())
     {
         return (V0_5_0, Some("a device node hostPath"));
     }
-    if all_edits()
+    if spec
+        .all_edits()
         .flat_map(|edits| &edits.mounts)
         .any(|mount| mount.kind.as_deref().is_some_and(|t| !t.is_empty()))
     {

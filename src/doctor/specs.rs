@@ -72,8 +72,7 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
                             Some(format!("{first} (and {} more problems)", rest.len()))
                         }
                     };
-                    let edits = std::iter::once(&spec.container_edits)
-                        .chain(spec.devices.iter().map(|d| &d.container_edits));
+                    let edits = spec.all_edits();
                     let mut groups = false;
                     let mut file_modes: Vec<(String, u32)> = Vec::new();
                     for edit in edits {
