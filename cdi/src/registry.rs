@@ -422,9 +422,10 @@ pub fn is_spec_file_name(name: &str) -> bool {
     matches!(name.rsplit_once('.'), Some((_, "json" | "yaml")))
 }
 
-/// The spec files directly inside `dir`, sorted by name; subdirectories and names that are not
-/// UTF-8 are skipped.
-fn spec_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+/// The spec files directly inside `dir`, sorted by name, as engines list a spec dir:
+/// subdirectories and names that are not UTF-8 are skipped; which of the rest may be read is
+/// [`read_entry`]'s to say.
+pub fn spec_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;

@@ -11,7 +11,6 @@ use nix::errno::Errno;
 
 use crate::check::{self, Currentness};
 use crate::discover;
-use crate::engines::dir_files;
 use crate::generate::record::{self, RecordError};
 use crate::generate::{self, GenerateOptions};
 
@@ -123,13 +122,10 @@ pub(super) fn scan(roots: &HostRoots) -> SpecScan {
     scan
 }
 
-/// The `*.json` and `*.yaml` files directly inside `dir`, in name order, as engines list a spec
-/// dir; which of them may be read is `cdi::registry::read_entry`'s to say.
+/// The spec files of `dir` as engines list them ([`cdi::registry::spec_files`]); none when it
+/// cannot be listed.
 pub(super) fn spec_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = dir_files(dir, "json");
-    files.extend(dir_files(dir, "yaml"));
-    files.sort();
-    files
+    cdi::registry::spec_files(dir).unwrap_or_default()
 }
 
 /// Whether the file `bytes` hold `text` anywhere: whose a spec is that does not parse.
