@@ -285,8 +285,7 @@ fn docker_file_modes(roots: &HostRoots, specs: &SpecScan, engines: &[EngineFacts
     // A spec Docker refuses for its version gives no nodes at all; the docker section says so.
     let accepted = |file: &&GpuSpecFile| {
         file.version
-            .and_then(|v| Engine::Docker.first_accepting(v))
-            .is_some_and(|first| docker.version >= first)
+            .is_some_and(|v| Engine::Docker.accepts(docker.version, v))
     };
     let mut findings = Vec::new();
     for file in specs

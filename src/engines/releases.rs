@@ -129,15 +129,18 @@ impl Engine {
             .and_then(|(_, releases)| releases[column])
     }
 
+    /// Whether release `version` accepts specs of version `spec`.
+    pub fn accepts(self, version: EngineVersion, spec: Version) -> bool {
+        self.first_accepting(spec)
+            .is_some_and(|first| version >= first)
+    }
+
     /// The newest spec version release `version` accepts; `None` when it accepts none.
     pub fn newest_accepted(self, version: EngineVersion) -> Option<Version> {
         KNOWN_VERSIONS
             .iter()
             .copied()
-            .filter(|spec| {
-                self.first_accepting(*spec)
-                    .is_some_and(|first| version >= first)
-            })
+            .filter(|spec| self.accepts(version, *spec))
             .max()
     }
 }
