@@ -17,7 +17,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::edits::env_key;
-use crate::host::{HostFs, HostNode, LiveHostFs, NodeType};
+use crate::host::{HostFs, HostNode, LiveHostFs, NodeType, lexically_clean};
 use crate::spec::{ContainerEdits, Spec};
 use crate::text::escape;
 
@@ -403,23 +403,11 @@ fn sensitive(host_path: &str) -> Option<(&'static str, &'static str)> {
         .map(|&(path, gives)| (path, gives))
 }
 
-/// An absolute path with `.`, `..` and repeated slashes resolved by text alone; `None` for a
-/// relative path.
+/// An absolute path with `.`, `..` and repeated slashes resolved by text alone
+/// ([`lexically_clean`]); `None` for a relative path.
 fn normalize(path: &str) -> Option<PathBuf> {
-    if !path.starts_with('/') {
-        return None;
-    }
-    let mut out = PathBuf::from("/");
-    for component in Path::new(path).components() {
-        match component {
-            Component::Normal(name) => out.push(name),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    Some(out)
+    path.starts_with('/')
+        .then(|| lexically_clean(Path::new(path)))
 }
 
 #[cfg(test)]

@@ -6,10 +6,28 @@
 //! ([`HostFs::stat`]: links followed). Both take a [`HostFs`], so tests (and `doctor --root`)
 //! answer for another host; [`LiveHostFs`] is this machine.
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sys::stat::{FileStat, SFlag};
+
+/// `path` with `.` and `..` resolved by text alone, as a kernel lookup without symlinks would
+/// resolve them (`..` never climbs above `/`; repeated slashes fold).
+#[must_use]
+pub fn lexically_clean(path: &Path) -> PathBuf {
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::RootDir | Component::Prefix(_) => clean.push("/"),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::Normal(name) => clean.push(name),
+        }
+    }
+    clean
+}
 
 /// The file type of a host path, as far as CDI cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use cdi::edits::ResolvedNode;
+use cdi::host::lexically_clean;
 use nix::errno::Errno;
 use serde_json::Value;
 
@@ -216,22 +217,6 @@ pub struct RootfsLocation {
     pub base: PathBuf,
     /// The components below it, plain names only.
     pub below: PathBuf,
-}
-
-/// `path` with `.` and `..` resolved lexically (`..` never climbs above `/`).
-fn lexically_clean(path: &Path) -> PathBuf {
-    let mut clean = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::RootDir | Component::Prefix(_) => clean.push("/"),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                clean.pop();
-            }
-            Component::Normal(name) => clean.push(name),
-        }
-    }
-    clean
 }
 
 /// Where the rootfs of `config` in `bundle` is (see [`RootfsLocation`]), as the host sees it;
